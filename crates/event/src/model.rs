@@ -1,0 +1,360 @@
+//! The typed POS event: what a valid record becomes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+
+/// The kinds of stock movement a POS or back-office system reports (CONTRACT §1a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    Sale,
+    Return,
+    /// Goods delivered to the store.
+    Receipt,
+    /// Spoiled, damaged or expired goods taken off the shelf.
+    Waste,
+    /// A signed correction.
+    Adjustment,
+    /// An absolute counted on-hand quantity.
+    StockCount,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::Sale,
+        EventType::Return,
+        EventType::Receipt,
+        EventType::Waste,
+        EventType::Adjustment,
+        EventType::StockCount,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::Sale => "sale",
+            EventType::Return => "return",
+            EventType::Receipt => "receipt",
+            EventType::Waste => "waste",
+            EventType::Adjustment => "adjustment",
+            EventType::StockCount => "stock_count",
+        }
+    }
+
+    /// The signed change to on-hand a line of this type causes, or `None` for a stock count,
+    /// which sets on-hand absolutely (CONTRACT §2).
+    pub fn stock_delta(self, quantity: Decimal) -> Option<Decimal> {
+        match self {
+            EventType::Sale | EventType::Waste => Some(-quantity),
+            EventType::Return | EventType::Receipt | EventType::Adjustment => Some(quantity),
+            EventType::StockCount => None,
+        }
+    }
+
+    /// Whether `quantity` obeys the sign rule of this type.
+    pub fn quantity_sign_ok(self, quantity: Decimal) -> bool {
+        match self {
+            EventType::Sale | EventType::Return | EventType::Receipt | EventType::Waste => {
+                quantity > Decimal::ZERO
+            }
+            EventType::Adjustment => !quantity.is_zero(),
+            EventType::StockCount => quantity >= Decimal::ZERO,
+        }
+    }
+
+    /// The sign rule in words, for error messages.
+    pub fn sign_rule(self) -> &'static str {
+        match self {
+            EventType::Sale | EventType::Return | EventType::Receipt | EventType::Waste => "> 0",
+            EventType::Adjustment => "!= 0",
+            EventType::StockCount => ">= 0",
+        }
+    }
+}
+
+impl FromStr for EventType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "sale" => EventType::Sale,
+            "return" => EventType::Return,
+            "receipt" => EventType::Receipt,
+            "waste" => EventType::Waste,
+            "adjustment" => EventType::Adjustment,
+            "stock_count" => EventType::StockCount,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which wire form a record came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// `schema_version` 1 (CONTRACT §1a).
+    Canonical,
+    /// The original producer's one-line flat sale (CONTRACT §1b).
+    Legacy,
+}
+
+impl Form {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Form::Canonical => "canonical",
+            Form::Legacy => "legacy",
+        }
+    }
+}
+
+/// One line of an event: a SKU and how much of it moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub sku: Cow<'a, str>,
+    /// Up to 3 decimals (weighed goods), stored with scale 3.
+    pub quantity: Decimal,
+    /// Up to 4 decimals, stored with scale 4.
+    pub unit_price: Option<Decimal>,
+    /// Up to 4 decimals, stored with scale 4.
+    pub discount: Option<Decimal>,
+}
+
+impl Line<'_> {
+    pub fn into_owned(self) -> Line<'static> {
+        Line {
+            sku: Cow::Owned(self.sku.into_owned()),
+            quantity: self.quantity,
+            unit_price: self.unit_price,
+            discount: self.discount,
+        }
+    }
+
+    /// `quantity × unit_price − discount`, when the line has a price.
+    pub fn net_amount(&self) -> Option<Decimal> {
+        self.unit_price.map(|p| {
+            (self.quantity * p - self.discount.unwrap_or_default())
+                .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointNearestEven)
+        })
+    }
+}
+
+/// A valid POS event. Borrows from the record it was parsed from where it can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub event_id: Cow<'a, str>,
+    pub event_type: EventType,
+    /// UTC, microsecond precision.
+    pub event_time: DateTime<Utc>,
+    pub store_id: Cow<'a, str>,
+    pub register_id: Option<Cow<'a, str>>,
+    pub transaction_id: Option<Cow<'a, str>>,
+    pub lines: Vec<Line<'a>>,
+    pub form: Form,
+    /// Legacy records name the product; it feeds an inferred product dimension member.
+    pub product_name: Option<Cow<'a, str>>,
+    /// Legacy records name the category.
+    pub category: Option<Cow<'a, str>>,
+}
+
+fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    c.map(|c| Cow::Owned(c.into_owned()))
+}
+
+impl Event<'_> {
+    pub fn into_owned(self) -> Event<'static> {
+        Event {
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            event_type: self.event_type,
+            event_time: self.event_time,
+            store_id: Cow::Owned(self.store_id.into_owned()),
+            register_id: own(self.register_id),
+            transaction_id: own(self.transaction_id),
+            lines: self.lines.into_iter().map(Line::into_owned).collect(),
+            form: self.form,
+            product_name: own(self.product_name),
+            category: own(self.category),
+        }
+    }
+
+    /// A 64-bit hash of everything the event says (not of how it was spelled), so that a resent
+    /// event is recognised as an exact duplicate and the same `event_id` with other content is not.
+    pub fn fingerprint(&self) -> u64 {
+        use xxhash_rust::xxh3::Xxh3;
+        fn s(h: &mut Xxh3, v: &str) {
+            h.update(&(v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+        fn os(h: &mut Xxh3, v: Option<&str>) {
+            match v {
+                Some(v) => {
+                    h.update(&[1]);
+                    s(h, v);
+                }
+                None => h.update(&[0]),
+            }
+        }
+        fn d(h: &mut Xxh3, v: Option<Decimal>) {
+            match v {
+                Some(v) => {
+                    let n = v.normalize();
+                    h.update(&[1]);
+                    h.update(&n.mantissa().to_le_bytes());
+                    h.update(&n.scale().to_le_bytes());
+                }
+                None => h.update(&[0]),
+            }
+        }
+        let mut h = Xxh3::new();
+        s(&mut h, &self.event_id);
+        s(&mut h, self.event_type.as_str());
+        h.update(&self.event_time.timestamp_micros().to_le_bytes());
+        s(&mut h, &self.store_id);
+        os(&mut h, self.register_id.as_deref());
+        os(&mut h, self.transaction_id.as_deref());
+        h.update(&(self.lines.len() as u64).to_le_bytes());
+        for l in &self.lines {
+            s(&mut h, &l.sku);
+            d(&mut h, Some(l.quantity));
+            d(&mut h, l.unit_price);
+            d(&mut h, l.discount);
+        }
+        h.digest()
+    }
+
+    /// Writes the canonical JSON form (CONTRACT §1a) of this event, without a newline.
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"schema_version\":1,\"event_id\":");
+        write_json_str(out, &self.event_id);
+        out.extend_from_slice(b",\"event_type\":\"");
+        out.extend_from_slice(self.event_type.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"event_time\":\"");
+        out.extend_from_slice(
+            self.event_time
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\",\"store_id\":");
+        write_json_str(out, &self.store_id);
+        if let Some(r) = &self.register_id {
+            out.extend_from_slice(b",\"register_id\":");
+            write_json_str(out, r);
+        }
+        if let Some(t) = &self.transaction_id {
+            out.extend_from_slice(b",\"transaction_id\":");
+            write_json_str(out, t);
+        }
+        out.extend_from_slice(b",\"lines\":[");
+        for (i, l) in self.lines.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"sku\":");
+            write_json_str(out, &l.sku);
+            out.extend_from_slice(b",\"quantity\":");
+            write_decimal(out, l.quantity);
+            if let Some(p) = l.unit_price {
+                out.extend_from_slice(b",\"unit_price\":");
+                write_decimal(out, p);
+            }
+            if let Some(d) = l.discount {
+                out.extend_from_slice(b",\"discount\":");
+                write_decimal(out, d);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+
+    /// The canonical JSON form as a string.
+    pub fn to_canonical_json(&self) -> String {
+        let mut v = Vec::with_capacity(256);
+        self.write_canonical(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+}
+
+/// Writes a JSON string literal with the escapes JSON requires.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Writes a decimal as a JSON number with no exponent and no needless trailing zeros.
+pub fn write_decimal(out: &mut Vec<u8>, d: Decimal) {
+    use std::io::Write;
+    let _ = write!(out, "{}", d.normalize());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_delta_signs() {
+        let q = Decimal::new(25, 1);
+        assert_eq!(EventType::Sale.stock_delta(q), Some(-q));
+        assert_eq!(EventType::Waste.stock_delta(q), Some(-q));
+        assert_eq!(EventType::Return.stock_delta(q), Some(q));
+        assert_eq!(EventType::Receipt.stock_delta(q), Some(q));
+        assert_eq!(EventType::Adjustment.stock_delta(-q), Some(-q));
+        assert_eq!(EventType::StockCount.stock_delta(q), None);
+    }
+
+    #[test]
+    fn event_type_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
+        }
+        assert!("Sale".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn json_string_escapes() {
+        let mut v = Vec::new();
+        write_json_str(&mut v, "a\"b\\c\nd\u{1}é");
+        assert_eq!(String::from_utf8(v).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+    }
+
+    #[test]
+    fn net_amount_is_exact() {
+        let l = Line {
+            sku: "X".into(),
+            quantity: Decimal::new(532, 3),
+            unit_price: Some(Decimal::new(349, 2)),
+            discount: Some(Decimal::new(10, 2)),
+        };
+        // 0.532 * 3.49 = 1.85668 - 0.10 = 1.75668 -> 1.7567
+        assert_eq!(l.net_amount(), Some(Decimal::new(17567, 4)));
+    }
+}

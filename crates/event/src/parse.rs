@@ -1,0 +1,736 @@
+//! Parsing raw record bytes into a typed [`Event`], collecting every rule the record breaks.
+//!
+//! One pass of `serde_json` splits an object into its fields as raw JSON text; each field is then
+//! read on its own, so that one bad field never hides another. Numbers are read from their exact
+//! JSON text into decimals: a quantity of `0.1` is 0.1, not a binary float near it. The parser
+//! never panics, whatever the bytes (see the property tests).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::model::{Event, EventType, Form, Line};
+use crate::reason::{ReasonCode as R, Rejection, Violation};
+
+/// The largest record accepted, in bytes (the Kinesis record limit).
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// The most lines one event may carry.
+pub const MAX_LINES: usize = 1000;
+/// The longest identifier (event, store, SKU, register, transaction), in characters.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Parses and validates one record. `Ok` only when the record breaks no rule.
+pub fn parse_event(bytes: &[u8]) -> Result<Event<'_>, Rejection> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(Rejection::single(Violation::new(
+            R::TooLarge,
+            "",
+            format!("{} bytes, the limit is {MAX_RECORD_BYTES}", bytes.len()),
+        )));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Rejection::single(Violation::new(
+            R::NotUtf8,
+            "",
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        ))
+    })?;
+    parse_event_str(text)
+}
+
+/// As [`parse_event`], for a record already known to be UTF-8.
+pub fn parse_event_str(text: &str) -> Result<Event<'_>, Rejection> {
+    if text.len() > MAX_RECORD_BYTES {
+        return Err(Rejection::single(Violation::new(
+            R::TooLarge,
+            "",
+            format!("{} bytes, the limit is {MAX_RECORD_BYTES}", text.len()),
+        )));
+    }
+    let top: Top<'_> = match serde_json::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(Rejection::single(Violation::new(
+                R::NotJson,
+                "",
+                e.to_string(),
+            )));
+        }
+    };
+    let fields = match top {
+        Top::Object(f) => f,
+        Top::Other(kind) => {
+            return Err(Rejection::single(Violation::new(
+                R::NotObject,
+                "",
+                format!("a JSON {kind}, not an object"),
+            )));
+        }
+    };
+    let legacy = (fields.get("product_id").is_some() || fields.get("total_price").is_some())
+        && fields.get("lines").is_none()
+        && fields.get("event_type").is_none();
+    let mut v = Vec::new();
+    let result = if legacy {
+        parse_legacy(&fields, &mut v)
+    } else {
+        parse_canonical(&fields, &mut v)
+    };
+    match result {
+        Some(event) if v.is_empty() => Ok(event),
+        _ => {
+            let event_id = if legacy {
+                match (
+                    read_string(fields.get("transaction_id")),
+                    read_string(fields.get("product_id")),
+                ) {
+                    (Ok(Some(t)), Ok(Some(p))) => Some(format!("{t}:{p}")),
+                    _ => None,
+                }
+            } else {
+                read_string(fields.get("event_id"))
+                    .ok()
+                    .flatten()
+                    .map(|s| s.into_owned())
+            };
+            debug_assert!(!v.is_empty());
+            if v.is_empty() {
+                v.push(Violation::new(R::NotJson, "", "unreadable record"));
+            }
+            Err(Rejection {
+                violations: v,
+                event_id,
+            })
+        }
+    }
+}
+
+fn parse_canonical<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>> {
+    f.check_duplicates(
+        &[
+            "schema_version",
+            "event_id",
+            "event_type",
+            "event_time",
+            "store_id",
+            "register_id",
+            "transaction_id",
+            "lines",
+        ],
+        "",
+        v,
+    );
+    if let Some(raw) = f.get("schema_version") {
+        if raw.get() != "1" && raw.get() != "null" {
+            v.push(Violation::new(
+                R::UnsupportedSchemaVersion,
+                "schema_version",
+                format!("{} (only 1 is known)", clip(raw.get())),
+            ));
+        }
+    }
+    let event_id = required_id(f, "event_id", R::MissingEventId, R::InvalidEventId, v);
+    let event_type = match f.get("event_type") {
+        None => {
+            v.push(Violation::new(R::MissingEventType, "event_type", "absent"));
+            None
+        }
+        Some(raw) => match read_string(Some(raw)) {
+            Ok(Some(s)) => match s.parse::<EventType>() {
+                Ok(t) => Some(t),
+                Err(()) => {
+                    v.push(Violation::new(
+                        R::InvalidEventType,
+                        "event_type",
+                        format!("{:?} is not a known event type", clip(&s)),
+                    ));
+                    None
+                }
+            },
+            Ok(None) => {
+                v.push(Violation::new(R::MissingEventType, "event_type", "null"));
+                None
+            }
+            Err(()) => {
+                v.push(Violation::new(
+                    R::InvalidEventType,
+                    "event_type",
+                    format!("{} is not a string", clip(raw.get())),
+                ));
+                None
+            }
+        },
+    };
+    let event_time = read_time(f, "event_time", v);
+    let store_id = required_id(f, "store_id", R::MissingStoreId, R::InvalidStoreId, v);
+    let register_id = optional_id(f, "register_id", R::InvalidRegisterId, v);
+    let transaction_id = optional_id(f, "transaction_id", R::InvalidTransactionId, v);
+
+    let mut lines = Vec::new();
+    match f.get("lines") {
+        None => v.push(Violation::new(R::MissingLines, "lines", "absent")),
+        Some(raw) if raw.get() == "null" => {
+            v.push(Violation::new(R::MissingLines, "lines", "null"))
+        }
+        Some(raw) => match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+            Err(_) => v.push(Violation::new(
+                R::InvalidLines,
+                "lines",
+                format!("{} is not an array", clip(raw.get())),
+            )),
+            Ok(items) if items.is_empty() => {
+                v.push(Violation::new(R::EmptyLines, "lines", "no lines"))
+            }
+            Ok(items) if items.len() > MAX_LINES => v.push(Violation::new(
+                R::TooManyLines,
+                "lines",
+                format!("{} lines, the limit is {MAX_LINES}", items.len()),
+            )),
+            Ok(items) => {
+                lines.reserve(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    if let Some(line) = parse_line(item, i, event_type, v) {
+                        lines.push(line);
+                    }
+                }
+            }
+        },
+    }
+    Some(Event {
+        event_id: event_id?,
+        event_type: event_type?,
+        event_time: event_time?,
+        store_id: store_id?,
+        register_id,
+        transaction_id,
+        lines,
+        form: Form::Canonical,
+        product_name: None,
+        category: None,
+    })
+}
+
+fn parse_line<'a>(
+    raw: &'a RawValue,
+    i: usize,
+    event_type: Option<EventType>,
+    v: &mut Vec<Violation>,
+) -> Option<Line<'a>> {
+    let f = match serde_json::from_str::<Top<'a>>(raw.get()) {
+        Ok(Top::Object(f)) => f,
+        _ => {
+            v.push(Violation::new(
+                R::InvalidLine,
+                format!("lines[{i}]"),
+                format!("{} is not an object", clip(raw.get())),
+            ));
+            return None;
+        }
+    };
+    let p = |name: &str| format!("lines[{i}].{name}");
+    f.check_duplicates(
+        &["sku", "quantity", "unit_price", "discount"],
+        &format!("lines[{i}]"),
+        v,
+    );
+    let sku = match read_id(f.get("sku")) {
+        IdRead::Ok(s) => Some(s),
+        IdRead::Missing => {
+            v.push(Violation::new(R::MissingSku, p("sku"), "absent"));
+            None
+        }
+        IdRead::Invalid(why) => {
+            v.push(Violation::new(R::InvalidSku, p("sku"), why));
+            None
+        }
+    };
+    let quantity = read_quantity(f.get("quantity"), event_type, &p("quantity"), v);
+    let unit_price = read_money(
+        f.get("unit_price"),
+        R::InvalidUnitPrice,
+        R::UnitPricePrecision,
+        &p("unit_price"),
+        v,
+    );
+    let discount = read_money(
+        f.get("discount"),
+        R::InvalidDiscount,
+        R::DiscountPrecision,
+        &p("discount"),
+        v,
+    );
+    Some(Line {
+        sku: sku?,
+        quantity: quantity?,
+        unit_price: unit_price.ok()?,
+        discount: discount.ok()?,
+    })
+}
+
+fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>> {
+    f.check_duplicates(
+        &[
+            "transaction_id",
+            "product_id",
+            "product_name",
+            "category",
+            "quantity",
+            "unit_price",
+            "total_price",
+            "timestamp",
+            "store_id",
+        ],
+        "",
+        v,
+    );
+    let transaction_id = required_id(
+        f,
+        "transaction_id",
+        R::MissingTransactionId,
+        R::InvalidTransactionId,
+        v,
+    );
+    let sku = required_id(f, "product_id", R::MissingSku, R::InvalidSku, v);
+    let event_time = read_time(f, "timestamp", v);
+    let store_id = required_id(f, "store_id", R::MissingStoreId, R::InvalidStoreId, v);
+    let quantity = read_quantity(f.get("quantity"), Some(EventType::Sale), "quantity", v);
+    let unit_price = match f.get("unit_price") {
+        None => {
+            v.push(Violation::new(R::MissingUnitPrice, "unit_price", "absent"));
+            None
+        }
+        Some(raw) => read_money(
+            Some(raw),
+            R::InvalidUnitPrice,
+            R::UnitPricePrecision,
+            "unit_price",
+            v,
+        )
+        .ok()
+        .flatten(),
+    };
+    let total_price = match f.get("total_price") {
+        None => {
+            v.push(Violation::new(
+                R::MissingTotalPrice,
+                "total_price",
+                "absent",
+            ));
+            None
+        }
+        Some(raw) => match read_number(raw) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                v.push(Violation::new(R::InvalidTotalPrice, "total_price", why));
+                None
+            }
+        },
+    };
+    if let (Some(q), Some(p), Some(t)) = (quantity, unit_price, total_price) {
+        let expected = q * p;
+        if (t - expected).abs() > Decimal::new(1, 2) {
+            v.push(Violation::new(
+                R::TotalPriceMismatch,
+                "total_price",
+                format!("{t} but quantity × unit_price = {}", expected.normalize()),
+            ));
+        }
+    }
+    let product_name = read_string(f.get("product_name")).ok().flatten();
+    let category = read_string(f.get("category")).ok().flatten();
+    let transaction_id = transaction_id?;
+    let sku = sku?;
+    let event_id = Cow::Owned(format!("{transaction_id}:{sku}"));
+    Some(Event {
+        event_id,
+        event_type: EventType::Sale,
+        event_time: event_time?,
+        store_id: store_id?,
+        register_id: None,
+        transaction_id: Some(transaction_id),
+        lines: vec![Line {
+            sku,
+            quantity: quantity?,
+            unit_price,
+            discount: None,
+        }],
+        form: Form::Legacy,
+        product_name,
+        category,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// field readers
+
+enum IdRead<'a> {
+    Ok(Cow<'a, str>),
+    Missing,
+    Invalid(String),
+}
+
+fn read_id<'a>(raw: Option<&'a RawValue>) -> IdRead<'a> {
+    match read_string(raw) {
+        Ok(None) => IdRead::Missing,
+        Err(()) => IdRead::Invalid(format!(
+            "{} is not a string",
+            clip(raw.map(|r| r.get()).unwrap_or(""))
+        )),
+        Ok(Some(s)) => {
+            if s.is_empty() {
+                IdRead::Invalid("empty string".into())
+            } else if s.chars().count() > MAX_ID_CHARS {
+                IdRead::Invalid(format!("longer than {MAX_ID_CHARS} characters"))
+            } else if s.chars().any(char::is_control) {
+                IdRead::Invalid("contains control characters".into())
+            } else {
+                IdRead::Ok(s)
+            }
+        }
+    }
+}
+
+fn required_id<'a>(
+    f: &Fields<'a>,
+    name: &str,
+    missing: R,
+    invalid: R,
+    v: &mut Vec<Violation>,
+) -> Option<Cow<'a, str>> {
+    match read_id(f.get(name)) {
+        IdRead::Ok(s) => Some(s),
+        IdRead::Missing => {
+            v.push(Violation::new(missing, name, "absent"));
+            None
+        }
+        IdRead::Invalid(why) => {
+            v.push(Violation::new(invalid, name, why));
+            None
+        }
+    }
+}
+
+fn optional_id<'a>(
+    f: &Fields<'a>,
+    name: &str,
+    invalid: R,
+    v: &mut Vec<Violation>,
+) -> Option<Cow<'a, str>> {
+    match read_id(f.get(name)) {
+        IdRead::Ok(s) => Some(s),
+        IdRead::Missing => None,
+        IdRead::Invalid(why) => {
+            v.push(Violation::new(invalid, name, why));
+            None
+        }
+    }
+}
+
+fn read_time(f: &Fields<'_>, name: &str, v: &mut Vec<Violation>) -> Option<DateTime<Utc>> {
+    match read_string(f.get(name)) {
+        Ok(None) => {
+            v.push(Violation::new(R::MissingEventTime, name, "absent"));
+            None
+        }
+        Err(()) => {
+            v.push(Violation::new(
+                R::InvalidEventTime,
+                name,
+                "not a string".to_string(),
+            ));
+            None
+        }
+        Ok(Some(s)) => match parse_time(&s) {
+            Some(t) => Some(t),
+            None => {
+                v.push(Violation::new(
+                    R::InvalidEventTime,
+                    name,
+                    format!("{:?} is not RFC 3339 with an offset", clip(&s)),
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// Parses an RFC 3339 time with an offset, to UTC, truncated to microseconds.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let t = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
+    let micros = t.timestamp_micros();
+    DateTime::from_timestamp_micros(micros)
+}
+
+fn read_quantity(
+    raw: Option<&RawValue>,
+    event_type: Option<EventType>,
+    path: &str,
+    v: &mut Vec<Violation>,
+) -> Option<Decimal> {
+    let raw = match raw {
+        Some(r) if r.get() != "null" => r,
+        _ => {
+            v.push(Violation::new(R::MissingQuantity, path, "absent"));
+            return None;
+        }
+    };
+    let q = match read_number(raw) {
+        Ok(q) => q,
+        Err(why) => {
+            v.push(Violation::new(R::InvalidQuantity, path, why));
+            return None;
+        }
+    };
+    let mut ok = true;
+    if q.abs() >= Decimal::from(1_000_000_000_000i64) {
+        v.push(Violation::new(
+            R::QuantityOutOfRange,
+            path,
+            format!("{} is too large", clip(raw.get())),
+        ));
+        ok = false;
+    }
+    if q.normalize().scale() > 3 {
+        v.push(Violation::new(
+            R::QuantityPrecision,
+            path,
+            format!("{} has more than 3 decimals", clip(raw.get())),
+        ));
+        ok = false;
+    }
+    if let Some(t) = event_type {
+        if !t.quantity_sign_ok(q) {
+            v.push(Violation::new(
+                R::QuantitySign,
+                path,
+                format!("{} but a {t} needs {}", q.normalize(), t.sign_rule()),
+            ));
+            ok = false;
+        }
+    }
+    if ok {
+        let mut q = q.normalize();
+        q.rescale(3);
+        Some(q)
+    } else {
+        None
+    }
+}
+
+/// Reads an optional money field: `Ok(None)` when absent or null.
+fn read_money(
+    raw: Option<&RawValue>,
+    invalid: R,
+    precision: R,
+    path: &str,
+    v: &mut Vec<Violation>,
+) -> Result<Option<Decimal>, ()> {
+    let raw = match raw {
+        Some(r) if r.get() != "null" => r,
+        _ => return Ok(None),
+    };
+    let d = match read_number(raw) {
+        Ok(d) => d,
+        Err(why) => {
+            v.push(Violation::new(invalid, path, why));
+            return Err(());
+        }
+    };
+    if d.is_sign_negative() && !d.is_zero() {
+        v.push(Violation::new(
+            invalid,
+            path,
+            format!("{} is negative", clip(raw.get())),
+        ));
+        return Err(());
+    }
+    if d >= Decimal::from(1_000_000_000_000i64) {
+        v.push(Violation::new(
+            invalid,
+            path,
+            format!("{} is too large", clip(raw.get())),
+        ));
+        return Err(());
+    }
+    if d.normalize().scale() > 4 {
+        v.push(Violation::new(
+            precision,
+            path,
+            format!("{} has more than 4 decimals", clip(raw.get())),
+        ));
+        return Err(());
+    }
+    let mut d = d.normalize();
+    d.rescale(4);
+    Ok(Some(d))
+}
+
+/// Reads a JSON number from its exact text into a decimal.
+fn read_number(raw: &RawValue) -> Result<Decimal, String> {
+    let text = raw.get();
+    let first = text.as_bytes().first().copied().unwrap_or(b' ');
+    if !(first == b'-' || first.is_ascii_digit()) {
+        return Err(format!("{} is not a number", clip(text)));
+    }
+    parse_json_number(text).ok_or_else(|| format!("{} cannot be held exactly", clip(text)))
+}
+
+/// Converts the text of a JSON number (already validated by the JSON parser) to a decimal.
+pub fn parse_json_number(text: &str) -> Option<Decimal> {
+    if text.len() > 64 {
+        return None;
+    }
+    if text.bytes().any(|b| b == b'e' || b == b'E') {
+        // `from_scientific` rejects a '+' in the exponent and huge exponents by itself.
+        let normalized = text.replace("e+", "e").replace("E+", "e").replace('E', "e");
+        let (mantissa, exp) = normalized.split_once('e')?;
+        let exp: i64 = exp.parse().ok()?;
+        if !(-28..=28).contains(&exp) {
+            // Zero with any exponent is zero; anything else is out of reach of a decimal.
+            let m = Decimal::from_str_exact(mantissa).ok()?;
+            return m.is_zero().then_some(Decimal::ZERO);
+        }
+        Decimal::from_scientific(&normalized).ok()
+    } else {
+        Decimal::from_str_exact(text).ok()
+    }
+}
+
+/// Reads a string field: `Ok(None)` when absent or null, `Err` when not a string.
+fn read_string<'a>(raw: Option<&'a RawValue>) -> Result<Option<Cow<'a, str>>, ()> {
+    match raw {
+        None => Ok(None),
+        Some(r) if r.get() == "null" => Ok(None),
+        Some(r) => match serde_json::from_str::<Str<'a>>(r.get()) {
+            Ok(s) => Ok(Some(s.0)),
+            Err(_) => Err(()),
+        },
+    }
+}
+
+/// Shortens a value for an error message.
+fn clip(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.len() <= MAX {
+        s.to_string()
+    } else {
+        let mut end = MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one-pass object splitting
+
+/// The fields of a JSON object, each as its raw JSON text, in order of appearance.
+struct Fields<'a> {
+    entries: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> Fields<'a> {
+    /// The first value of a field.
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_ref() == name)
+            .map(|(_, v)| *v)
+    }
+
+    fn check_duplicates(&self, known: &[&str], prefix: &str, v: &mut Vec<Violation>) {
+        for name in known {
+            if self.entries.iter().filter(|(k, _)| k == name).count() > 1 {
+                let path = if prefix.is_empty() {
+                    (*name).to_string()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                v.push(Violation::new(
+                    R::DuplicateField,
+                    path,
+                    "the field appears more than once",
+                ));
+            }
+        }
+    }
+}
+
+enum Top<'a> {
+    Object(Fields<'a>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TopVisitor)
+    }
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::with_capacity(12);
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            entries.push((key.0, value));
+        }
+        Ok(Top::Object(Fields { entries }))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Top::Other("array"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Top::Other("boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Top::Other("number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Top::Other("number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Top::Other("number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Top::Other("string"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Top::Other("null"))
+    }
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
