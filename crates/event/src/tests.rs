@@ -454,3 +454,15 @@ fn json_number_conversion() {
         assert_eq!(got.as_deref(), want, "{text}");
     }
 }
+
+#[test]
+fn reason_codes_doc_is_complete() {
+    let doc = include_str!("../../../docs/reason-codes.md");
+    for code in ReasonCode::ALL {
+        let row = format!("| `{}` | {} |", code.as_str(), code.description());
+        assert!(
+            doc.contains(&row),
+            "docs/reason-codes.md lacks or differs on: {row}"
+        );
+    }
+}

@@ -1,1 +1,315 @@
-//! placeholder
+//! # stocklake-simulate
+//!
+//! A supermarket chain in a box: stores with opening hours and a daily rhythm, a catalog with
+//! skewed popularity, perishables and weighed goods, promotions, deliveries after a lead time,
+//! waste, cycle counts and unrecorded theft — and customers who cannot buy what is not on the
+//! shelf. It emits the POS events such a chain would send, and, on request, the ground truth
+//! (what was really on the shelves, every stock-out) to measure alerts against.
+//!
+//! The same seed gives the same output byte for byte: every store has its own generator derived
+//! from the seed, the store and the day, so stores are simulated in parallel without changing
+//! the result.
+//!
+//! ```
+//! use stocklake_simulate::{SimConfig, Simulator};
+//! let mut sim = Simulator::new(SimConfig { stores: 2, skus: 50, days: 1, ..SimConfig::default() });
+//! let day = sim.next_day().unwrap();
+//! assert!(!day.records.is_empty());
+//! ```
+//!
+//! # Layout
+//! - `catalog`: products and stores, and their CSV form;
+//! - `store`: one store's day (deliveries, customers, closing, reordering);
+//! - `wire`: the canonical and legacy record forms; `bad`: malformed records;
+//! - `truth`: the ground truth; `stats`: the `--stats` summary;
+//! - `sink`: where records go (stdout, a file, HTTP, Kinesis) and the real-time pacer.
+
+pub mod bad;
+pub mod catalog;
+mod rng;
+pub mod sink;
+pub mod stats;
+pub mod store;
+pub mod truth;
+pub mod wire;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use catalog::{Catalog, Product, Store, StoreFormat};
+pub use sink::{RunOptions, SimError, Target, run};
+pub use stats::Stats;
+pub use store::Promotion;
+pub use truth::TruthRecord;
+pub use wire::{OutRecord, WireFormat};
+
+use store::StoreSim;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub stores: usize,
+    pub skus: usize,
+    /// The first instant simulated: the opening stock count happens then.
+    pub start: DateTime<Utc>,
+    pub days: u32,
+    /// Share of records followed by a malformed or repeated one.
+    pub bad_rate: f64,
+    pub format: WireFormat,
+    /// Multiplier of unrecorded theft (1 = typical).
+    pub shrink: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            stores: 20,
+            skus: 2000,
+            start: default_start(),
+            days: 7,
+            bad_rate: 0.0,
+            format: WireFormat::Canonical,
+            shrink: 1.0,
+        }
+    }
+}
+
+/// Monday 2 November 2026, 00:00 UTC: a fixed default so that output does not depend on when
+/// it is run.
+pub fn default_start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// One simulated day's output, in event-time order.
+#[derive(Debug)]
+pub struct DayBatch {
+    pub day: u32,
+    pub date: NaiveDate,
+    pub records: Vec<OutRecord>,
+    pub truth: Vec<TruthRecord>,
+}
+
+/// The simulator: call [`Simulator::next_day`] until it returns `None`.
+#[derive(Debug)]
+pub struct Simulator {
+    cfg: SimConfig,
+    catalog: Catalog,
+    stores: Vec<StoreSim>,
+    sku_index: HashMap<String, usize>,
+    day: u32,
+    first_date: NaiveDate,
+    promotions: Vec<Promotion>,
+    stats: Stats,
+}
+
+impl Simulator {
+    pub fn new(cfg: SimConfig) -> Simulator {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let catalog = Catalog::generate(&mut rng, cfg.stores, cfg.skus);
+        let stores = (0..catalog.stores.len())
+            .map(|i| StoreSim::new(&catalog, i, cfg.seed))
+            .collect();
+        let sku_index = catalog
+            .products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.sku.clone(), i))
+            .collect();
+        let stats = Stats {
+            stores: catalog.stores.len(),
+            skus: catalog.products.len(),
+            ..Stats::default()
+        };
+        Simulator {
+            first_date: cfg.start.date_naive(),
+            cfg,
+            catalog,
+            stores,
+            sku_index,
+            day: 0,
+            promotions: Vec::new(),
+            stats,
+        }
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Adds what a sink reports (records and bytes written) to the counters.
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// The date of the last simulated day, if any.
+    pub fn end_date(&self) -> NaiveDate {
+        self.first_date + Duration::days(i64::from(self.cfg.days.max(1)) - 1)
+    }
+
+    /// Simulates the next day of every store; `None` after the last day.
+    pub fn next_day(&mut self) -> Option<DayBatch> {
+        if self.day >= self.cfg.days {
+            return None;
+        }
+        let day = self.day;
+        self.day += 1;
+        self.stats.days = self.day;
+        let date = self.first_date + Duration::days(i64::from(day));
+        let seed = self.cfg.seed;
+        let start = self.cfg.start;
+        let mut truth = Vec::new();
+
+        // promotions: chosen each Monday (and on the first day) for a week
+        if day == 0 || date.weekday() == Weekday::Mon {
+            let mut rng = store::store_rng(seed, usize::MAX, day);
+            let n = (self.catalog.products.len() as f64 * 0.02).ceil() as usize;
+            for _ in 0..n {
+                let product = rng.random_range(0..self.catalog.products.len()) as u32;
+                let promo = Promotion {
+                    product,
+                    first_day: day,
+                    last_day: day + 6,
+                    lift: 1.5 + rng.random::<f64>() * 1.5,
+                    discount: ((0.1 + rng.random::<f64>() * 0.2) * 100.0).round() / 100.0,
+                };
+                truth.push(TruthRecord::Promotion {
+                    sku: self.catalog.products[product as usize].sku.clone(),
+                    first_date: date,
+                    last_date: date + Duration::days(6),
+                    lift: (promo.lift * 100.0).round() / 100.0,
+                    discount: promo.discount,
+                });
+                self.promotions.push(promo);
+                self.stats.promotions += 1;
+            }
+            self.promotions.retain(|p| p.last_day >= day);
+        }
+
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let per_thread = self.stores.len().div_ceil(threads).max(1);
+        let catalog = &self.catalog;
+        let promotions = &self.promotions;
+        let cfg = &self.cfg;
+        let sku_index = &self.sku_index;
+        let results: Vec<(Vec<OutRecord>, store::StoreDay)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .stores
+                .chunks_mut(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter_mut()
+                            .map(|s| {
+                                let mut events = Vec::new();
+                                if day == 0 {
+                                    events.extend(s.opening_count(catalog, start, seed));
+                                }
+                                let mut sd = s.simulate_day(
+                                    catalog, seed, day, date, start, promotions, cfg.shrink,
+                                );
+                                events.append(&mut sd.events);
+                                let mut rng = store::store_rng(seed ^ 0x5EED, s.index, day);
+                                let lookup = |sku: &str| sku_index.get(sku).copied();
+                                let mut records = Vec::with_capacity(events.len());
+                                for e in &events {
+                                    *sd.stats
+                                        .events_by_type
+                                        .entry(e.event_type.as_str())
+                                        .or_default() += 1;
+                                    sd.stats.lines += e.lines.len() as u64;
+                                    if !wire::encode(
+                                        e,
+                                        cfg.format,
+                                        catalog,
+                                        &lookup,
+                                        &mut rng,
+                                        &mut records,
+                                    ) {
+                                        sd.stats.legacy_skipped += 1;
+                                    }
+                                }
+                                (records, sd)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+
+        let mut records = Vec::new();
+        for (mut r, sd) in results {
+            records.append(&mut r);
+            self.stats.merge(&sd.stats);
+            truth.extend(
+                sd.truth_stock
+                    .iter()
+                    .map(|s| TruthRecord::stock(&self.catalog, date, s)),
+            );
+            truth.extend(
+                sd.episodes
+                    .iter()
+                    .map(|e| TruthRecord::episode(&self.catalog, e)),
+            );
+        }
+        records.sort_by_key(|r| r.time);
+
+        if self.cfg.bad_rate > 0.0 {
+            let mut rng = store::store_rng(seed ^ 0xBAD, usize::MAX, day);
+            let mut mixed = Vec::with_capacity(records.len() + records.len() / 50);
+            for r in records {
+                let bad = rng.random_bool(self.cfg.bad_rate.clamp(0.0, 1.0)).then(|| {
+                    let kind = bad::KINDS[rng.random_range(0..bad::KINDS.len())];
+                    bad::corrupt(&mut rng, &r, kind).map(|b| (kind, b))
+                });
+                mixed.push(r);
+                if let Some(Some((kind, b))) = bad {
+                    *self.stats.bad_records.entry(kind).or_default() += 1;
+                    mixed.push(b);
+                }
+            }
+            records = mixed;
+        }
+
+        if self.day == self.cfg.days {
+            for s in &self.stores {
+                truth.extend(
+                    s.open_episodes()
+                        .iter()
+                        .map(|e| TruthRecord::episode(&self.catalog, e)),
+                );
+            }
+        }
+        Some(DayBatch {
+            day,
+            date,
+            records,
+            truth,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

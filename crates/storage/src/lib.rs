@@ -1,1 +1,13 @@
-//! placeholder
+//! # stocklake-storage
+//!
+//! Where data lives: storage URLs (`file://…`, `s3://bucket/prefix`), the object stores behind
+//! them, AWS SDK clients, and the bronze layout — one place builds every path, so every stage
+//! agrees on it.
+
+pub mod aws;
+pub mod bronze;
+mod listing;
+mod location;
+
+pub use listing::{BronzeObject, list_bronze};
+pub use location::{AwsOptions, Location, LocationError, s3_builder};

@@ -1,0 +1,738 @@
+//! One store's day: deliveries, customers, expiry, theft, counts and reordering.
+//!
+//! Quantities are integers in thousandths of a unit (a gram for goods sold by the kilogram), so
+//! the simulated shelf is exact and the events it emits carry exact decimals.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+use stocklake_event::{Event, EventType, Form, Line};
+
+use crate::catalog::{Catalog, Product, Store};
+use crate::rng::{WeightedIndex, normal, poisson};
+use crate::truth::{Episode, EpisodeKind, TruthStock};
+
+/// Thousandths of a unit.
+pub type Milli = i64;
+pub const UNIT: Milli = 1000;
+
+/// Relative basket traffic by local hour of day: a morning and an evening peak.
+const HOUR_PROFILE: [f64; 24] = [
+    0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 0.55, 0.8, 1.0, 1.25, 1.55, 1.7, 1.45, 1.05, 0.9, 1.1, 1.55,
+    1.9, 1.8, 1.35, 0.85, 0.45, 0.2,
+];
+
+/// Relative traffic by weekday, Monday first.
+const WEEKDAY: [f64; 7] = [0.92, 0.86, 0.9, 0.97, 1.15, 1.32, 0.62];
+
+/// A chain-wide promotion.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    pub product: u32,
+    pub first_day: u32,
+    pub last_day: u32,
+    /// Demand multiplier.
+    pub lift: f64,
+    /// Share of the price taken off.
+    pub discount: f64,
+}
+
+/// What one store's day produced.
+#[derive(Debug, Default)]
+pub struct StoreDay {
+    pub events: Vec<Event<'static>>,
+    pub truth_stock: Vec<TruthStock>,
+    pub episodes: Vec<Episode>,
+    pub stats: crate::stats::Stats,
+}
+
+#[derive(Debug, Clone)]
+struct KeyState {
+    product: u32,
+    /// What is really on the shelf.
+    true_qty: Milli,
+    /// For perishables: lots of (quantity, last day they may be sold), oldest first.
+    lots: VecDeque<(Milli, u32)>,
+    /// What the store's records say (the sum of its own events).
+    recorded: Milli,
+    /// Deliveries on their way: (arrival day index, quantity).
+    on_order: Vec<(u32, Milli)>,
+    /// The store's own estimate of daily sales (it never sees lost demand).
+    estimate: f64,
+    /// The true mean daily demand at normal price, for the initial stock.
+    mean_demand: f64,
+    sold_today: Milli,
+    out_since: Option<DateTime<Utc>>,
+    lost_in_episode: Milli,
+    phantom_since: Option<DateTime<Utc>>,
+    count_phase: u32,
+}
+
+/// A store's state across days.
+#[derive(Debug, Clone)]
+pub struct StoreSim {
+    pub index: usize,
+    keys: Vec<KeyState>,
+    seq: u64,
+}
+
+/// Days between cycle counts of one SKU.
+const COUNT_CYCLE: u32 = 21;
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finaliser
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The generator for one store on one day: independent of every other store, so stores can be
+/// simulated in parallel and the output is still the same for a seed.
+pub fn store_rng(seed: u64, store: usize, day: u32) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(mix(seed
+        ^ mix((store as u64).wrapping_add(1))
+        ^ mix(u64::from(day) << 32)))
+}
+
+/// Mean items per basket pick, in thousandths.
+fn mean_pick(p: &Product) -> f64 {
+    if p.weighed { 650.0 } else { 1300.0 }
+}
+
+/// Mean number of items (picks) in a basket before the store's scale.
+const MEAN_BASKET: f64 = 8.4;
+
+impl StoreSim {
+    /// The store at the start: shelves stocked near their targets.
+    pub fn new(catalog: &Catalog, index: usize, seed: u64) -> StoreSim {
+        let store = &catalog.stores[index];
+        let mut rng = store_rng(seed, index, u32::MAX);
+        let total_pop: f64 = store
+            .assortment
+            .iter()
+            .map(|&p| catalog.products[p as usize].popularity)
+            .sum();
+        let picks_per_day = store.format.baskets_per_day()
+            * store.traffic
+            * MEAN_BASKET
+            * store.format.basket_scale();
+        let keys = store
+            .assortment
+            .iter()
+            .map(|&pi| {
+                let p = &catalog.products[pi as usize];
+                let mean_demand =
+                    picks_per_day * p.popularity / total_pop.max(f64::MIN_POSITIVE) * mean_pick(p);
+                let target = order_up_to(p, mean_demand);
+                let fill = 0.55 + rng.random::<f64>() * 0.45;
+                let qty = round_to_unit(p, target * fill).max(if p.weighed { 0 } else { UNIT });
+                let mut lots = VecDeque::new();
+                if let Some(life) = p.shelf_life_days {
+                    lots.push_back((qty, rng.random_range(0..life.max(1))));
+                }
+                KeyState {
+                    product: pi,
+                    true_qty: qty,
+                    lots,
+                    recorded: qty,
+                    on_order: Vec::new(),
+                    estimate: mean_demand,
+                    mean_demand,
+                    sold_today: 0,
+                    out_since: None,
+                    lost_in_episode: 0,
+                    phantom_since: None,
+                    count_phase: rng.random_range(0..COUNT_CYCLE),
+                }
+            })
+            .collect();
+        StoreSim {
+            index,
+            keys,
+            seq: 0,
+        }
+    }
+
+    /// The opening inventory: a full count of every SKU at `at`.
+    pub fn opening_count(
+        &mut self,
+        catalog: &Catalog,
+        at: DateTime<Utc>,
+        seed: u64,
+    ) -> Vec<Event<'static>> {
+        let store = &catalog.stores[self.index];
+        let mut rng = store_rng(seed, self.index, u32::MAX - 1);
+        let lines: Vec<(u32, Milli)> = self.keys.iter().map(|k| (k.product, k.true_qty)).collect();
+        let mut events = Vec::new();
+        for chunk in lines.chunks(1000) {
+            events.push(self.event(
+                &mut rng,
+                catalog,
+                store,
+                EventType::StockCount,
+                at,
+                None,
+                chunk.iter().map(|&(p, q)| (p, q, None)).collect(),
+            ));
+        }
+        events
+    }
+
+    /// Simulates local day `day` (an index from the first day) of this store.
+    pub fn simulate_day(
+        &mut self,
+        catalog: &Catalog,
+        seed: u64,
+        day: u32,
+        date: NaiveDate,
+        not_before: DateTime<Utc>,
+        promotions: &[Promotion],
+        shrink: f64,
+    ) -> StoreDay {
+        let store = &catalog.stores[self.index];
+        let mut rng = store_rng(seed, self.index, day);
+        let mut out = StoreDay::default();
+        let tz = store.timezone;
+        let local = |h: u32, m: u32, s: u32, ms: u32| -> DateTime<Utc> {
+            let t = NaiveTime::from_hms_milli_opt(h.min(23), m.min(59), s.min(59), ms.min(999))
+                .unwrap_or(NaiveTime::MIN);
+            let naive = date.and_time(t);
+            match tz.from_local_datetime(&naive).earliest() {
+                Some(t) => t.with_timezone(&Utc),
+                // a time skipped by a clock change: an hour later exists
+                None => Utc.from_utc_datetime(&(naive + Duration::hours(1))),
+            }
+        };
+        let (open, close) = store.format.hours();
+        for k in &mut self.keys {
+            k.sold_today = 0;
+        }
+
+        // 1. morning delivery
+        let delivery_at = local(6, rng.random_range(0..45), rng.random_range(0..60), 0);
+        if delivery_at > not_before {
+            let mut lines = Vec::new();
+            for ki in 0..self.keys.len() {
+                let arrived: Milli = {
+                    let k = &mut self.keys[ki];
+                    let a = k
+                        .on_order
+                        .iter()
+                        .filter(|(d, _)| *d <= day)
+                        .map(|(_, q)| *q)
+                        .sum();
+                    k.on_order.retain(|(d, _)| *d > day);
+                    a
+                };
+                if arrived <= 0 {
+                    continue;
+                }
+                let p = &catalog.products[self.keys[ki].product as usize];
+                // now and then a delivery is short and nobody notices: records drift
+                // and now and then one is keyed in short while all of it reached the shelf
+                let roll: f64 = rng.random();
+                let (actual, recorded) = if roll < 0.01 {
+                    let short = UNIT * i64::from(rng.random_range(1..=p.case_pack.div_ceil(2)));
+                    ((arrived - short).max(0), arrived)
+                } else if roll < 0.015 {
+                    (
+                        arrived,
+                        (arrived - Milli::from(p.case_pack) * UNIT).max(UNIT),
+                    )
+                } else {
+                    (arrived, arrived)
+                };
+                let arrived = recorded;
+                let k = &mut self.keys[ki];
+                k.recorded += arrived;
+                self.add_stock(ki, catalog, actual, day, delivery_at, &mut out);
+                out.stats.units_received += arrived;
+                lines.push((self.keys[ki].product, arrived, None));
+            }
+            for chunk in lines.chunks(1000) {
+                let e = self.event(
+                    &mut rng,
+                    catalog,
+                    store,
+                    EventType::Receipt,
+                    delivery_at,
+                    None,
+                    chunk.to_vec(),
+                );
+                out.events.push(e);
+            }
+        }
+
+        // 2. customers
+        let weekday = chrono::Datelike::weekday(&date).num_days_from_monday() as usize;
+        let day_noise = (1.0 + 0.07 * normal(&mut rng)).clamp(0.7, 1.3);
+        let mean_baskets =
+            store.format.baskets_per_day() * store.traffic * WEEKDAY[weekday] * day_noise;
+        let hours: Vec<f64> = (0..24)
+            .map(|h| {
+                if h >= open && h < close {
+                    HOUR_PROFILE[h as usize]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let hour_total: f64 = hours.iter().sum();
+        let promo_of = |product: u32| {
+            promotions
+                .iter()
+                .find(|p| p.product == product && p.first_day <= day && day <= p.last_day)
+        };
+        let weights: Vec<f64> = self
+            .keys
+            .iter()
+            .map(|k| {
+                let pop = catalog.products[k.product as usize].popularity;
+                pop * promo_of(k.product).map_or(1.0, |p| p.lift)
+            })
+            .collect();
+        let chooser = WeightedIndex::new(weights);
+        let mut baskets: Vec<(DateTime<Utc>, u32)> = Vec::new();
+        for (h, w) in hours.iter().enumerate() {
+            if *w <= 0.0 {
+                continue;
+            }
+            let n = poisson(&mut rng, mean_baskets * w / hour_total);
+            for _ in 0..n {
+                let t = local(
+                    h as u32,
+                    rng.random_range(0..60),
+                    rng.random_range(0..60),
+                    rng.random_range(0..1000),
+                );
+                baskets.push((t, rng.random_range(1..=store.format.registers())));
+            }
+        }
+        baskets.sort_by_key(|(t, r)| (*t, *r));
+        let mut txn_no = 0u32;
+        for (t, register) in baskets {
+            if t <= not_before {
+                continue;
+            }
+            txn_no += 1;
+            let txn = format!("{}-{}-{:06}", store.store_id, date.format("%Y%m%d"), txn_no);
+            let register = format!("POS-{register:02}");
+            if rng.random_bool(0.004) {
+                // a customer brings something back
+                let ki = chooser.sample(&mut rng);
+                let p = &catalog.products[self.keys[ki].product as usize];
+                if p.shelf_life_days.is_none() {
+                    let q = if p.weighed { 500 } else { UNIT };
+                    self.keys[ki].recorded += q;
+                    self.add_stock(ki, catalog, q, day, t, &mut out);
+                    out.stats.units_returned += q;
+                    let line = (
+                        self.keys[ki].product,
+                        q,
+                        Some((p.unit_price, Decimal::ZERO)),
+                    );
+                    let mut e = self.event(
+                        &mut rng,
+                        catalog,
+                        store,
+                        EventType::Return,
+                        t,
+                        None,
+                        vec![line],
+                    );
+                    e.register_id = Some(Cow::Owned(register));
+                    e.transaction_id = Some(Cow::Owned(txn));
+                    out.events.push(e);
+                    continue;
+                }
+            }
+            let size = basket_size(&mut rng, store.format.basket_scale());
+            let mut picks: Vec<(usize, Milli)> = Vec::with_capacity(size);
+            for _ in 0..size {
+                let ki = chooser.sample(&mut rng);
+                let p = &catalog.products[self.keys[ki].product as usize];
+                let mut want = pick_quantity(&mut rng, p);
+                if promo_of(self.keys[ki].product).is_some() && !p.weighed && rng.random_bool(0.3) {
+                    want += UNIT;
+                }
+                match picks.iter_mut().find(|(k, _)| *k == ki) {
+                    Some(existing) => existing.1 += want,
+                    None => picks.push((ki, want)),
+                }
+            }
+            let mut lines = Vec::with_capacity(picks.len());
+            for (ki, want) in picks {
+                let product = self.keys[ki].product;
+                let p = &catalog.products[product as usize];
+                let available = self.keys[ki].true_qty.max(0);
+                let take = if p.weighed {
+                    want.min(available)
+                } else {
+                    (want.min(available) / UNIT) * UNIT
+                };
+                out.stats.units_wanted += want;
+                if take < want {
+                    let lost = want - take;
+                    out.stats.units_lost += lost;
+                    self.keys[ki].lost_in_episode += lost;
+                }
+                if take <= 0 {
+                    continue;
+                }
+                self.remove_stock(ki, catalog, take, t, &mut out);
+                let k = &mut self.keys[ki];
+                k.recorded -= take;
+                k.sold_today += take;
+                out.stats.units_sold += take;
+                let discount = promo_of(product).map_or(Decimal::ZERO, |pr| {
+                    (p.unit_price
+                        * Decimal::new(take, 3)
+                        * Decimal::try_from(pr.discount).unwrap_or_default())
+                    .round_dp(2)
+                });
+                lines.push((product, take, Some((p.unit_price, discount))));
+            }
+            if lines.is_empty() {
+                out.stats.empty_baskets += 1;
+                continue;
+            }
+            out.stats
+                .record_basket(lines.len(), chrono::Timelike::hour(&t.with_timezone(&tz)));
+            let mut e = self.event(&mut rng, catalog, store, EventType::Sale, t, None, lines);
+            e.register_id = Some(Cow::Owned(register));
+            e.transaction_id = Some(Cow::Owned(txn));
+            out.events.push(e);
+        }
+
+        // 3. closing: expiry, damage, theft, corrections, counts
+        let waste_at = local(close, 10, rng.random_range(0..60), 0);
+        let adjust_at = local(close, 20, rng.random_range(0..60), 0);
+        let count_at = local(close, 30, rng.random_range(0..60), 0);
+        let after_close = waste_at > not_before;
+        if !after_close {
+            // the simulation starts after this day's closing: nothing of it happened
+            self.keys
+                .iter_mut()
+                .for_each(|k| k.sold_today = k.estimate as Milli);
+        }
+        let mut waste_lines = Vec::new();
+        let mut adjust_lines = Vec::new();
+        let mut count_lines = Vec::new();
+        for ki in (0..self.keys.len()).filter(|_| after_close) {
+            let p = &catalog.products[self.keys[ki].product as usize];
+            // expired perishables are binned
+            let mut expired: Milli = 0;
+            while let Some(&(q, last_day)) = self.keys[ki].lots.front() {
+                if last_day > day {
+                    break;
+                }
+                expired += q;
+                self.keys[ki].lots.pop_front();
+            }
+            // damage
+            let mut damaged: Milli = 0;
+            if p.shelf_life_days.is_none()
+                && self.keys[ki].true_qty >= UNIT
+                && rng.random_bool(0.002)
+            {
+                damaged = UNIT;
+            }
+            if expired > 0 {
+                self.keys[ki].true_qty -= expired;
+            }
+            if damaged > 0 {
+                self.remove_stock(ki, catalog, damaged, waste_at, &mut out);
+            }
+            let wasted = expired + damaged;
+            if wasted > 0 {
+                self.keys[ki].recorded -= wasted;
+                out.stats.units_wasted += wasted;
+                waste_lines.push((self.keys[ki].product, wasted, None));
+                self.mark_out(ki, waste_at, &mut out);
+            }
+            // theft: unrecorded
+            let k = &self.keys[ki];
+            let theft_rate = shrink * p.theft * (0.0025 * k.mean_demand / UNIT as f64 + 0.01);
+            let stolen_units = poisson(&mut rng, theft_rate) as i64;
+            if stolen_units > 0 && k.true_qty > 0 {
+                let per_unit = if p.weighed { 300 } else { UNIT };
+                let stolen = (stolen_units * per_unit).min(k.true_qty);
+                self.remove_stock(ki, catalog, stolen, waste_at, &mut out);
+                out.stats.units_shrink += stolen;
+            }
+            // someone notices an empty shelf that the system says is stocked
+            let k = &self.keys[ki];
+            if k.true_qty <= 0 && k.recorded > 0 && rng.random_bool(0.06) {
+                let delta = k.true_qty.max(0) - k.recorded;
+                adjust_lines.push((k.product, delta, None));
+                self.keys[ki].recorded += delta;
+                out.stats.adjustments += 1;
+            }
+            // cycle count
+            let k = &self.keys[ki];
+            if (day + k.count_phase) % COUNT_CYCLE == 0 {
+                count_lines.push((k.product, k.true_qty.max(0), None));
+                self.keys[ki].recorded = self.keys[ki].true_qty.max(0);
+                out.stats.counted_lines += 1;
+            }
+            self.update_phantom(ki, count_at, &mut out);
+        }
+        if after_close {
+            for (t, at, lines) in [
+                (EventType::Waste, waste_at, waste_lines),
+                (EventType::Adjustment, adjust_at, adjust_lines),
+                (EventType::StockCount, count_at, count_lines),
+            ] {
+                for chunk in lines.chunks(1000) {
+                    let e = self.event(&mut rng, catalog, store, t, at, None, chunk.to_vec());
+                    out.events.push(e);
+                }
+            }
+        }
+
+        // 4. the store reviews its stock and orders for delivery after the lead time
+        for ki in 0..self.keys.len() {
+            let p = &catalog.products[self.keys[ki].product as usize];
+            let k = &mut self.keys[ki];
+            k.estimate = 0.85 * k.estimate + 0.15 * k.sold_today as f64;
+            let lead = f64::from(p.lead_time_days);
+            let est = k.estimate.max(if k.mean_demand > 0.0 { 50.0 } else { 0.0 });
+            let rop = est * (lead + 1.0) * 1.25;
+            let target = order_up_to(p, est);
+            let position = k.recorded + k.on_order.iter().map(|(_, q)| q).sum::<Milli>();
+            if (position as f64) <= rop && est > 0.0 {
+                let case = Milli::from(p.case_pack) * UNIT;
+                let need = (target - position as f64).max(1.0);
+                let cases = (need / case as f64).ceil().max(1.0) as i64;
+                k.on_order
+                    .push((day + p.lead_time_days.max(1), cases * case));
+                out.stats.orders += 1;
+            }
+        }
+
+        // 5. the truth at the end of the day
+        for k in &self.keys {
+            out.truth_stock.push(TruthStock {
+                store: self.index as u32,
+                product: k.product,
+                on_hand: k.true_qty,
+                recorded: k.recorded,
+            });
+        }
+        out.events.retain(|e| e.event_time > not_before);
+        out
+    }
+
+    /// Closes the episodes still open at the end of the simulation (their end stays open).
+    pub fn open_episodes(&self) -> Vec<Episode> {
+        let mut v = Vec::new();
+        for k in &self.keys {
+            if let Some(start) = k.out_since {
+                v.push(Episode {
+                    kind: EpisodeKind::StockOut,
+                    store: self.index as u32,
+                    product: k.product,
+                    start,
+                    end: None,
+                    lost: k.lost_in_episode,
+                });
+            }
+            if let Some(start) = k.phantom_since {
+                v.push(Episode {
+                    kind: EpisodeKind::Phantom,
+                    store: self.index as u32,
+                    product: k.product,
+                    start,
+                    end: None,
+                    lost: 0,
+                });
+            }
+        }
+        v
+    }
+
+    fn add_stock(
+        &mut self,
+        ki: usize,
+        catalog: &Catalog,
+        q: Milli,
+        day: u32,
+        at: DateTime<Utc>,
+        out: &mut StoreDay,
+    ) {
+        let k = &mut self.keys[ki];
+        let p = &catalog.products[k.product as usize];
+        if q <= 0 {
+            return;
+        }
+        k.true_qty += q;
+        if let Some(life) = p.shelf_life_days {
+            k.lots.push_back((q, day + life));
+        }
+        if k.true_qty > 0 {
+            if let Some(start) = k.out_since.take() {
+                out.episodes.push(Episode {
+                    kind: EpisodeKind::StockOut,
+                    store: self.index as u32,
+                    product: k.product,
+                    start,
+                    end: Some(at),
+                    lost: std::mem::take(&mut k.lost_in_episode),
+                });
+            }
+        }
+        self.update_phantom(ki, at, out);
+    }
+
+    fn remove_stock(
+        &mut self,
+        ki: usize,
+        catalog: &Catalog,
+        q: Milli,
+        at: DateTime<Utc>,
+        out: &mut StoreDay,
+    ) {
+        let k = &mut self.keys[ki];
+        k.true_qty -= q;
+        if catalog.products[k.product as usize]
+            .shelf_life_days
+            .is_some()
+        {
+            let mut rest = q;
+            while rest > 0 {
+                match k.lots.front_mut() {
+                    Some(lot) if lot.0 > rest => {
+                        lot.0 -= rest;
+                        rest = 0;
+                    }
+                    Some(lot) => {
+                        rest -= lot.0;
+                        k.lots.pop_front();
+                    }
+                    None => break,
+                }
+            }
+        }
+        self.mark_out(ki, at, out);
+    }
+
+    fn mark_out(&mut self, ki: usize, at: DateTime<Utc>, out: &mut StoreDay) {
+        let k = &mut self.keys[ki];
+        if k.true_qty <= 0 && k.out_since.is_none() {
+            k.out_since = Some(at);
+            k.lost_in_episode = 0;
+            out.stats.stockouts += 1;
+        }
+    }
+
+    fn update_phantom(&mut self, ki: usize, at: DateTime<Utc>, out: &mut StoreDay) {
+        let k = &mut self.keys[ki];
+        let phantom = k.true_qty <= 0 && k.recorded > 0;
+        match (phantom, k.phantom_since) {
+            (true, None) => {
+                k.phantom_since = Some(at);
+                out.stats.phantom_episodes += 1;
+            }
+            (false, Some(start)) => {
+                k.phantom_since = None;
+                out.episodes.push(Episode {
+                    kind: EpisodeKind::Phantom,
+                    store: self.index as u32,
+                    product: k.product,
+                    start,
+                    end: Some(at),
+                    lost: 0,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn event(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        catalog: &Catalog,
+        store: &Store,
+        event_type: EventType,
+        at: DateTime<Utc>,
+        transaction_id: Option<String>,
+        lines: Vec<(u32, Milli, Option<(Decimal, Decimal)>)>,
+    ) -> Event<'static> {
+        self.seq += 1;
+        let id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        Event {
+            event_id: Cow::Owned(id.hyphenated().to_string()),
+            event_type,
+            event_time: at,
+            store_id: Cow::Owned(store.store_id.clone()),
+            register_id: None,
+            transaction_id: transaction_id.map(Cow::Owned),
+            lines: lines
+                .into_iter()
+                .map(|(p, q, price)| Line {
+                    sku: Cow::Owned(catalog.products[p as usize].sku.clone()),
+                    quantity: Decimal::new(q, 3),
+                    unit_price: price.map(|(p, _)| p),
+                    discount: price.and_then(|(_, d)| (!d.is_zero()).then_some(d)),
+                })
+                .collect(),
+            form: Form::Canonical,
+            product_name: None,
+            category: None,
+        }
+    }
+}
+
+/// The store's order-up-to level for a daily demand (thousandths).
+fn order_up_to(p: &Product, daily: f64) -> f64 {
+    let lead = f64::from(p.lead_time_days);
+    let cover = match p.shelf_life_days {
+        Some(life) => (lead + 1.5).min(f64::from(life).max(1.0)),
+        None => lead + 3.5,
+    };
+    (daily * cover).max(Milli::from(p.case_pack) as f64 * UNIT as f64 * 0.5)
+}
+
+fn round_to_unit(p: &Product, q: f64) -> Milli {
+    if p.weighed {
+        q.round() as Milli
+    } else {
+        ((q / UNIT as f64).round() as Milli) * UNIT
+    }
+}
+
+/// Items in a basket: mostly a few, a long tail of big shops.
+fn basket_size(rng: &mut ChaCha8Rng, scale: f64) -> usize {
+    let u: f64 = rng.random();
+    let raw = if u < 0.55 {
+        1 + poisson(rng, 1.2) as usize
+    } else if u < 0.9 {
+        4 + poisson(rng, 6.0) as usize
+    } else {
+        12 + poisson(rng, 25.0) as usize
+    };
+    ((raw as f64 * scale).round() as usize).clamp(1, 120)
+}
+
+/// How much of one product a customer wants.
+fn pick_quantity(rng: &mut ChaCha8Rng, p: &Product) -> Milli {
+    if p.weighed {
+        let kg = (0.55 * (0.45 * normal(rng)).exp()).clamp(0.08, 3.0);
+        (kg * 1000.0).round() as Milli
+    } else {
+        let u: f64 = rng.random();
+        let n = if u < 0.8 {
+            1
+        } else if u < 0.94 {
+            2
+        } else {
+            rng.random_range(3..=6)
+        };
+        n * UNIT
+    }
+}

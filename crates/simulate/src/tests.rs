@@ -1,0 +1,225 @@
+//! Whole-simulator tests: reproducibility, validity, and that the records add up to what the
+//! stores believe (CONTRACT §2), which is what stocklake must compute.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use stocklake_event::{EventType, parse_event};
+
+use super::*;
+
+fn small(seed: u64, days: u32) -> SimConfig {
+    SimConfig {
+        seed,
+        stores: 3,
+        skus: 150,
+        days,
+        ..SimConfig::default()
+    }
+}
+
+fn all_records(cfg: SimConfig) -> (Vec<OutRecord>, Vec<TruthRecord>, Stats) {
+    let mut sim = Simulator::new(cfg);
+    let mut records = Vec::new();
+    let mut truth = Vec::new();
+    while let Some(mut d) = sim.next_day() {
+        records.append(&mut d.records);
+        truth.append(&mut d.truth);
+    }
+    let stats = sim.stats().clone();
+    (records, truth, stats)
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_bytes() {
+    let (a, ta, _) = all_records(small(5, 2));
+    let (b, tb, _) = all_records(small(5, 2));
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.bytes == y.bytes));
+    assert_eq!(ta, tb);
+    let (c, _, _) = all_records(small(6, 2));
+    assert!(a.len() != c.len() || a.iter().zip(&c).any(|(x, y)| x.bytes != y.bytes));
+}
+
+#[test]
+fn every_record_is_valid_and_in_time_order() {
+    let (records, _, stats) = all_records(small(1, 3));
+    assert!(!records.is_empty());
+    let mut last: Option<DateTime<Utc>> = None;
+    for r in &records {
+        let e = parse_event(&r.bytes)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.bytes)));
+        assert_eq!(e.event_time, r.time);
+        assert_eq!(r.partition_key, e.store_id);
+        if let Some(l) = last {
+            assert!(l <= e.event_time);
+        }
+        last = Some(e.event_time);
+    }
+    for t in ["sale", "receipt", "waste", "stock_count"] {
+        assert!(
+            stats.events_by_type.get(t).copied().unwrap_or(0) > 0,
+            "no {t} events"
+        );
+    }
+    assert!(stats.units_shrink > 0, "some stock disappears unrecorded");
+}
+
+/// On hand per CONTRACT §2, computed straight from the records.
+fn on_hand(records: &[OutRecord]) -> BTreeMap<(String, String), Decimal> {
+    #[derive(Default)]
+    struct K {
+        count: Option<(DateTime<Utc>, Decimal)>,
+        moves: Vec<(DateTime<Utc>, Decimal)>,
+    }
+    let mut keys: HashMap<(String, String), K> = HashMap::new();
+    for r in records {
+        let Ok(e) = parse_event(&r.bytes) else {
+            continue;
+        };
+        for l in &e.lines {
+            let k = keys
+                .entry((e.store_id.to_string(), l.sku.to_string()))
+                .or_default();
+            match e.event_type.stock_delta(l.quantity) {
+                Some(d) => k.moves.push((e.event_time, d)),
+                None => {
+                    if k.count.is_none_or(|(t, _)| e.event_time > t) {
+                        k.count = Some((e.event_time, l.quantity));
+                    }
+                }
+            }
+        }
+    }
+    keys.into_iter()
+        .map(|(key, k)| {
+            let (since, c) = k
+                .count
+                .map_or((DateTime::<Utc>::MIN_UTC, Decimal::ZERO), |(t, q)| (t, q));
+            let sum: Decimal = k
+                .moves
+                .iter()
+                .filter(|(t, _)| *t > since)
+                .map(|(_, d)| *d)
+                .sum();
+            (key, c + sum)
+        })
+        .collect()
+}
+
+#[test]
+fn records_add_up_to_what_the_stores_believe() {
+    let cfg = small(2, 4);
+    let last_date = cfg.start.date_naive() + chrono::Duration::days(3);
+    let (records, truth, _) = all_records(cfg);
+    let computed = on_hand(&records);
+    let mut checked = 0;
+    let mut drifted = 0;
+    for t in &truth {
+        if let TruthRecord::Stock {
+            date,
+            store_id,
+            sku,
+            on_hand,
+            recorded,
+        } = t
+        {
+            if *date != last_date {
+                continue;
+            }
+            let got = computed
+                .get(&(store_id.clone(), sku.clone()))
+                .copied()
+                .unwrap_or_default();
+            assert_eq!(got, *recorded, "{store_id} {sku}");
+            if got != *on_hand {
+                drifted += 1;
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    assert!(
+        drifted > 0,
+        "records should drift from the shelves somewhere"
+    );
+}
+
+#[test]
+fn bad_records_are_rejected_or_repeats() {
+    let mut cfg = small(3, 1);
+    cfg.bad_rate = 0.05;
+    let (records, _, stats) = all_records(cfg);
+    let bad: u64 = stats.bad_records.values().sum();
+    assert!(bad > 20, "{bad}");
+    assert!(
+        stats.bad_records.len() > 10,
+        "many kinds: {:?}",
+        stats.bad_records
+    );
+    // every accepted record is either new or an exact repeat / a conflicting reuse of an id
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut repeats = 0u64;
+    let mut rejected = 0u64;
+    for r in &records {
+        match parse_event(&r.bytes) {
+            Ok(e) => {
+                if let Some(fp) = seen.get(e.event_id.as_ref()) {
+                    repeats += 1;
+                    let _ = fp;
+                } else if e.event_time.format("%Y").to_string() == "2999" {
+                    rejected += 1;
+                } else {
+                    seen.insert(e.event_id.to_string(), e.fingerprint());
+                }
+            }
+            Err(_) => rejected += 1,
+        }
+    }
+    assert_eq!(repeats + rejected, bad);
+}
+
+#[test]
+fn legacy_format_writes_one_record_per_sale_line() {
+    let mut cfg = small(4, 1);
+    cfg.format = WireFormat::Legacy;
+    let (records, _, stats) = all_records(cfg);
+    assert!(stats.legacy_skipped > 0);
+    for r in records.iter().take(500) {
+        let e = parse_event(&r.bytes).expect("valid legacy");
+        assert_eq!(e.form, stocklake_event::Form::Legacy);
+        assert_eq!(e.event_type, EventType::Sale);
+        assert_eq!(Some(r.partition_key.as_str()), e.transaction_id.as_deref());
+    }
+}
+
+#[test]
+fn a_week_looks_like_a_week() {
+    let (_, truth, stats) = all_records(SimConfig {
+        stores: 4,
+        skus: 400,
+        days: 7,
+        ..SimConfig::default()
+    });
+    // mostly small baskets, a long tail
+    let small_share = (stats.basket_sizes[0] + stats.basket_sizes[1]) as f64 / stats.baskets as f64;
+    assert!(small_share > 0.4 && small_share < 0.8, "{small_share}");
+    assert!(stats.basket_sizes[4] + stats.basket_sizes[5] > 0);
+    // two daily peaks: late morning and early evening beat mid-afternoon
+    assert!(stats.by_hour[12] > stats.by_hour[15]);
+    assert!(stats.by_hour[18] > stats.by_hour[15]);
+    assert!(stats.units_lost > 0 && stats.units_lost < stats.units_sold / 5);
+    assert!(stats.units_wasted > 0);
+    assert!(stats.orders > 0);
+    assert!(
+        truth
+            .iter()
+            .any(|t| matches!(t, TruthRecord::Stockout { .. }))
+    );
+    assert!(
+        truth
+            .iter()
+            .any(|t| matches!(t, TruthRecord::Promotion { .. }))
+    );
+}

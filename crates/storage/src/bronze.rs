@@ -1,0 +1,374 @@
+//! The bronze layout (CONTRACT §5): names, line format, and the sequence arithmetic that makes
+//! the object names the checkpoint of ingest.
+//!
+//! An object holds consecutive records of one source partition (a Kinesis shard, or one HTTP
+//! ingest instance) and is named after them:
+//!
+//! ```text
+//! pos_events/ingest_date=2026-11-26/kinesis=supermarket-sales-stream~shardId-000000000001~4959…001~4959…977.ndjson.gz
+//! pos_events/ingest_date=2026-11-26/http~h20261126t101503z7f3a~1~250.ndjson.gz
+//! ```
+//!
+//! `~` never occurs in a stream name, a shard id or an instance id, so a name always splits back
+//! into its four parts. Each line is one record:
+//! `{"source":…,"partition":…,"sequence":…,"arrived_at":…,"payload":"<the record as received>"}`;
+//! a record that is not valid UTF-8 carries `payload_base64` instead of `payload`.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::Deserialize;
+
+/// The bronze dataset's directory under the bronze root.
+pub const DATASET: &str = "pos_events";
+const SUFFIX: &str = ".ndjson.gz";
+
+/// Where records came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Kinesis { stream: String },
+    Http,
+}
+
+impl Source {
+    /// The form in object names: `kinesis=STREAM` or `http`.
+    pub fn tag(&self) -> String {
+        match self {
+            Source::Kinesis { stream } => format!("kinesis={stream}"),
+            Source::Http => "http".into(),
+        }
+    }
+
+    /// The form in bronze lines: `kinesis:STREAM` or `http`.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Kinesis { stream } => format!("kinesis:{stream}"),
+            Source::Http => "http".into(),
+        }
+    }
+
+    fn from_tag(tag: &str) -> Option<Source> {
+        if tag == "http" {
+            Some(Source::Http)
+        } else {
+            tag.strip_prefix("kinesis=")
+                .filter(|s| !s.is_empty())
+                .map(|s| Source::Kinesis { stream: s.into() })
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// Compares two decimal sequence numbers of any length as numbers.
+pub fn cmp_seq(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Whether a sequence number is a plain decimal of at most 129 digits.
+pub fn valid_seq(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 129 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Adds one to a decimal sequence number.
+pub fn next_seq(s: &str) -> String {
+    let mut digits: Vec<u8> = s.bytes().collect();
+    let mut i = digits.len();
+    loop {
+        if i == 0 {
+            digits.insert(0, b'1');
+            break;
+        }
+        i -= 1;
+        if digits[i] == b'9' {
+            digits[i] = b'0';
+        } else {
+            digits[i] += 1;
+            break;
+        }
+    }
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// What a bronze object's name says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectName {
+    pub ingest_date: NaiveDate,
+    pub source: Source,
+    pub partition: String,
+    pub first_seq: String,
+    pub last_seq: String,
+}
+
+impl ObjectName {
+    /// The object's path relative to the bronze root.
+    pub fn path(&self) -> String {
+        format!(
+            "{DATASET}/ingest_date={}/{}~{}~{}~{}{SUFFIX}",
+            self.ingest_date.format("%Y-%m-%d"),
+            self.source.tag(),
+            self.partition,
+            self.first_seq,
+            self.last_seq
+        )
+    }
+
+    /// Parses a path relative to the bronze root; `None` for anything else (temporary files,
+    /// objects of other tools).
+    pub fn parse(path: &str) -> Option<ObjectName> {
+        let rest = path.strip_prefix(DATASET)?.strip_prefix("/ingest_date=")?;
+        let (date, file) = rest.split_once('/')?;
+        let ingest_date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        let stem = file.strip_suffix(SUFFIX)?;
+        let mut parts = stem.split('~');
+        let source = Source::from_tag(parts.next()?)?;
+        let partition = parts.next()?.to_string();
+        let first_seq = parts.next()?.to_string();
+        let last_seq = parts.next()?.to_string();
+        if parts.next().is_some()
+            || partition.is_empty()
+            || !valid_seq(&first_seq)
+            || !valid_seq(&last_seq)
+            || cmp_seq(&first_seq, &last_seq) == Ordering::Greater
+        {
+            return None;
+        }
+        Some(ObjectName {
+            ingest_date,
+            source,
+            partition,
+            first_seq,
+            last_seq,
+        })
+    }
+
+    /// The (source, partition) stream this object belongs to.
+    pub fn stream_key(&self) -> (Source, String) {
+        (self.source.clone(), self.partition.clone())
+    }
+}
+
+/// Whether a partition or instance id is safe in an object name.
+pub fn valid_partition(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 256
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Appends one bronze line (with its newline) for a record.
+pub fn write_line(
+    out: &mut Vec<u8>,
+    source_label: &str,
+    partition: &str,
+    sequence: &str,
+    arrived_at: DateTime<Utc>,
+    payload: &[u8],
+) {
+    out.extend_from_slice(b"{\"source\":");
+    json_str(out, source_label);
+    out.extend_from_slice(b",\"partition\":");
+    json_str(out, partition);
+    out.extend_from_slice(b",\"sequence\":\"");
+    out.extend_from_slice(sequence.as_bytes());
+    out.extend_from_slice(b"\",\"arrived_at\":\"");
+    out.extend_from_slice(
+        arrived_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+            .as_bytes(),
+    );
+    match std::str::from_utf8(payload) {
+        Ok(text) => {
+            out.extend_from_slice(b"\",\"payload\":");
+            json_str(out, text);
+        }
+        Err(_) => {
+            out.extend_from_slice(b"\",\"payload_base64\":\"");
+            base64_encode(out, payload);
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// One bronze line, read back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BronzeLine<'a> {
+    #[serde(borrow)]
+    pub source: Cow<'a, str>,
+    #[serde(borrow)]
+    pub partition: Cow<'a, str>,
+    #[serde(borrow)]
+    pub sequence: Cow<'a, str>,
+    pub arrived_at: DateTime<Utc>,
+    #[serde(borrow, default)]
+    pub payload: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub payload_base64: Option<Cow<'a, str>>,
+}
+
+impl BronzeLine<'_> {
+    /// The record's bytes exactly as received.
+    pub fn payload_bytes(&self) -> Result<Cow<'_, [u8]>, String> {
+        match (&self.payload, &self.payload_base64) {
+            (Some(p), _) => Ok(Cow::Borrowed(p.as_bytes())),
+            (None, Some(b)) => base64_decode(b).map(Cow::Owned),
+            (None, None) => Err("bronze line without payload".into()),
+        }
+    }
+}
+
+/// Parses one bronze line.
+pub fn parse_line(line: &[u8]) -> Result<BronzeLine<'_>, String> {
+    serde_json::from_slice(line).map_err(|e| e.to_string())
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn base64_encode(out: &mut Vec<u8>, data: &[u8]) {
+    use base64::Engine;
+    let mut s = String::new();
+    base64::engine::general_purpose::STANDARD.encode_string(data, &mut s);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("invalid payload_base64: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert_eq!(cmp_seq("9", "10"), Ordering::Less);
+        assert_eq!(cmp_seq("010", "10"), Ordering::Equal);
+        let a = "49590338271490256608559692538361571095921575989136588898";
+        let b = "49590338271490256608559692540925702759324208523137515618";
+        assert_eq!(cmp_seq(a, b), Ordering::Less);
+        let long = "1".repeat(129);
+        assert_eq!(cmp_seq(&long, a), Ordering::Greater);
+        assert_eq!(next_seq("199"), "200");
+        assert_eq!(next_seq("999"), "1000");
+        assert_eq!(
+            next_seq(a),
+            "49590338271490256608559692538361571095921575989136588899"
+        );
+    }
+
+    #[test]
+    fn object_names_round_trip() {
+        let n = ObjectName {
+            ingest_date: NaiveDate::from_ymd_opt(2026, 11, 26).expect("date"),
+            source: Source::Kinesis {
+                stream: "supermarket-sales-stream".into(),
+            },
+            partition: "shardId-000000000001".into(),
+            first_seq: "49590338271490256608559692538361571095921575989136588898".into(),
+            last_seq: "49590338271490256608559692540925702759324208523137515618".into(),
+        };
+        let p = n.path();
+        assert!(p.starts_with("pos_events/ingest_date=2026-11-26/kinesis=supermarket-sales-stream~shardId-000000000001~"));
+        assert_eq!(ObjectName::parse(&p), Some(n));
+        let h = ObjectName {
+            ingest_date: NaiveDate::from_ymd_opt(2026, 1, 2).expect("date"),
+            source: Source::Http,
+            partition: "h1a2b".into(),
+            first_seq: "1".into(),
+            last_seq: "250".into(),
+        };
+        assert_eq!(ObjectName::parse(&h.path()), Some(h));
+        for bad in [
+            "pos_events/ingest_date=2026-11-26/http~p~1~2.ndjson",
+            "pos_events/ingest_date=2026-13-26/http~p~1~2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/http~p~5~2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/ftp~p~1~2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/http~p~1~2~3.ndjson.gz",
+            "other/ingest_date=2026-11-26/http~p~1~2.ndjson.gz",
+        ] {
+            assert_eq!(ObjectName::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lines_keep_payloads_byte_for_byte() {
+        let t = DateTime::parse_from_rfc3339("2026-11-26T10:15:03.123456Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        for payload in [
+            br#"{"event_id":"a","x":"\u00e9 \"quoted\"\n"}"#.to_vec(),
+            b"not json at all\t\x01".to_vec(),
+            vec![0xff, 0xfe, b'{', 0x80],
+            Vec::new(),
+        ] {
+            let mut out = Vec::new();
+            write_line(&mut out, "kinesis:s", "shardId-0", "42", t, &payload);
+            assert_eq!(out.last(), Some(&b'\n'));
+            assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+            let line = parse_line(&out[..out.len() - 1]).expect("parse");
+            assert_eq!(
+                line.payload_bytes().expect("payload").as_ref(),
+                payload.as_slice()
+            );
+            assert_eq!(line.sequence, "42");
+            assert_eq!(line.arrived_at, t);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_payload_round_trips(payload in prop::collection::vec(any::<u8>(), 0..300)) {
+            let mut out = Vec::new();
+            write_line(&mut out, "http", "h1", "7", Utc::now(), &payload);
+            let line = parse_line(&out[..out.len() - 1]).expect("parse");
+            let got = line.payload_bytes().expect("payload").into_owned();
+            prop_assert_eq!(got, payload);
+        }
+
+        #[test]
+        fn seq_order_matches_big_numbers(a in 0u128..u128::MAX, b in 0u128..u128::MAX) {
+            prop_assert_eq!(cmp_seq(&a.to_string(), &b.to_string()), a.cmp(&b));
+            prop_assert_eq!(next_seq(&a.to_string()), (a + 1).to_string());
+        }
+    }
+}
