@@ -2,15 +2,15 @@
 //! the object names the checkpoint of ingest.
 //!
 //! An object holds consecutive records of one source partition (a Kinesis shard, or one HTTP
-//! ingest instance) and is named after them:
+//! ingest instance) and is named after them, Hive style, so that any engine can read bronze with
+//! its path columns:
 //!
 //! ```text
-//! pos_events/ingest_date=2026-11-26/kinesis=supermarket-sales-stream~shardId-000000000001~4959…001~4959…977.ndjson.gz
-//! pos_events/ingest_date=2026-11-26/http~h20261126t101503z7f3a~1~250.ndjson.gz
+//! pos_events/ingest_date=2026-11-26/source=kinesis/stream=supermarket-sales-stream/partition=shardId-000000000001/4959…001-4959…977.ndjson.gz
+//! pos_events/ingest_date=2026-11-26/source=http/partition=h20261126t101503z0001/1-250.ndjson.gz
 //! ```
 //!
-//! `~` never occurs in a stream name, a shard id or an instance id, so a name always splits back
-//! into its four parts. Each line is one record:
+//! Sequence numbers are digits only, so `FIRST-LAST` always splits back. Each line is one record:
 //! `{"source":…,"partition":…,"sequence":…,"arrived_at":…,"payload":"<the record as received>"}`;
 //! a record that is not valid UTF-8 carries `payload_base64` instead of `payload`.
 
@@ -33,11 +33,11 @@ pub enum Source {
 }
 
 impl Source {
-    /// The form in object names: `kinesis=STREAM` or `http`.
-    pub fn tag(&self) -> String {
+    /// The directories this source's objects live under.
+    pub fn dirs(&self) -> String {
         match self {
-            Source::Kinesis { stream } => format!("kinesis={stream}"),
-            Source::Http => "http".into(),
+            Source::Kinesis { stream } => format!("source=kinesis/stream={stream}"),
+            Source::Http => "source=http".into(),
         }
     }
 
@@ -46,16 +46,6 @@ impl Source {
         match self {
             Source::Kinesis { stream } => format!("kinesis:{stream}"),
             Source::Http => "http".into(),
-        }
-    }
-
-    fn from_tag(tag: &str) -> Option<Source> {
-        if tag == "http" {
-            Some(Source::Http)
-        } else {
-            tag.strip_prefix("kinesis=")
-                .filter(|s| !s.is_empty())
-                .map(|s| Source::Kinesis { stream: s.into() })
         }
     }
 }
@@ -112,9 +102,9 @@ impl ObjectName {
     /// The object's path relative to the bronze root.
     pub fn path(&self) -> String {
         format!(
-            "{DATASET}/ingest_date={}/{}~{}~{}~{}{SUFFIX}",
+            "{DATASET}/ingest_date={}/{}/partition={}/{}-{}{SUFFIX}",
             self.ingest_date.format("%Y-%m-%d"),
-            self.source.tag(),
+            self.source.dirs(),
             self.partition,
             self.first_seq,
             self.last_seq
@@ -125,19 +115,32 @@ impl ObjectName {
     /// objects of other tools).
     pub fn parse(path: &str) -> Option<ObjectName> {
         let rest = path.strip_prefix(DATASET)?.strip_prefix("/ingest_date=")?;
-        let (date, file) = rest.split_once('/')?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (date, source, partition, file) = match parts.as_slice() {
+            [date, "source=http", partition, file] => (*date, Source::Http, *partition, *file),
+            [date, "source=kinesis", stream, partition, file] => {
+                let stream = stream.strip_prefix("stream=")?;
+                if stream.is_empty() {
+                    return None;
+                }
+                (
+                    *date,
+                    Source::Kinesis {
+                        stream: stream.to_string(),
+                    },
+                    *partition,
+                    *file,
+                )
+            }
+            _ => return None,
+        };
         let ingest_date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-        let stem = file.strip_suffix(SUFFIX)?;
-        let mut parts = stem.split('~');
-        let source = Source::from_tag(parts.next()?)?;
-        let partition = parts.next()?.to_string();
-        let first_seq = parts.next()?.to_string();
-        let last_seq = parts.next()?.to_string();
-        if parts.next().is_some()
-            || partition.is_empty()
-            || !valid_seq(&first_seq)
-            || !valid_seq(&last_seq)
-            || cmp_seq(&first_seq, &last_seq) == Ordering::Greater
+        let partition = partition.strip_prefix("partition=")?.to_string();
+        let (first_seq, last_seq) = file.strip_suffix(SUFFIX)?.split_once('-')?;
+        if !valid_partition(&partition)
+            || !valid_seq(first_seq)
+            || !valid_seq(last_seq)
+            || cmp_seq(first_seq, last_seq) == Ordering::Greater
         {
             return None;
         }
@@ -145,8 +148,8 @@ impl ObjectName {
             ingest_date,
             source,
             partition,
-            first_seq,
-            last_seq,
+            first_seq: first_seq.to_string(),
+            last_seq: last_seq.to_string(),
         })
     }
 
@@ -308,7 +311,7 @@ mod tests {
             last_seq: "49590338271490256608559692540925702759324208523137515618".into(),
         };
         let p = n.path();
-        assert!(p.starts_with("pos_events/ingest_date=2026-11-26/kinesis=supermarket-sales-stream~shardId-000000000001~"));
+        assert!(p.starts_with("pos_events/ingest_date=2026-11-26/source=kinesis/stream=supermarket-sales-stream/partition=shardId-000000000001/4959"));
         assert_eq!(ObjectName::parse(&p), Some(n));
         let h = ObjectName {
             ingest_date: NaiveDate::from_ymd_opt(2026, 1, 2).expect("date"),
@@ -317,14 +320,20 @@ mod tests {
             first_seq: "1".into(),
             last_seq: "250".into(),
         };
-        assert_eq!(ObjectName::parse(&h.path()), Some(h));
+        assert_eq!(ObjectName::parse(&h.path()), Some(h.clone()));
+        assert_eq!(
+            h.path(),
+            "pos_events/ingest_date=2026-01-02/source=http/partition=h1a2b/1-250.ndjson.gz"
+        );
         for bad in [
-            "pos_events/ingest_date=2026-11-26/http~p~1~2.ndjson",
-            "pos_events/ingest_date=2026-13-26/http~p~1~2.ndjson.gz",
-            "pos_events/ingest_date=2026-11-26/http~p~5~2.ndjson.gz",
-            "pos_events/ingest_date=2026-11-26/ftp~p~1~2.ndjson.gz",
-            "pos_events/ingest_date=2026-11-26/http~p~1~2~3.ndjson.gz",
-            "other/ingest_date=2026-11-26/http~p~1~2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/source=http/partition=p/1-2.ndjson",
+            "pos_events/ingest_date=2026-13-26/source=http/partition=p/1-2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/source=http/partition=p/5-2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/source=ftp/partition=p/1-2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/source=http/partition=p/1-2-3.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/source=kinesis/partition=p/1-2.ndjson.gz",
+            "pos_events/ingest_date=2026-11-26/source=http/p/1-2.ndjson.gz",
+            "other/ingest_date=2026-11-26/source=http/partition=p/1-2.ndjson.gz",
         ] {
             assert_eq!(ObjectName::parse(bad), None, "{bad}");
         }

@@ -9,5 +9,5 @@ pub mod bronze;
 mod listing;
 mod location;
 
-pub use listing::{BronzeObject, list_bronze};
+pub use listing::{BronzeObject, gunzip, high_water_marks, list_bronze, read_bronze};
 pub use location::{AwsOptions, Location, LocationError, s3_builder};

@@ -46,6 +46,48 @@ pub async fn list_bronze(
             .await?;
         out.append(&mut objects);
     }
-    out.sort_by(|a, b| a.name.path().cmp(&b.name.path()));
+    out.sort_by_key(|o| o.name.path());
+    Ok(out)
+}
+
+/// The highest last sequence number in bronze per partition of `source`: where each partition
+/// of that source resumes.
+pub fn high_water_marks(
+    objects: &[BronzeObject],
+    source: &crate::bronze::Source,
+) -> std::collections::HashMap<String, String> {
+    use crate::bronze::cmp_seq;
+    let mut out: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for o in objects.iter().filter(|o| &o.name.source == source) {
+        match out.get_mut(&o.name.partition) {
+            Some(cur) if cmp_seq(&o.name.last_seq, cur).is_gt() => o.name.last_seq.clone_into(cur),
+            Some(_) => {}
+            None => {
+                out.insert(o.name.partition.clone(), o.name.last_seq.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Reads a bronze object and returns its lines' bytes (gunzipped, newline separated).
+pub async fn read_bronze(
+    store: &dyn ObjectStore,
+    name: &ObjectName,
+) -> Result<Vec<u8>, object_store::Error> {
+    use object_store::ObjectStoreExt;
+    let path = Path::from(name.path());
+    let gz = store.get(&path).await?.bytes().await?;
+    gunzip(&gz).map_err(|e| object_store::Error::Generic {
+        store: "bronze",
+        source: Box::new(e),
+    })
+}
+
+/// Gunzips a bronze object (concatenated gzip members are read as one stream).
+pub fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(gz.len() * 4);
+    flate2::read::MultiGzDecoder::new(gz).read_to_end(&mut out)?;
     Ok(out)
 }

@@ -1,0 +1,397 @@
+//! HTTP ingest: `POST /v1/events` (CONTRACT §4).
+//!
+//! A request is answered `202 {"accepted": N}` only once its records are durable in bronze.
+//! Requests that arrive while a bronze write is in flight wait for the next one and share it
+//! (group commit), so many small requests cost few objects. What waits is bounded in bytes:
+//! past the bound the answer is `503` with `Retry-After`, never an unbounded queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use chrono::Utc;
+use stocklake_storage::bronze::Source;
+use stocklake_telemetry as metrics;
+use subtle::ConstantTimeEq;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::body::{BodyError, body_kind, decode_body, split_body};
+use crate::bronze::{BronzeWriter, PendingRecord};
+
+/// Settings of HTTP ingest.
+#[derive(Clone)]
+pub struct HttpIngestConfig {
+    /// Largest accepted body, after decompression.
+    pub max_body_bytes: usize,
+    /// Payload bytes that may wait for bronze before new requests get 503.
+    pub max_queued_bytes: usize,
+    /// Target size of one bronze object; requests beyond wait for the next write.
+    pub max_object_bytes: usize,
+    /// Accepted bearer tokens; empty means no authentication.
+    pub tokens: Vec<String>,
+    /// `Retry-After` seconds on 503.
+    pub retry_after_secs: u64,
+}
+
+impl std::fmt::Debug for HttpIngestConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpIngestConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("max_object_bytes", &self.max_object_bytes)
+            .field("tokens", &format!("{} configured", self.tokens.len()))
+            .finish()
+    }
+}
+
+impl Default for HttpIngestConfig {
+    fn default() -> Self {
+        HttpIngestConfig {
+            max_body_bytes: 16 << 20,
+            max_queued_bytes: 256 << 20,
+            max_object_bytes: 8 << 20,
+            tokens: Vec::new(),
+            retry_after_secs: 1,
+        }
+    }
+}
+
+struct Submission {
+    records: Vec<Bytes>,
+    arrived_at: chrono::DateTime<Utc>,
+    ack: oneshot::Sender<Result<usize, String>>,
+}
+
+/// The HTTP ingest service: cheap to clone, one bronze writer task behind it.
+#[derive(Clone)]
+pub struct HttpIngest {
+    tx: mpsc::Sender<Submission>,
+    queued: Arc<Semaphore>,
+    cfg: Arc<HttpIngestConfig>,
+    partition: Arc<str>,
+    accepted: Arc<AtomicU64>,
+}
+
+/// Why a submission was not made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    /// Too much is waiting already: retry later.
+    Overloaded,
+    /// Bronze could not be written: retry later.
+    Unavailable(String),
+}
+
+/// A name for this ingest instance: unique per process start, safe in object names.
+fn instance_id() -> String {
+    let now = Utc::now();
+    let nanos = now.timestamp_subsec_nanos();
+    format!(
+        "h{}{:08x}{:04x}",
+        now.format("%Y%m%dt%H%M%Sz"),
+        nanos,
+        std::process::id() & 0xffff
+    )
+}
+
+impl HttpIngest {
+    /// Starts the writer task. It ends once every clone of the returned service is dropped and
+    /// what was queued is written.
+    pub fn start(writer: BronzeWriter, cfg: HttpIngestConfig) -> (HttpIngest, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let kib = (cfg.max_queued_bytes / 1024).clamp(1, u32::MAX as usize / 2);
+        let queued = Arc::new(Semaphore::new(kib));
+        let partition: Arc<str> = instance_id().into();
+        let cfg = Arc::new(cfg);
+        let handle = tokio::spawn(group_commit(
+            writer,
+            rx,
+            partition.clone(),
+            cfg.max_object_bytes,
+        ));
+        (
+            HttpIngest {
+                tx,
+                queued,
+                cfg,
+                partition,
+                accepted: Arc::new(AtomicU64::new(0)),
+            },
+            handle,
+        )
+    }
+
+    /// This instance's bronze partition.
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+
+    /// Records accepted since start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Makes `records` durable in bronze; returns how many.
+    pub async fn submit(&self, records: Vec<Bytes>) -> Result<usize, SubmitError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let bytes: usize = records.iter().map(|r| r.len()).sum();
+        let kib = (bytes / 1024 + 1).min(u32::MAX as usize) as u32;
+        let permit = self
+            .queued
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map_err(|_| SubmitError::Overloaded)?;
+        metrics::HTTP_INGEST_QUEUED_BYTES.add(bytes as i64);
+        let (ack, done) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Submission {
+                records,
+                arrived_at: Utc::now(),
+                ack,
+            })
+            .await;
+        let result = match sent {
+            Err(_) => Err(SubmitError::Unavailable("ingest is shutting down".into())),
+            Ok(()) => match done.await {
+                Ok(Ok(n)) => Ok(n),
+                Ok(Err(e)) => Err(SubmitError::Unavailable(e)),
+                Err(_) => Err(SubmitError::Unavailable("the bronze writer stopped".into())),
+            },
+        };
+        metrics::HTTP_INGEST_QUEUED_BYTES.sub(bytes as i64);
+        drop(permit);
+        if let Ok(n) = result {
+            self.accepted.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        if self.cfg.tokens.is_empty() {
+            return true;
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(presented) = presented else {
+            return false;
+        };
+        // constant time per token; every token is compared so timing does not tell which matched
+        let mut ok = subtle::Choice::from(0);
+        for t in &self.cfg.tokens {
+            let same_len = t.len() == presented.len();
+            let eq = if same_len {
+                t.as_bytes().ct_eq(presented.as_bytes())
+            } else {
+                // compare against itself to spend the same time, then discard
+                let _ = presented.as_bytes().ct_eq(presented.as_bytes());
+                subtle::Choice::from(0)
+            };
+            ok |= eq;
+        }
+        ok.into()
+    }
+
+    /// The `POST /v1/events` route.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/v1/events", post(post_events))
+            .with_state(self)
+    }
+}
+
+async fn group_commit(
+    writer: BronzeWriter,
+    mut rx: mpsc::Receiver<Submission>,
+    partition: Arc<str>,
+    max_object_bytes: usize,
+) {
+    let mut next_seq: u64 = 1;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut size: usize = batch[0].records.iter().map(|r| r.len()).sum();
+        // everything that queued up while the last write was in flight goes in this one
+        while size < max_object_bytes {
+            match rx.try_recv() {
+                Ok(s) => {
+                    size += s.records.iter().map(|r| r.len()).sum::<usize>();
+                    batch.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut pending = Vec::with_capacity(batch.iter().map(|s| s.records.len()).sum());
+        for s in &batch {
+            for r in &s.records {
+                pending.push(PendingRecord {
+                    sequence: next_seq.to_string(),
+                    arrived_at: s.arrived_at,
+                    payload: r.clone(),
+                });
+                next_seq += 1;
+            }
+        }
+        // sequence numbers are never reused, even after a failed write: a write that failed
+        // on our side may still have landed, and must not be overwritten
+        let result = write_with_retry(&writer, &partition, &pending).await;
+        for s in batch {
+            let n = s.records.len();
+            let _ = s.ack.send(result.clone().map(|_| n));
+        }
+    }
+}
+
+async fn write_with_retry(
+    writer: &BronzeWriter,
+    partition: &str,
+    pending: &[PendingRecord],
+) -> Result<(), String> {
+    let mut delay = Duration::from_millis(20);
+    let mut last = String::new();
+    for attempt in 0..3 {
+        match writer.write(&Source::Http, partition, pending).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                metrics::INGEST_ERRORS
+                    .with_label_values(&["http", "write_failed"])
+                    .inc();
+                tracing::warn!(error = %e, attempt, "bronze write failed");
+                last = e.to_string();
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+        }
+    }
+    Err(last)
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": code, "message": message});
+    (status, axum::Json(body)).into_response()
+}
+
+fn count(status: StatusCode) {
+    metrics::HTTP_INGEST_REQUESTS
+        .with_label_values(&[status.as_str()])
+        .inc();
+}
+
+async fn post_events(State(ingest): State<HttpIngest>, headers: HeaderMap, body: Body) -> Response {
+    let response = handle(&ingest, &headers, body).await;
+    count(response.status());
+    response
+}
+
+async fn handle(ingest: &HttpIngest, headers: &HeaderMap, body: Body) -> Response {
+    if !ingest.authorized(headers) {
+        let mut r = json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` header is required",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let limit = ingest.cfg.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the body is larger than {limit} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let kind = match body_kind(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        Ok(k) => k,
+        Err(e) => return body_error(e),
+    };
+    let raw = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            return if over {
+                too_large()
+            } else {
+                json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    &format!("cannot read the body: {e}"),
+                )
+            };
+        }
+    };
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let body = match decode_body(encoding, raw, limit) {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    let records = match split_body(kind, &body) {
+        Ok(r) => r,
+        Err(e) => return body_error(e),
+    };
+    match ingest.submit(records).await {
+        Ok(n) => (
+            StatusCode::ACCEPTED,
+            axum::Json(serde_json::json!({"accepted": n})),
+        )
+            .into_response(),
+        Err(SubmitError::Overloaded) => {
+            let mut r = json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many records are waiting to be written; retry later",
+            );
+            retry_after(&mut r, ingest.cfg.retry_after_secs);
+            r
+        }
+        Err(SubmitError::Unavailable(why)) => {
+            let mut r = json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bronze_unavailable",
+                &format!(
+                    "records could not be made durable ({why}); nothing was accepted, retry later"
+                ),
+            );
+            retry_after(&mut r, ingest.cfg.retry_after_secs.max(1));
+            r
+        }
+    }
+}
+
+fn retry_after(r: &mut Response, secs: u64) {
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
+fn body_error(e: BodyError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json_error(status, e.code(), &e.message())
+}
