@@ -1,14 +1,20 @@
 //! One module per subcommand.
 
+mod ingest;
+mod init;
 mod simulate;
 
 use anyhow::bail;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
+use crate::config;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Init(args) => init::run(&config::load(&cli.global)?, args).await,
+        Command::Ingest(args) => ingest::run(&config::load(&cli.global)?, args).await,
         other => bail!(
             "`stocklake {}` is not built yet",
             format!("{other:?}")
@@ -18,4 +24,35 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 .to_lowercase()
         ),
     }
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM: the start of a graceful shutdown.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutting down: finishing and committing what is in flight");
+        t.cancel();
+    });
+    token
 }

@@ -1,0 +1,57 @@
+//! `stocklake init`: creates what the configured backends need. Safe to repeat.
+
+use anyhow::Context;
+use stocklake_storage::{Location, aws};
+
+use crate::cli::InitArgs;
+use crate::config::Settings;
+
+async fn ensure_location(settings: &Settings, what: &str, loc: &Location) -> anyhow::Result<()> {
+    match loc {
+        Location::Local(p) => {
+            std::fs::create_dir_all(p).with_context(|| format!("creating {what} directory {}", p.display()))?;
+            println!("{what:<8} {} (local directory ready)", loc.url());
+        }
+        Location::S3 { bucket, .. } => {
+            let created = aws::ensure_bucket(&settings.aws, bucket)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "{what:<8} {} (bucket {bucket} {})",
+                loc.url(),
+                if created { "created" } else { "exists" }
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
+    ensure_location(settings, "bronze", &settings.bronze).await?;
+    ensure_location(settings, "silver", &settings.silver).await?;
+    if let Ok(bucket) = std::env::var("S3_BUCKET_GOLD") {
+        if !bucket.is_empty() {
+            let created = aws::ensure_bucket(&settings.aws, &bucket)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "gold     s3://{bucket} (bucket for gold exports {})",
+                if created { "created" } else { "exists" }
+            );
+        }
+    }
+    if let Some(stream) = &settings.stream {
+        let shards = args.shards.unwrap_or(settings.config.ingest.shards).max(1);
+        let client = aws::kinesis_client(&settings.aws).await;
+        let created = stocklake_ingest::ensure_stream(&client, stream, shards).await?;
+        println!(
+            "stream   kinesis://{stream} ({})",
+            if created {
+                format!("created with {shards} shards")
+            } else {
+                "exists".to_string()
+            }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,641 @@
+//! Layered configuration: defaults → `stocklake.toml` → environment → flags.
+//!
+//! `defaults.toml` holds every key with its default and a comment; it is the reference
+//! (docs/configuration.md is kept in step with it by a test). A key in the file that is not
+//! there, or of another type, fails at start with the key named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
+use stocklake_storage::{AwsOptions, Location};
+use toml::{Table, Value};
+
+use crate::cli::GlobalArgs;
+
+/// Every key with its default, and the configuration reference.
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bronze: String,
+    pub silver: String,
+    pub gold: String,
+    pub stream: String,
+    pub listen: String,
+    pub master_data: String,
+    pub log_format: String,
+    pub aws: AwsSection,
+    pub ingest: IngestSection,
+    pub refine: RefineSection,
+    pub stock: StockSection,
+    pub alerts: AlertsSection,
+    pub serve: ServeSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    pub endpoint_url: String,
+    pub region: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    pub flush_interval_ms: u64,
+    pub flush_bytes: u64,
+    pub max_body_bytes: u64,
+    pub max_queued_bytes: u64,
+    pub tokens: Vec<String>,
+    pub tokens_file: String,
+    pub rate_limit_per_second: u64,
+    pub shards: u32,
+}
+
+impl std::fmt::Debug for IngestSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestSection")
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("flush_bytes", &self.flush_bytes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("tokens", &format!("{} set", self.tokens.len()))
+            .field("tokens_file", &self.tokens_file)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefineSection {
+    pub dedup_window_days: u32,
+    pub max_future_hours: u32,
+    pub max_past_days: u32,
+    pub batch_max_records: u64,
+    pub maintenance_interval_secs: u64,
+    pub vacuum_retention_hours: u64,
+    pub compact_min_files: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockSection {
+    pub default_lead_time_days: u32,
+    pub default_service_level: f64,
+    pub demand_half_life_days: f64,
+    pub overstock_days: f64,
+    pub phantom_probability: f64,
+    pub min_history_days: u32,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    pub webhook_url: String,
+    pub webhook_token: String,
+    pub log: bool,
+}
+
+impl std::fmt::Debug for AlertsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertsSection")
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_token", &redact(&self.webhook_token))
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    pub api_token: String,
+}
+
+impl std::fmt::Debug for ServeSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeSection")
+            .field("api_token", &redact(&self.api_token))
+            .finish()
+    }
+}
+
+fn redact(s: &str) -> &'static str {
+    if s.is_empty() { "" } else { "<set>" }
+}
+
+/// The resolved settings every command uses.
+#[derive(Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    pub bronze: Location,
+    pub silver: Location,
+    /// `sqlite://PATH` or `postgres://…`.
+    pub gold: String,
+    /// Kinesis stream name.
+    pub stream: Option<String>,
+    pub listen: SocketAddr,
+    pub master_data: Option<PathBuf>,
+    pub aws: AwsOptions,
+    /// Accepted ingest tokens (from the file, the list and `tokens_file`).
+    pub ingest_tokens: Vec<String>,
+    /// Where the configuration file was read from, if any.
+    pub file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("bronze", &self.bronze)
+            .field("silver", &self.silver)
+            .field("gold", &redact_url(&self.gold))
+            .field("stream", &self.stream)
+            .field("listen", &self.listen)
+            .field("master_data", &self.master_data)
+            .field("aws", &self.aws)
+            .field("ingest_tokens", &format!("{} set", self.ingest_tokens.len()))
+            .field("file", &self.file)
+            .field("ingest", &self.config.ingest)
+            .field("refine", &self.config.refine)
+            .field("stock", &self.config.stock)
+            .field("alerts", &self.config.alerts)
+            .field("serve", &self.config.serve)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "true or false",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "a list",
+        Value::Table(_) => "a table",
+    }
+}
+
+/// Merges `file` over `base`, refusing keys `base` does not have and values of another type.
+fn merge_checked(base: &mut Table, file: Table, prefix: &str, origin: &str) -> anyhow::Result<()> {
+    for (k, v) in file {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let Some(slot) = base.get_mut(&k) else {
+            let known: Vec<&String> = base.keys().collect();
+            bail!(
+                "{origin}: unknown key `{path}` (known keys here: {})",
+                known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        };
+        match (slot, v) {
+            (Value::Table(b), Value::Table(f)) => merge_checked(b, f, &path, origin)?,
+            (slot @ Value::Float(_), Value::Integer(i)) => *slot = Value::Float(i as f64),
+            (slot, v) if std::mem::discriminant(slot) == std::mem::discriminant(&v) => {
+                if let (Value::Array(_), Value::Array(items)) = (&slot, &v) {
+                    if let Some(bad) = items.iter().find(|i| !i.is_str()) {
+                        bail!("{origin}: `{path}` must be a list of strings, found {}", type_name(bad));
+                    }
+                }
+                *slot = v;
+            }
+            (slot, v) => bail!(
+                "{origin}: `{path}` must be {}, found {}",
+                type_name(slot),
+                type_name(&v)
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Every leaf key path of a table, with its value.
+fn leaves(t: &Table, prefix: &str, out: &mut Vec<(String, Value)>) {
+    for (k, v) in t {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Table(sub) => leaves(sub, &path, out),
+            other => out.push((path, other.clone())),
+        }
+    }
+}
+
+/// The environment variable of a key path.
+pub fn env_name(path: &str) -> String {
+    format!("STOCKLAKE_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+fn set_path(t: &mut Table, path: &str, v: Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut cur = t;
+    for p in parts {
+        let next = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        match next {
+            Value::Table(sub) => cur = sub,
+            _ => return,
+        }
+    }
+    cur.insert(last.to_string(), v);
+}
+
+fn parse_env(default: &Value, raw: &str, name: &str) -> anyhow::Result<Value> {
+    Ok(match default {
+        Value::String(_) => Value::String(raw.to_string()),
+        Value::Integer(_) => Value::Integer(
+            raw.trim()
+                .parse()
+                .with_context(|| format!("{name}={raw:?} must be an integer"))?,
+        ),
+        Value::Float(_) => Value::Float(
+            raw.trim()
+                .parse()
+                .with_context(|| format!("{name}={raw:?} must be a number"))?,
+        ),
+        Value::Boolean(_) => Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => bail!("{name}={raw:?} must be true or false"),
+        }),
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+/// Reads the environment through `get` (the process environment in production).
+pub fn resolve(
+    global: &GlobalArgs,
+    get: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> anyhow::Result<Settings> {
+    let mut table: Table = toml::from_str(DEFAULTS).context("the built-in defaults")?;
+    let mut defaults_leaves = Vec::new();
+    leaves(&table, "", &mut defaults_leaves);
+
+    // the file
+    let explicit = global.config.clone();
+    let candidate = explicit.clone().unwrap_or_else(|| cwd.join("stocklake.toml"));
+    let file = if explicit.is_some() || candidate.exists() {
+        let text = std::fs::read_to_string(&candidate)
+            .with_context(|| format!("cannot read the configuration file {}", candidate.display()))?;
+        let parsed: Table = toml::from_str(&text)
+            .map_err(|e| anyhow!("{}: {e}", candidate.display()))?;
+        merge_checked(&mut table, parsed, "", &candidate.display().to_string())?;
+        Some(candidate)
+    } else {
+        None
+    };
+
+    // the original design's .env names
+    let get_nonempty = |n: &str| get(n).filter(|v| !v.trim().is_empty());
+    if let Some(stream) = get_nonempty("KINESIS_STREAM_NAME") {
+        set_path(&mut table, "stream", Value::String(format!("kinesis://{stream}")));
+    }
+    if let Some(b) = get_nonempty("S3_BUCKET_BRONZE") {
+        set_path(&mut table, "bronze", Value::String(format!("s3://{b}")));
+    }
+    if let Some(b) = get_nonempty("S3_BUCKET_SILVER") {
+        set_path(&mut table, "silver", Value::String(format!("s3://{b}")));
+    }
+    if let Some(host) = get_nonempty("POSTGRES_HOST") {
+        let user = get_nonempty("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
+        let password = get_nonempty("POSTGRES_PASSWORD");
+        let port = get_nonempty("POSTGRES_PORT").unwrap_or_else(|| "5432".into());
+        let db = get_nonempty("POSTGRES_DB").unwrap_or_else(|| user.clone());
+        let auth = match password {
+            Some(p) => format!("{}:{}", pct(&user), pct(&p)),
+            None => pct(&user),
+        };
+        set_path(
+            &mut table,
+            "gold",
+            Value::String(format!("postgres://{auth}@{host}:{port}/{db}")),
+        );
+    }
+    // STOCKLAKE_* for every key
+    for (path, default) in &defaults_leaves {
+        let name = env_name(path);
+        if let Some(raw) = get(&name) {
+            set_path(&mut table, path, parse_env(default, &raw, &name)?);
+        }
+    }
+    // flags
+    let flag = |t: &mut Table, key: &str, v: Option<String>| {
+        if let Some(v) = v {
+            set_path(t, key, Value::String(v));
+        }
+    };
+    flag(&mut table, "data_dir", global.data_dir.as_ref().map(|p| p.display().to_string()));
+    flag(&mut table, "bronze", global.bronze.clone());
+    flag(&mut table, "silver", global.silver.clone());
+    flag(&mut table, "gold", global.gold.clone());
+    flag(&mut table, "stream", global.stream.clone());
+    flag(&mut table, "listen", global.listen.clone());
+    flag(&mut table, "master_data", global.master_data.as_ref().map(|p| p.display().to_string()));
+
+    let config: Config = Value::Table(table)
+        .try_into()
+        .map_err(|e| anyhow!("configuration: {e}"))?;
+    settle(config, file, cwd, get)
+}
+
+/// Percent-encodes a URL user-info part.
+fn pct(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn settle(
+    config: Config,
+    file: Option<PathBuf>,
+    cwd: &Path,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Settings> {
+    let data_dir = if config.data_dir.is_absolute() {
+        config.data_dir.clone()
+    } else {
+        cwd.join(&config.data_dir)
+    };
+    let location = |key: &str, value: &str, default: PathBuf| -> anyhow::Result<Location> {
+        if value.is_empty() {
+            Ok(Location::Local(default))
+        } else {
+            Location::parse(value).map_err(|e| anyhow!("`{key}`: {e}"))
+        }
+    };
+    let bronze = location("bronze", &config.bronze, data_dir.join("bronze"))?;
+    let silver = location("silver", &config.silver, data_dir.join("silver"))?;
+    let gold = if config.gold.is_empty() {
+        format!("sqlite://{}", data_dir.join("gold.db").display())
+    } else if config.gold.starts_with("sqlite://")
+        || config.gold.starts_with("postgres://")
+        || config.gold.starts_with("postgresql://")
+    {
+        config.gold.clone()
+    } else {
+        bail!(
+            "`gold` = {:?}: use sqlite://PATH or postgres://user@host:port/db",
+            config.gold
+        );
+    };
+    let stream = if config.stream.is_empty() {
+        None
+    } else {
+        Some(stocklake_storage::aws::parse_stream_url(&config.stream).map_err(|e| anyhow!("`stream`: {e}"))?)
+    };
+    let listen: SocketAddr = config
+        .listen
+        .parse()
+        .map_err(|e| anyhow!("`listen` = {:?} is not an address like 127.0.0.1:8080: {e}", config.listen))?;
+    let master_data = (!config.master_data.is_empty()).then(|| {
+        let p = PathBuf::from(&config.master_data);
+        if p.is_absolute() { p } else { cwd.join(p) }
+    });
+    if !matches!(config.log_format.as_str(), "text" | "json") {
+        bail!("`log_format` = {:?}: use text or json", config.log_format);
+    }
+    let mut aws = AwsOptions {
+        endpoint_url: get("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
+        region: get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .filter(|v| !v.is_empty()),
+        access_key_id: get("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()),
+        secret_access_key: get("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty()),
+        session_token: get("AWS_SESSION_TOKEN").filter(|v| !v.is_empty()),
+        allow_http: get("AWS_ALLOW_HTTP").map(|v| v == "true" || v == "1"),
+    };
+    if !config.aws.endpoint_url.is_empty() {
+        aws.endpoint_url = Some(config.aws.endpoint_url.clone());
+    }
+    if !config.aws.region.is_empty() {
+        aws.region = Some(config.aws.region.clone());
+    }
+    let mut ingest_tokens: Vec<String> = config
+        .ingest
+        .tokens
+        .iter()
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .collect();
+    if !config.ingest.tokens_file.is_empty() {
+        let text = std::fs::read_to_string(&config.ingest.tokens_file).with_context(|| {
+            format!("`ingest.tokens_file`: cannot read {}", config.ingest.tokens_file)
+        })?;
+        ingest_tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    let s = &config.stock;
+    if !(0.5..1.0).contains(&s.default_service_level) {
+        bail!("`stock.default_service_level` = {} must be in [0.5, 1)", s.default_service_level);
+    }
+    if !(s.phantom_probability > 0.0 && s.phantom_probability < 0.5) {
+        bail!("`stock.phantom_probability` = {} must be in (0, 0.5)", s.phantom_probability);
+    }
+    if s.demand_half_life_days <= 0.0 || s.overstock_days <= 0.0 {
+        bail!("`stock.demand_half_life_days` and `stock.overstock_days` must be positive");
+    }
+    if config.refine.dedup_window_days == 0 {
+        bail!("`refine.dedup_window_days` must be at least 1");
+    }
+    if config.ingest.flush_interval_ms == 0 || config.ingest.max_body_bytes == 0 {
+        bail!("`ingest.flush_interval_ms` and `ingest.max_body_bytes` must be positive");
+    }
+    Ok(Settings {
+        data_dir,
+        bronze,
+        silver,
+        gold,
+        stream,
+        listen,
+        master_data,
+        aws,
+        ingest_tokens,
+        file,
+        config,
+    })
+}
+
+/// Settings from the process environment and the working directory.
+pub fn load(global: &GlobalArgs) -> anyhow::Result<Settings> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    resolve(global, &|n| std::env::var(n).ok(), &cwd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_resolve_to_the_embedded_layout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = resolve(&GlobalArgs::default(), &with_env(&[]), dir.path()).expect("resolve");
+        assert_eq!(s.bronze, Location::Local(dir.path().join("./data").join("bronze")));
+        assert!(s.gold.starts_with("sqlite://") && s.gold.ends_with("gold.db"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.stream, None);
+        assert_eq!(s.config.ingest.flush_interval_ms, 1000);
+        assert!(s.file.is_none());
+    }
+
+    #[test]
+    fn layers_in_order_file_env_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("stocklake.toml"),
+            "listen = \"0.0.0.0:9000\"\nstream = \"kinesis://from-file\"\n[ingest]\nflush_interval_ms = 250\nshards = 4\n[stock]\noverstock_days = 30\n",
+        )
+        .expect("write");
+        let env = with_env(&[
+            ("STOCKLAKE_INGEST_SHARDS", "8"),
+            ("STOCKLAKE_INGEST_TOKENS", "a, b"),
+            ("STOCKLAKE_STREAM", "kinesis://from-env"),
+        ]);
+        let flags = GlobalArgs {
+            listen: Some("127.0.0.1:7000".into()),
+            ..GlobalArgs::default()
+        };
+        let s = resolve(&flags, &env, dir.path()).expect("resolve");
+        assert_eq!(s.config.ingest.flush_interval_ms, 250, "file over defaults");
+        assert_eq!(s.config.ingest.shards, 8, "env over file");
+        assert_eq!(s.stream.as_deref(), Some("from-env"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7000", "flags over all");
+        assert_eq!(s.ingest_tokens, vec!["a", "b"]);
+        assert!((s.config.stock.overstock_days - 30.0).abs() < 1e-9, "an integer for a number");
+        assert!(s.file.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_fail_with_the_key_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stocklake.toml");
+        for (text, needle) in [
+            ("[ingest]\nflush_intervall_ms = 5\n", "unknown key `ingest.flush_intervall_ms`"),
+            ("colour = \"blue\"\n", "unknown key `colour`"),
+            ("[ingest]\nflush_bytes = \"big\"\n", "`ingest.flush_bytes` must be an integer, found a string"),
+            ("[ingest]\ntokens = [1]\n", "`ingest.tokens` must be a list of strings"),
+            ("listen = \"nowhere\"\n", "`listen`"),
+            ("gold = \"mysql://x\"\n", "`gold`"),
+            ("[stock]\ndefault_service_level = 1.5\n", "`stock.default_service_level`"),
+            ("this is not toml", "stocklake.toml"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = resolve(&GlobalArgs::default(), &with_env(&[]), dir.path())
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+        std::fs::remove_file(&path).expect("rm");
+        let err = resolve(
+            &GlobalArgs::default(),
+            &with_env(&[("STOCKLAKE_INGEST_SHARDS", "many")]),
+            dir.path(),
+        )
+        .expect_err("bad env")
+        .to_string();
+        assert!(err.contains("STOCKLAKE_INGEST_SHARDS"), "{err}");
+    }
+
+    #[test]
+    fn the_original_env_names_work() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = with_env(&[
+            ("KINESIS_STREAM_NAME", "supermarket-sales-stream"),
+            ("S3_BUCKET_BRONZE", "raw-bucket"),
+            ("S3_BUCKET_SILVER", "clean-bucket"),
+            ("POSTGRES_HOST", "db"),
+            ("POSTGRES_PORT", "5433"),
+            ("POSTGRES_USER", "etl"),
+            ("POSTGRES_PASSWORD", "p@ss word"),
+            ("POSTGRES_DB", "retail"),
+            ("AWS_ENDPOINT_URL", "http://localstack:4566"),
+        ]);
+        let s = resolve(&GlobalArgs::default(), &env, dir.path()).expect("resolve");
+        assert_eq!(s.stream.as_deref(), Some("supermarket-sales-stream"));
+        assert_eq!(s.bronze.url(), "s3://raw-bucket");
+        assert_eq!(s.silver.url(), "s3://clean-bucket");
+        assert_eq!(s.gold, "postgres://etl:p%40ss%20word@db:5433/retail");
+        assert_eq!(s.aws.endpoint_url.as_deref(), Some("http://localstack:4566"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = with_env(&[
+            ("STOCKLAKE_INGEST_TOKENS", "tok-123"),
+            ("STOCKLAKE_SERVE_API_TOKEN", "api-456"),
+            ("STOCKLAKE_ALERTS_WEBHOOK_TOKEN", "hook-789"),
+        ]);
+        let s = resolve(&GlobalArgs::default(), &env, dir.path()).expect("resolve");
+        let text = format!("{s:?}");
+        let with_pw = resolve(
+            &GlobalArgs {
+                gold: Some("postgres://etl:hunter2@db:5432/x".into()),
+                ..GlobalArgs::default()
+            },
+            &with_env(&[]),
+            dir.path(),
+        )
+        .expect("resolve");
+        assert!(!format!("{with_pw:?}").contains("hunter2"));
+        for secret in ["tok-123", "api-456", "hook-789"] {
+            assert!(!text.contains(secret), "{secret} leaked");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Whole-binary tests: the `stocklake` command as users run it, against real services.
+
+mod common;
+mod ingest;
