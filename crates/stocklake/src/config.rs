@@ -161,7 +161,10 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("master_data", &self.master_data)
             .field("aws", &self.aws)
-            .field("ingest_tokens", &format!("{} set", self.ingest_tokens.len()))
+            .field(
+                "ingest_tokens",
+                &format!("{} set", self.ingest_tokens.len()),
+            )
             .field("file", &self.file)
             .field("ingest", &self.config.ingest)
             .field("refine", &self.config.refine)
@@ -210,7 +213,11 @@ fn merge_checked(base: &mut Table, file: Table, prefix: &str, origin: &str) -> a
             let known: Vec<&String> = base.keys().collect();
             bail!(
                 "{origin}: unknown key `{path}` (known keys here: {})",
-                known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         };
         match (slot, v) {
@@ -219,7 +226,10 @@ fn merge_checked(base: &mut Table, file: Table, prefix: &str, origin: &str) -> a
             (slot, v) if std::mem::discriminant(slot) == std::mem::discriminant(&v) => {
                 if let (Value::Array(_), Value::Array(items)) = (&slot, &v) {
                     if let Some(bad) = items.iter().find(|i| !i.is_str()) {
-                        bail!("{origin}: `{path}` must be a list of strings, found {}", type_name(bad));
+                        bail!(
+                            "{origin}: `{path}` must be a list of strings, found {}",
+                            type_name(bad)
+                        );
                     }
                 }
                 *slot = v;
@@ -311,12 +321,15 @@ pub fn resolve(
 
     // the file
     let explicit = global.config.clone();
-    let candidate = explicit.clone().unwrap_or_else(|| cwd.join("stocklake.toml"));
+    let candidate = explicit
+        .clone()
+        .unwrap_or_else(|| cwd.join("stocklake.toml"));
     let file = if explicit.is_some() || candidate.exists() {
-        let text = std::fs::read_to_string(&candidate)
-            .with_context(|| format!("cannot read the configuration file {}", candidate.display()))?;
-        let parsed: Table = toml::from_str(&text)
-            .map_err(|e| anyhow!("{}: {e}", candidate.display()))?;
+        let text = std::fs::read_to_string(&candidate).with_context(|| {
+            format!("cannot read the configuration file {}", candidate.display())
+        })?;
+        let parsed: Table =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", candidate.display()))?;
         merge_checked(&mut table, parsed, "", &candidate.display().to_string())?;
         Some(candidate)
     } else {
@@ -326,7 +339,11 @@ pub fn resolve(
     // the original design's .env names
     let get_nonempty = |n: &str| get(n).filter(|v| !v.trim().is_empty());
     if let Some(stream) = get_nonempty("KINESIS_STREAM_NAME") {
-        set_path(&mut table, "stream", Value::String(format!("kinesis://{stream}")));
+        set_path(
+            &mut table,
+            "stream",
+            Value::String(format!("kinesis://{stream}")),
+        );
     }
     if let Some(b) = get_nonempty("S3_BUCKET_BRONZE") {
         set_path(&mut table, "bronze", Value::String(format!("s3://{b}")));
@@ -362,13 +379,21 @@ pub fn resolve(
             set_path(t, key, Value::String(v));
         }
     };
-    flag(&mut table, "data_dir", global.data_dir.as_ref().map(|p| p.display().to_string()));
+    flag(
+        &mut table,
+        "data_dir",
+        global.data_dir.as_ref().map(|p| p.display().to_string()),
+    );
     flag(&mut table, "bronze", global.bronze.clone());
     flag(&mut table, "silver", global.silver.clone());
     flag(&mut table, "gold", global.gold.clone());
     flag(&mut table, "stream", global.stream.clone());
     flag(&mut table, "listen", global.listen.clone());
-    flag(&mut table, "master_data", global.master_data.as_ref().map(|p| p.display().to_string()));
+    flag(
+        &mut table,
+        "master_data",
+        global.master_data.as_ref().map(|p| p.display().to_string()),
+    );
 
     let config: Config = Value::Table(table)
         .try_into()
@@ -425,12 +450,17 @@ fn settle(
     let stream = if config.stream.is_empty() {
         None
     } else {
-        Some(stocklake_storage::aws::parse_stream_url(&config.stream).map_err(|e| anyhow!("`stream`: {e}"))?)
+        Some(
+            stocklake_storage::aws::parse_stream_url(&config.stream)
+                .map_err(|e| anyhow!("`stream`: {e}"))?,
+        )
     };
-    let listen: SocketAddr = config
-        .listen
-        .parse()
-        .map_err(|e| anyhow!("`listen` = {:?} is not an address like 127.0.0.1:8080: {e}", config.listen))?;
+    let listen: SocketAddr = config.listen.parse().map_err(|e| {
+        anyhow!(
+            "`listen` = {:?} is not an address like 127.0.0.1:8080: {e}",
+            config.listen
+        )
+    })?;
     let master_data = (!config.master_data.is_empty()).then(|| {
         let p = PathBuf::from(&config.master_data);
         if p.is_absolute() { p } else { cwd.join(p) }
@@ -463,7 +493,10 @@ fn settle(
         .collect();
     if !config.ingest.tokens_file.is_empty() {
         let text = std::fs::read_to_string(&config.ingest.tokens_file).with_context(|| {
-            format!("`ingest.tokens_file`: cannot read {}", config.ingest.tokens_file)
+            format!(
+                "`ingest.tokens_file`: cannot read {}",
+                config.ingest.tokens_file
+            )
         })?;
         ingest_tokens.extend(
             text.lines()
@@ -474,10 +507,16 @@ fn settle(
     }
     let s = &config.stock;
     if !(0.5..1.0).contains(&s.default_service_level) {
-        bail!("`stock.default_service_level` = {} must be in [0.5, 1)", s.default_service_level);
+        bail!(
+            "`stock.default_service_level` = {} must be in [0.5, 1)",
+            s.default_service_level
+        );
     }
     if !(s.phantom_probability > 0.0 && s.phantom_probability < 0.5) {
-        bail!("`stock.phantom_probability` = {} must be in (0, 0.5)", s.phantom_probability);
+        bail!(
+            "`stock.phantom_probability` = {} must be in (0, 0.5)",
+            s.phantom_probability
+        );
     }
     if s.demand_half_life_days <= 0.0 || s.overstock_days <= 0.0 {
         bail!("`stock.demand_half_life_days` and `stock.overstock_days` must be positive");
@@ -526,7 +565,10 @@ mod tests {
     fn defaults_resolve_to_the_embedded_layout() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = resolve(&GlobalArgs::default(), &with_env(&[]), dir.path()).expect("resolve");
-        assert_eq!(s.bronze, Location::Local(dir.path().join("./data").join("bronze")));
+        assert_eq!(
+            s.bronze,
+            Location::Local(dir.path().join("./data").join("bronze"))
+        );
         assert!(s.gold.starts_with("sqlite://") && s.gold.ends_with("gold.db"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.stream, None);
@@ -557,7 +599,10 @@ mod tests {
         assert_eq!(s.stream.as_deref(), Some("from-env"));
         assert_eq!(s.listen.to_string(), "127.0.0.1:7000", "flags over all");
         assert_eq!(s.ingest_tokens, vec!["a", "b"]);
-        assert!((s.config.stock.overstock_days - 30.0).abs() < 1e-9, "an integer for a number");
+        assert!(
+            (s.config.stock.overstock_days - 30.0).abs() < 1e-9,
+            "an integer for a number"
+        );
         assert!(s.file.is_some());
     }
 
@@ -566,13 +611,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("stocklake.toml");
         for (text, needle) in [
-            ("[ingest]\nflush_intervall_ms = 5\n", "unknown key `ingest.flush_intervall_ms`"),
+            (
+                "[ingest]\nflush_intervall_ms = 5\n",
+                "unknown key `ingest.flush_intervall_ms`",
+            ),
             ("colour = \"blue\"\n", "unknown key `colour`"),
-            ("[ingest]\nflush_bytes = \"big\"\n", "`ingest.flush_bytes` must be an integer, found a string"),
-            ("[ingest]\ntokens = [1]\n", "`ingest.tokens` must be a list of strings"),
+            (
+                "[ingest]\nflush_bytes = \"big\"\n",
+                "`ingest.flush_bytes` must be an integer, found a string",
+            ),
+            (
+                "[ingest]\ntokens = [1]\n",
+                "`ingest.tokens` must be a list of strings",
+            ),
             ("listen = \"nowhere\"\n", "`listen`"),
             ("gold = \"mysql://x\"\n", "`gold`"),
-            ("[stock]\ndefault_service_level = 1.5\n", "`stock.default_service_level`"),
+            (
+                "[stock]\ndefault_service_level = 1.5\n",
+                "`stock.default_service_level`",
+            ),
             ("this is not toml", "stocklake.toml"),
         ] {
             std::fs::write(&path, text).expect("write");
@@ -611,7 +668,10 @@ mod tests {
         assert_eq!(s.bronze.url(), "s3://raw-bucket");
         assert_eq!(s.silver.url(), "s3://clean-bucket");
         assert_eq!(s.gold, "postgres://etl:p%40ss%20word@db:5433/retail");
-        assert_eq!(s.aws.endpoint_url.as_deref(), Some("http://localstack:4566"));
+        assert_eq!(
+            s.aws.endpoint_url.as_deref(),
+            Some("http://localstack:4566")
+        );
     }
 
     #[test]

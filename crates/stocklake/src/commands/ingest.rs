@@ -40,18 +40,24 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     let cancel = shutdown_token();
     if args.once {
         let Some(stream) = &settings.stream else {
-            bail!("nothing to drain: --once reads a Kinesis stream, and none is configured (--stream kinesis://NAME); HTTP ingest runs without --once");
+            bail!(
+                "nothing to drain: --once reads a Kinesis stream, and none is configured (--stream kinesis://NAME); HTTP ingest runs without --once"
+            );
         };
         let client = aws::kinesis_client(&settings.aws).await;
         let source = KinesisSource::new(client, kinesis_config(settings, stream), writer);
         let n = source.run(true, cancel).await?;
-        println!("ingested {n} records from kinesis://{stream} into {}", settings.bronze);
+        println!(
+            "ingested {n} records from kinesis://{stream} into {}",
+            settings.bronze
+        );
         return Ok(());
     }
     let kinesis = match &settings.stream {
         Some(stream) => {
             let client = aws::kinesis_client(&settings.aws).await;
-            let source = KinesisSource::new(client, kinesis_config(settings, stream), writer.clone());
+            let source =
+                KinesisSource::new(client, kinesis_config(settings, stream), writer.clone());
             let cancel = cancel.clone();
             tracing::info!(stream = %stream, "reading Kinesis");
             Some(tokio::spawn(async move { source.run(false, cancel).await }))

@@ -9,7 +9,8 @@ use crate::config::Settings;
 async fn ensure_location(settings: &Settings, what: &str, loc: &Location) -> anyhow::Result<()> {
     match loc {
         Location::Local(p) => {
-            std::fs::create_dir_all(p).with_context(|| format!("creating {what} directory {}", p.display()))?;
+            std::fs::create_dir_all(p)
+                .with_context(|| format!("creating {what} directory {}", p.display()))?;
             println!("{what:<8} {} (local directory ready)", loc.url());
         }
         Location::S3 { bucket, .. } => {

@@ -26,11 +26,18 @@ pub fn stocklake(dir: &Path, aws: Option<&AwsOptions>) -> Command {
             c.env("AWS_ENDPOINT_URL", e);
         }
         c.env("AWS_REGION", a.region_or_default());
-        c.env("AWS_ACCESS_KEY_ID", a.access_key_id.clone().unwrap_or_default());
-        c.env("AWS_SECRET_ACCESS_KEY", a.secret_access_key.clone().unwrap_or_default());
+        c.env(
+            "AWS_ACCESS_KEY_ID",
+            a.access_key_id.clone().unwrap_or_default(),
+        );
+        c.env(
+            "AWS_SECRET_ACCESS_KEY",
+            a.secret_access_key.clone().unwrap_or_default(),
+        );
         c.env("AWS_ALLOW_HTTP", "true");
     } else {
-        c.env("AWS_ACCESS_KEY_ID", "unused").env("AWS_SECRET_ACCESS_KEY", "unused");
+        c.env("AWS_ACCESS_KEY_ID", "unused")
+            .env("AWS_SECRET_ACCESS_KEY", "unused");
     }
     c
 }
@@ -49,12 +56,18 @@ pub fn ok(mut c: Command) -> Output {
 }
 
 pub fn spawn(mut c: Command) -> Child {
-    c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn stocklake")
+    c.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stocklake")
 }
 
 /// SIGKILL: no chance to flush or clean up.
 pub fn kill9(child: &mut Child) {
-    let _ = Command::new("kill").arg("-9").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-9")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
 }
 
@@ -92,7 +105,10 @@ pub async fn local_bronze(root: &Path) -> std::collections::BTreeMap<(String, St
             let l = parse_line(line).expect("line");
             let key = (l.partition.to_string(), l.sequence.to_string());
             let payload = l.payload_bytes().expect("payload").into_owned();
-            assert!(out.insert(key, payload).is_none(), "a record twice in bronze");
+            assert!(
+                out.insert(key, payload).is_none(),
+                "a record twice in bronze"
+            );
         }
     }
     out

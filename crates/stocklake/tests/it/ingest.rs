@@ -13,7 +13,13 @@ async fn sigkilled_ingest_restarts_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stream = unique("kill-stream");
     let mut init = stocklake(dir.path(), Some(&aws));
-    init.args(["init", "--stream", &format!("kinesis://{stream}"), "--shards", "3"]);
+    init.args([
+        "init",
+        "--stream",
+        &format!("kinesis://{stream}"),
+        "--shards",
+        "3",
+    ]);
     let out = ok(init);
     assert!(String::from_utf8_lossy(&out.stdout).contains("created with 3 shards"));
 
@@ -50,15 +56,26 @@ async fn sigkilled_ingest_restarts_without_loss_or_duplicates() {
     let listen = |p: u16| format!("127.0.0.1:{p}");
     for kill in 0..4 {
         let mut c = stocklake(dir.path(), Some(&aws));
-        c.args(["ingest", "--stream", &format!("kinesis://{stream}"), "--listen", &listen(free_port())])
-            .env("STOCKLAKE_INGEST_FLUSH_INTERVAL_MS", "100");
+        c.args([
+            "ingest",
+            "--stream",
+            &format!("kinesis://{stream}"),
+            "--listen",
+            &listen(free_port()),
+        ])
+        .env("STOCKLAKE_INGEST_FLUSH_INTERVAL_MS", "100");
         let mut child = spawn(c);
         tokio::time::sleep(Duration::from_millis(300 + 250 * kill)).await;
         kill9(&mut child);
     }
     producer.await.expect("producer");
     let mut drain = stocklake(dir.path(), Some(&aws));
-    drain.args(["ingest", "--once", "--stream", &format!("kinesis://{stream}")]);
+    drain.args([
+        "ingest",
+        "--once",
+        "--stream",
+        &format!("kinesis://{stream}"),
+    ]);
     ok(drain);
 
     let bronze = local_bronze(&dir.path().join("data/bronze")).await;
@@ -76,7 +93,13 @@ async fn the_legacy_python_producer_works_unchanged() {
     let stream = "supermarket-sales-stream";
     let client = stocklake_storage::aws::kinesis_client(&aws).await;
     // the fixed name the original producer uses: start from a fresh stream
-    if client.delete_stream().stream_name(stream).send().await.is_ok() {
+    if client
+        .delete_stream()
+        .stream_name(stream)
+        .send()
+        .await
+        .is_ok()
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -88,14 +111,21 @@ async fn the_legacy_python_producer_works_unchanged() {
     let out = std::process::Command::new("python3")
         .arg(&script)
         .arg("150")
-        .env("AWS_ENDPOINT_URL", aws.endpoint_url.clone().unwrap_or_default())
+        .env(
+            "AWS_ENDPOINT_URL",
+            aws.endpoint_url.clone().unwrap_or_default(),
+        )
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sent: BTreeSet<Vec<u8>> = out
         .stdout
         .split(|b| *b == b'\n')
@@ -106,7 +136,9 @@ async fn the_legacy_python_producer_works_unchanged() {
 
     // the original design's .env names configure stocklake
     let mut ingest = stocklake(dir.path(), Some(&aws));
-    ingest.args(["ingest", "--once"]).env("KINESIS_STREAM_NAME", stream);
+    ingest
+        .args(["ingest", "--once"])
+        .env("KINESIS_STREAM_NAME", stream);
     ok(ingest);
     let bronze = local_bronze(&dir.path().join("data/bronze")).await;
     let got: BTreeSet<Vec<u8>> = bronze.into_values().collect();

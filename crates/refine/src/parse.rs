@@ -1,0 +1,373 @@
+//! Phase 1 of a batch, per bronze object and in parallel: decode the bronze lines, parse and
+//! validate each record, and build the silver columns of every valid event's lines. Rules that
+//! need history (dedup) run afterwards, in order, over the small per-event summaries this
+//! produces (see `refiner.rs`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use stocklake_event::{Event, Rejection, TimeWindow, parse_event};
+use stocklake_storage::bronze::{ObjectName, parse_line};
+
+use crate::RefineError;
+use crate::tables::{LINES_SCHEMA, MONEY, QTY};
+
+/// What dedup needs to know of one valid event.
+#[derive(Debug, Clone)]
+pub struct EventMeta {
+    pub id_hash: u128,
+    pub fingerprint: u64,
+    /// Days since 1970-01-01 of the event's UTC date.
+    pub date: i32,
+    /// Rows `first_row .. first_row + lines` of the object's lines batch.
+    pub first_row: u32,
+    pub lines: u32,
+    /// 1-based line of the bronze object.
+    pub bronze_line: u32,
+    pub event_time: DateTime<Utc>,
+}
+
+/// A record that goes to quarantine.
+#[derive(Debug, Clone)]
+pub struct QuarantineRow {
+    pub reasons: Vec<String>,
+    pub details: String,
+    pub event_id: Option<String>,
+    pub payload: Vec<u8>,
+    pub arrived_at: DateTime<Utc>,
+    pub source: String,
+    pub partition: String,
+    pub sequence: String,
+    pub bronze_object: String,
+    pub bronze_line: u32,
+}
+
+/// Everything phase 1 learnt from one bronze object.
+#[derive(Debug)]
+pub struct ObjectParse {
+    pub name: ObjectName,
+    /// The decompressed object, kept to quote a record that dedup later quarantines.
+    pub text: Vec<u8>,
+    /// Byte offsets of each line in `text` (1-based line n is `line_spans[n - 1]`).
+    pub line_spans: Vec<(u32, u32)>,
+    pub lines: RecordBatch,
+    pub events: Vec<EventMeta>,
+    pub quarantine: Vec<QuarantineRow>,
+    pub records: u64,
+    pub max_arrived_at: Option<DateTime<Utc>>,
+}
+
+/// Hash of an event id for the dedup index (128 bits: collisions are out of reach).
+pub fn id_hash(event_id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(event_id.as_bytes())
+}
+
+pub const UNIX_EPOCH_DAYS_CE: i32 = 719_163;
+
+pub fn date_days(t: DateTime<Utc>) -> i32 {
+    use chrono::Datelike;
+    t.date_naive().num_days_from_ce() - UNIX_EPOCH_DAYS_CE
+}
+
+struct LineColumns {
+    event_id: StringBuilder,
+    line_no: Int32Builder,
+    line_count: Int32Builder,
+    event_type: StringBuilder,
+    event_time: TimestampMicrosecondBuilder,
+    event_date: Date32Builder,
+    store_id: StringBuilder,
+    register_id: StringBuilder,
+    transaction_id: StringBuilder,
+    sku: StringBuilder,
+    quantity: Decimal128Builder,
+    unit_price: Decimal128Builder,
+    discount: Decimal128Builder,
+    source_form: StringBuilder,
+    product_name: StringBuilder,
+    category: StringBuilder,
+    fingerprint: Int64Builder,
+    arrived_at: TimestampMicrosecondBuilder,
+    refined_at: TimestampMicrosecondBuilder,
+    refine_batch: Int64Builder,
+    source: StringBuilder,
+    partition: StringBuilder,
+    sequence: StringBuilder,
+    bronze_object: StringBuilder,
+    bronze_line: Int32Builder,
+}
+
+impl LineColumns {
+    fn new(cap: usize) -> LineColumns {
+        let s = || StringBuilder::with_capacity(cap, cap * 16);
+        let ts = || TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC");
+        let dec = |(p, sc): (u8, i8)| {
+            Decimal128Builder::with_capacity(cap)
+                .with_precision_and_scale(p, sc)
+                .unwrap_or_else(|_| Decimal128Builder::with_capacity(cap))
+        };
+        LineColumns {
+            event_id: s(),
+            line_no: Int32Builder::with_capacity(cap),
+            line_count: Int32Builder::with_capacity(cap),
+            event_type: s(),
+            event_time: ts(),
+            event_date: Date32Builder::with_capacity(cap),
+            store_id: s(),
+            register_id: s(),
+            transaction_id: s(),
+            sku: s(),
+            quantity: dec(QTY),
+            unit_price: dec(MONEY),
+            discount: dec(MONEY),
+            source_form: s(),
+            product_name: s(),
+            category: s(),
+            fingerprint: Int64Builder::with_capacity(cap),
+            arrived_at: ts(),
+            refined_at: ts(),
+            refine_batch: Int64Builder::with_capacity(cap),
+            source: s(),
+            partition: s(),
+            sequence: s(),
+            bronze_object: s(),
+            bronze_line: Int32Builder::with_capacity(cap),
+        }
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, RefineError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.line_no.finish()),
+            Arc::new(self.line_count.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.event_time.finish()),
+            Arc::new(self.event_date.finish()),
+            Arc::new(self.store_id.finish()),
+            Arc::new(self.register_id.finish()),
+            Arc::new(self.transaction_id.finish()),
+            Arc::new(self.sku.finish()),
+            Arc::new(self.quantity.finish()),
+            Arc::new(self.unit_price.finish()),
+            Arc::new(self.discount.finish()),
+            Arc::new(self.source_form.finish()),
+            Arc::new(self.product_name.finish()),
+            Arc::new(self.category.finish()),
+            Arc::new(self.fingerprint.finish()),
+            Arc::new(self.arrived_at.finish()),
+            Arc::new(self.refined_at.finish()),
+            Arc::new(self.refine_batch.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.sequence.finish()),
+            Arc::new(self.bronze_object.finish()),
+            Arc::new(self.bronze_line.finish()),
+        ];
+        RecordBatch::try_new(LINES_SCHEMA.clone(), columns)
+            .map_err(|e| RefineError::Internal(format!("building silver lines: {e}")))
+    }
+}
+
+/// Decimal with the given scale as the i128 Arrow stores.
+fn scaled(d: rust_decimal::Decimal, scale: u32) -> i128 {
+    let mut d = d;
+    d.rescale(scale);
+    d.mantissa()
+}
+
+/// Context shared by the objects of one batch.
+#[derive(Debug, Clone)]
+pub struct BatchContext {
+    pub batch: i64,
+    pub refined_at: DateTime<Utc>,
+    pub window: TimeWindow,
+}
+
+/// Parses one decompressed bronze object.
+pub fn parse_object(
+    name: ObjectName,
+    text: Vec<u8>,
+    ctx: &BatchContext,
+) -> Result<ObjectParse, RefineError> {
+    let object_path = name.path();
+    let mut spans = Vec::new();
+    let mut start = 0usize;
+    for (i, b) in text.iter().enumerate() {
+        if *b == b'\n' {
+            if i > start {
+                spans.push((start as u32, i as u32));
+            }
+            start = i + 1;
+        }
+    }
+    if start < text.len() {
+        spans.push((start as u32, text.len() as u32));
+    }
+    let mut cols = LineColumns::new(spans.len() * 8);
+    let mut events = Vec::with_capacity(spans.len());
+    let mut quarantine = Vec::new();
+    let mut rows: u32 = 0;
+    let mut max_arrived: Option<DateTime<Utc>> = None;
+    let refined_micros = ctx.refined_at.timestamp_micros();
+    for (idx, &(a, b)) in spans.iter().enumerate() {
+        let line_no = (idx + 1) as u32;
+        let raw = &text[a as usize..b as usize];
+        let bl = parse_line(raw).map_err(|e| RefineError::CorruptBronze {
+            object: object_path.clone(),
+            line: line_no,
+            message: e,
+        })?;
+        let payload = bl.payload_bytes().map_err(|e| RefineError::CorruptBronze {
+            object: object_path.clone(),
+            line: line_no,
+            message: e,
+        })?;
+        max_arrived = Some(max_arrived.map_or(bl.arrived_at, |m| m.max(bl.arrived_at)));
+        let quarantined = |rej: Rejection| QuarantineRow {
+            reasons: rej.codes().iter().map(|c| c.as_str().to_string()).collect(),
+            details: rej.detail(),
+            event_id: rej.event_id.clone(),
+            payload: payload.to_vec(),
+            arrived_at: bl.arrived_at,
+            source: bl.source.to_string(),
+            partition: bl.partition.to_string(),
+            sequence: bl.sequence.to_string(),
+            bronze_object: object_path.clone(),
+            bronze_line: line_no,
+        };
+        let event = match parse_event(&payload) {
+            Ok(e) => e,
+            Err(rej) => {
+                quarantine.push(quarantined(rej));
+                continue;
+            }
+        };
+        if let Some(v) = ctx.window.check(event.event_time, bl.arrived_at) {
+            quarantine.push(quarantined(Rejection {
+                violations: vec![v],
+                event_id: Some(event.event_id.to_string()),
+            }));
+            continue;
+        }
+        let fp = event.fingerprint();
+        let n = event.lines.len() as u32;
+        events.push(EventMeta {
+            id_hash: id_hash(&event.event_id),
+            fingerprint: fp,
+            date: date_days(event.event_time),
+            first_row: rows,
+            lines: n,
+            bronze_line: line_no,
+            event_time: event.event_time,
+        });
+        append_event(
+            &mut cols,
+            &event,
+            fp,
+            bl.arrived_at.timestamp_micros(),
+            refined_micros,
+            ctx.batch,
+            &bl.source,
+            &bl.partition,
+            &bl.sequence,
+            &object_path,
+            line_no,
+        );
+        rows += n;
+    }
+    Ok(ObjectParse {
+        name,
+        lines: cols.finish()?,
+        text,
+        line_spans: spans,
+        events,
+        quarantine,
+        records: 0,
+        max_arrived_at: max_arrived,
+    }
+    .with_record_count())
+}
+
+impl ObjectParse {
+    fn with_record_count(mut self) -> ObjectParse {
+        self.records = self.line_spans.len() as u64;
+        self
+    }
+
+    /// The payload of a bronze line, for quoting it in quarantine.
+    pub fn payload_of(&self, line: u32) -> Option<(Vec<u8>, QuarantineRowBase)> {
+        let &(a, b) = self.line_spans.get(line.checked_sub(1)? as usize)?;
+        let bl = parse_line(&self.text[a as usize..b as usize]).ok()?;
+        let payload = bl.payload_bytes().ok()?.into_owned();
+        Some((
+            payload,
+            QuarantineRowBase {
+                arrived_at: bl.arrived_at,
+                source: bl.source.to_string(),
+                partition: bl.partition.to_string(),
+                sequence: bl.sequence.to_string(),
+            },
+        ))
+    }
+}
+
+/// The lineage part of a quarantine row.
+#[derive(Debug, Clone)]
+pub struct QuarantineRowBase {
+    pub arrived_at: DateTime<Utc>,
+    pub source: String,
+    pub partition: String,
+    pub sequence: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn append_event(
+    c: &mut LineColumns,
+    e: &Event<'_>,
+    fingerprint: u64,
+    arrived_micros: i64,
+    refined_micros: i64,
+    batch: i64,
+    source: &str,
+    partition: &str,
+    sequence: &str,
+    object: &str,
+    bronze_line: u32,
+) {
+    let n = e.lines.len() as i32;
+    let t = e.event_time.timestamp_micros();
+    let date = date_days(e.event_time);
+    for (i, l) in e.lines.iter().enumerate() {
+        c.event_id.append_value(&e.event_id);
+        c.line_no.append_value(i as i32);
+        c.line_count.append_value(n);
+        c.event_type.append_value(e.event_type.as_str());
+        c.event_time.append_value(t);
+        c.event_date.append_value(date);
+        c.store_id.append_value(&e.store_id);
+        c.register_id.append_option(e.register_id.as_deref());
+        c.transaction_id.append_option(e.transaction_id.as_deref());
+        c.sku.append_value(&l.sku);
+        c.quantity.append_value(scaled(l.quantity, QTY.1 as u32));
+        c.unit_price
+            .append_option(l.unit_price.map(|p| scaled(p, MONEY.1 as u32)));
+        c.discount
+            .append_option(l.discount.map(|d| scaled(d, MONEY.1 as u32)));
+        c.source_form.append_value(e.form.as_str());
+        c.product_name.append_option(e.product_name.as_deref());
+        c.category.append_option(e.category.as_deref());
+        c.fingerprint.append_value(fingerprint as i64);
+        c.arrived_at.append_value(arrived_micros);
+        c.refined_at.append_value(refined_micros);
+        c.refine_batch.append_value(batch);
+        c.source.append_value(source);
+        c.partition.append_value(partition);
+        c.sequence.append_value(sequence);
+        c.bronze_object.append_value(object);
+        c.bronze_line.append_value(bronze_line as i32);
+    }
+}

@@ -1,0 +1,646 @@
+//! Bronze → silver, one batch at a time, exactly once.
+//!
+//! A batch takes bronze objects not yet consumed (in sequence order per partition), parses them
+//! in parallel, removes duplicates in order, and commits:
+//!
+//! 1. the quarantine rows (if any) to `quarantine`,
+//! 2. the event lines to `pos_event_lines`.
+//!
+//! Both commits carry the Delta application transaction `stocklake-refine` = batch number and
+//! the batch's progress (what was consumed, the counts) in their commit metadata. The lines
+//! commit is the checkpoint. If a crash falls between the two commits, the quarantine is one
+//! batch ahead; at the next start the batch is redone from the plan stored with that quarantine
+//! commit — same objects, same result — without writing the quarantine again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{BooleanArray, RecordBatch};
+use deltalake::arrow::compute::{concat_batches, filter_record_batch};
+use deltalake::kernel::Action;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+use stocklake_event::{ReasonCode, TimeWindow};
+use stocklake_storage::bronze::{ObjectName, cmp_seq};
+use stocklake_storage::{AwsOptions, Location, list_bronze, read_bronze};
+use stocklake_telemetry as metrics;
+
+use crate::RefineError;
+use crate::dedup::{DedupIndex, Verdict};
+use crate::parse::{BatchContext, ObjectParse, QuarantineRow, date_days, parse_object};
+use crate::quarantine::quarantine_batch;
+use crate::tables::{LINES_SCHEMA, POS_EVENT_LINES, QUARANTINE, open_or_create};
+
+/// The Delta application transaction id of refine.
+pub const APP_ID: &str = "stocklake-refine";
+/// The commit metadata key holding a batch's [`Progress`].
+pub const META_KEY: &str = "stocklake";
+
+/// Settings of refine.
+#[derive(Debug, Clone)]
+pub struct RefineConfig {
+    pub bronze: Location,
+    pub silver: Location,
+    pub aws: AwsOptions,
+    pub dedup_window_days: u32,
+    pub window: TimeWindow,
+    /// Most bronze objects per batch (an object holds at most ingest's flush size).
+    pub batch_max_objects: usize,
+}
+
+impl RefineConfig {
+    pub fn new(bronze: Location, silver: Location, aws: AwsOptions) -> RefineConfig {
+        RefineConfig {
+            bronze,
+            silver,
+            aws,
+            dedup_window_days: 7,
+            window: TimeWindow::default(),
+            batch_max_objects: 32,
+        }
+    }
+}
+
+/// Record counts of a batch, or of all batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Bronze records read.
+    pub records: u64,
+    /// Valid, new events written to silver.
+    pub events: u64,
+    /// Their lines.
+    pub lines: u64,
+    /// Records quarantined (each once, whatever its number of reasons).
+    pub quarantined: u64,
+    /// Exact repeats of an event already in silver, dropped.
+    pub duplicates: u64,
+    /// Quarantined records per reason code (a record counts under each code it breaks).
+    pub reasons: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.records += o.records;
+        self.events += o.events;
+        self.lines += o.lines;
+        self.quarantined += o.quarantined;
+        self.duplicates += o.duplicates;
+        for (k, v) in &o.reasons {
+            *self.reasons.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// The reconciliation every batch must satisfy.
+    pub fn reconciles(&self) -> bool {
+        self.records == self.events + self.quarantined + self.duplicates
+    }
+}
+
+/// Where refine stands: stored in the metadata of every refine commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub kind: String,
+    /// The last committed batch (the `stocklake-refine` transaction version).
+    pub batch: i64,
+    /// The last sequence number consumed, per `source/partition`.
+    pub consumed: BTreeMap<String, String>,
+    /// The latest event time in silver.
+    pub watermark: Option<DateTime<Utc>>,
+    /// The latest bronze arrival time refined.
+    pub max_arrived_at: Option<DateTime<Utc>>,
+    pub refined_at: Option<DateTime<Utc>>,
+    /// The bronze objects of this batch.
+    pub objects: Vec<String>,
+    pub batch_counts: Counts,
+    pub totals: Counts,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default)]
+pub struct BatchReport {
+    pub batch: i64,
+    pub objects: usize,
+    pub counts: Counts,
+    pub lines_version: Option<u64>,
+    pub seconds: f64,
+}
+
+fn stream_key(name: &ObjectName) -> String {
+    format!("{}/{}", name.source.label(), name.partition)
+}
+
+fn sort_key(name: &ObjectName) -> (String, usize, String) {
+    (
+        stream_key(name),
+        name.first_seq.len(),
+        name.first_seq.clone(),
+    )
+}
+
+/// Reads the latest refine progress from a table's recent commits.
+pub async fn latest_progress(table: &DeltaTable) -> Result<Option<Progress>, RefineError> {
+    if table.version().is_none() {
+        return Ok(None);
+    }
+    let infos: Vec<_> = table
+        .history(Some(200))
+        .try_collect()
+        .await
+        .map_err(|e| RefineError::delta("history", e))?;
+    for info in infos {
+        if let Some(v) = info.info.get(META_KEY) {
+            if let Ok(p) = serde_json::from_value::<Progress>(v.clone()) {
+                if p.kind == "refine" {
+                    return Ok(Some(p));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The bronze → silver stage.
+pub struct Refiner {
+    cfg: RefineConfig,
+    bronze: Arc<dyn ObjectStore>,
+    lines: DeltaTable,
+    quarantine: DeltaTable,
+    progress: Progress,
+    dedup: DedupIndex,
+    /// Unconsumed objects known from listings and hand-offs, in consumption order.
+    known: BTreeMap<(String, usize, String), ObjectName>,
+    /// A batch to redo exactly (its quarantine is already committed).
+    redo: Option<Progress>,
+    /// Set after a failure: reload everything before the next batch.
+    dirty: bool,
+}
+
+impl std::fmt::Debug for Refiner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refiner")
+            .field("batch", &self.progress.batch)
+            .field("known", &self.known.len())
+            .finish()
+    }
+}
+
+impl Refiner {
+    /// Opens (creating if needed) the silver tables and recovers where refine stands.
+    pub async fn open(cfg: RefineConfig) -> Result<Refiner, RefineError> {
+        let bronze = cfg
+            .bronze
+            .object_store(&cfg.aws)
+            .map_err(|e| RefineError::Storage(e.to_string()))?;
+        let lines = open_or_create(&cfg.silver, &cfg.aws, POS_EVENT_LINES).await?;
+        let quarantine = open_or_create(&cfg.silver, &cfg.aws, QUARANTINE).await?;
+        let mut r = Refiner {
+            dedup: DedupIndex::new(cfg.dedup_window_days),
+            cfg,
+            bronze,
+            lines,
+            quarantine,
+            progress: Progress::default(),
+            known: BTreeMap::new(),
+            redo: None,
+            dirty: false,
+        };
+        r.recover().await?;
+        Ok(r)
+    }
+
+    async fn recover(&mut self) -> Result<(), RefineError> {
+        self.lines
+            .update_state()
+            .await
+            .map_err(|e| RefineError::delta(POS_EVENT_LINES, e))?;
+        self.quarantine
+            .update_state()
+            .await
+            .map_err(|e| RefineError::delta(QUARANTINE, e))?;
+        self.progress = latest_progress(&self.lines)
+            .await?
+            .unwrap_or_else(|| Progress {
+                kind: "refine".into(),
+                ..Progress::default()
+            });
+        let v_lines = txn_version(&self.lines).await?;
+        let v_q = txn_version(&self.quarantine).await?;
+        self.redo = None;
+        if v_q > v_lines {
+            let plan = latest_progress(&self.quarantine).await?.ok_or_else(|| {
+                RefineError::Internal("quarantine is ahead of silver but has no plan".into())
+            })?;
+            tracing::warn!(
+                batch = plan.batch,
+                "the last batch committed its quarantine but not its lines; redoing it"
+            );
+            self.redo = Some(plan);
+        }
+        if v_lines.unwrap_or(0) != self.progress.batch {
+            return Err(RefineError::Internal(format!(
+                "pos_event_lines is at batch {:?} but its progress says {}",
+                v_lines, self.progress.batch
+            )));
+        }
+        self.dedup = DedupIndex::new(self.cfg.dedup_window_days);
+        self.dedup
+            .set_watermark(self.progress.watermark.map(date_days));
+        let days = self.dedup.startup_days();
+        let started = Instant::now();
+        let n = self
+            .dedup
+            .load_days(&self.lines, self.lines.object_store(), &days)
+            .await?;
+        tracing::debug!(
+            ids = n,
+            days = days.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "dedup window loaded from silver"
+        );
+        self.known.clear();
+        self.dirty = false;
+        Ok(())
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    pub fn lines_table(&self) -> &DeltaTable {
+        &self.lines
+    }
+
+    /// Learns of new bronze objects (the hand-off from ingest in one process).
+    pub fn offer(&mut self, names: impl IntoIterator<Item = ObjectName>) {
+        for n in names {
+            if !self.is_consumed(&n) {
+                self.known.insert(sort_key(&n), n);
+            }
+        }
+    }
+
+    fn is_consumed(&self, n: &ObjectName) -> bool {
+        self.progress
+            .consumed
+            .get(&stream_key(n))
+            .is_some_and(|c| cmp_seq(&n.last_seq, c).is_le())
+    }
+
+    /// Lists bronze for objects not yet consumed.
+    pub async fn scan(&mut self) -> Result<usize, RefineError> {
+        let objects = list_bronze(self.bronze.as_ref(), None)
+            .await
+            .map_err(|e| RefineError::Storage(format!("listing bronze: {e}")))?;
+        self.offer(objects.into_iter().map(|o| o.name));
+        Ok(self.known.len())
+    }
+
+    /// Objects known and not yet consumed.
+    pub fn backlog(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Refines batches until nothing known is left; returns their reports.
+    pub async fn drain(&mut self) -> Result<Vec<BatchReport>, RefineError> {
+        let mut out = Vec::new();
+        while let Some(r) = self.run_batch().await? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Runs one batch; `None` when there is nothing to do.
+    pub async fn run_batch(&mut self) -> Result<Option<BatchReport>, RefineError> {
+        if self.dirty {
+            self.recover().await?;
+            self.scan().await?;
+        }
+        let result = self.try_batch().await;
+        if result.is_err() {
+            self.dedup.rollback();
+            self.dirty = true;
+            metrics::STAGE_RUNS
+                .with_label_values(&["refine", "error"])
+                .inc();
+        }
+        result
+    }
+
+    async fn try_batch(&mut self) -> Result<Option<BatchReport>, RefineError> {
+        let started = Instant::now();
+        let redo = self.redo.clone();
+        let (names, batch) = match &redo {
+            Some(plan) => {
+                let names: Vec<ObjectName> = plan
+                    .objects
+                    .iter()
+                    .map(|p| {
+                        ObjectName::parse(p).ok_or_else(|| {
+                            RefineError::Internal(format!("bad object name in plan: {p}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                (names, plan.batch)
+            }
+            None => {
+                let names: Vec<ObjectName> = self
+                    .known
+                    .values()
+                    .take(self.cfg.batch_max_objects.max(1))
+                    .cloned()
+                    .collect();
+                (names, self.progress.batch + 1)
+            }
+        };
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let refined_at = Utc::now();
+        let ctx = BatchContext {
+            batch,
+            refined_at,
+            window: self.cfg.window,
+        };
+        // fetch and parse, objects in parallel
+        let store = self.bronze.clone();
+        let parsed: Vec<ObjectParse> =
+            futures::stream::iter(names.clone().into_iter().map(|name| {
+                let store = store.clone();
+                let ctx = ctx.clone();
+                async move {
+                    let text = read_bronze(store.as_ref(), &name).await.map_err(|e| {
+                        RefineError::Storage(format!("reading {}: {e}", name.path()))
+                    })?;
+                    tokio::task::spawn_blocking(move || parse_object(name, text, &ctx))
+                        .await
+                        .map_err(|e| RefineError::Internal(e.to_string()))?
+                }
+            }))
+            .buffered(4)
+            .try_collect()
+            .await?;
+
+        // days older than what dedup holds are read from silver first
+        let days = self
+            .dedup
+            .missing_days(parsed.iter().flat_map(|p| p.events.iter().map(|e| e.date)));
+        if !days.is_empty() {
+            self.dedup
+                .load_days(&self.lines, self.lines.object_store(), &days)
+                .await?;
+        }
+
+        // dedup in order, filter lines, gather quarantine
+        let mut counts = Counts::default();
+        let mut quarantine: Vec<QuarantineRow> = Vec::new();
+        let mut kept: Vec<RecordBatch> = Vec::new();
+        let mut max_time = self.progress.watermark;
+        let mut max_arrived = self.progress.max_arrived_at;
+        for p in &parsed {
+            counts.records += p.records;
+            max_arrived = max_arrived.max(p.max_arrived_at);
+            for q in &p.quarantine {
+                quarantine.push(q.clone());
+            }
+            let mut mask = vec![false; p.lines.num_rows()];
+            for e in &p.events {
+                match self.dedup.check(e.id_hash, e.fingerprint, e.date) {
+                    Verdict::New => {
+                        counts.events += 1;
+                        counts.lines += u64::from(e.lines);
+                        max_time = max_time.max(Some(e.event_time));
+                        for m in &mut mask[e.first_row as usize..(e.first_row + e.lines) as usize] {
+                            *m = true;
+                        }
+                    }
+                    Verdict::Duplicate => counts.duplicates += 1,
+                    Verdict::Conflict => {
+                        if let Some((payload, base)) = p.payload_of(e.bronze_line) {
+                            let event_id = event_id_at(&p.lines, e.first_row as usize);
+                            quarantine.push(QuarantineRow {
+                                reasons: vec![ReasonCode::DuplicateConflict.as_str().into()],
+                                details: format!(
+                                    "duplicate_conflict: event_id {:?} was already accepted with other content",
+                                    event_id.as_deref().unwrap_or("")
+                                ),
+                                event_id,
+                                payload,
+                                arrived_at: base.arrived_at,
+                                source: base.source,
+                                partition: base.partition,
+                                sequence: base.sequence,
+                                bronze_object: p.name.path(),
+                                bronze_line: e.bronze_line,
+                            });
+                        }
+                    }
+                }
+            }
+            let filtered = filter_record_batch(&p.lines, &BooleanArray::from(mask))
+                .map_err(|e| RefineError::Internal(format!("filtering lines: {e}")))?;
+            if filtered.num_rows() > 0 {
+                kept.push(filtered);
+            }
+        }
+        counts.quarantined = quarantine.len() as u64;
+        for q in &quarantine {
+            for r in &q.reasons {
+                *counts.reasons.entry(r.clone()).or_default() += 1;
+            }
+        }
+        if !counts.reconciles() {
+            return Err(RefineError::Internal(format!(
+                "batch {batch} does not reconcile: {} records != {} events + {} quarantined + {} duplicates",
+                counts.records, counts.events, counts.quarantined, counts.duplicates
+            )));
+        }
+
+        let mut consumed = match &redo {
+            Some(plan) => plan.consumed.clone(),
+            None => {
+                let mut c = self.progress.consumed.clone();
+                for n in &names {
+                    let key = stream_key(n);
+                    let newer = c
+                        .get(&key)
+                        .is_none_or(|cur| cmp_seq(&n.last_seq, cur).is_gt());
+                    if newer {
+                        c.insert(key, n.last_seq.clone());
+                    }
+                }
+                c
+            }
+        };
+        consumed.retain(|_, v| !v.is_empty());
+        let mut totals = self.progress.totals.clone();
+        totals.add(&counts);
+        let progress = Progress {
+            kind: "refine".into(),
+            batch,
+            consumed,
+            watermark: max_time,
+            max_arrived_at: max_arrived,
+            refined_at: Some(refined_at),
+            objects: names.iter().map(ObjectName::path).collect(),
+            batch_counts: counts.clone(),
+            totals,
+        };
+
+        if !quarantine.is_empty() && redo.is_none() {
+            let qb = quarantine_batch(&quarantine, refined_at, batch)?;
+            commit(&mut self.quarantine, QUARANTINE, Some(qb), batch, &progress).await?;
+        }
+        let lines = if kept.is_empty() {
+            None
+        } else {
+            Some(
+                concat_batches(&LINES_SCHEMA, &kept)
+                    .map_err(|e| RefineError::Internal(format!("concatenating lines: {e}")))?,
+            )
+        };
+        let version = commit(&mut self.lines, POS_EVENT_LINES, lines, batch, &progress).await?;
+
+        // committed: remember it
+        self.dedup.commit(max_time.map(date_days));
+        for n in &names {
+            self.known.remove(&sort_key(n));
+        }
+        self.progress = progress;
+        self.redo = None;
+        let known_consumed: BTreeSet<(String, usize, String)> = self
+            .known
+            .iter()
+            .filter(|(_, n)| self.is_consumed(n))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in known_consumed {
+            self.known.remove(&k);
+        }
+
+        metrics::REFINE_RECORDS
+            .with_label_values(&["event"])
+            .inc_by(counts.events);
+        metrics::REFINE_RECORDS
+            .with_label_values(&["quarantined"])
+            .inc_by(counts.quarantined);
+        metrics::REFINE_RECORDS
+            .with_label_values(&["duplicate"])
+            .inc_by(counts.duplicates);
+        for (reason, n) in &counts.reasons {
+            metrics::QUARANTINE_REASONS
+                .with_label_values(&[reason])
+                .inc_by(*n);
+        }
+        metrics::SILVER_LINES.inc_by(counts.lines);
+        metrics::STAGE_RUNS
+            .with_label_values(&["refine", "ok"])
+            .inc();
+        let seconds = started.elapsed().as_secs_f64();
+        metrics::BATCH_SECONDS
+            .with_label_values(&["refine"])
+            .observe(seconds);
+        tracing::debug!(
+            batch,
+            objects = names.len(),
+            records = counts.records,
+            events = counts.events,
+            quarantined = counts.quarantined,
+            duplicates = counts.duplicates,
+            seconds,
+            "refined a batch"
+        );
+        Ok(Some(BatchReport {
+            batch,
+            objects: names.len(),
+            counts,
+            lines_version: Some(version),
+            seconds,
+        }))
+    }
+}
+
+fn event_id_at(batch: &RecordBatch, row: usize) -> Option<String> {
+    use deltalake::arrow::array::{Array, AsArray};
+    batch
+        .column_by_name("event_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .filter(|a| row < a.len())
+        .map(|a| a.value(row).to_string())
+}
+
+async fn txn_version(table: &DeltaTable) -> Result<Option<i64>, RefineError> {
+    if table.version().is_none() {
+        return Ok(None);
+    }
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| RefineError::delta("snapshot", e))?;
+    snapshot
+        .transaction_version(table.log_store().as_ref(), APP_ID)
+        .await
+        .map_err(|e| RefineError::delta("transaction version", e))
+}
+
+/// Commits `batch` rows (or none) with the refine transaction and progress.
+async fn commit(
+    table: &mut DeltaTable,
+    name: &str,
+    rows: Option<RecordBatch>,
+    batch: i64,
+    progress: &Progress,
+) -> Result<u64, RefineError> {
+    let meta = serde_json::to_value(progress)
+        .map_err(|e| RefineError::Internal(format!("progress: {e}")))?;
+    let props = CommitProperties::default()
+        .with_application_transaction(Transaction::new(APP_ID, batch))
+        .with_metadata([(META_KEY.to_string(), meta)]);
+    let mut actions: Vec<Action> = Vec::new();
+    if let Some(rows) = rows {
+        let mut writer =
+            RecordBatchWriter::for_table(table).map_err(|e| RefineError::delta(name, e))?;
+        writer
+            .write(rows)
+            .await
+            .map_err(|e| RefineError::delta(name, e))?;
+        actions.extend(
+            writer
+                .flush()
+                .await
+                .map_err(|e| RefineError::delta(name, e))?
+                .into_iter()
+                .map(Action::Add),
+        );
+    }
+    let snapshot = table.snapshot().map_err(|e| RefineError::delta(name, e))?;
+    let partition_by = {
+        let cols: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+        (!cols.is_empty()).then_some(cols)
+    };
+    let finalized = CommitBuilder::from(props)
+        .with_actions(actions)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by,
+                predicate: None,
+            },
+        )
+        .await
+        .map_err(|e| RefineError::delta(name, e))?;
+    let version = finalized.version();
+    table
+        .update_state()
+        .await
+        .map_err(|e| RefineError::delta(name, e))?;
+    Ok(version)
+}

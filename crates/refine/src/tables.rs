@@ -1,0 +1,210 @@
+//! The silver Delta tables: their schemas, and opening or creating them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::kernel::StructField;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use stocklake_storage::{AwsOptions, Location};
+
+use crate::RefineError;
+
+pub const POS_EVENT_LINES: &str = "pos_event_lines";
+pub const QUARANTINE: &str = "quarantine";
+pub const PRODUCTS: &str = "products";
+pub const STORES: &str = "stores";
+
+/// Precision and scale of quantities: up to 3 decimals.
+pub const QTY: (u8, i8) = (18, 3);
+/// Precision and scale of money: up to 4 decimals.
+pub const MONEY: (u8, i8) = (18, 4);
+
+fn utc() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// One row per event line, partitioned by `event_date` (UTC date of `event_time`).
+pub static LINES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("line_no", DataType::Int32, false),
+        Field::new("line_count", DataType::Int32, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("event_time", utc(), false),
+        Field::new("event_date", DataType::Date32, false),
+        Field::new("store_id", DataType::Utf8, false),
+        Field::new("register_id", DataType::Utf8, true),
+        Field::new("transaction_id", DataType::Utf8, true),
+        Field::new("sku", DataType::Utf8, false),
+        Field::new("quantity", DataType::Decimal128(QTY.0, QTY.1), false),
+        Field::new("unit_price", DataType::Decimal128(MONEY.0, MONEY.1), true),
+        Field::new("discount", DataType::Decimal128(MONEY.0, MONEY.1), true),
+        Field::new("source_form", DataType::Utf8, false),
+        Field::new("product_name", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("event_fingerprint", DataType::Int64, false),
+        Field::new("arrived_at", utc(), false),
+        Field::new("refined_at", utc(), false),
+        Field::new("refine_batch", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("partition", DataType::Utf8, false),
+        Field::new("sequence", DataType::Utf8, false),
+        Field::new("bronze_object", DataType::Utf8, false),
+        Field::new("bronze_line", DataType::Int32, false),
+    ]))
+});
+
+/// One row per quarantined record, with every reason and where it came from.
+pub static QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "reasons",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            false,
+        ),
+        Field::new("reason_details", DataType::Utf8, false),
+        Field::new("event_id", DataType::Utf8, true),
+        Field::new("payload", DataType::Utf8, true),
+        Field::new("payload_base64", DataType::Utf8, true),
+        Field::new("payload_bytes", DataType::Int64, false),
+        Field::new("arrived_at", utc(), false),
+        Field::new("quarantined_at", utc(), false),
+        Field::new("refine_batch", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("partition", DataType::Utf8, false),
+        Field::new("sequence", DataType::Utf8, false),
+        Field::new("bronze_object", DataType::Utf8, false),
+        Field::new("bronze_line", DataType::Int32, false),
+    ]))
+});
+
+/// The product master (CONTRACT §3), a full snapshot per version.
+pub static PRODUCTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("sku", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("subcategory", DataType::Utf8, true),
+        Field::new("brand", DataType::Utf8, true),
+        Field::new("unit_of_measure", DataType::Utf8, true),
+        Field::new("case_pack", DataType::Int32, true),
+        Field::new("unit_cost", DataType::Decimal128(MONEY.0, MONEY.1), true),
+        Field::new("unit_price", DataType::Decimal128(MONEY.0, MONEY.1), true),
+        Field::new("lead_time_days", DataType::Int32, true),
+        Field::new("service_level", DataType::Float64, true),
+        Field::new("loaded_at", utc(), false),
+    ]))
+});
+
+/// The store master (CONTRACT §3), a full snapshot per version.
+pub static STORES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("store_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("format", DataType::Utf8, true),
+        Field::new("city", DataType::Utf8, true),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("timezone", DataType::Utf8, true),
+        Field::new("loaded_at", utc(), false),
+    ]))
+});
+
+/// The four tables and how they are laid out.
+pub fn table_spec(name: &str) -> Option<(SchemaRef, Vec<&'static str>)> {
+    match name {
+        POS_EVENT_LINES => Some((LINES_SCHEMA.clone(), vec!["event_date"])),
+        QUARANTINE => Some((QUARANTINE_SCHEMA.clone(), vec![])),
+        PRODUCTS => Some((PRODUCTS_SCHEMA.clone(), vec![])),
+        STORES => Some((STORES_SCHEMA.clone(), vec![])),
+        _ => None,
+    }
+}
+
+/// Where a silver table lives.
+pub fn table_location(silver: &Location, name: &str) -> Location {
+    silver.join(name)
+}
+
+fn table_url(loc: &Location) -> Result<url::Url, RefineError> {
+    let s = match loc {
+        // a trailing slash: delta-rs treats the URL as a directory
+        Location::Local(p) => format!("file://{}/", p.display()),
+        Location::S3 { .. } => format!("{}/", loc.url()),
+    };
+    url::Url::parse(&s).map_err(|e| RefineError::Config(format!("{s}: {e}")))
+}
+
+/// Opens a silver table, creating it (empty, with its schema) when it does not exist.
+pub async fn open_or_create(
+    silver: &Location,
+    aws: &AwsOptions,
+    name: &str,
+) -> Result<DeltaTable, RefineError> {
+    let loc = table_location(silver, name);
+    if let Location::Local(p) = &loc {
+        std::fs::create_dir_all(p)
+            .map_err(|e| RefineError::Storage(format!("creating {}: {e}", p.display())))?;
+    }
+    let url = table_url(&loc)?;
+    let options: HashMap<String, String> = if loc.is_local() {
+        HashMap::new()
+    } else {
+        aws.storage_options()
+    };
+    let builder = DeltaTableBuilder::from_url(url.clone())
+        .map_err(|e| RefineError::delta(name, e))?
+        .with_storage_options(options.clone());
+    match builder.load().await {
+        Ok(t) => Ok(t),
+        Err(DeltaTableError::NotATable(_)) => create(name, url, options).await,
+        Err(e) => Err(RefineError::delta(name, e)),
+    }
+}
+
+async fn create(
+    name: &str,
+    url: url::Url,
+    options: HashMap<String, String>,
+) -> Result<DeltaTable, RefineError> {
+    let (schema, partitions) = table_spec(name)
+        .ok_or_else(|| RefineError::Config(format!("unknown silver table {name}")))?;
+    let columns: Vec<StructField> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().try_into_kernel())
+        .collect::<Result<_, _>>()
+        .map_err(|e| RefineError::Internal(format!("schema of {name}: {e}")))?;
+    let table = DeltaTableBuilder::from_url(url.clone())
+        .map_err(|e| RefineError::delta(name, e))?
+        .with_storage_options(options.clone())
+        .build()
+        .map_err(|e| RefineError::delta(name, e))?;
+    let mut create = table
+        .create()
+        .with_table_name(name)
+        .with_columns(columns)
+        .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("50"))
+        .with_comment(match name {
+            POS_EVENT_LINES => "stocklake silver: one row per POS event line",
+            QUARANTINE => "stocklake silver: records that broke a rule, with every reason",
+            PRODUCTS => "stocklake silver: product master",
+            _ => "stocklake silver: store master",
+        });
+    if !partitions.is_empty() {
+        create = create.with_partition_columns(partitions);
+    }
+    match create.await {
+        Ok(t) => Ok(t),
+        // another process created it between our load and create
+        Err(e) if e.to_string().contains("already exists") => DeltaTableBuilder::from_url(url)
+            .map_err(|e| RefineError::delta(name, e))?
+            .with_storage_options(options)
+            .load()
+            .await
+            .map_err(|e| RefineError::delta(name, e)),
+        Err(e) => Err(RefineError::delta(name, e)),
+    }
+}

@@ -1,0 +1,4 @@
+//! Refine integration tests: bronze written by the real writer, silver read back.
+
+mod common;
+mod refine;

@@ -1,0 +1,196 @@
+use std::collections::BTreeMap;
+
+use deltalake::arrow::array::{Array, AsArray};
+use stocklake_event::ReasonCode;
+use stocklake_refine::tables::QUARANTINE;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn valid_bad_and_repeated_records_reconcile() {
+    let mut lake = Lake::local();
+    let mut records = vec![
+        event("e1", "ST-1", "A", "2"),
+        event("e2", "ST-1", "B", "0.532"),
+        b"not json".to_vec(),
+        event("e1", "ST-1", "A", "2"), // exact repeat
+        event("e2", "ST-1", "B", "1"), // same id, other content
+        event("", "ST-1", "B", "1"),   // invalid id
+    ];
+    records.push(vec![0xff, 0xfe]);
+    lake.put("h1", &records).await;
+    let mut r = lake.refiner().await;
+    let reports = r.drain().await.expect("drain");
+    assert_eq!(reports.len(), 1);
+    let c = &reports[0].counts;
+    assert_eq!(
+        (c.records, c.events, c.quarantined, c.duplicates),
+        (7, 2, 4, 1)
+    );
+    assert!(c.reconciles());
+    assert_eq!(c.lines, 2);
+    assert_eq!(lake.line_count().await, 2);
+    assert_eq!(lake.quarantine_count().await, 4);
+    assert_eq!(c.reasons.get("duplicate_conflict"), Some(&1));
+    assert_eq!(c.reasons.get("not_json"), Some(&1));
+    assert_eq!(c.reasons.get("not_utf8"), Some(&1));
+    assert_eq!(c.reasons.get("invalid_event_id"), Some(&1));
+
+    // nothing more to do; a new refiner agrees and does nothing twice
+    assert!(r.run_batch().await.expect("batch").is_none());
+    let mut again = lake.refiner().await;
+    assert!(again.drain().await.expect("drain").is_empty());
+    assert_eq!(again.progress().totals.records, 7);
+}
+
+#[tokio::test]
+async fn duplicates_are_removed_across_batches_and_restarts() {
+    let mut lake = Lake::local();
+    lake.put(
+        "h1",
+        &[event("a", "S", "X", "1"), event("b", "S", "X", "1")],
+    )
+    .await;
+    let mut r = lake.refiner().await;
+    r.drain().await.expect("drain");
+    drop(r);
+    // after a restart the index is rebuilt from silver
+    lake.put(
+        "h1",
+        &[event("a", "S", "X", "1"), event("c", "S", "X", "1")],
+    )
+    .await;
+    lake.put("h2", &[event("b", "S", "X", "5")]).await;
+    let mut r = lake.refiner().await;
+    let reports = r.drain().await.expect("drain");
+    let total: u64 = reports.iter().map(|b| b.counts.duplicates).sum();
+    assert_eq!(total, 1);
+    assert_eq!(lake.line_count().await, 3);
+    assert_eq!(r.progress().totals.events, 3);
+    assert_eq!(r.progress().totals.quarantined, 1);
+}
+
+#[tokio::test]
+async fn every_reason_code_reaches_quarantine_with_lineage() {
+    let mut lake = Lake::local();
+    let good = |id: &str| event(id, "ST-1", "A", "1");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("too_large", format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024 + 10)).into_bytes()),
+        ("not_utf8", vec![b'{', 0xff, b'}']),
+        ("not_json", b"{\"a\":".to_vec()),
+        ("not_object", b"[1]".to_vec()),
+        ("duplicate_field", br#"{"event_id":"d1","event_id":"d2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("unsupported_schema_version", br#"{"schema_version":2,"event_id":"v2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("missing_event_id", br#"{"event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("invalid_event_id", br#"{"event_id":5,"event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("missing_event_type", br#"{"event_id":"t0","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("invalid_event_type", br#"{"event_id":"t1","event_type":"gift","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("missing_event_time", br#"{"event_id":"t2","event_type":"sale","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("invalid_event_time", br#"{"event_id":"t3","event_type":"sale","event_time":"yesterday","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("event_time_out_of_range", br#"{"event_id":"t4","event_type":"sale","event_time":"2999-01-01T00:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("missing_store_id", br#"{"event_id":"s1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("invalid_store_id", br#"{"event_id":"s2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"","lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("invalid_register_id", br#"{"event_id":"r1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","register_id":7,"lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("missing_transaction_id", br#"{"product_id":"P1","quantity":1,"unit_price":1,"total_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
+        ("invalid_transaction_id", br#"{"event_id":"x1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","transaction_id":[],"lines":[{"sku":"A","quantity":1}]}"#.to_vec()),
+        ("missing_lines", br#"{"event_id":"l1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S"}"#.to_vec()),
+        ("invalid_lines", br#"{"event_id":"l2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":{}}"#.to_vec()),
+        ("empty_lines", br#"{"event_id":"l3","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[]}"#.to_vec()),
+        ("too_many_lines", format!(r#"{{"event_id":"l4","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{}]}}"#, vec![r#"{"sku":"A","quantity":1}"#; 1001].join(",")).into_bytes()),
+        ("invalid_line", br#"{"event_id":"l5","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":["A"]}"#.to_vec()),
+        ("missing_sku", br#"{"event_id":"k1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"quantity":1}]}"#.to_vec()),
+        ("invalid_sku", br#"{"event_id":"k2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":1,"quantity":1}]}"#.to_vec()),
+        ("missing_quantity", br#"{"event_id":"q1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A"}]}"#.to_vec()),
+        ("invalid_quantity", br#"{"event_id":"q2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":"1"}]}"#.to_vec()),
+        ("quantity_precision", br#"{"event_id":"q3","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1.2345}]}"#.to_vec()),
+        ("quantity_sign", br#"{"event_id":"q4","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":-1}]}"#.to_vec()),
+        ("quantity_out_of_range", br#"{"event_id":"q5","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1e13}]}"#.to_vec()),
+        ("missing_unit_price", br#"{"transaction_id":"T","product_id":"P1","quantity":1,"total_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
+        ("invalid_unit_price", br#"{"event_id":"p1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1,"unit_price":-1}]}"#.to_vec()),
+        ("unit_price_precision", br#"{"event_id":"p2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1,"unit_price":1.00001}]}"#.to_vec()),
+        ("invalid_discount", br#"{"event_id":"p3","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1,"discount":"x"}]}"#.to_vec()),
+        ("discount_precision", br#"{"event_id":"p4","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1,"discount":0.00001}]}"#.to_vec()),
+        ("missing_total_price", br#"{"transaction_id":"T2","product_id":"P1","quantity":1,"unit_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
+        ("invalid_total_price", br#"{"transaction_id":"T3","product_id":"P1","quantity":1,"unit_price":1,"total_price":"1","timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
+        ("total_price_mismatch", br#"{"transaction_id":"T4","product_id":"P1","quantity":2,"unit_price":1,"total_price":3,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
+    ];
+    let mut records: Vec<Vec<u8>> = vec![good("orig")];
+    records.extend(cases.iter().map(|(_, r)| r.clone()));
+    // the conflict: same id as "orig", other content
+    records.push(event("orig", "ST-1", "A", "9"));
+    lake.put("h1", &records).await;
+    let mut r = lake.refiner().await;
+    r.drain().await.expect("drain");
+
+    let mut by_line: BTreeMap<i32, (Vec<String>, String, Option<String>, Option<String>)> =
+        BTreeMap::new();
+    for b in lake.table_rows(QUARANTINE).await {
+        let reasons = b
+            .column_by_name("reasons")
+            .expect("reasons")
+            .as_list::<i32>()
+            .clone();
+        let lines = b
+            .column_by_name("bronze_line")
+            .expect("line")
+            .as_primitive::<deltalake::arrow::datatypes::Int32Type>()
+            .clone();
+        let objects = b
+            .column_by_name("bronze_object")
+            .expect("object")
+            .as_string::<i32>()
+            .clone();
+        let payload = b
+            .column_by_name("payload")
+            .expect("payload")
+            .as_string::<i32>()
+            .clone();
+        let b64 = b
+            .column_by_name("payload_base64")
+            .expect("b64")
+            .as_string::<i32>()
+            .clone();
+        for i in 0..b.num_rows() {
+            let codes: Vec<String> = reasons
+                .value(i)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect();
+            assert!(objects.value(i).starts_with("pos_events/ingest_date="));
+            by_line.insert(
+                lines.value(i),
+                (
+                    codes,
+                    objects.value(i).to_string(),
+                    (!payload.is_null(i)).then(|| payload.value(i).to_string()),
+                    (!b64.is_null(i)).then(|| b64.value(i).to_string()),
+                ),
+            );
+        }
+    }
+    // bronze line n+1 holds case n (line 1 is the valid original)
+    for (n, (code, raw)) in cases.iter().enumerate() {
+        let (codes, _, payload, b64) = by_line
+            .get(&(n as i32 + 2))
+            .unwrap_or_else(|| panic!("{code} not quarantined"));
+        assert!(codes.iter().any(|c| c == code), "{code}: got {codes:?}");
+        match std::str::from_utf8(raw) {
+            Ok(text) => assert_eq!(payload.as_deref(), Some(text), "{code}: payload kept"),
+            Err(_) => assert!(b64.is_some(), "{code}: non-UTF-8 payload kept as base64"),
+        }
+    }
+    let conflict_line = cases.len() as i32 + 2;
+    assert_eq!(
+        by_line.get(&conflict_line).map(|v| v.0.clone()),
+        Some(vec!["duplicate_conflict".to_string()])
+    );
+    // every code was exercised
+    let seen: std::collections::BTreeSet<String> =
+        by_line.values().flat_map(|v| v.0.clone()).collect();
+    for code in ReasonCode::ALL {
+        assert!(seen.contains(code.as_str()), "no quarantine row for {code}");
+    }
+    assert_eq!(lake.line_count().await, 1);
+}
