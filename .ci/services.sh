@@ -35,3 +35,11 @@ start_moto() {
   curl -fsS "http://127.0.0.1:${port}/moto-api/" >/dev/null
   export STOCKLAKE_TEST_MOTO="${STOCKLAKE_TEST_MOTO:-http://127.0.0.1:${port}}"
 }
+
+install_python_peers() {
+  # the engines the interop tests read silver with
+  if ! python3 -c "import deltalake, polars, duckdb, boto3" >/dev/null 2>&1; then
+    echo "installing deltalake, polars, duckdb, boto3 from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check deltalake polars duckdb pyarrow boto3
+  fi
+}

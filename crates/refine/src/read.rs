@@ -137,7 +137,8 @@ pub async fn added_files(
             .into_iter()
             .filter_map(|a| match a {
                 Action::Add(add) if add.data_change => Some(SilverFile {
-                    path: percent_decode(&add.path),
+                    // serde already decoded the log's URL-encoded path
+                    path: add.path,
                     size: add.size,
                     partition: add.partition_values,
                 }),
@@ -145,37 +146,4 @@ pub async fn added_files(
             })
             .collect(),
     ))
-}
-
-/// Delta log paths are URL-encoded (`event_date=2026-11-02` stays, spaces and the like do not).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn decodes_log_paths() {
-        assert_eq!(
-            super::percent_decode("event_date=2026-11-02/part-1.parquet"),
-            "event_date=2026-11-02/part-1.parquet"
-        );
-        assert_eq!(super::percent_decode("a%20b%3Dc"), "a b=c");
-        assert_eq!(super::percent_decode("bad%zz%"), "bad%zz%");
-    }
 }

@@ -497,6 +497,7 @@ impl Refiner {
         if !quarantine.is_empty() && redo.is_none() {
             let qb = quarantine_batch(&quarantine, refined_at, batch)?;
             commit(&mut self.quarantine, QUARANTINE, Some(qb), batch, &progress).await?;
+            stocklake_storage::failpoint("refine_after_quarantine_commit");
         }
         let lines = if kept.is_empty() {
             None
@@ -507,6 +508,7 @@ impl Refiner {
             )
         };
         let version = commit(&mut self.lines, POS_EVENT_LINES, lines, batch, &progress).await?;
+        stocklake_storage::failpoint("refine_after_lines_commit");
 
         // committed: remember it
         self.dedup.commit(max_time.map(date_days));

@@ -77,7 +77,7 @@ pub struct RefineSection {
     pub dedup_window_days: u32,
     pub max_future_hours: u32,
     pub max_past_days: u32,
-    pub batch_max_records: u64,
+    pub batch_max_objects: u32,
     pub maintenance_interval_secs: u64,
     pub vacuum_retention_hours: u64,
     pub compact_min_files: u32,
@@ -420,10 +420,17 @@ fn settle(
     cwd: &Path,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Settings> {
-    let data_dir = if config.data_dir.is_absolute() {
+    let joined = if config.data_dir.is_absolute() {
         config.data_dir.clone()
     } else {
         cwd.join(&config.data_dir)
+    };
+    let data_dir = match Location::parse(&joined.display().to_string()) {
+        Ok(Location::Local(p)) => p,
+        _ => bail!(
+            "`data_dir` = {:?} is not a local directory",
+            config.data_dir
+        ),
     };
     let location = |key: &str, value: &str, default: PathBuf| -> anyhow::Result<Location> {
         if value.is_empty() {

@@ -11,3 +11,13 @@ mod location;
 
 pub use listing::{BronzeObject, gunzip, high_water_marks, list_bronze, read_bronze};
 pub use location::{AwsOptions, Location, LocationError, s3_builder};
+
+/// A crash hook for reliability tests: when the environment variable `STOCKLAKE_FAILPOINT`
+/// names this point, the process aborts here, as a power cut would stop it. Used to prove
+/// that every stage recovers from a crash between any two of its writes.
+pub fn failpoint(name: &str) {
+    if std::env::var("STOCKLAKE_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}

@@ -41,6 +41,21 @@ pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
             );
         }
     }
+    for name in [
+        stocklake_refine::tables::POS_EVENT_LINES,
+        stocklake_refine::tables::QUARANTINE,
+        stocklake_refine::tables::PRODUCTS,
+        stocklake_refine::tables::STORES,
+    ] {
+        let t = stocklake_refine::tables::open_or_create(&settings.silver, &settings.aws, name)
+            .await
+            .with_context(|| format!("creating silver table {name}"))?;
+        println!(
+            "silver   {name} (Delta table at version {})",
+            t.version().map_or("-".into(), |v| v.to_string())
+        );
+    }
+    crate::commands::refine::load_master(settings).await?;
     if let Some(stream) = &settings.stream {
         let shards = args.shards.unwrap_or(settings.config.ingest.shards).max(1);
         let client = aws::kinesis_client(&settings.aws).await;

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod init;
+mod refine;
 mod simulate;
 
 use anyhow::bail;
@@ -15,6 +16,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(args).await,
         Command::Init(args) => init::run(&config::load(&cli.global)?, args).await,
         Command::Ingest(args) => ingest::run(&config::load(&cli.global)?, args).await,
+        Command::Refine(args) => refine::run(&config::load(&cli.global)?, args).await,
+        Command::Maintain(args) => refine::run_maintain(&config::load(&cli.global)?, args).await,
         other => bail!(
             "`stocklake {}` is not built yet",
             format!("{other:?}")

@@ -1,0 +1,186 @@
+use std::collections::BTreeMap;
+
+use deltalake::arrow::array::{AsArray, RecordBatch};
+use deltalake::arrow::datatypes::{Decimal128Type, Int32Type};
+use stocklake_refine::maintain::{MaintainConfig, maintain};
+use stocklake_refine::master::load_master_data;
+use stocklake_refine::read::{active_files, read_files};
+use stocklake_refine::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
+use stocklake_storage::Location;
+use stocklake_testkit::{moto_aws, unique};
+
+use crate::common::*;
+
+/// (event_id, line_no) -> quantity (thousandths) of every silver line.
+fn lines_of(batches: &[RecordBatch]) -> BTreeMap<(String, i32), i128> {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let ids = b.column_by_name("event_id").expect("id").as_string::<i32>();
+        let nos = b
+            .column_by_name("line_no")
+            .expect("no")
+            .as_primitive::<Int32Type>();
+        let qty = b
+            .column_by_name("quantity")
+            .expect("qty")
+            .as_primitive::<Decimal128Type>();
+        for i in 0..b.num_rows() {
+            out.insert((ids.value(i).to_string(), nos.value(i)), qty.value(i));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn master_data_is_versioned_only_when_it_changes() {
+    let lake = Lake::local();
+    let dir = lake.path().join("master");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let header = "sku,name,category,subcategory,brand,unit_of_measure,case_pack,unit_cost,unit_price,lead_time_days,service_level\n";
+    std::fs::write(
+        dir.join("products.csv"),
+        format!("{header}SKU-1,Milk,Dairy,Milk,Lakeside,each,12,0.61,0.99,2,0.98\n"),
+    )
+    .expect("write");
+    std::fs::write(dir.join("stores.csv"), "store_id,name,format,city,region,country,timezone\nST-1,Centro,supermarket,Madrid,Madrid,ES,Europe/Madrid\n").expect("write");
+    let r = load_master_data(&lake.silver, &lake.aws, &dir)
+        .await
+        .expect("load");
+    assert_eq!(r.changed, vec![PRODUCTS, STORES]);
+    let r = load_master_data(&lake.silver, &lake.aws, &dir)
+        .await
+        .expect("load again");
+    assert!(r.changed.is_empty(), "an unchanged file writes nothing");
+    std::fs::write(dir.join("products.csv"), format!("{header}SKU-1,Milk,Dairy,Milk,Lakeside,each,12,0.61,1.09,2,0.98\nSKU-2,Bread,Bakery,Bread,Sierra,each,10,0.40,0.89,1,0.95\n")).expect("write");
+    let r = load_master_data(&lake.silver, &lake.aws, &dir)
+        .await
+        .expect("load changed");
+    assert_eq!(r.changed, vec![PRODUCTS]);
+    let rows: usize = lake
+        .table_rows(PRODUCTS)
+        .await
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 2);
+    // the earlier version is still there to read
+    let mut t = open_or_create(&lake.silver, &lake.aws, PRODUCTS)
+        .await
+        .expect("open");
+    let latest = t.version().expect("version");
+    t.load_version(latest - 1).await.expect("time travel");
+    let files = active_files(&t).await.expect("files");
+    let old: usize = read_files(t.object_store(), &files, None)
+        .await
+        .expect("read")
+        .iter()
+        .flat_map(|(_, b)| b)
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(old, 1);
+    // a bad file changes nothing
+    std::fs::write(
+        dir.join("products.csv"),
+        format!("{header}SKU-1,Milk,Dairy,Milk,Lakeside,litre,12,0.61,1.09,2,0.98\n"),
+    )
+    .expect("write");
+    let err = load_master_data(&lake.silver, &lake.aws, &dir)
+        .await
+        .expect_err("bad")
+        .to_string();
+    assert!(err.contains("line 2, column unit_of_measure"), "{err}");
+    let rows: usize = lake
+        .table_rows(PRODUCTS)
+        .await
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 2);
+}
+
+#[tokio::test]
+async fn compaction_keeps_every_row_and_old_versions_readable() {
+    let mut lake = Lake::local();
+    let mut r = lake.refiner().await;
+    for i in 0..12 {
+        let recs: Vec<Vec<u8>> = (0..20)
+            .map(|j| event(&format!("e{i}-{j}"), "S", "A", "1.5"))
+            .collect();
+        lake.put("h1", &recs).await;
+        r.scan().await.expect("scan");
+        r.drain().await.expect("drain");
+    }
+    let before = lines_of(&lake.table_rows(POS_EVENT_LINES).await);
+    let table = open_or_create(&lake.silver, &lake.aws, POS_EVENT_LINES)
+        .await
+        .expect("open");
+    let version_before = table.version().expect("version");
+    assert_eq!(active_files(&table).await.expect("files").len(), 12);
+    let care = maintain(&lake.silver, &lake.aws, &MaintainConfig::default())
+        .await
+        .expect("maintain");
+    let lines_care = care
+        .iter()
+        .find(|c| c.table == POS_EVENT_LINES)
+        .expect("lines");
+    assert_eq!((lines_care.files_before, lines_care.files_after), (12, 1));
+    let after = lines_of(&lake.table_rows(POS_EVENT_LINES).await);
+    assert_eq!(before, after);
+    assert_eq!(after.len(), 240);
+    // a reader pinned to the version before still reads it (vacuum kept its files)
+    let mut old = open_or_create(&lake.silver, &lake.aws, POS_EVENT_LINES)
+        .await
+        .expect("open");
+    old.load_version(version_before).await.expect("old version");
+    let files = active_files(&old).await.expect("files");
+    let rows = read_files(old.object_store(), &files, None)
+        .await
+        .expect("old files still there");
+    assert_eq!(
+        rows.iter()
+            .flat_map(|(_, b)| b)
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        240
+    );
+    // refine goes on after compaction, and dedup still knows the compacted events
+    lake.put(
+        "h1",
+        &[event("e0-0", "S", "A", "1.5"), event("new", "S", "A", "1")],
+    )
+    .await;
+    let mut r = lake.refiner().await;
+    let reports = r.drain().await.expect("drain");
+    assert_eq!(reports.iter().map(|b| b.counts.duplicates).sum::<u64>(), 1);
+    assert_eq!(lake.line_count().await, 241);
+}
+
+#[tokio::test]
+async fn refine_on_s3() {
+    let Some(aws) = moto_aws() else { return };
+    let bucket = unique("lake");
+    stocklake_storage::aws::ensure_bucket(&aws, &bucket)
+        .await
+        .expect("bucket");
+    let base = Location::parse(&format!("s3://{bucket}/stocklake")).expect("loc");
+    let mut lake = Lake::at(tempfile::tempdir().expect("tempdir"), Some(base), aws);
+    lake.put("h1", &[event("s1", "S", "A", "1"), b"junk".to_vec()])
+        .await;
+    lake.put(
+        "h2",
+        &[event("s2", "S", "B", "2"), event("s1", "S", "A", "1")],
+    )
+    .await;
+    let mut r = lake.refiner().await;
+    let reports = r.drain().await.expect("drain");
+    let total: u64 = reports.iter().map(|b| b.counts.records).sum();
+    assert_eq!(total, 4);
+    assert_eq!(lake.line_count().await, 2);
+    assert_eq!(lake.quarantine_count().await, 1);
+    let care = maintain(&lake.silver, &lake.aws, &MaintainConfig::default())
+        .await
+        .expect("maintain on s3");
+    assert!(care.iter().any(|c| c.table == POS_EVENT_LINES));
+    let mut again = lake.refiner().await;
+    assert!(again.drain().await.expect("drain").is_empty());
+}

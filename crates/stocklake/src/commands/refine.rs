@@ -1,0 +1,163 @@
+//! `stocklake refine`: bronze → silver. `--once` refines what is there and exits.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use stocklake_event::TimeWindow;
+use stocklake_refine::maintain::{MaintainConfig, maintain};
+use stocklake_refine::master::load_master_data;
+use stocklake_refine::{Counts, RefineConfig, Refiner};
+
+use crate::cli::{MaintainArgs, StageArgs};
+use crate::commands::shutdown_token;
+use crate::config::Settings;
+
+/// Refine settings from the configuration.
+pub fn refine_config(settings: &Settings) -> RefineConfig {
+    let c = &settings.config.refine;
+    RefineConfig {
+        dedup_window_days: c.dedup_window_days,
+        batch_max_objects: c.batch_max_objects.max(1) as usize,
+        window: TimeWindow {
+            max_future: chrono::Duration::hours(i64::from(c.max_future_hours)),
+            max_past: chrono::Duration::days(i64::from(c.max_past_days)),
+        },
+        ..RefineConfig::new(
+            settings.bronze.clone(),
+            settings.silver.clone(),
+            settings.aws.clone(),
+        )
+    }
+}
+
+pub fn maintain_config(settings: &Settings) -> MaintainConfig {
+    MaintainConfig {
+        min_files: settings.config.refine.compact_min_files as usize,
+        retention_hours: settings.config.refine.vacuum_retention_hours,
+        ..MaintainConfig::default()
+    }
+}
+
+/// Loads master data when configured; a bad file is an error that names the row.
+pub async fn load_master(settings: &Settings) -> anyhow::Result<()> {
+    if let Some(dir) = &settings.master_data {
+        let r = load_master_data(&settings.silver, &settings.aws, dir)
+            .await
+            .with_context(|| format!("loading master data from {}", dir.display()))?;
+        tracing::info!(
+            products = ?r.products,
+            stores = ?r.stores,
+            changed = ?r.changed,
+            "master data loaded"
+        );
+    }
+    Ok(())
+}
+
+pub fn summary(c: &Counts) -> String {
+    let mut s = format!(
+        "{} records: {} events ({} lines) to silver, {} quarantined, {} duplicates dropped",
+        c.records, c.events, c.lines, c.quarantined, c.duplicates
+    );
+    if !c.reasons.is_empty() {
+        let reasons: Vec<String> = c.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        s.push_str(&format!("\n  quarantine reasons: {}", reasons.join(", ")));
+    }
+    s
+}
+
+pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
+    load_master(settings).await?;
+    let mut refiner = Refiner::open(refine_config(settings))
+        .await
+        .with_context(|| format!("opening silver at {}", settings.silver))?;
+    let cancel = shutdown_token();
+    if args.once {
+        let backlog = refiner.scan().await?;
+        let bar = ProgressBar::new(backlog as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} refining [{bar:30}] {pos}/{len} bronze objects {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let mut total = Counts::default();
+        while let Some(r) = refiner.run_batch().await? {
+            bar.inc(r.objects as u64);
+            total.records += r.counts.records;
+            total.events += r.counts.events;
+            total.lines += r.counts.lines;
+            total.quarantined += r.counts.quarantined;
+            total.duplicates += r.counts.duplicates;
+            for (k, v) in &r.counts.reasons {
+                *total.reasons.entry(k.clone()).or_default() += v;
+            }
+            bar.set_message(format!("{} records", total.records));
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        println!("refined {}", summary(&total));
+        println!(
+            "silver {} is at batch {}",
+            settings.silver,
+            refiner.progress().batch
+        );
+        return Ok(());
+    }
+    tracing::info!(bronze = %settings.bronze, silver = %settings.silver, "refining continuously");
+    let maintain_every =
+        Duration::from_secs(settings.config.refine.maintenance_interval_secs.max(60));
+    let mut last_maintain = tokio::time::Instant::now();
+    while !cancel.is_cancelled() {
+        if let Err(e) = refiner.scan().await {
+            tracing::warn!(error = %e, "listing bronze failed; retrying");
+        }
+        match refiner.drain().await {
+            Ok(reports) => {
+                for r in reports {
+                    tracing::info!(batch = r.batch, "{}", summary(&r.counts));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "refine batch failed; retrying"),
+        }
+        if last_maintain.elapsed() >= maintain_every {
+            last_maintain = tokio::time::Instant::now();
+            match maintain(&settings.silver, &settings.aws, &maintain_config(settings)).await {
+                Ok(care) => tracing::info!(?care, "silver table care done"),
+                Err(e) => tracing::warn!(error = %e, "silver table care failed"),
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_maintain(settings: &Settings, args: MaintainArgs) -> anyhow::Result<()> {
+    let mut cfg = maintain_config(settings);
+    cfg.retention_hours = args.retention_hours;
+    let care = maintain(&settings.silver, &settings.aws, &cfg).await?;
+    println!(
+        "{:<16} {:>12} {:>12} {:>11} {:>11} {:>9}",
+        "table", "files before", "files after", "compacted", "checkpoint", "vacuumed"
+    );
+    for c in care {
+        println!(
+            "{:<16} {:>12} {:>12} {:>11} {:>11} {:>9}",
+            c.table,
+            c.files_before,
+            c.files_after,
+            c.partitions_compacted,
+            c.checkpoint_version
+                .map_or("-".to_string(), |v| v.to_string()),
+            c.files_vacuumed
+        );
+    }
+    Ok(())
+}
