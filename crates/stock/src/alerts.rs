@@ -1,0 +1,642 @@
+//! Alert rules and their lifecycle.
+//!
+//! Rules turn a store and SKU's figures into conditions; the lifecycle turns conditions into
+//! changes of alerts: one open alert per store, SKU and type — opened once, updated while it
+//! lasts, resolved when the condition is gone.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+
+use crate::demand::{Demand, Shape};
+use crate::policy::{Params, Policy, Position};
+
+/// The kinds of stock alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertType {
+    BelowReorderPoint,
+    BelowSafetyStock,
+    ProjectedStockout,
+    OutOfStock,
+    NegativeStock,
+    Overstock,
+    SuspectedPhantomStock,
+}
+
+impl AlertType {
+    pub const ALL: [AlertType; 7] = [
+        AlertType::BelowReorderPoint,
+        AlertType::BelowSafetyStock,
+        AlertType::ProjectedStockout,
+        AlertType::OutOfStock,
+        AlertType::NegativeStock,
+        AlertType::Overstock,
+        AlertType::SuspectedPhantomStock,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertType::BelowReorderPoint => "below_reorder_point",
+            AlertType::BelowSafetyStock => "below_safety_stock",
+            AlertType::ProjectedStockout => "projected_stockout",
+            AlertType::OutOfStock => "out_of_stock",
+            AlertType::NegativeStock => "negative_stock",
+            AlertType::Overstock => "overstock",
+            AlertType::SuspectedPhantomStock => "suspected_phantom_stock",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertType> {
+        AlertType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Alerts that warn before the shelf is empty.
+    pub fn is_predictive(self) -> bool {
+        matches!(
+            self,
+            AlertType::BelowReorderPoint
+                | AlertType::BelowSafetyStock
+                | AlertType::ProjectedStockout
+        )
+    }
+}
+
+impl fmt::Display for AlertType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Severity> {
+        [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// Settings of the rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleConfig {
+    /// More days of cover than this (and more than a case above need) is overstock.
+    pub overstock_days: f64,
+    /// Phantom stock is suspected when no sale in this long was this unlikely.
+    pub phantom_probability: f64,
+    /// Days of demand history before demand-based rules apply.
+    pub min_history_days: u32,
+    /// A "normally selling" item sells at least this many times a day.
+    pub phantom_min_sales_per_day: f64,
+}
+
+impl Default for RuleConfig {
+    fn default() -> Self {
+        RuleConfig {
+            overstock_days: 45.0,
+            phantom_probability: 0.002,
+            min_history_days: 3,
+            phantom_min_sales_per_day: 2.0,
+        }
+    }
+}
+
+/// What the messages call things.
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    pub sku: &'a str,
+    pub product: Option<&'a str>,
+    pub unit: &'a str,
+}
+
+/// A condition that holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub alert_type: AlertType,
+    pub severity: Severity,
+    pub on_hand: Decimal,
+    /// The line crossed: reorder point, safety stock, zero, overstock level …
+    pub threshold: Decimal,
+    pub suggested_order_qty: Decimal,
+    pub message: String,
+}
+
+/// The chance of seeing no sale in the time since `since`, at the expected pace.
+pub fn chance_of_no_sale(
+    demand: &Demand,
+    shape: &Shape,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> f64 {
+    use chrono::{Datelike, Timelike};
+    if now <= since || demand.level <= 0.0 {
+        return 1.0;
+    }
+    let per_sale = if demand.units_per_sale > 0.0 {
+        demand.units_per_sale
+    } else {
+        1.0
+    };
+    // expected sales over the elapsed hours, along the store's shape
+    let mut expected = 0.0;
+    let mut t = since.with_timezone(&tz).naive_local();
+    let end = now.with_timezone(&tz).naive_local();
+    let mut steps = 0;
+    while t < end && steps < 24 * 90 {
+        let next = (t + Duration::hours(1))
+            .with_minute(0)
+            .and_then(|x| x.with_second(0))
+            .unwrap_or(t + Duration::hours(1))
+            .min(end);
+        let frac = (next - t).num_seconds() as f64 / 3600.0;
+        let wd = t.date().weekday().num_days_from_monday() as usize;
+        expected += demand.level * shape.dow[wd] * shape.hours[t.hour() as usize] * frac;
+        t = next;
+        steps += 1;
+    }
+    (-(expected / per_sale)).exp()
+}
+
+/// Everything the rules look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub params: &'a Params,
+    pub demand: &'a Demand,
+    pub shape: &'a Shape,
+    pub policy: &'a Policy,
+    pub position: &'a Position,
+    /// The later of the last sale and the last time records went from empty to stocked.
+    pub last_sale_or_restock: Option<DateTime<Utc>>,
+    pub tz: Tz,
+}
+
+fn q(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+fn when(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
+}
+
+/// The conditions that hold now for one store and SKU.
+pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Condition> {
+    let mut out = Vec::new();
+    let on_hand = i.position.on_hand;
+    let what = match names.product {
+        Some(p) => format!("{p} ({})", names.sku),
+        None => names.sku.to_string(),
+    };
+    let unit = names.unit;
+    let suggested = i.policy.suggested_order_qty;
+    let order_text = if suggested > Decimal::ZERO {
+        let cases = (suggested / i.params.case_pack.max(Decimal::ONE)).round();
+        format!(
+            " Order {} {unit} ({} case{} of {}).",
+            q(suggested),
+            cases,
+            if cases == Decimal::ONE { "" } else { "s" },
+            q(i.params.case_pack)
+        )
+    } else if i.position.on_order > Decimal::ZERO {
+        format!(" {} {unit} are already on order.", q(i.position.on_order))
+    } else {
+        String::new()
+    };
+    if on_hand < Decimal::ZERO {
+        out.push(Condition {
+            alert_type: AlertType::NegativeStock,
+            severity: Severity::High,
+            on_hand,
+            threshold: Decimal::ZERO,
+            suggested_order_qty: Decimal::ZERO,
+            message: format!(
+                "{what}: the records show {} {unit}, below zero. Sales or waste were recorded that never came in as deliveries; count the shelf.",
+                q(on_hand)
+            ),
+        });
+    }
+    if on_hand <= Decimal::ZERO {
+        out.push(Condition {
+            alert_type: AlertType::OutOfStock,
+            severity: Severity::Critical,
+            on_hand,
+            threshold: Decimal::ZERO,
+            suggested_order_qty: suggested,
+            message: format!("{what} is out of stock.{order_text}"),
+        });
+        // while it is out, the warnings before it say nothing new
+        return out;
+    }
+    let history = i.demand.days >= cfg.min_history_days && i.demand.level > 0.0;
+    if history {
+        let lead = i64::from(i.params.lead_time_days);
+        if let Some(at) = i.policy.projected_stockout_at {
+            let horizon = i.position.now + Duration::days(lead.max(1));
+            if at <= horizon {
+                let soon = at <= i.position.now + Duration::hours(24);
+                out.push(Condition {
+                    alert_type: AlertType::ProjectedStockout,
+                    severity: if soon { Severity::High } else { Severity::Medium },
+                    on_hand,
+                    threshold: i.policy.lead_time_demand,
+                    suggested_order_qty: suggested,
+                    message: format!(
+                        "{what} will run out around {}: {} {unit} left, a delivery takes {} day{}.{order_text}",
+                        when(at, i.tz),
+                        q(on_hand),
+                        lead,
+                        if lead == 1 { "" } else { "s" }
+                    ),
+                });
+            }
+        }
+        if on_hand < i.policy.safety_stock {
+            out.push(Condition {
+                alert_type: AlertType::BelowSafetyStock,
+                severity: Severity::High,
+                on_hand,
+                threshold: i.policy.safety_stock,
+                suggested_order_qty: suggested,
+                message: format!(
+                    "{what} is below its safety stock: {} {unit} left, {} kept for a {:.0}% service level.{order_text}",
+                    q(on_hand),
+                    q(i.policy.safety_stock.round_dp(1)),
+                    i.params.service_level * 100.0
+                ),
+            });
+        }
+        let position = on_hand + i.position.on_order;
+        if position <= i.policy.reorder_point {
+            let cover = i
+                .policy
+                .days_of_cover
+                .map(|d| format!("{} days of cover", q(d.round_dp(1))))
+                .unwrap_or_default();
+            out.push(Condition {
+                alert_type: AlertType::BelowReorderPoint,
+                severity: Severity::Medium,
+                on_hand,
+                threshold: i.policy.reorder_point,
+                suggested_order_qty: suggested,
+                message: format!(
+                    "{what} is at its reorder point: {} {unit} ({cover}), reorder at {}.{order_text}",
+                    q(on_hand),
+                    q(i.policy.reorder_point.round_dp(1))
+                ),
+            });
+        }
+        let over_level = i.policy.order_up_to + i.params.case_pack;
+        if let Some(cover) = i.policy.days_of_cover {
+            if cover.to_f64().unwrap_or(0.0) > cfg.overstock_days && on_hand > over_level {
+                out.push(Condition {
+                    alert_type: AlertType::Overstock,
+                    severity: Severity::Low,
+                    on_hand,
+                    threshold: over_level,
+                    suggested_order_qty: Decimal::ZERO,
+                    message: format!(
+                        "{what} is overstocked: {} {unit} is {} days of sales; hold further orders or move stock.",
+                        q(on_hand),
+                        q(cover.round_dp(0))
+                    ),
+                });
+            }
+        }
+        let sales_per_day = i.demand.level / i.demand.units_per_sale.max(1e-9);
+        if sales_per_day >= cfg.phantom_min_sales_per_day {
+            if let Some(since) = i.last_sale_or_restock {
+                let p = chance_of_no_sale(i.demand, i.shape, since, i.position.now, i.tz);
+                if p < cfg.phantom_probability {
+                    let hours = (i.position.now - since).num_minutes() as f64 / 60.0;
+                    out.push(Condition {
+                        alert_type: AlertType::SuspectedPhantomStock,
+                        severity: Severity::High,
+                        on_hand,
+                        threshold: Decimal::ZERO,
+                        suggested_order_qty: Decimal::ZERO,
+                        message: format!(
+                            "{what}: the records show {} {unit} but nothing has sold for {:.0} hours, where it usually sells {:.0} times a day (chance {:.2}%). Check the shelf and count it.",
+                            q(on_hand),
+                            hours,
+                            sales_per_day,
+                            p * 100.0
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An alert that is open now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAlert {
+    pub alert_id: i64,
+    pub alert_type: AlertType,
+    pub severity: Severity,
+    pub on_hand: Decimal,
+    pub threshold: Decimal,
+    pub suggested_order_qty: Decimal,
+    pub message: String,
+}
+
+/// A change to the alerts of one store and SKU.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Open(Condition),
+    Update {
+        alert_id: i64,
+        condition: Condition,
+    },
+    Resolve {
+        alert_id: i64,
+        alert_type: AlertType,
+    },
+}
+
+/// Compares what is open with what holds now.
+pub fn lifecycle(open: &[OpenAlert], now: &[Condition]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for c in now {
+        match open.iter().find(|o| o.alert_type == c.alert_type) {
+            None => out.push(Change::Open(c.clone())),
+            Some(o) => {
+                let changed = o.severity != c.severity
+                    || o.on_hand != c.on_hand
+                    || o.threshold != c.threshold
+                    || o.suggested_order_qty != c.suggested_order_qty;
+                if changed {
+                    out.push(Change::Update {
+                        alert_id: o.alert_id,
+                        condition: c.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for o in open {
+        if !now.iter().any(|c| c.alert_type == o.alert_type) {
+            out.push(Change::Resolve {
+                alert_id: o.alert_id,
+                alert_type: o.alert_type,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::policy;
+    use chrono_tz::Europe::Madrid;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn d(s: &str) -> Decimal {
+        s.parse().expect("decimal")
+    }
+
+    struct Case {
+        params: Params,
+        demand: Demand,
+        shape: Shape,
+        position: Position,
+        last: Option<DateTime<Utc>>,
+    }
+
+    impl Case {
+        fn new(on_hand: &str) -> Case {
+            Case {
+                params: Params {
+                    lead_time_days: 2,
+                    service_level: 0.95,
+                    case_pack: Decimal::from(12),
+                },
+                demand: Demand {
+                    level: 10.0,
+                    var: 4.0,
+                    days: 20,
+                    units_per_sale: 1.0,
+                },
+                shape: Shape::default(),
+                position: Position {
+                    on_hand: d(on_hand),
+                    on_order: Decimal::ZERO,
+                    now: t("2026-11-04T10:00:00Z"),
+                },
+                last: Some(t("2026-11-04T09:55:00Z")),
+            }
+        }
+        fn types(&self) -> Vec<AlertType> {
+            let pol = policy(
+                &self.params,
+                &self.demand,
+                &self.shape,
+                &self.position,
+                Madrid,
+            );
+            let i = Inputs {
+                params: &self.params,
+                demand: &self.demand,
+                shape: &self.shape,
+                policy: &pol,
+                position: &self.position,
+                last_sale_or_restock: self.last,
+                tz: Madrid,
+            };
+            let names = Names {
+                sku: "SKU-1",
+                product: Some("Milk"),
+                unit: "units",
+            };
+            let mut v: Vec<AlertType> = conditions(&i, &RuleConfig::default(), &names)
+                .into_iter()
+                .map(|c| c.alert_type)
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    #[test]
+    fn healthy_stock_raises_nothing() {
+        assert!(Case::new("60").types().is_empty());
+    }
+
+    #[test]
+    fn each_rule() {
+        use AlertType::*;
+        // ROP = 20 + 1.645*2*sqrt2 = 24.65; SS = 4.65
+        assert_eq!(Case::new("24").types(), vec![BelowReorderPoint]);
+        let low = Case::new("4");
+        assert_eq!(
+            low.types(),
+            vec![BelowReorderPoint, BelowSafetyStock, ProjectedStockout]
+        );
+        assert_eq!(Case::new("0").types(), vec![OutOfStock]);
+        assert_eq!(Case::new("-2").types(), vec![OutOfStock, NegativeStock]);
+        assert_eq!(Case::new("900").types(), vec![Overstock]);
+        let mut phantom = Case::new("60");
+        phantom.last = Some(t("2026-11-03T08:00:00Z"));
+        assert_eq!(phantom.types(), vec![SuspectedPhantomStock]);
+    }
+
+    #[test]
+    fn no_demand_rules_without_history() {
+        let mut c = Case::new("1");
+        c.demand.days = 1;
+        assert!(c.types().is_empty());
+        c.position.on_hand = Decimal::ZERO;
+        assert_eq!(c.types(), vec![AlertType::OutOfStock]);
+    }
+
+    #[test]
+    fn phantom_needs_a_normally_selling_item() {
+        let mut c = Case::new("60");
+        c.last = Some(t("2026-11-03T08:00:00Z"));
+        c.demand.level = 0.5; // sells every other day: a day without a sale is normal
+        assert!(!c.types().contains(&AlertType::SuspectedPhantomStock));
+    }
+
+    #[test]
+    fn no_sale_probability_is_poisson_along_the_shape() {
+        let demand = Demand {
+            level: 24.0,
+            var: 0.0,
+            days: 10,
+            units_per_sale: 1.0,
+        };
+        let mut shape = Shape::default();
+        shape.hours = [1.0 / 24.0; 24];
+        let since = t("2026-11-04T10:00:00Z");
+        // one expected sale per hour: two hours without one has chance e^-2
+        let p = chance_of_no_sale(&demand, &shape, since, since + Duration::hours(2), Madrid);
+        assert!((p - (-2.0f64).exp()).abs() < 1e-9, "{p}");
+        // hours when the store is shut do not count
+        shape.hours = [0.0; 24];
+        shape.hours[12] = 1.0;
+        let night = t("2026-11-04T20:00:00Z");
+        let p = chance_of_no_sale(&demand, &shape, night, night + Duration::hours(6), Madrid);
+        assert!((p - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lifecycle_opens_updates_and_resolves() {
+        let cond = |t: AlertType, on_hand: &str| Condition {
+            alert_type: t,
+            severity: Severity::Medium,
+            on_hand: d(on_hand),
+            threshold: d("10"),
+            suggested_order_qty: d("12"),
+            message: "m".into(),
+        };
+        let open = vec![OpenAlert {
+            alert_id: 7,
+            alert_type: AlertType::BelowReorderPoint,
+            severity: Severity::Medium,
+            on_hand: d("8"),
+            threshold: d("10"),
+            suggested_order_qty: d("12"),
+            message: "m".into(),
+        }];
+        // the same condition: nothing to do
+        assert!(lifecycle(&open, &[cond(AlertType::BelowReorderPoint, "8")]).is_empty());
+        // it got worse: updated, and a new kind opens
+        let ch = lifecycle(
+            &open,
+            &[
+                cond(AlertType::BelowReorderPoint, "5"),
+                cond(AlertType::BelowSafetyStock, "5"),
+            ],
+        );
+        assert_eq!(ch.len(), 2);
+        assert!(matches!(ch[0], Change::Update { alert_id: 7, .. }));
+        assert!(matches!(&ch[1], Change::Open(c) if c.alert_type == AlertType::BelowSafetyStock));
+        // stock recovered: resolved
+        assert_eq!(
+            lifecycle(&open, &[]),
+            vec![Change::Resolve {
+                alert_id: 7,
+                alert_type: AlertType::BelowReorderPoint
+            }]
+        );
+    }
+
+    #[test]
+    fn messages_tell_a_store_manager_what_to_do() {
+        let c = Case::new("4");
+        let pol = policy(&c.params, &c.demand, &c.shape, &c.position, Madrid);
+        let i = Inputs {
+            params: &c.params,
+            demand: &c.demand,
+            shape: &c.shape,
+            policy: &pol,
+            position: &c.position,
+            last_sale_or_restock: c.last,
+            tz: Madrid,
+        };
+        let names = Names {
+            sku: "SKU-000123",
+            product: Some("Lakeside Whole Milk 1 l"),
+            unit: "units",
+        };
+        let conds = conditions(&i, &RuleConfig::default(), &names);
+        let rop = conds
+            .iter()
+            .find(|c| c.alert_type == AlertType::BelowReorderPoint)
+            .expect("rop");
+        assert!(
+            rop.message.starts_with(
+                "Lakeside Whole Milk 1 l (SKU-000123) is at its reorder point: 4 units"
+            ),
+            "{}",
+            rop.message
+        );
+        assert!(
+            rop.message.contains("Order 36 units (3 cases of 12)."),
+            "{}",
+            rop.message
+        );
+        let proj = conds
+            .iter()
+            .find(|c| c.alert_type == AlertType::ProjectedStockout)
+            .expect("projected");
+        assert!(
+            proj.message.contains("will run out around Wed 04 Nov"),
+            "{}",
+            proj.message
+        );
+    }
+}
