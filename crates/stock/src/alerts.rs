@@ -163,22 +163,41 @@ pub fn chance_of_no_sale(
     } else {
         1.0
     };
-    // expected sales over the elapsed hours, along the store's shape
-    let mut expected = 0.0;
-    let mut t = since.with_timezone(&tz).naive_local();
+    // expected sales over the elapsed time along the store's shape: partial first and last
+    // hours, whole hours of the first and last day, whole days in between
+    let start = since.with_timezone(&tz).naive_local();
     let end = now.with_timezone(&tz).naive_local();
-    let mut steps = 0;
-    while t < end && steps < 24 * 90 {
-        let next = (t + Duration::hours(1))
-            .with_minute(0)
-            .and_then(|x| x.with_second(0))
-            .unwrap_or(t + Duration::hours(1))
-            .min(end);
-        let frac = (next - t).num_seconds() as f64 / 3600.0;
-        let wd = t.date().weekday().num_days_from_monday() as usize;
-        expected += demand.level * shape.dow[wd] * shape.hours[t.hour() as usize] * frac;
-        t = next;
-        steps += 1;
+    let per_day = |d: chrono::NaiveDate| {
+        demand.level * shape.dow[d.weekday().num_days_from_monday() as usize]
+    };
+    let day_part = |d: chrono::NaiveDate, from: f64, to: f64| -> f64 {
+        // hours [from, to) of day d, fractional hours allowed
+        let mut sum = 0.0;
+        let mut h = from;
+        while h < to {
+            let hour = h.floor() as usize;
+            let next = (h.floor() + 1.0).min(to);
+            sum += shape.hours[hour.min(23)] * (next - h);
+            h = next;
+        }
+        sum * per_day(d)
+    };
+    let hour_of = |t: chrono::NaiveDateTime| {
+        f64::from(t.hour()) + f64::from(t.minute()) / 60.0 + f64::from(t.second()) / 3600.0
+    };
+    let mut expected = 0.0;
+    if start.date() == end.date() {
+        expected += day_part(start.date(), hour_of(start), hour_of(end));
+    } else {
+        expected += day_part(start.date(), hour_of(start), 24.0);
+        let mut d = start.date() + Duration::days(1);
+        let mut days = 0;
+        while d < end.date() && days < 3660 {
+            expected += per_day(d);
+            d += Duration::days(1);
+            days += 1;
+        }
+        expected += day_part(end.date(), 0.0, hour_of(end));
     }
     (-(expected / per_sale)).exp()
 }

@@ -137,7 +137,8 @@ pub fn demand_over_days(demand: &Demand, shape: &Shape, from: NaiveDateTime, day
         .sum()
 }
 
-/// When `on_hand` runs out at the expected pace, walking the store's hours from `now`.
+/// When `on_hand` runs out at the expected pace, along the store's hours from `now`: whole
+/// days are skipped at once, the day it runs out is walked hour by hour.
 pub fn projected_stockout(
     demand: &Demand,
     shape: &Shape,
@@ -154,42 +155,49 @@ pub fn projected_stockout(
     }
     let start = local(now, tz);
     let mut left = on_hand;
-    let mut t = start;
-    let end = start + Duration::days(i64::from(horizon_days));
-    let mut first = true;
-    while t < end {
-        let weekday = t.date().weekday().num_days_from_monday() as usize;
-        let hour = t.hour() as usize;
-        let per_day = demand.level * shape.dow[weekday];
-        let share = if first {
-            shape.rest_of_hour(hour, t.minute())
+    for day in 0..=i64::from(horizon_days) {
+        let date = start.date() + Duration::days(day);
+        let per_day = demand.level * shape.dow[date.weekday().num_days_from_monday() as usize];
+        let first = if day == 0 {
+            start
         } else {
-            shape.hours[hour]
+            date.and_hms_opt(0, 0, 0).unwrap_or(start)
         };
-        let use_now = per_day * share;
-        if use_now >= left && use_now > 0.0 {
-            // within this hour: interpolate the minute
-            let frac = left / use_now;
-            let minutes_in = if first {
-                60.0 - f64::from(t.minute())
+        let first_hour = first.hour() as usize;
+        let slot = |h: usize| -> (NaiveDateTime, f64, u32) {
+            if h == first_hour {
+                (
+                    first,
+                    shape.rest_of_hour(h, first.minute()),
+                    60 - first.minute().min(60),
+                )
             } else {
-                60.0
-            };
-            let at = t + Duration::seconds((frac * minutes_in * 60.0) as i64);
-            return tz
-                .from_local_datetime(&at)
-                .earliest()
-                .map(|x| x.with_timezone(&Utc))
-                .or(Some(now + (at - start)));
-        }
-        left -= use_now;
-        let next = if first {
-            t.with_minute(0).and_then(|x| x.with_second(0)).unwrap_or(t) + Duration::hours(1)
-        } else {
-            t + Duration::hours(1)
+                (
+                    date.and_hms_opt(h as u32, 0, 0).unwrap_or(first),
+                    shape.hours[h],
+                    60,
+                )
+            }
         };
-        t = next;
-        first = false;
+        let ahead: f64 = (first_hour..24).map(|h| slot(h).1).sum();
+        if per_day * ahead < left {
+            left -= per_day * ahead;
+            continue;
+        }
+        for h in first_hour..24 {
+            let (begin, share, minutes) = slot(h);
+            let use_now = per_day * share;
+            if use_now >= left && use_now > 0.0 {
+                let at =
+                    begin + Duration::seconds((left / use_now * f64::from(minutes) * 60.0) as i64);
+                return tz
+                    .from_local_datetime(&at)
+                    .earliest()
+                    .map(|x| x.with_timezone(&Utc))
+                    .or(Some(now + (at - start)));
+            }
+            left -= use_now;
+        }
     }
     None
 }

@@ -1,0 +1,138 @@
+//! The gold database behind one type: SQLite (embedded default) or PostgreSQL.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::ModelError;
+use crate::rows::*;
+use crate::schema::Dialect;
+
+/// What the model keeps in memory, read at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub stores: Vec<StoreRow>,
+    pub products: Vec<ProductRow>,
+    pub levels: Vec<LevelRow>,
+    pub open_alerts: Vec<AlertRow>,
+    pub store_states: Vec<StoreStateRow>,
+    pub checkpoints: Vec<CheckpointRow>,
+    pub date_keys: Vec<i32>,
+    pub max_alert_id: i64,
+    pub max_outbox_id: i64,
+    pub max_product_key: i32,
+    pub max_store_key: i32,
+}
+
+/// A gold database.
+#[derive(Debug, Clone)]
+pub enum Gold {
+    Sqlite(sqlite::SqliteGold),
+    Postgres(postgres::PgGold),
+}
+
+impl Gold {
+    /// Opens `sqlite://PATH` or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Gold, ModelError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let p = PathBuf::from(path);
+            Ok(Gold::Sqlite(sqlite::SqliteGold::open(&p)?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Gold::Postgres(postgres::PgGold::connect(url).await?))
+        } else {
+            Err(ModelError::Config(format!(
+                "{} is not a gold database: use sqlite://PATH or postgres://user@host:port/db",
+                crate::redact(url)
+            )))
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Gold::Sqlite(_) => Dialect::Sqlite,
+            Gold::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Applies pending migrations; returns the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<i64>, ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.migrate().await,
+            Gold::Postgres(g) => {
+                let v = g.migrate().await?;
+                if !v.is_empty() {
+                    // the session's staging tables need the new schema
+                    g.reconnect_after_migration().await?;
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    pub async fn load(&self) -> Result<Loaded, ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.load().await,
+            Gold::Postgres(g) => {
+                g.reconnect_if_closed().await?;
+                g.load().await
+            }
+        }
+    }
+
+    pub async fn daily_rows(
+        &self,
+        keys: Vec<(i32, i32)>,
+        from_date_key: i32,
+    ) -> Result<Vec<DailyRow>, ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.daily_rows(keys, from_date_key).await,
+            Gold::Postgres(g) => g.daily_rows(keys, from_date_key).await,
+        }
+    }
+
+    pub async fn daily_rows_of_day(
+        &self,
+        store_key: i32,
+        date_key: i32,
+    ) -> Result<Vec<DailyRow>, ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.daily_rows_of_day(store_key, date_key).await,
+            Gold::Postgres(g) => g.daily_rows_of_day(store_key, date_key).await,
+        }
+    }
+
+    pub async fn movements_after(
+        &self,
+        store_key: i32,
+        product_key: i32,
+        after: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Decimal)>, ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.movements_after(store_key, product_key, after).await,
+            Gold::Postgres(g) => g.movements_after(store_key, product_key, after).await,
+        }
+    }
+
+    /// Writes a batch and its checkpoint in one transaction.
+    pub async fn apply(&self, ws: WriteSet) -> Result<(), ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.apply(ws).await,
+            Gold::Postgres(g) => {
+                g.reconnect_if_closed().await?;
+                g.apply(ws).await
+            }
+        }
+    }
+
+    /// Empties every gold table.
+    pub async fn truncate(&self) -> Result<(), ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.truncate().await,
+            Gold::Postgres(g) => g.truncate().await,
+        }
+    }
+}

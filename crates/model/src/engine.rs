@@ -1,0 +1,1400 @@
+//! Silver → gold, one transaction per batch.
+//!
+//! A batch takes the silver versions after the gold checkpoint, updates dimensions (type-2
+//! history for price and category), loads the facts, moves each touched store × SKU's stock
+//! (CONTRACT §2, whatever the arrival order), corrects the daily snapshot for late events,
+//! closes store days (learning demand), evaluates alerts, and writes all of it with the new
+//! checkpoint in one database transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
+use deltalake::DeltaTable;
+use rust_decimal::Decimal;
+use stocklake_event::EventType;
+use stocklake_refine::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
+use stocklake_stock::{
+    AlertType, Change, Inputs, Names, OpenAlert, Params, Position, RuleConfig, alpha, conditions,
+    lifecycle, policy,
+};
+use stocklake_storage::{AwsOptions, Location};
+use stocklake_telemetry as metrics;
+
+use crate::ModelError;
+use crate::db::Gold;
+use crate::master::{read_products, read_stores};
+use crate::rows::*;
+use crate::silver::{SilverLine, lines_between};
+use crate::state::*;
+
+/// Settings of the model.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub silver: Location,
+    pub aws: AwsOptions,
+    pub rules: RuleConfig,
+    pub half_life_days: f64,
+    pub default_lead_time_days: u32,
+    pub default_service_level: f64,
+    /// Most silver versions loaded in one gold transaction.
+    pub max_versions_per_batch: u64,
+    /// Every key of a store is re-evaluated this often (store time), for the alerts that
+    /// time alone can raise (projected stock-out, phantom stock).
+    pub evaluate_every: Duration,
+}
+
+impl ModelConfig {
+    pub fn new(silver: Location, aws: AwsOptions) -> ModelConfig {
+        ModelConfig {
+            silver,
+            aws,
+            rules: RuleConfig::default(),
+            half_life_days: 14.0,
+            default_lead_time_days: 2,
+            default_service_level: 0.95,
+            max_versions_per_batch: 64,
+            evaluate_every: Duration::minutes(30),
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default)]
+pub struct ModelReport {
+    pub from_version: u64,
+    pub to_version: u64,
+    pub lines: usize,
+    pub keys_touched: usize,
+    pub keys_evaluated: usize,
+    pub alerts_opened: usize,
+    pub alerts_resolved: usize,
+    pub days_closed: usize,
+    pub late_lines: usize,
+    pub master_changes: usize,
+    /// The latest bronze arrival time among the batch's lines.
+    pub max_arrived_at: Option<DateTime<Utc>>,
+    pub seconds: f64,
+}
+
+/// A movement of a day already closed, to correct in the daily snapshot.
+#[derive(Debug, Clone)]
+struct LateMove {
+    key: (i32, u32),
+    date: NaiveDate,
+    time: DateTime<Utc>,
+    event_type: EventType,
+    quantity: Decimal,
+    delta: Decimal,
+}
+
+/// The silver → gold stage.
+pub struct Model {
+    cfg: ModelConfig,
+    gold: Gold,
+    lines: DeltaTable,
+    products_table: DeltaTable,
+    stores_table: DeltaTable,
+    stores: HashMap<i32, StoreState>,
+    store_ids: HashMap<String, i32>,
+    skus: Skus,
+    keys: HashMap<(i32, u32), KeyState>,
+    dates: HashSet<i32>,
+    checkpoints: HashMap<String, CheckpointRow>,
+    next_alert_id: i64,
+    next_outbox_id: i64,
+    next_product_key: i32,
+    next_store_key: i32,
+    open_alerts: BTreeMap<AlertType, i64>,
+    dirty: bool,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("stores", &self.stores.len())
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+fn same_level(a: &LevelRow, b: &LevelRow) -> bool {
+    let mut b2 = b.clone();
+    b2.updated_at = a.updated_at;
+    *a == b2
+}
+
+impl Model {
+    /// Connects to gold (migrating it) and silver, and loads the state.
+    pub async fn open(cfg: ModelConfig, gold: Gold) -> Result<Model, ModelError> {
+        gold.migrate().await?;
+        let silver = |name: &'static str| {
+            let cfg = cfg.clone();
+            async move {
+                open_or_create(&cfg.silver, &cfg.aws, name)
+                    .await
+                    .map_err(|e| ModelError::Silver(e.to_string()))
+            }
+        };
+        let lines = silver(POS_EVENT_LINES).await?;
+        let products_table = silver(PRODUCTS).await?;
+        let stores_table = silver(STORES).await?;
+        let mut m = Model {
+            cfg,
+            gold,
+            lines,
+            products_table,
+            stores_table,
+            stores: HashMap::new(),
+            store_ids: HashMap::new(),
+            skus: Skus::default(),
+            keys: HashMap::new(),
+            dates: HashSet::new(),
+            checkpoints: HashMap::new(),
+            next_alert_id: 1,
+            next_outbox_id: 1,
+            next_product_key: 1,
+            next_store_key: 1,
+            open_alerts: BTreeMap::new(),
+            dirty: true,
+        };
+        m.reload().await?;
+        Ok(m)
+    }
+
+    pub fn gold(&self) -> &Gold {
+        &self.gold
+    }
+
+    /// Keys (store × SKU) held in memory.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The silver version gold has consumed.
+    pub fn checkpoint(&self) -> Option<i64> {
+        self.checkpoints
+            .get(POS_EVENT_LINES)
+            .map(|c| c.silver_version)
+    }
+
+    /// Rebuilds the in-memory state from gold.
+    pub async fn reload(&mut self) -> Result<(), ModelError> {
+        let l = self.gold.load().await?;
+        self.stores.clear();
+        self.store_ids.clear();
+        self.skus = Skus::default();
+        self.keys.clear();
+        self.open_alerts.clear();
+        for s in l.stores {
+            self.store_ids.insert(s.store_id.clone(), s.store_key);
+            self.stores.insert(
+                s.store_key,
+                StoreState {
+                    tz: parse_tz(&s.timezone),
+                    row: s,
+                    clock: None,
+                    local_date: None,
+                    extra: StoreExtra::default(),
+                    skus: Vec::new(),
+                    dirty: false,
+                    evaluate_all: false,
+                },
+            );
+        }
+        for st in l.store_states {
+            if let Some(s) = self.stores.get_mut(&st.store_key) {
+                s.clock = st.clock;
+                s.local_date = st.local_date.and_then(key_date);
+                if let Ok(extra) = serde_json::from_value::<StoreExtra>(st.state) {
+                    s.extra = extra;
+                }
+            }
+        }
+        for p in l.products {
+            self.skus.insert(p);
+        }
+        for lv in &l.levels {
+            let Some(&sku) = self.skus.by_key.get(&lv.product_key) else {
+                continue;
+            };
+            self.keys
+                .insert((lv.store_key, sku), KeyState::from_level(lv));
+            if let Some(s) = self.stores.get_mut(&lv.store_key) {
+                s.skus.push(sku);
+            }
+        }
+        for a in &l.open_alerts {
+            let Some(&sku) = self.skus.by_key.get(&a.product_key) else {
+                continue;
+            };
+            if let (Some(k), Some(o)) = (self.keys.get_mut(&(a.store_key, sku)), open_state(a)) {
+                *self.open_alerts.entry(o.alert.alert_type).or_default() += 1;
+                k.alerts.push(o);
+            }
+        }
+        // today's daily rows
+        let days: Vec<(i32, i32)> = self
+            .stores
+            .values()
+            .filter_map(|s| s.local_date.map(|d| (s.row.store_key, date_key(d))))
+            .collect();
+        for (store_key, dk) in days {
+            for row in self.gold.daily_rows_of_day(store_key, dk).await? {
+                if let Some(&sku) = self.skus.by_key.get(&row.product_key) {
+                    if let Some(k) = self.keys.get_mut(&(store_key, sku)) {
+                        k.today = Some(row);
+                    }
+                }
+            }
+        }
+        self.dates = l.date_keys.into_iter().collect();
+        self.checkpoints = l
+            .checkpoints
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        self.next_alert_id = l.max_alert_id + 1;
+        self.next_outbox_id = l.max_outbox_id + 1;
+        self.next_product_key = l.max_product_key + 1;
+        self.next_store_key = l.max_store_key + 1;
+        for t in AlertType::ALL {
+            metrics::OPEN_ALERTS
+                .with_label_values(&[t.as_str()])
+                .set(self.open_alerts.get(&t).copied().unwrap_or(0));
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Whether silver holds versions gold has not consumed.
+    pub async fn pending(&mut self) -> Result<u64, ModelError> {
+        self.lines
+            .update_state()
+            .await
+            .map_err(|e| ModelError::Silver(e.to_string()))?;
+        let latest = self.lines.version().unwrap_or(0);
+        let done = self.checkpoint().unwrap_or(0).max(0) as u64;
+        Ok(latest.saturating_sub(done))
+    }
+
+    /// Runs batches until gold has consumed all of silver.
+    pub async fn drain(&mut self) -> Result<Vec<ModelReport>, ModelError> {
+        let mut out = Vec::new();
+        while let Some(r) = self.run_batch().await? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// One batch; `None` when there is nothing new.
+    pub async fn run_batch(&mut self) -> Result<Option<ModelReport>, ModelError> {
+        if self.dirty {
+            self.reload().await?;
+        }
+        let r = self.try_batch().await;
+        match &r {
+            Ok(Some(_)) => metrics::STAGE_RUNS
+                .with_label_values(&["model", "ok"])
+                .inc(),
+            Ok(None) => {}
+            Err(_) => {
+                self.dirty = true;
+                metrics::STAGE_RUNS
+                    .with_label_values(&["model", "error"])
+                    .inc();
+            }
+        }
+        r
+    }
+
+    async fn try_batch(&mut self) -> Result<Option<ModelReport>, ModelError> {
+        let started = Instant::now();
+        let mut ws = WriteSet::default();
+        let mut report = ModelReport::default();
+        let now = Utc::now();
+        report.master_changes = self.sync_master(&mut ws, now).await?;
+
+        self.lines
+            .update_state()
+            .await
+            .map_err(|e| ModelError::Silver(e.to_string()))?;
+        let latest = self.lines.version().unwrap_or(0);
+        let done = self.checkpoint().unwrap_or(0).max(0) as u64;
+        let mut lines = Vec::new();
+        if latest > done {
+            let to = latest.min(done + self.cfg.max_versions_per_batch.max(1));
+            lines = lines_between(&self.lines, done + 1, to).await?;
+            report.from_version = done + 1;
+            report.to_version = to;
+            let prev = self.checkpoints.get(POS_EVENT_LINES);
+            let cp = CheckpointRow {
+                name: POS_EVENT_LINES.into(),
+                silver_version: to as i64,
+                batch: prev.map_or(0, |c| c.batch) + 1,
+                lines: prev.map_or(0, |c| c.lines) + lines.len() as i64,
+            };
+            ws.checkpoints.push(cp);
+        }
+        if lines.is_empty() && ws.is_empty() {
+            return Ok(None);
+        }
+        lines.sort_by(|a, b| {
+            (a.event_time, &a.event_id, a.line_no).cmp(&(b.event_time, &b.event_id, b.line_no))
+        });
+        report.lines = lines.len();
+        report.max_arrived_at = lines.iter().map(|l| l.arrived_at).max();
+
+        let mut touched: BTreeSet<(i32, u32)> = BTreeSet::new();
+        let mut today_dirty: HashSet<(i32, u32)> = HashSet::new();
+        let mut daily_out: HashMap<(i32, i32, i32), DailyRow> = HashMap::new();
+        let mut late: Vec<LateMove> = Vec::new();
+        let mut batch_moves: HashMap<(i32, u32), Vec<(DateTime<Utc>, Decimal)>> = HashMap::new();
+        for line in &lines {
+            self.apply_line(
+                line,
+                now,
+                &mut ws,
+                &mut touched,
+                &mut today_dirty,
+                &mut daily_out,
+                &mut late,
+                &mut batch_moves,
+                &mut report,
+            )
+            .await?;
+        }
+        report.late_lines = late.len();
+        self.repair_late(late, &batch_moves, &mut daily_out).await?;
+        for key in &today_dirty {
+            if let Some(row) = self.keys.get(key).and_then(|k| k.today.clone()) {
+                daily_out.insert((row.store_key, row.product_key, row.date_key), row);
+            }
+        }
+        let mut daily: Vec<DailyRow> = daily_out.into_values().collect();
+        daily.sort_by_key(|d| (d.store_key, d.product_key, d.date_key));
+        ws.daily = daily;
+
+        // evaluate: the keys touched, and every key of stores due for a full pass
+        let mut evaluate: BTreeSet<(i32, u32)> = touched.clone();
+        for s in self.stores.values_mut() {
+            let due = match (s.clock, s.extra.next_eval) {
+                (Some(c), Some(n)) => c >= n,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if due || s.evaluate_all {
+                evaluate.extend(s.skus.iter().map(|sku| (s.row.store_key, *sku)));
+                s.extra.next_eval = s.clock.map(|c| c + self.cfg.evaluate_every);
+                s.evaluate_all = false;
+                s.dirty = true;
+            }
+        }
+        report.keys_touched = touched.len();
+        report.keys_evaluated = evaluate.len();
+        for key in &evaluate {
+            self.evaluate(*key, now, &mut ws, &mut report, touched.contains(key));
+        }
+        for s in self.stores.values_mut().filter(|s| s.dirty) {
+            ws.store_states.push(StoreStateRow {
+                store_key: s.row.store_key,
+                clock: s.clock,
+                local_date: s.local_date.map(date_key),
+                state: serde_json::to_value(&s.extra).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        self.gold.apply(ws.clone()).await?;
+        stocklake_storage::failpoint("model_after_commit");
+        for s in self.stores.values_mut() {
+            s.dirty = false;
+        }
+        for cp in ws.checkpoints {
+            self.checkpoints.insert(cp.name.clone(), cp);
+        }
+        for t in AlertType::ALL {
+            metrics::OPEN_ALERTS
+                .with_label_values(&[t.as_str()])
+                .set(self.open_alerts.get(&t).copied().unwrap_or(0));
+        }
+        metrics::GOLD_LINES.inc_by(report.lines as u64);
+        report.seconds = started.elapsed().as_secs_f64();
+        metrics::BATCH_SECONDS
+            .with_label_values(&["model"])
+            .observe(report.seconds);
+        Ok(Some(report))
+    }
+
+    fn ensure_date(&mut self, d: NaiveDate, ws: &mut WriteSet) -> i32 {
+        let k = date_key(d);
+        if self.dates.insert(k) {
+            ws.dates.push(DateRow::new(d));
+        }
+        k
+    }
+
+    /// The store's key, creating an inferred member for a store master data has not named.
+    fn store_for(&mut self, store_id: &str, now: DateTime<Utc>, ws: &mut WriteSet) -> i32 {
+        if let Some(k) = self.store_ids.get(store_id) {
+            return *k;
+        }
+        let key = self.next_store_key;
+        self.next_store_key += 1;
+        let row = StoreRow {
+            store_key: key,
+            store_id: store_id.to_string(),
+            name: None,
+            format: None,
+            city: None,
+            region: None,
+            country: None,
+            timezone: "UTC".into(),
+            is_inferred: true,
+            updated_at: now,
+        };
+        ws.stores.push(row.clone());
+        self.store_ids.insert(store_id.to_string(), key);
+        self.stores.insert(
+            key,
+            StoreState {
+                tz: chrono_tz::UTC,
+                row,
+                clock: None,
+                local_date: None,
+                extra: StoreExtra::default(),
+                skus: Vec::new(),
+                dirty: true,
+                evaluate_all: false,
+            },
+        );
+        key
+    }
+
+    /// The SKU's index, creating an inferred member for a SKU master data has not named.
+    fn product_for(&mut self, line: &SilverLine, now: DateTime<Utc>, ws: &mut WriteSet) -> u32 {
+        if let Some(i) = self.skus.get(&line.sku) {
+            // a legacy record names the product: fill an inferred member's gaps
+            let p = self.skus.product(i);
+            if p.row.is_inferred
+                && ((p.row.name.is_none() && line.product_name.is_some())
+                    || (p.row.category.is_none() && line.category.is_some()))
+            {
+                let mut row = p.row.clone();
+                row.name = row.name.or_else(|| line.product_name.clone());
+                row.category = row.category.or_else(|| line.category.clone());
+                ws.products_update
+                    .retain(|r| r.product_key != row.product_key);
+                if let Some(ins) = ws
+                    .products_insert
+                    .iter_mut()
+                    .find(|r| r.product_key == row.product_key)
+                {
+                    *ins = row.clone();
+                } else {
+                    ws.products_update.push(row.clone());
+                }
+                self.skus.replace(i, row);
+            }
+            return i;
+        }
+        let key = self.next_product_key;
+        self.next_product_key += 1;
+        let row = ProductRow {
+            product_key: key,
+            sku: line.sku.clone(),
+            name: line.product_name.clone(),
+            category: line.category.clone(),
+            subcategory: None,
+            brand: None,
+            unit_of_measure: None,
+            case_pack: None,
+            unit_cost: None,
+            unit_price: line.unit_price,
+            lead_time_days: None,
+            service_level: None,
+            is_inferred: true,
+            valid_from: now,
+            valid_to: None,
+            is_current: true,
+        };
+        ws.products_insert.push(row.clone());
+        self.skus.insert(row)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_line(
+        &mut self,
+        line: &SilverLine,
+        now: DateTime<Utc>,
+        ws: &mut WriteSet,
+        touched: &mut BTreeSet<(i32, u32)>,
+        today_dirty: &mut HashSet<(i32, u32)>,
+        daily_out: &mut HashMap<(i32, i32, i32), DailyRow>,
+        late: &mut Vec<LateMove>,
+        batch_moves: &mut HashMap<(i32, u32), Vec<(DateTime<Utc>, Decimal)>>,
+        report: &mut ModelReport,
+    ) -> Result<(), ModelError> {
+        let store_key = self.store_for(&line.store_id, now, ws);
+        let sku = self.product_for(line, now, ws);
+        let tz = self.stores[&store_key].tz;
+        let local = line.event_time.with_timezone(&tz);
+        let local_date = local.date_naive();
+        let dk = self.ensure_date(local_date, ws);
+
+        // the store's clock; a new local day closes the previous ones first
+        let store_date = self.stores[&store_key].local_date;
+        match store_date {
+            None => {
+                if let Some(s) = self.stores.get_mut(&store_key) {
+                    s.local_date = Some(local_date);
+                    s.dirty = true;
+                }
+            }
+            Some(d) if local_date > d => {
+                report.days_closed +=
+                    self.close_days(store_key, d, local_date, ws, daily_out, today_dirty);
+            }
+            _ => {}
+        }
+        let is_late = self.stores[&store_key]
+            .local_date
+            .is_some_and(|d| local_date < d);
+        if let Some(s) = self.stores.get_mut(&store_key) {
+            if s.clock.is_none_or(|c| line.event_time > c) {
+                s.clock = Some(line.event_time);
+                s.dirty = true;
+            }
+        }
+
+        let key = (store_key, sku);
+        if !self.keys.contains_key(&key) {
+            self.keys.insert(key, KeyState::default());
+            if let Some(s) = self.stores.get_mut(&store_key) {
+                s.skus.push(sku);
+            }
+        }
+        let product_key = self.skus.product(sku).row.product_key;
+        let t = line.event_time;
+        let q = line.quantity;
+        let old_on_hand = self.keys[&key].on_hand;
+
+        // stock on hand, by event time (CONTRACT §2)
+        let delta = match line.event_type.stock_delta(q) {
+            Some(delta) => {
+                let k = self
+                    .keys
+                    .get_mut(&key)
+                    .ok_or_else(|| ModelError::Internal("key".into()))?;
+                if k.last_count_at.is_none_or(|c| t > c) {
+                    k.on_hand += delta;
+                }
+                batch_moves.entry(key).or_default().push((t, delta));
+                delta
+            }
+            None => {
+                let (newer, needs_history) = {
+                    let k = &self.keys[&key];
+                    let newer = match k.last_count_at {
+                        None => true,
+                        Some(c) => t > c || (t == c && Some(q) > k.last_count_qty),
+                    };
+                    (newer, k.last_movement_at.is_some_and(|m| m > t))
+                };
+                if newer {
+                    // what moved after the count still counts
+                    let mut after = Decimal::ZERO;
+                    if needs_history {
+                        for (mt, d) in self.gold.movements_after(store_key, product_key, t).await? {
+                            if mt > t {
+                                after += d;
+                            }
+                        }
+                    }
+                    for (mt, d) in batch_moves.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
+                        if *mt > t {
+                            after += *d;
+                        }
+                    }
+                    let k = self
+                        .keys
+                        .get_mut(&key)
+                        .ok_or_else(|| ModelError::Internal("key".into()))?;
+                    k.on_hand = q + after;
+                    k.last_count_at = Some(t);
+                    k.last_count_qty = Some(q);
+                    k.on_hand - old_on_hand
+                } else {
+                    Decimal::ZERO
+                }
+            }
+        };
+        ws.movements.push(MovementRow {
+            event_id: line.event_id.clone(),
+            line_no: line.line_no,
+            date_key: dk,
+            store_key,
+            product_key,
+            event_type: line.event_type.as_str(),
+            quantity: q,
+            quantity_delta: delta,
+            event_time: t,
+        });
+        if matches!(line.event_type, EventType::Sale | EventType::Return) {
+            let signed = if line.event_type == EventType::Return {
+                -q
+            } else {
+                q
+            };
+            let net = line.unit_price.map(|p| {
+                let gross = q * p - line.discount.unwrap_or_default();
+                let gross = gross.round_dp(4);
+                if line.event_type == EventType::Return {
+                    -gross
+                } else {
+                    gross
+                }
+            });
+            ws.sales.push(SaleRow {
+                event_id: line.event_id.clone(),
+                line_no: line.line_no,
+                date_key: dk,
+                store_key,
+                product_key,
+                transaction_id: line.transaction_id.clone(),
+                register_id: line.register_id.clone(),
+                event_time: t,
+                quantity: signed,
+                unit_price: line.unit_price,
+                discount: line.discount,
+                net_amount: net,
+            });
+        }
+        {
+            let k = self
+                .keys
+                .get_mut(&key)
+                .ok_or_else(|| ModelError::Internal("key".into()))?;
+            k.last_movement_at = k.last_movement_at.max(Some(t));
+            if line.event_type == EventType::Sale {
+                k.last_sale_at = k.last_sale_at.max(Some(t));
+            }
+            if line.event_type == EventType::Receipt {
+                k.on_order = Decimal::ZERO;
+                k.on_order_since = None;
+            }
+            if old_on_hand <= Decimal::ZERO && k.on_hand > Decimal::ZERO {
+                k.in_stock_since = Some(t);
+            }
+        }
+        touched.insert(key);
+
+        if is_late {
+            late.push(LateMove {
+                key,
+                date: local_date,
+                time: t,
+                event_type: line.event_type,
+                quantity: q,
+                delta,
+            });
+            return Ok(());
+        }
+        // today's row of the daily snapshot
+        let k = self
+            .keys
+            .get_mut(&key)
+            .ok_or_else(|| ModelError::Internal("key".into()))?;
+        let on_hand = k.on_hand;
+        let last_count_at = k.last_count_at;
+        let row = k.today.get_or_insert_with(|| DailyRow {
+            date_key: dk,
+            store_key,
+            product_key,
+            closing_on_hand: old_on_hand,
+            was_out_of_stock: old_on_hand <= Decimal::ZERO,
+            ..DailyRow::default()
+        });
+        row.product_key = product_key;
+        apply_to_row(row, line.event_type, t, q, delta);
+        if line.event_type == EventType::StockCount
+            && last_count_at == Some(t)
+            && row.count_time == Some(t)
+        {
+            row.movement_after_count = on_hand - q;
+        }
+        row.closing_on_hand = on_hand;
+        row.was_out_of_stock |= on_hand <= Decimal::ZERO;
+        today_dirty.insert(key);
+        if line.event_type == EventType::Sale {
+            if let Some(s) = self.stores.get_mut(&store_key) {
+                s.extra.today_hours[local.hour() as usize] += decimal_f64(q);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the store's days from `from` (its current day) to the day before `to`: writes the
+    /// snapshot of every key, learns demand and the store's rhythm.
+    fn close_days(
+        &mut self,
+        store_key: i32,
+        from: NaiveDate,
+        to: NaiveDate,
+        ws: &mut WriteSet,
+        daily_out: &mut HashMap<(i32, i32, i32), DailyRow>,
+        today_dirty: &mut HashSet<(i32, u32)>,
+    ) -> usize {
+        let a_key = alpha(self.cfg.half_life_days);
+        let a_shape = alpha(self.cfg.half_life_days * 2.0);
+        let mut closed = 0;
+        let mut day = from;
+        let skus = self
+            .stores
+            .get(&store_key)
+            .map(|s| s.skus.clone())
+            .unwrap_or_default();
+        while day < to && closed < 400 {
+            let dk = self.ensure_date(day, ws);
+            let weekday = day.weekday().num_days_from_monday() as usize;
+            let dow = self
+                .stores
+                .get(&store_key)
+                .map_or(1.0, |s| s.extra.shape.dow[weekday]);
+            let mut store_units = 0.0;
+            for sku in &skus {
+                if let Some(k) = self.keys.get(&(store_key, *sku)) {
+                    if let Some(r) = k.today.as_ref().filter(|r| r.date_key == dk) {
+                        store_units += decimal_f64(r.units_sold);
+                    }
+                }
+            }
+            // a day the store sold nothing at all was a closed day or an outage: learn nothing
+            let trading = store_units > 0.0;
+            for sku in &skus {
+                let key = (store_key, *sku);
+                let product_key = self.skus.product(*sku).row.product_key;
+                let Some(k) = self.keys.get_mut(&key) else {
+                    continue;
+                };
+                let row = match k.today.take() {
+                    Some(r) if r.date_key == dk => r,
+                    _ => DailyRow {
+                        date_key: dk,
+                        store_key,
+                        product_key,
+                        closing_on_hand: k.on_hand,
+                        was_out_of_stock: k.on_hand <= Decimal::ZERO,
+                        ..DailyRow::default()
+                    },
+                };
+                if trading {
+                    k.demand.observe(
+                        decimal_f64(row.units_sold),
+                        row.sales_count.max(0) as u32,
+                        dow,
+                        row.was_out_of_stock,
+                        a_key,
+                    );
+                }
+                today_dirty.remove(&key);
+                daily_out.insert((store_key, product_key, dk), row);
+            }
+            if let Some(s) = self.stores.get_mut(&store_key) {
+                if trading {
+                    let hours = s.extra.today_hours;
+                    s.extra.shape.observe(&hours, weekday, a_shape);
+                    let n = s.extra.weekday_days[weekday];
+                    let w = 1.0 / f64::from(n + 1).min(8.0);
+                    s.extra.weekday_units[weekday] =
+                        (1.0 - w) * s.extra.weekday_units[weekday] + w * store_units;
+                    s.extra.weekday_days[weekday] = n + 1;
+                    let means = s.extra.weekday_units;
+                    s.extra.shape.set_weekdays(&means);
+                }
+                s.extra.today_hours = [0.0; 24];
+                s.dirty = true;
+            }
+            day += Duration::days(1);
+            closed += 1;
+        }
+        if let Some(s) = self.stores.get_mut(&store_key) {
+            s.local_date = Some(to);
+            s.evaluate_all = true;
+            s.dirty = true;
+        }
+        closed
+    }
+
+    /// Corrects the daily snapshot of days already closed that late events touched.
+    async fn repair_late(
+        &mut self,
+        late: Vec<LateMove>,
+        batch_moves: &HashMap<(i32, u32), Vec<(DateTime<Utc>, Decimal)>>,
+        daily_out: &mut HashMap<(i32, i32, i32), DailyRow>,
+    ) -> Result<(), ModelError> {
+        if late.is_empty() {
+            return Ok(());
+        }
+        let mut by_key: BTreeMap<(i32, u32), Vec<LateMove>> = BTreeMap::new();
+        for m in late {
+            by_key.entry(m.key).or_default().push(m);
+        }
+        for (key, moves) in by_key {
+            let product_key = self.skus.product(key.1).row.product_key;
+            let Some(first) = moves.iter().map(|m| m.date).min() else {
+                continue;
+            };
+            let from = first - Duration::days(1);
+            let mut rows: BTreeMap<i32, DailyRow> = self
+                .gold
+                .daily_rows(vec![(key.0, product_key)], date_key(from))
+                .await?
+                .into_iter()
+                .map(|r| (r.date_key, r))
+                .collect();
+            // what this batch already changed wins over what the database holds
+            for r in daily_out
+                .values()
+                .filter(|r| r.store_key == key.0 && r.product_key == product_key)
+            {
+                rows.insert(r.date_key, r.clone());
+            }
+            let today = self.keys.get(&key).and_then(|k| k.today.clone());
+            if let Some(t) = &today {
+                rows.insert(t.date_key, t.clone());
+            }
+            for m in &moves {
+                let dk = date_key(m.date);
+                let row = rows.entry(dk).or_insert_with(|| DailyRow {
+                    date_key: dk,
+                    store_key: key.0,
+                    product_key,
+                    ..DailyRow::default()
+                });
+                apply_to_row(row, m.event_type, m.time, m.quantity, m.delta);
+                if m.event_type == EventType::StockCount && row.count_time == Some(m.time) {
+                    // what moved later that day, after the count
+                    let end = m.date + Duration::days(1);
+                    let tz = self.stores[&key.0].tz;
+                    let mut after = Decimal::ZERO;
+                    let mut seen: Vec<(DateTime<Utc>, Decimal)> = self
+                        .gold
+                        .movements_after(key.0, product_key, m.time)
+                        .await?;
+                    seen.extend(batch_moves.get(&key).cloned().unwrap_or_default());
+                    for (t, d) in seen {
+                        let local = t.with_timezone(&tz).date_naive();
+                        if t > m.time && local < end && local >= m.date {
+                            after += d;
+                        }
+                    }
+                    row.movement_after_count = after;
+                }
+            }
+            // chain the closings forward; today's closing is the live on hand
+            let today_key = today.as_ref().map(|t| t.date_key);
+            let mut prev: Option<Decimal> = rows.get(&date_key(from)).map(|r| r.closing_on_hand);
+            let first_key = date_key(first);
+            let on_hand = self.keys.get(&key).map(|k| k.on_hand).unwrap_or_default();
+            for (dk, row) in rows.iter_mut().filter(|(dk, _)| **dk >= first_key) {
+                if Some(*dk) == today_key {
+                    row.closing_on_hand = on_hand;
+                } else {
+                    row.closing_on_hand = match (row.count_time, row.count_quantity) {
+                        (Some(_), Some(c)) => c + row.movement_after_count,
+                        _ => prev.unwrap_or_default() + row.net_movement,
+                    };
+                }
+                row.was_out_of_stock |= row.closing_on_hand <= Decimal::ZERO;
+                prev = Some(row.closing_on_hand);
+                daily_out.insert((key.0, product_key, *dk), row.clone());
+            }
+            if let (Some(tk), Some(k)) = (today_key, self.keys.get_mut(&key)) {
+                if let Some(r) = rows.get(&tk) {
+                    k.today = Some(r.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes a key's figures and alerts.
+    fn evaluate(
+        &mut self,
+        key: (i32, u32),
+        wall_now: DateTime<Utc>,
+        ws: &mut WriteSet,
+        report: &mut ModelReport,
+        moved: bool,
+    ) {
+        let Some(store) = self.stores.get(&key.0) else {
+            return;
+        };
+        let tz = store.tz;
+        let now = store.clock.unwrap_or(wall_now);
+        let shape = store.extra.shape;
+        let store_id = store.row.store_id.clone();
+        let product = self.skus.product(key.1).clone();
+        let Some(k) = self.keys.get_mut(&key) else {
+            return;
+        };
+        let lead = product
+            .row
+            .lead_time_days
+            .map(|d| d.max(0) as u32)
+            .unwrap_or(self.cfg.default_lead_time_days);
+        let params = Params {
+            lead_time_days: lead,
+            service_level: product
+                .row
+                .service_level
+                .and_then(|s| rust_decimal::prelude::ToPrimitive::to_f64(&s))
+                .unwrap_or(self.cfg.default_service_level),
+            case_pack: product.case_pack(),
+        };
+        // an order assumed placed is assumed lost if nothing arrived well after the lead time
+        if let Some(since) = k.on_order_since {
+            if now > since + Duration::days(i64::from(lead) + 1) {
+                k.on_order = Decimal::ZERO;
+                k.on_order_since = None;
+            }
+        }
+        let position = Position {
+            on_hand: k.on_hand,
+            on_order: k.on_order,
+            now,
+        };
+        let pol = policy(&params, &k.demand, &shape, &position, tz);
+        let inputs = Inputs {
+            params: &params,
+            demand: &k.demand,
+            shape: &shape,
+            policy: &pol,
+            position: &position,
+            last_sale_or_restock: k.last_sale_at.max(k.in_stock_since),
+            tz,
+        };
+        let names = Names {
+            sku: &product.row.sku,
+            product: product.row.name.as_deref(),
+            unit: product.unit(),
+        };
+        let conds = conditions(&inputs, &self.cfg.rules, &names);
+        let open: Vec<OpenAlert> = k.alerts.iter().map(|a| a.alert.clone()).collect();
+        let product_key = product.row.product_key;
+        for change in lifecycle(&open, &conds) {
+            let (row, kind) = match change {
+                Change::Open(c) => {
+                    let id = self.next_alert_id;
+                    self.next_alert_id += 1;
+                    if c.suggested_order_qty > Decimal::ZERO && k.on_order.is_zero() {
+                        // the suggestion is taken as ordered: later figures are net of it
+                        k.on_order = c.suggested_order_qty;
+                        k.on_order_since = Some(now);
+                    }
+                    k.alerts.push(OpenState {
+                        alert: OpenAlert {
+                            alert_id: id,
+                            alert_type: c.alert_type,
+                            severity: c.severity,
+                            on_hand: c.on_hand,
+                            threshold: c.threshold,
+                            suggested_order_qty: c.suggested_order_qty,
+                            message: c.message.clone(),
+                        },
+                        opened_at: now,
+                    });
+                    *self.open_alerts.entry(c.alert_type).or_default() += 1;
+                    report.alerts_opened += 1;
+                    (
+                        AlertRow {
+                            alert_id: id,
+                            store_key: key.0,
+                            product_key,
+                            alert_type: c.alert_type.as_str().into(),
+                            severity: c.severity.as_str().into(),
+                            opened_at: now,
+                            resolved_at: None,
+                            on_hand: c.on_hand,
+                            threshold: c.threshold,
+                            suggested_order_qty: c.suggested_order_qty,
+                            message: c.message,
+                            updated_at: now,
+                        },
+                        Some("opened"),
+                    )
+                }
+                Change::Update {
+                    alert_id,
+                    condition: c,
+                } => {
+                    let Some(o) = k.alerts.iter_mut().find(|a| a.alert.alert_id == alert_id) else {
+                        continue;
+                    };
+                    let severity_changed = o.alert.severity != c.severity;
+                    o.alert.severity = c.severity;
+                    o.alert.on_hand = c.on_hand;
+                    o.alert.threshold = c.threshold;
+                    o.alert.suggested_order_qty = c.suggested_order_qty;
+                    o.alert.message = c.message.clone();
+                    (
+                        AlertRow {
+                            alert_id,
+                            store_key: key.0,
+                            product_key,
+                            alert_type: c.alert_type.as_str().into(),
+                            severity: c.severity.as_str().into(),
+                            opened_at: o.opened_at,
+                            resolved_at: None,
+                            on_hand: c.on_hand,
+                            threshold: c.threshold,
+                            suggested_order_qty: c.suggested_order_qty,
+                            message: c.message,
+                            updated_at: now,
+                        },
+                        severity_changed.then_some("updated"),
+                    )
+                }
+                Change::Resolve {
+                    alert_id,
+                    alert_type,
+                } => {
+                    let Some(pos) = k.alerts.iter().position(|a| a.alert.alert_id == alert_id)
+                    else {
+                        continue;
+                    };
+                    let o = k.alerts.remove(pos);
+                    if let Some(n) = self.open_alerts.get_mut(&alert_type) {
+                        *n -= 1;
+                    }
+                    report.alerts_resolved += 1;
+                    (
+                        AlertRow {
+                            alert_id,
+                            store_key: key.0,
+                            product_key,
+                            alert_type: alert_type.as_str().into(),
+                            severity: o.alert.severity.as_str().into(),
+                            opened_at: o.opened_at,
+                            resolved_at: Some(now),
+                            on_hand: k.on_hand,
+                            threshold: o.alert.threshold,
+                            suggested_order_qty: Decimal::ZERO,
+                            message: o.alert.message,
+                            updated_at: now,
+                        },
+                        Some("resolved"),
+                    )
+                }
+            };
+            if let Some(kind) = kind {
+                let payload = serde_json::json!({
+                    "alert_id": row.alert_id,
+                    "change": kind,
+                    "store_id": store_id,
+                    "sku": product.row.sku,
+                    "product_name": product.row.name,
+                    "alert_type": row.alert_type,
+                    "severity": row.severity,
+                    "on_hand": row.on_hand,
+                    "threshold": row.threshold,
+                    "suggested_order_qty": row.suggested_order_qty,
+                    "message": row.message,
+                    "opened_at": row.opened_at,
+                    "resolved_at": row.resolved_at,
+                });
+                ws.outbox.push(OutboxRow {
+                    id: self.next_outbox_id,
+                    alert_id: row.alert_id,
+                    change: kind.into(),
+                    payload: payload.to_string(),
+                    created_at: wall_now,
+                });
+                self.next_outbox_id += 1;
+            }
+            ws.alerts.push(row);
+        }
+        let has_history = k.demand.days >= self.cfg.rules.min_history_days && k.demand.level > 0.0;
+        let status = if k.on_hand <= Decimal::ZERO {
+            "out"
+        } else if has_history && k.on_hand + k.on_order <= pol.reorder_point {
+            "below_reorder_point"
+        } else {
+            "fine"
+        };
+        let level = LevelRow {
+            store_key: key.0,
+            product_key,
+            on_hand: k.on_hand,
+            avg_daily_demand: pol.avg_daily_demand,
+            safety_stock: pol.safety_stock,
+            reorder_point: pol.reorder_point,
+            days_of_cover: pol.days_of_cover,
+            projected_stockout_at: pol.projected_stockout_at,
+            updated_at: now,
+            status,
+            demand_sd: rust_decimal::prelude::FromPrimitive::from_f64(k.demand.sd())
+                .map(|d: Decimal| d.round_dp(3))
+                .unwrap_or_default(),
+            order_up_to: pol.order_up_to,
+            suggested_order_qty: pol.suggested_order_qty,
+            on_order: k.on_order,
+            on_order_since: k.on_order_since,
+            last_count_at: k.last_count_at,
+            last_count_quantity: k.last_count_qty,
+            last_movement_at: k.last_movement_at,
+            last_sale_at: k.last_sale_at,
+            in_stock_since: k.in_stock_since,
+            demand_level: k.demand.level,
+            demand_var: k.demand.var,
+            demand_days: k.demand.days as i32,
+            units_per_sale: k.demand.units_per_sale,
+        };
+        let changed = moved || k.level.as_ref().is_none_or(|old| !same_level(old, &level));
+        if changed {
+            ws.levels.push(level.clone());
+            k.level = Some(level);
+        }
+    }
+
+    /// Applies master data that changed in silver: type-2 versions for price and category,
+    /// in-place updates otherwise, inferred members filled in.
+    async fn sync_master(
+        &mut self,
+        ws: &mut WriteSet,
+        now: DateTime<Utc>,
+    ) -> Result<usize, ModelError> {
+        let mut changes = 0;
+        for (name, table) in [
+            (PRODUCTS, &mut self.products_table),
+            (STORES, &mut self.stores_table),
+        ] {
+            table
+                .update_state()
+                .await
+                .map_err(|e| ModelError::Silver(e.to_string()))?;
+            let Some(v) = table.version() else { continue };
+            let done = self.checkpoints.get(name).map(|c| c.silver_version);
+            if done == Some(v as i64) {
+                continue;
+            }
+            ws.checkpoints.push(CheckpointRow {
+                name: name.into(),
+                silver_version: v as i64,
+                batch: self.checkpoints.get(name).map_or(0, |c| c.batch) + 1,
+                lines: 0,
+            });
+        }
+        if ws.checkpoints.iter().any(|c| c.name == PRODUCTS) {
+            for p in read_products(&self.products_table).await? {
+                changes += self.apply_product(p, now, ws);
+            }
+        }
+        if ws.checkpoints.iter().any(|c| c.name == STORES) {
+            for s in read_stores(&self.stores_table).await? {
+                changes += self.apply_store(s, now, ws);
+            }
+        }
+        Ok(changes)
+    }
+
+    fn apply_store(&mut self, s: StoreRow, now: DateTime<Utc>, ws: &mut WriteSet) -> usize {
+        let key = match self.store_ids.get(&s.store_id) {
+            Some(k) => *k,
+            None => {
+                let k = self.next_store_key;
+                self.next_store_key += 1;
+                self.store_ids.insert(s.store_id.clone(), k);
+                k
+            }
+        };
+        let row = StoreRow {
+            store_key: key,
+            is_inferred: false,
+            updated_at: now,
+            timezone: if s.timezone.is_empty() {
+                "UTC".into()
+            } else {
+                s.timezone.clone()
+            },
+            ..s
+        };
+        match self.stores.get_mut(&key) {
+            Some(st) => {
+                let mut same = st.row.clone();
+                same.updated_at = now;
+                if same == row {
+                    return 0;
+                }
+                st.tz = parse_tz(&row.timezone);
+                st.row = row.clone();
+            }
+            None => {
+                self.stores.insert(
+                    key,
+                    StoreState {
+                        tz: parse_tz(&row.timezone),
+                        row: row.clone(),
+                        clock: None,
+                        local_date: None,
+                        extra: StoreExtra::default(),
+                        skus: Vec::new(),
+                        dirty: true,
+                        evaluate_all: false,
+                    },
+                );
+            }
+        }
+        ws.stores.push(row);
+        1
+    }
+
+    fn apply_product(&mut self, p: ProductRow, now: DateTime<Utc>, ws: &mut WriteSet) -> usize {
+        let Some(i) = self.skus.get(&p.sku) else {
+            let row = ProductRow {
+                product_key: self.next_product_key,
+                is_inferred: false,
+                valid_from: now,
+                valid_to: None,
+                is_current: true,
+                ..p
+            };
+            self.next_product_key += 1;
+            ws.products_insert.push(row.clone());
+            self.skus.insert(row);
+            return 1;
+        };
+        let cur = self.skus.product(i).row.clone();
+        let attrs_equal = cur.name == p.name
+            && cur.category == p.category
+            && cur.subcategory == p.subcategory
+            && cur.brand == p.brand
+            && cur.unit_of_measure == p.unit_of_measure
+            && cur.case_pack == p.case_pack
+            && cur.unit_cost == p.unit_cost
+            && cur.unit_price == p.unit_price
+            && cur.lead_time_days == p.lead_time_days
+            && cur.service_level == p.service_level;
+        if attrs_equal && !cur.is_inferred {
+            return 0;
+        }
+        let tracked_change = cur.unit_price != p.unit_price || cur.category != p.category;
+        if cur.is_inferred || !tracked_change {
+            // fill in an inferred member, or a type-1 change: in place
+            let row = ProductRow {
+                product_key: cur.product_key,
+                is_inferred: false,
+                valid_from: cur.valid_from,
+                valid_to: None,
+                is_current: true,
+                ..p
+            };
+            if let Some(ins) = ws
+                .products_insert
+                .iter_mut()
+                .find(|r| r.product_key == row.product_key)
+            {
+                *ins = row.clone();
+            } else {
+                ws.products_update
+                    .retain(|r| r.product_key != row.product_key);
+                ws.products_update.push(row.clone());
+            }
+            self.skus.replace(i, row);
+            return 1;
+        }
+        // type 2: close the current version, open the next
+        let closed = ProductRow {
+            valid_to: Some(now),
+            is_current: false,
+            ..cur.clone()
+        };
+        ws.products_update.push(closed);
+        let row = ProductRow {
+            product_key: self.next_product_key,
+            is_inferred: false,
+            valid_from: now,
+            valid_to: None,
+            is_current: true,
+            ..p
+        };
+        self.next_product_key += 1;
+        ws.repoint.push((cur.product_key, row.product_key));
+        ws.products_insert.push(row.clone());
+        self.skus.by_key.remove(&cur.product_key);
+        self.skus.replace(i, row.clone());
+        // cached rows follow the current version
+        for ((_, sku), k) in self.keys.iter_mut() {
+            if *sku == i {
+                if let Some(t) = k.today.as_mut() {
+                    t.product_key = row.product_key;
+                }
+                if let Some(l) = k.level.as_mut() {
+                    l.product_key = row.product_key;
+                }
+            }
+        }
+        1
+    }
+}
+
+fn decimal_f64(d: Decimal) -> f64 {
+    rust_decimal::prelude::ToPrimitive::to_f64(&d).unwrap_or(0.0)
+}
+
+/// Adds one movement to a daily row (closing is chained separately).
+fn apply_to_row(row: &mut DailyRow, t: EventType, time: DateTime<Utc>, q: Decimal, delta: Decimal) {
+    match t {
+        EventType::Sale => {
+            row.units_sold += q;
+            row.sales_count += 1;
+        }
+        EventType::Return => row.units_returned += q,
+        EventType::Receipt => row.units_received += q,
+        EventType::Waste => row.units_wasted += q,
+        EventType::Adjustment => row.units_adjusted += q,
+        EventType::StockCount => {
+            let later = match (row.count_time, row.count_quantity) {
+                (None, _) => true,
+                (Some(ct), cq) => time > ct || (time == ct && Some(q) > cq),
+            };
+            if later {
+                row.count_time = Some(time);
+                row.count_quantity = Some(q);
+                row.movement_after_count = Decimal::ZERO;
+            }
+            return;
+        }
+    }
+    row.net_movement += delta;
+    if row.count_time.is_some_and(|ct| time > ct) {
+        row.movement_after_count += delta;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_rows_count_each_kind_and_what_followed_the_count() {
+        let t = |h: u32| {
+            DateTime::<Utc>::from_timestamp(1_762_070_400 + i64::from(h) * 3600, 0).expect("time")
+        };
+        let d = |s: &str| s.parse::<Decimal>().expect("decimal");
+        let mut row = DailyRow::default();
+        apply_to_row(&mut row, EventType::Receipt, t(6), d("24"), d("24"));
+        apply_to_row(&mut row, EventType::Sale, t(9), d("2"), d("-2"));
+        apply_to_row(&mut row, EventType::StockCount, t(12), d("20"), d("-2"));
+        apply_to_row(&mut row, EventType::Sale, t(15), d("1.5"), d("-1.5"));
+        apply_to_row(&mut row, EventType::Waste, t(20), d("1"), d("-1"));
+        // a count earlier than the one kept does not replace it
+        apply_to_row(&mut row, EventType::StockCount, t(11), d("99"), d("0"));
+        assert_eq!(row.units_received, d("24"));
+        assert_eq!(row.units_sold, d("3.5"));
+        assert_eq!(row.sales_count, 2);
+        assert_eq!(row.units_wasted, d("1"));
+        assert_eq!(row.net_movement, d("19.5"));
+        assert_eq!(row.count_quantity, Some(d("20")));
+        assert_eq!(row.movement_after_count, d("-2.5"));
+    }
+}

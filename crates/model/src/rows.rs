@@ -1,0 +1,307 @@
+//! The rows of the gold tables as Rust values, and the write set of one gold transaction.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DateRow {
+    pub date_key: i32,
+    pub date: NaiveDate,
+}
+
+impl DateRow {
+    pub fn new(date: NaiveDate) -> DateRow {
+        DateRow {
+            date_key: date_key(date),
+            date,
+        }
+    }
+    pub fn day_of_week(&self) -> i16 {
+        self.date.weekday().number_from_monday() as i16
+    }
+    pub fn day_name(&self) -> &'static str {
+        [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ][self.date.weekday().num_days_from_monday() as usize]
+    }
+    pub fn week_of_year(&self) -> i16 {
+        self.date.iso_week().week() as i16
+    }
+    pub fn month(&self) -> i16 {
+        self.date.month() as i16
+    }
+    pub fn quarter(&self) -> i16 {
+        self.date.month0() as i16 / 3 + 1
+    }
+    pub fn year(&self) -> i16 {
+        self.date.year() as i16
+    }
+    pub fn is_weekend(&self) -> bool {
+        self.date.weekday().num_days_from_monday() >= 5
+    }
+}
+
+/// `YYYYMMDD` of a date.
+pub fn date_key(d: NaiveDate) -> i32 {
+    d.year() * 10_000 + d.month() as i32 * 100 + d.day() as i32
+}
+
+/// The date of a `YYYYMMDD` key.
+pub fn key_date(k: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(k / 10_000, (k / 100 % 100) as u32, (k % 100) as u32)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRow {
+    pub store_key: i32,
+    pub store_id: String,
+    pub name: Option<String>,
+    pub format: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub country: Option<String>,
+    pub timezone: String,
+    pub is_inferred: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductRow {
+    pub product_key: i32,
+    pub sku: String,
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub subcategory: Option<String>,
+    pub brand: Option<String>,
+    pub unit_of_measure: Option<String>,
+    pub case_pack: Option<i32>,
+    pub unit_cost: Option<Decimal>,
+    pub unit_price: Option<Decimal>,
+    pub lead_time_days: Option<i32>,
+    pub service_level: Option<Decimal>,
+    pub is_inferred: bool,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: Option<DateTime<Utc>>,
+    pub is_current: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaleRow {
+    pub event_id: String,
+    pub line_no: i32,
+    pub date_key: i32,
+    pub store_key: i32,
+    pub product_key: i32,
+    pub transaction_id: Option<String>,
+    pub register_id: Option<String>,
+    pub event_time: DateTime<Utc>,
+    pub quantity: Decimal,
+    pub unit_price: Option<Decimal>,
+    pub discount: Option<Decimal>,
+    pub net_amount: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovementRow {
+    pub event_id: String,
+    pub line_no: i32,
+    pub date_key: i32,
+    pub store_key: i32,
+    pub product_key: i32,
+    pub event_type: &'static str,
+    pub quantity: Decimal,
+    pub quantity_delta: Decimal,
+    pub event_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DailyRow {
+    pub date_key: i32,
+    pub store_key: i32,
+    pub product_key: i32,
+    pub units_sold: Decimal,
+    pub units_received: Decimal,
+    pub units_wasted: Decimal,
+    pub units_returned: Decimal,
+    pub units_adjusted: Decimal,
+    pub net_movement: Decimal,
+    pub sales_count: i32,
+    pub count_time: Option<DateTime<Utc>>,
+    pub count_quantity: Option<Decimal>,
+    pub movement_after_count: Decimal,
+    pub closing_on_hand: Decimal,
+    pub was_out_of_stock: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelRow {
+    pub store_key: i32,
+    pub product_key: i32,
+    pub on_hand: Decimal,
+    pub avg_daily_demand: Decimal,
+    pub safety_stock: Decimal,
+    pub reorder_point: Decimal,
+    pub days_of_cover: Option<Decimal>,
+    pub projected_stockout_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub status: &'static str,
+    pub demand_sd: Decimal,
+    pub order_up_to: Decimal,
+    pub suggested_order_qty: Decimal,
+    pub on_order: Decimal,
+    pub on_order_since: Option<DateTime<Utc>>,
+    pub last_count_at: Option<DateTime<Utc>>,
+    pub last_count_quantity: Option<Decimal>,
+    pub last_movement_at: Option<DateTime<Utc>>,
+    pub last_sale_at: Option<DateTime<Utc>>,
+    pub in_stock_since: Option<DateTime<Utc>>,
+    pub demand_level: f64,
+    pub demand_var: f64,
+    pub demand_days: i32,
+    pub units_per_sale: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRow {
+    pub alert_id: i64,
+    pub store_key: i32,
+    pub product_key: i32,
+    pub alert_type: String,
+    pub severity: String,
+    pub opened_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub on_hand: Decimal,
+    pub threshold: Decimal,
+    pub suggested_order_qty: Decimal,
+    pub message: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub alert_id: i64,
+    pub change: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreStateRow {
+    pub store_key: i32,
+    pub clock: Option<DateTime<Utc>>,
+    pub local_date: Option<i32>,
+    pub state: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRow {
+    pub name: String,
+    pub silver_version: i64,
+    pub batch: i64,
+    pub lines: i64,
+}
+
+/// Everything one gold transaction writes, together with its checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct WriteSet {
+    pub dates: Vec<DateRow>,
+    /// Inserted or updated by `store_key`.
+    pub stores: Vec<StoreRow>,
+    /// New product rows (new SKUs, inferred members, new type-2 versions).
+    pub products_insert: Vec<ProductRow>,
+    /// Rows changed in place (type-1 fields, filling inferred members, closing a version).
+    pub products_update: Vec<ProductRow>,
+    /// A SKU's current version changed: snapshot rows follow it (old key, new key).
+    pub repoint: Vec<(i32, i32)>,
+    pub sales: Vec<SaleRow>,
+    pub movements: Vec<MovementRow>,
+    /// Upserted by (store, product, date).
+    pub daily: Vec<DailyRow>,
+    /// Upserted by (store, product).
+    pub levels: Vec<LevelRow>,
+    /// Upserted by `alert_id`.
+    pub alerts: Vec<AlertRow>,
+    pub outbox: Vec<OutboxRow>,
+    pub store_states: Vec<StoreStateRow>,
+    pub checkpoints: Vec<CheckpointRow>,
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        self.dates.is_empty()
+            && self.stores.is_empty()
+            && self.products_insert.is_empty()
+            && self.products_update.is_empty()
+            && self.sales.is_empty()
+            && self.movements.is_empty()
+            && self.daily.is_empty()
+            && self.levels.is_empty()
+            && self.alerts.is_empty()
+            && self.checkpoints.is_empty()
+    }
+}
+
+/// A stock level as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StockView {
+    pub store_id: String,
+    pub store_name: Option<String>,
+    pub sku: String,
+    pub product_name: Option<String>,
+    pub category: Option<String>,
+    pub unit_of_measure: Option<String>,
+    pub on_hand: Decimal,
+    pub avg_daily_demand: Decimal,
+    pub safety_stock: Decimal,
+    pub reorder_point: Decimal,
+    pub days_of_cover: Option<Decimal>,
+    pub projected_stockout_at: Option<DateTime<Utc>>,
+    pub suggested_order_qty: Decimal,
+    pub on_order: Decimal,
+    pub status: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An alert as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertView {
+    pub alert_id: i64,
+    pub store_id: String,
+    pub store_name: Option<String>,
+    pub sku: String,
+    pub product_name: Option<String>,
+    pub category: Option<String>,
+    pub alert_type: String,
+    pub severity: String,
+    pub opened_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub on_hand: Decimal,
+    pub threshold: Decimal,
+    pub suggested_order_qty: Decimal,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_attributes() {
+        let d = DateRow::new(NaiveDate::from_ymd_opt(2026, 11, 29).expect("date"));
+        assert_eq!(d.date_key, 20261129);
+        assert_eq!(d.day_of_week(), 7);
+        assert_eq!(d.day_name(), "Sunday");
+        assert!(d.is_weekend());
+        assert_eq!(d.quarter(), 4);
+        assert_eq!(d.week_of_year(), 48);
+        assert_eq!(key_date(20261129), Some(d.date));
+        assert_eq!(key_date(20261340), None);
+    }
+}

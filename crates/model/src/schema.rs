@@ -1,0 +1,286 @@
+//! Versioned migrations of the gold schema (CONTRACT §6), for PostgreSQL and SQLite.
+//!
+//! Both databases get the same tables and columns. Types differ only where the databases do:
+//! PostgreSQL has exact `NUMERIC` and `TIMESTAMPTZ`; SQLite stores decimals with `NUMERIC`
+//! affinity and times as RFC 3339 text (docs/decisions/0004-gold-databases.md).
+
+/// Which SQL dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// One migration: its version, name, and SQL written once with placeholders for the types
+/// that differ (`{TS}` time, `{BOOL}`, `{BIGINT}`, `{F64}`, `{JSON}`).
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    sql: &'static str,
+}
+
+impl Migration {
+    /// The SQL for a dialect.
+    pub fn sql(&self, d: Dialect) -> String {
+        let (ts, boolean, bigint, f64t, json) = match d {
+            Dialect::Postgres => (
+                "TIMESTAMPTZ",
+                "BOOLEAN",
+                "BIGINT",
+                "DOUBLE PRECISION",
+                "JSONB",
+            ),
+            Dialect::Sqlite => ("TEXT", "INTEGER", "INTEGER", "REAL", "TEXT"),
+        };
+        self.sql
+            .replace("{TS}", ts)
+            .replace("{BOOL}", boolean)
+            .replace("{BIGINT}", bigint)
+            .replace("{F64}", f64t)
+            .replace("{JSON}", json)
+    }
+}
+
+/// Every migration, in order. Never edit one that has shipped: add the next.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "star schema, stock levels, alerts and bookkeeping",
+    sql: r#"
+CREATE TABLE dim_date (
+    date_key      INTEGER PRIMARY KEY,
+    full_date     DATE NOT NULL,
+    day_of_week   SMALLINT NOT NULL,
+    day_name      TEXT NOT NULL,
+    week_of_year  SMALLINT NOT NULL,
+    month         SMALLINT NOT NULL,
+    quarter       SMALLINT NOT NULL,
+    year          SMALLINT NOT NULL,
+    is_weekend    {BOOL} NOT NULL
+);
+
+CREATE TABLE dim_store (
+    store_key    INTEGER PRIMARY KEY,
+    store_id     TEXT NOT NULL UNIQUE,
+    name         TEXT,
+    format       TEXT,
+    city         TEXT,
+    region       TEXT,
+    country      TEXT,
+    timezone     TEXT NOT NULL,
+    is_inferred  {BOOL} NOT NULL,
+    updated_at   {TS} NOT NULL
+);
+
+CREATE TABLE dim_product (
+    product_key      INTEGER PRIMARY KEY,
+    sku              TEXT NOT NULL,
+    name             TEXT,
+    category         TEXT,
+    subcategory      TEXT,
+    brand            TEXT,
+    unit_of_measure  TEXT,
+    case_pack        INTEGER,
+    unit_cost        NUMERIC(18,4),
+    unit_price       NUMERIC(18,4),
+    lead_time_days   INTEGER,
+    service_level    NUMERIC(6,4),
+    is_inferred      {BOOL} NOT NULL,
+    valid_from       {TS} NOT NULL,
+    valid_to         {TS},
+    is_current       {BOOL} NOT NULL
+);
+CREATE UNIQUE INDEX dim_product_current_sku ON dim_product (sku) WHERE is_current;
+CREATE INDEX dim_product_sku ON dim_product (sku);
+
+CREATE TABLE fact_sales (
+    event_id        TEXT NOT NULL,
+    line_no         INTEGER NOT NULL,
+    date_key        INTEGER NOT NULL REFERENCES dim_date (date_key),
+    store_key       INTEGER NOT NULL REFERENCES dim_store (store_key),
+    product_key     INTEGER NOT NULL REFERENCES dim_product (product_key),
+    transaction_id  TEXT,
+    register_id     TEXT,
+    event_time      {TS} NOT NULL,
+    quantity        NUMERIC(18,3) NOT NULL,
+    unit_price      NUMERIC(18,4),
+    discount        NUMERIC(18,4),
+    net_amount      NUMERIC(18,4),
+    PRIMARY KEY (event_id, line_no)
+);
+CREATE INDEX fact_sales_store_date ON fact_sales (store_key, date_key);
+CREATE INDEX fact_sales_product ON fact_sales (product_key);
+
+CREATE TABLE fact_inventory_movement (
+    event_id        TEXT NOT NULL,
+    line_no         INTEGER NOT NULL,
+    date_key        INTEGER NOT NULL REFERENCES dim_date (date_key),
+    store_key       INTEGER NOT NULL REFERENCES dim_store (store_key),
+    product_key     INTEGER NOT NULL REFERENCES dim_product (product_key),
+    event_type      TEXT NOT NULL,
+    quantity        NUMERIC(18,3) NOT NULL,
+    quantity_delta  NUMERIC(18,3) NOT NULL,
+    event_time      {TS} NOT NULL,
+    PRIMARY KEY (event_id, line_no)
+);
+CREATE INDEX fact_inventory_movement_key_time
+    ON fact_inventory_movement (store_key, product_key, event_time);
+
+CREATE TABLE fact_stock_daily (
+    date_key              INTEGER NOT NULL REFERENCES dim_date (date_key),
+    store_key             INTEGER NOT NULL REFERENCES dim_store (store_key),
+    product_key           INTEGER NOT NULL REFERENCES dim_product (product_key),
+    units_sold            NUMERIC(18,3) NOT NULL,
+    units_received        NUMERIC(18,3) NOT NULL,
+    units_wasted          NUMERIC(18,3) NOT NULL,
+    units_returned        NUMERIC(18,3) NOT NULL,
+    units_adjusted        NUMERIC(18,3) NOT NULL,
+    net_movement          NUMERIC(18,3) NOT NULL,
+    sales_count           INTEGER NOT NULL,
+    count_time            {TS},
+    count_quantity        NUMERIC(18,3),
+    movement_after_count  NUMERIC(18,3) NOT NULL,
+    closing_on_hand       NUMERIC(18,3) NOT NULL,
+    was_out_of_stock      {BOOL} NOT NULL,
+    PRIMARY KEY (store_key, product_key, date_key)
+);
+CREATE INDEX fact_stock_daily_date ON fact_stock_daily (date_key);
+
+CREATE TABLE stock_level (
+    store_key               INTEGER NOT NULL REFERENCES dim_store (store_key),
+    product_key             INTEGER NOT NULL REFERENCES dim_product (product_key),
+    on_hand                 NUMERIC(18,3) NOT NULL,
+    avg_daily_demand        NUMERIC(18,3) NOT NULL,
+    safety_stock            NUMERIC(18,3) NOT NULL,
+    reorder_point           NUMERIC(18,3) NOT NULL,
+    days_of_cover           NUMERIC(18,2),
+    projected_stockout_at   {TS},
+    updated_at              {TS} NOT NULL,
+    status                  TEXT NOT NULL,
+    demand_sd               NUMERIC(18,3) NOT NULL,
+    order_up_to             NUMERIC(18,3) NOT NULL,
+    suggested_order_qty     NUMERIC(18,3) NOT NULL,
+    on_order                NUMERIC(18,3) NOT NULL,
+    on_order_since          {TS},
+    last_count_at           {TS},
+    last_count_quantity     NUMERIC(18,3),
+    last_movement_at        {TS},
+    last_sale_at            {TS},
+    in_stock_since          {TS},
+    demand_level            {F64} NOT NULL,
+    demand_var              {F64} NOT NULL,
+    demand_days             INTEGER NOT NULL,
+    units_per_sale          {F64} NOT NULL,
+    PRIMARY KEY (store_key, product_key)
+);
+CREATE INDEX stock_level_status ON stock_level (status);
+CREATE INDEX stock_level_product ON stock_level (product_key);
+
+CREATE TABLE stock_alert (
+    alert_id             {BIGINT} PRIMARY KEY,
+    store_key            INTEGER NOT NULL REFERENCES dim_store (store_key),
+    product_key          INTEGER NOT NULL REFERENCES dim_product (product_key),
+    alert_type           TEXT NOT NULL,
+    severity             TEXT NOT NULL,
+    opened_at            {TS} NOT NULL,
+    resolved_at          {TS},
+    on_hand              NUMERIC(18,3) NOT NULL,
+    threshold            NUMERIC(18,3) NOT NULL,
+    suggested_order_qty  NUMERIC(18,3) NOT NULL,
+    message              TEXT NOT NULL,
+    updated_at           {TS} NOT NULL
+);
+CREATE UNIQUE INDEX stock_alert_one_open
+    ON stock_alert (store_key, product_key, alert_type) WHERE resolved_at IS NULL;
+CREATE INDEX stock_alert_opened ON stock_alert (opened_at);
+CREATE INDEX stock_alert_key ON stock_alert (store_key, product_key);
+
+CREATE TABLE gold_checkpoint (
+    name            TEXT PRIMARY KEY,
+    silver_version  {BIGINT} NOT NULL,
+    batch           {BIGINT} NOT NULL,
+    lines           {BIGINT} NOT NULL,
+    updated_at      {TS} NOT NULL
+);
+
+CREATE TABLE gold_store_state (
+    store_key    INTEGER PRIMARY KEY REFERENCES dim_store (store_key),
+    clock        {TS},
+    local_date   INTEGER,
+    state        {JSON} NOT NULL
+);
+
+CREATE TABLE alert_outbox (
+    id            {BIGINT} PRIMARY KEY,
+    alert_id      {BIGINT} NOT NULL,
+    change        TEXT NOT NULL,
+    payload       TEXT NOT NULL,
+    created_at    {TS} NOT NULL,
+    delivered_at  {TS},
+    attempts      INTEGER NOT NULL,
+    last_error    TEXT
+);
+CREATE INDEX alert_outbox_pending ON alert_outbox (delivered_at);
+
+CREATE TABLE pipeline_run (
+    run_id       {BIGINT} PRIMARY KEY,
+    stage        TEXT NOT NULL,
+    started_at   {TS} NOT NULL,
+    finished_at  {TS},
+    status       TEXT NOT NULL,
+    records_in   {BIGINT} NOT NULL,
+    records_out  {BIGINT} NOT NULL,
+    error        TEXT,
+    details      TEXT
+);
+CREATE INDEX pipeline_run_stage ON pipeline_run (stage, started_at);
+"#,
+}];
+
+/// The statements of a migration, split on `;` at line ends.
+pub fn statements(sql: &str) -> Vec<String> {
+    sql.split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches(';').to_string())
+        .collect()
+}
+
+/// Every gold table, in dependency order (dimensions first).
+pub const TABLES: &[&str] = &[
+    "dim_date",
+    "dim_store",
+    "dim_product",
+    "fact_sales",
+    "fact_inventory_movement",
+    "fact_stock_daily",
+    "stock_level",
+    "stock_alert",
+    "gold_checkpoint",
+    "gold_store_state",
+    "alert_outbox",
+    "pipeline_run",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_substituted() {
+        let mut last = 0;
+        for m in MIGRATIONS {
+            assert!(m.version > last);
+            last = m.version;
+            for d in [Dialect::Postgres, Dialect::Sqlite] {
+                let sql = m.sql(d);
+                assert!(!sql.contains('{'), "placeholder left in {d:?}");
+                assert!(statements(&sql).len() > 10);
+            }
+        }
+        let pg = MIGRATIONS[0].sql(Dialect::Postgres);
+        assert!(pg.contains("TIMESTAMPTZ") && pg.contains("JSONB"));
+        for t in TABLES {
+            assert!(pg.contains(&format!("CREATE TABLE {t} (")), "{t}");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Reading what silver gained since a version: the files each commit added with
+//! `dataChange = true` (compactions add none), decoded into typed lines.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTable;
+use deltalake::arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::arrow::datatypes::{Decimal128Type, Int32Type, TimestampMicrosecondType};
+use rust_decimal::Decimal;
+use stocklake_event::EventType;
+use stocklake_refine::read::{added_files, read_files};
+
+use crate::ModelError;
+
+/// One silver event line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilverLine {
+    pub event_id: String,
+    pub line_no: i32,
+    pub event_type: EventType,
+    pub event_time: DateTime<Utc>,
+    pub store_id: String,
+    pub register_id: Option<String>,
+    pub transaction_id: Option<String>,
+    pub sku: String,
+    pub quantity: Decimal,
+    pub unit_price: Option<Decimal>,
+    pub discount: Option<Decimal>,
+    pub product_name: Option<String>,
+    pub category: Option<String>,
+    pub arrived_at: DateTime<Utc>,
+    pub refined_at: DateTime<Utc>,
+}
+
+fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, ModelError> {
+    b.column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| ModelError::Silver(format!("silver lines lack column {name}")))
+}
+
+fn micros(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(v).unwrap_or_default()
+}
+
+/// Decodes a batch of `pos_event_lines`.
+pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelError> {
+    let s = |name: &str| -> Result<_, ModelError> {
+        col(b, name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| ModelError::Silver(format!("column {name} is not text")))
+    };
+    let event_id = s("event_id")?;
+    let event_type = s("event_type")?;
+    let store_id = s("store_id")?;
+    let register_id = s("register_id")?;
+    let transaction_id = s("transaction_id")?;
+    let sku = s("sku")?;
+    let product_name = s("product_name")?;
+    let category = s("category")?;
+    let line_no = col(b, "line_no")?
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| ModelError::Silver("line_no is not int32".into()))?;
+    let ts = |name: &str| -> Result<_, ModelError> {
+        col(b, name)?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| ModelError::Silver(format!("{name} is not a timestamp")))
+    };
+    let event_time = ts("event_time")?;
+    let arrived_at = ts("arrived_at")?;
+    let refined_at = ts("refined_at")?;
+    let dec = |name: &str| -> Result<_, ModelError> {
+        col(b, name)?
+            .as_primitive_opt::<Decimal128Type>()
+            .ok_or_else(|| ModelError::Silver(format!("{name} is not a decimal")))
+    };
+    let quantity = dec("quantity")?;
+    let unit_price = dec("unit_price")?;
+    let discount = dec("discount")?;
+    let opt_s = |a: &deltalake::arrow::array::StringArray, i: usize| {
+        (!a.is_null(i)).then(|| a.value(i).to_string())
+    };
+    let opt_d =
+        |a: &deltalake::arrow::array::PrimitiveArray<Decimal128Type>, i: usize, scale: u32| {
+            (!a.is_null(i)).then(|| Decimal::from_i128_with_scale(a.value(i), scale))
+        };
+    out.reserve(b.num_rows());
+    for i in 0..b.num_rows() {
+        let t = EventType::from_str(event_type.value(i)).map_err(|_| {
+            ModelError::Silver(format!("unknown event type {:?}", event_type.value(i)))
+        })?;
+        out.push(SilverLine {
+            event_id: event_id.value(i).to_string(),
+            line_no: line_no.value(i),
+            event_type: t,
+            event_time: micros(event_time.value(i)),
+            store_id: store_id.value(i).to_string(),
+            register_id: opt_s(register_id, i),
+            transaction_id: opt_s(transaction_id, i),
+            sku: sku.value(i).to_string(),
+            quantity: Decimal::from_i128_with_scale(quantity.value(i), 3),
+            unit_price: opt_d(unit_price, i, 4),
+            discount: opt_d(discount, i, 4),
+            product_name: opt_s(product_name, i),
+            category: opt_s(category, i),
+            arrived_at: micros(arrived_at.value(i)),
+            refined_at: micros(refined_at.value(i)),
+        });
+    }
+    Ok(())
+}
+
+/// The lines that versions `from ..= to` of the table added.
+pub async fn lines_between(
+    table: &DeltaTable,
+    from: u64,
+    to: u64,
+) -> Result<Vec<SilverLine>, ModelError> {
+    let mut files = Vec::new();
+    for v in from..=to {
+        match added_files(table, v)
+            .await
+            .map_err(|e| ModelError::Silver(e.to_string()))?
+        {
+            Some(f) => files.extend(f),
+            None => {
+                return Err(ModelError::Silver(format!(
+                    "silver version {v} is no longer in the Delta log (its history was cleaned up); rebuild gold with `stocklake replay --gold-only`"
+                )));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (_, batches) in read_files(table.object_store(), &files, None)
+        .await
+        .map_err(|e| ModelError::Silver(e.to_string()))?
+    {
+        for b in &batches {
+            decode(b, &mut out)?;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,213 @@
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{AsArray, RecordBatch};
+use deltalake::arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
+use rust_decimal::Decimal;
+use stocklake_event::EventType;
+use stocklake_ingest::{BronzeWriter, PendingRecord};
+use stocklake_model::{Gold, Model, ModelConfig};
+use stocklake_refine::read::{active_files, read_files};
+use stocklake_refine::tables::{POS_EVENT_LINES, open_or_create};
+use stocklake_refine::{RefineConfig, Refiner};
+use stocklake_simulate::OutRecord;
+use stocklake_storage::bronze::Source;
+use stocklake_storage::{AwsOptions, Location};
+
+pub struct Lake {
+    pub dir: tempfile::TempDir,
+    pub bronze: Location,
+    pub silver: Location,
+    writer: BronzeWriter,
+    seq: u64,
+}
+
+impl Lake {
+    pub fn new() -> Lake {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bronze = Location::Local(dir.path().join("bronze"));
+        let silver = Location::Local(dir.path().join("silver"));
+        let writer = BronzeWriter::open(&bronze, &AwsOptions::default()).expect("writer");
+        Lake {
+            dir,
+            bronze,
+            silver,
+            writer,
+            seq: 0,
+        }
+    }
+
+    pub async fn put(&mut self, records: &[OutRecord]) {
+        for chunk in records.chunks(400) {
+            let pending: Vec<PendingRecord> = chunk
+                .iter()
+                .map(|r| {
+                    self.seq += 1;
+                    PendingRecord {
+                        sequence: self.seq.to_string(),
+                        arrived_at: Utc::now(),
+                        payload: Bytes::from(r.bytes.clone()),
+                    }
+                })
+                .collect();
+            self.writer
+                .write(&Source::Http, "h1", &pending)
+                .await
+                .expect("bronze");
+        }
+    }
+
+    pub async fn refine(&self) {
+        let mut r = Refiner::open(RefineConfig::new(
+            self.bronze.clone(),
+            self.silver.clone(),
+            AwsOptions::default(),
+        ))
+        .await
+        .expect("refiner");
+        r.scan().await.expect("scan");
+        r.drain().await.expect("refine");
+    }
+
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("gold.db").display())
+    }
+
+    pub async fn model(&self, url: &str) -> Model {
+        let gold = Gold::connect(url).await.expect("gold");
+        Model::open(
+            ModelConfig::new(self.silver.clone(), AwsOptions::default()),
+            gold,
+        )
+        .await
+        .expect("model")
+    }
+
+    /// On hand per (store, sku) by CONTRACT §2, computed from silver alone.
+    pub async fn on_hand_from_silver(&self) -> BTreeMap<(String, String), Decimal> {
+        let t = open_or_create(&self.silver, &AwsOptions::default(), POS_EVENT_LINES)
+            .await
+            .expect("lines");
+        let files = active_files(&t).await.expect("files");
+        let batches: Vec<RecordBatch> = read_files(t.object_store(), &files, None)
+            .await
+            .expect("read")
+            .into_iter()
+            .flat_map(|(_, b)| b)
+            .collect();
+        #[derive(Default)]
+        struct K {
+            count: Option<(i64, Decimal)>,
+            moves: Vec<(i64, Decimal)>,
+        }
+        let mut keys: HashMap<(String, String), K> = HashMap::new();
+        for b in &batches {
+            let store = b.column_by_name("store_id").expect("c").as_string::<i32>();
+            let sku = b.column_by_name("sku").expect("c").as_string::<i32>();
+            let kind = b
+                .column_by_name("event_type")
+                .expect("c")
+                .as_string::<i32>();
+            let time = b
+                .column_by_name("event_time")
+                .expect("c")
+                .as_primitive::<TimestampMicrosecondType>();
+            let qty = b
+                .column_by_name("quantity")
+                .expect("c")
+                .as_primitive::<Decimal128Type>();
+            for i in 0..b.num_rows() {
+                let q = Decimal::from_i128_with_scale(qty.value(i), 3);
+                let t = time.value(i);
+                let k = keys
+                    .entry((store.value(i).to_string(), sku.value(i).to_string()))
+                    .or_default();
+                let et: EventType = kind.value(i).parse().expect("type");
+                match et.stock_delta(q) {
+                    Some(d) => k.moves.push((t, d)),
+                    None => {
+                        if k.count.is_none_or(|(ct, cq)| t > ct || (t == ct && q > cq)) {
+                            k.count = Some((t, q));
+                        }
+                    }
+                }
+            }
+        }
+        keys.into_iter()
+            .map(|(key, k)| {
+                let (since, c) = k.count.unwrap_or((i64::MIN, Decimal::ZERO));
+                let sum: Decimal = k
+                    .moves
+                    .iter()
+                    .filter(|(t, _)| *t > since)
+                    .map(|(_, d)| *d)
+                    .sum();
+                (key, c + sum)
+            })
+            .collect()
+    }
+}
+
+/// stock_level.on_hand per (store, sku), read back from gold.
+pub async fn gold_on_hand(gold: &Gold) -> BTreeMap<(String, String), Decimal> {
+    let l = gold.load().await.expect("load");
+    let stores: HashMap<i32, String> = l
+        .stores
+        .iter()
+        .map(|s| (s.store_key, s.store_id.clone()))
+        .collect();
+    let skus: HashMap<i32, String> = l
+        .products
+        .iter()
+        .map(|p| (p.product_key, p.sku.clone()))
+        .collect();
+    l.levels
+        .iter()
+        .map(|lv| {
+            (
+                (stores[&lv.store_key].clone(), skus[&lv.product_key].clone()),
+                lv.on_hand,
+            )
+        })
+        .collect()
+}
+
+#[allow(dead_code)]
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+/// The closing on hand of each key's latest daily row.
+pub async fn latest_closing(gold: &Gold) -> BTreeMap<(String, String), Decimal> {
+    let l = gold.load().await.expect("load");
+    let stores: HashMap<i32, String> = l
+        .stores
+        .iter()
+        .map(|s| (s.store_key, s.store_id.clone()))
+        .collect();
+    let skus: HashMap<i32, String> = l
+        .products
+        .iter()
+        .map(|p| (p.product_key, p.sku.clone()))
+        .collect();
+    let keys: Vec<(i32, i32)> = l
+        .levels
+        .iter()
+        .map(|lv| (lv.store_key, lv.product_key))
+        .collect();
+    let mut out = BTreeMap::new();
+    for row in gold.daily_rows(keys, 0).await.expect("daily") {
+        // rows come in date order per key: the last one wins
+        out.insert(
+            (
+                stores[&row.store_key].clone(),
+                skus[&row.product_key].clone(),
+            ),
+            row.closing_on_hand,
+        );
+    }
+    out
+}

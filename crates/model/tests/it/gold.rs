@@ -1,0 +1,145 @@
+use rust_decimal::Decimal;
+use stocklake_simulate::{SimConfig, Simulator, TruthRecord};
+
+use crate::common::*;
+
+fn chain(days: u32, seed: u64) -> (Vec<stocklake_simulate::OutRecord>, Vec<TruthRecord>) {
+    let mut sim = Simulator::new(SimConfig {
+        seed,
+        stores: 2,
+        skus: 60,
+        days,
+        ..SimConfig::default()
+    });
+    let mut records = Vec::new();
+    let mut truth = Vec::new();
+    while let Some(mut d) = sim.next_day() {
+        records.append(&mut d.records);
+        truth.append(&mut d.truth);
+    }
+    (records, truth)
+}
+
+async fn check_exact(lake: &Lake, gold: &stocklake_model::Gold) {
+    let want = lake.on_hand_from_silver().await;
+    let got = gold_on_hand(gold).await;
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "a stock level for every store and SKU"
+    );
+    for (k, v) in &want {
+        assert_eq!(got.get(k), Some(v), "{k:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_stock_levels_equal_silver_and_the_stores_records() {
+    let mut lake = Lake::new();
+    let (records, truth) = chain(4, 3);
+    lake.put(&records).await;
+    lake.refine().await;
+    let url = lake.sqlite_url();
+    let mut model = lake.model(&url).await;
+    let reports = model.drain().await.expect("model");
+    assert!(!reports.is_empty());
+    check_exact(&lake, model.gold()).await;
+    // and what the simulated stores believed at the end of the last day
+    let got = gold_on_hand(model.gold()).await;
+    let last = truth
+        .iter()
+        .filter_map(|t| match t {
+            TruthRecord::Stock { date, .. } => Some(*date),
+            _ => None,
+        })
+        .max()
+        .expect("days");
+    let mut n = 0;
+    for t in &truth {
+        if let TruthRecord::Stock {
+            date,
+            store_id,
+            sku,
+            recorded,
+            ..
+        } = t
+        {
+            if *date == last {
+                assert_eq!(
+                    got.get(&(store_id.clone(), sku.clone())),
+                    Some(recorded),
+                    "{store_id} {sku}"
+                );
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 50);
+    // nothing left: running again changes nothing
+    assert!(model.run_batch().await.expect("batch").is_none());
+    let mut again = lake.model(&url).await;
+    assert!(again.run_batch().await.expect("batch").is_none());
+    assert_eq!(gold_on_hand(again.gold()).await, got);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shuffled_arrival_gives_the_same_stock() {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let (mut records, _) = chain(5, 11);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    records.shuffle(&mut rng);
+    let mut lake = Lake::new();
+    let url = lake.sqlite_url();
+    let mut model = lake.model(&url).await;
+    // many small batches, each through gold, so that events and counts really arrive late
+    let mut late = 0;
+    for chunk in records.chunks(records.len() / 12 + 1) {
+        lake.put(chunk).await;
+        lake.refine().await;
+        for r in model.drain().await.expect("model") {
+            late += r.late_lines;
+        }
+    }
+    assert!(late > 1000, "late lines: {late}");
+    check_exact(&lake, model.gold()).await;
+    // the daily snapshot ends where the stock level is
+    let closing = latest_closing(model.gold()).await;
+    let levels = gold_on_hand(model.gold()).await;
+    for (k, v) in &levels {
+        assert_eq!(closing.get(k), Some(v), "{k:?}");
+    }
+    let _ = Decimal::ZERO;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_gets_the_same_gold_as_sqlite() {
+    let Some(pg) = stocklake_testkit::postgres().await else {
+        return;
+    };
+    let (mut records, _) = chain(4, 21);
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    records.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(9));
+    let mut lake = Lake::new();
+    let sqlite = lake.sqlite_url();
+    let mut a = lake.model(&sqlite).await;
+    let mut b = lake.model(&pg.url).await;
+    for chunk in records.chunks(records.len() / 6 + 1) {
+        lake.put(chunk).await;
+        lake.refine().await;
+        a.drain().await.expect("sqlite");
+        b.drain().await.expect("postgres");
+    }
+    check_exact(&lake, b.gold()).await;
+    assert_eq!(gold_on_hand(a.gold()).await, gold_on_hand(b.gold()).await);
+    assert_eq!(
+        latest_closing(a.gold()).await,
+        latest_closing(b.gold()).await
+    );
+    // a second model on the same database finds nothing to do
+    let mut again = lake.model(&pg.url).await;
+    assert!(again.run_batch().await.expect("batch").is_none());
+    // the migrations are safe to repeat
+    assert!(again.gold().migrate().await.expect("migrate").is_empty());
+}

@@ -1,0 +1,5 @@
+//! Gold integration tests: the simulator's chain through bronze, silver and gold, on SQLite and
+//! on a real PostgreSQL.
+
+mod common;
+mod gold;
