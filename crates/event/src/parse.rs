@@ -125,14 +125,15 @@ fn parse_canonical<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'
         "",
         v,
     );
-    if let Some(raw) = f.get("schema_version") {
-        if raw.get() != "1" && raw.get() != "null" {
-            v.push(Violation::new(
-                R::UnsupportedSchemaVersion,
-                "schema_version",
-                format!("{} (only 1 is known)", clip(raw.get())),
-            ));
-        }
+    if let Some(raw) = f.get("schema_version")
+        && raw.get() != "1"
+        && raw.get() != "null"
+    {
+        v.push(Violation::new(
+            R::UnsupportedSchemaVersion,
+            "schema_version",
+            format!("{} (only 1 is known)", clip(raw.get())),
+        ));
     }
     let event_id = required_id(f, "event_id", R::MissingEventId, R::InvalidEventId, v);
     let event_type = match f.get("event_type") {
@@ -503,15 +504,15 @@ fn read_quantity(
         ));
         ok = false;
     }
-    if let Some(t) = event_type {
-        if !t.quantity_sign_ok(q) {
-            v.push(Violation::new(
-                R::QuantitySign,
-                path,
-                format!("{} but a {t} needs {}", q.normalize(), t.sign_rule()),
-            ));
-            ok = false;
-        }
+    if let Some(t) = event_type
+        && !t.quantity_sign_ok(q)
+    {
+        v.push(Violation::new(
+            R::QuantitySign,
+            path,
+            format!("{} but a {t} needs {}", q.normalize(), t.sign_rule()),
+        ));
+        ok = false;
     }
     if ok {
         let mut q = q.normalize();

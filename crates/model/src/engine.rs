@@ -241,10 +241,10 @@ impl Model {
             .collect();
         for (store_key, dk) in days {
             for row in self.gold.daily_rows_of_day(store_key, dk).await? {
-                if let Some(&sku) = self.skus.by_key.get(&row.product_key) {
-                    if let Some(k) = self.keys.get_mut(&(store_key, sku)) {
-                        k.today = Some(row);
-                    }
+                if let Some(&sku) = self.skus.by_key.get(&row.product_key)
+                    && let Some(k) = self.keys.get_mut(&(store_key, sku))
+                {
+                    k.today = Some(row);
                 }
             }
         }
@@ -558,16 +558,16 @@ impl Model {
         let is_late = self.stores[&store_key]
             .local_date
             .is_some_and(|d| local_date < d);
-        if let Some(s) = self.stores.get_mut(&store_key) {
-            if s.clock.is_none_or(|c| line.event_time > c) {
-                s.clock = Some(line.event_time);
-                s.dirty = true;
-            }
+        if let Some(s) = self.stores.get_mut(&store_key)
+            && s.clock.is_none_or(|c| line.event_time > c)
+        {
+            s.clock = Some(line.event_time);
+            s.dirty = true;
         }
 
         let key = (store_key, sku);
-        if !self.keys.contains_key(&key) {
-            self.keys.insert(key, KeyState::default());
+        if let std::collections::hash_map::Entry::Vacant(e) = self.keys.entry(key) {
+            e.insert(KeyState::default());
             if let Some(s) = self.stores.get_mut(&store_key) {
                 s.skus.push(sku);
             }
@@ -724,10 +724,10 @@ impl Model {
         row.closing_on_hand = on_hand;
         row.was_out_of_stock |= on_hand <= Decimal::ZERO;
         today_dirty.insert(key);
-        if line.event_type == EventType::Sale {
-            if let Some(s) = self.stores.get_mut(&store_key) {
-                s.extra.today_hours[local.hour() as usize] += decimal_f64(q);
-            }
+        if line.event_type == EventType::Sale
+            && let Some(s) = self.stores.get_mut(&store_key)
+        {
+            s.extra.today_hours[local.hour() as usize] += decimal_f64(q);
         }
         Ok(())
     }
@@ -761,10 +761,10 @@ impl Model {
                 .map_or(1.0, |s| s.extra.shape.dow[weekday]);
             let mut store_units = 0.0;
             for sku in &skus {
-                if let Some(k) = self.keys.get(&(store_key, *sku)) {
-                    if let Some(r) = k.today.as_ref().filter(|r| r.date_key == dk) {
-                        store_units += decimal_f64(r.units_sold);
-                    }
+                if let Some(k) = self.keys.get(&(store_key, *sku))
+                    && let Some(r) = k.today.as_ref().filter(|r| r.date_key == dk)
+                {
+                    store_units += decimal_f64(r.units_sold);
                 }
             }
             // a day the store sold nothing at all was a closed day or an outage: learn nothing
@@ -908,10 +908,10 @@ impl Model {
                 prev = Some(row.closing_on_hand);
                 daily_out.insert((key.0, product_key, *dk), row.clone());
             }
-            if let (Some(tk), Some(k)) = (today_key, self.keys.get_mut(&key)) {
-                if let Some(r) = rows.get(&tk) {
-                    k.today = Some(r.clone());
-                }
+            if let (Some(tk), Some(k)) = (today_key, self.keys.get_mut(&key))
+                && let Some(r) = rows.get(&tk)
+            {
+                k.today = Some(r.clone());
             }
         }
         Ok(())
@@ -952,11 +952,11 @@ impl Model {
             case_pack: product.case_pack(),
         };
         // an order assumed placed is assumed lost if nothing arrived well after the lead time
-        if let Some(since) = k.on_order_since {
-            if now > since + Duration::days(i64::from(lead) + 1) {
-                k.on_order = Decimal::ZERO;
-                k.on_order_since = None;
-            }
+        if let Some(since) = k.on_order_since
+            && now > since + Duration::days(i64::from(lead) + 1)
+        {
+            k.on_order = Decimal::ZERO;
+            k.on_order_since = None;
         }
         let position = Position {
             on_hand: k.on_hand,

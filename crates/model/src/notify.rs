@@ -26,7 +26,10 @@ impl std::fmt::Debug for NotifyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotifyConfig")
             .field("webhook_url", &self.webhook_url)
-            .field("webhook_token", &self.webhook_token.as_ref().map(|_| "<set>"))
+            .field(
+                "webhook_token",
+                &self.webhook_token.as_ref().map(|_| "<set>"),
+            )
             .field("log", &self.log)
             .finish()
     }
@@ -101,7 +104,11 @@ impl Notifier {
     }
 
     fn channel(&self) -> &'static str {
-        if self.cfg.webhook_url.is_some() { "webhook" } else { "log" }
+        if self.cfg.webhook_url.is_some() {
+            "webhook"
+        } else {
+            "log"
+        }
     }
 
     async fn post(&self, url: &str, id: i64, payload: &str) -> Result<(), String> {

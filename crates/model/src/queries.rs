@@ -97,7 +97,9 @@ impl V {
     fn time(&self) -> Option<DateTime<Utc>> {
         match self {
             V::Time(t) => Some(*t),
-            V::Text(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
+            V::Text(s) => DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
             _ => None,
         }
     }
@@ -153,7 +155,9 @@ async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelErro
                                 ValueRef::Null => V::Null,
                                 ValueRef::Integer(x) => V::Int(x),
                                 ValueRef::Real(x) => V::Float(x),
-                                ValueRef::Text(t) => V::Text(String::from_utf8_lossy(t).into_owned()),
+                                ValueRef::Text(t) => {
+                                    V::Text(String::from_utf8_lossy(t).into_owned())
+                                }
                                 ValueRef::Blob(_) => V::Null,
                             };
                             row.push((n.clone(), v));
@@ -180,7 +184,10 @@ async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelErro
                     }
                 })
                 .collect();
-            let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = boxed
+                .iter()
+                .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                .collect();
             let rows = c
                 .query(&sql, &refs)
                 .await
@@ -207,7 +214,8 @@ async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelErro
                     } else if *t == Type::BOOL {
                         r.get::<_, Option<bool>>(i).map(V::Bool)
                     } else if *t == Type::DATE {
-                        r.get::<_, Option<chrono::NaiveDate>>(i).map(|d| V::Text(d.to_string()))
+                        r.get::<_, Option<chrono::NaiveDate>>(i)
+                            .map(|d| V::Text(d.to_string()))
                     } else {
                         r.get::<_, Option<String>>(i).map(V::Text)
                     };
@@ -229,9 +237,7 @@ fn get<'a>(row: &'a [(String, V)], name: &str) -> &'a V {
 
 fn to_json(rows: Rows) -> Vec<serde_json::Value> {
     rows.into_iter()
-        .map(|r| {
-            serde_json::Value::Object(r.into_iter().map(|(n, v)| (n, v.json())).collect())
-        })
+        .map(|r| serde_json::Value::Object(r.into_iter().map(|(n, v)| (n, v.json())).collect()))
         .collect()
 }
 
@@ -341,7 +347,10 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
 }
 
 /// Per store and category: how many products are fine, below their reorder point, out.
-pub async fn status_by_category(gold: &Gold, store_id: Option<&str>) -> Result<Vec<serde_json::Value>, ModelError> {
+pub async fn status_by_category(
+    gold: &Gold,
+    store_id: Option<&str>,
+) -> Result<Vec<serde_json::Value>, ModelError> {
     let mut sql = String::from(
         "SELECT s.store_id, s.name AS store_name, COALESCE(p.category, 'Unknown') AS category,
                 SUM(CASE WHEN l.status = 'fine' THEN 1 ELSE 0 END) AS fine,
@@ -361,13 +370,21 @@ pub async fn status_by_category(gold: &Gold, store_id: Option<&str>) -> Result<V
 }
 
 /// Units sold per hour (UTC) over the last `hours` hours of sales (of one store or all).
-pub async fn sales_velocity(gold: &Gold, store_id: Option<&str>, hours: i64) -> Result<Vec<serde_json::Value>, ModelError> {
+pub async fn sales_velocity(
+    gold: &Gold,
+    store_id: Option<&str>,
+    hours: i64,
+) -> Result<Vec<serde_json::Value>, ModelError> {
     let hour = match gold.dialect() {
-        Dialect::Postgres => "to_char(date_trunc('hour', f.event_time), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')",
+        Dialect::Postgres => {
+            "to_char(date_trunc('hour', f.event_time), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')"
+        }
         Dialect::Sqlite => "substr(f.event_time, 1, 13) || ':00:00Z'",
     };
     let latest = match store_id {
-        Some(_) => "SELECT MAX(f2.event_time) FROM fact_sales f2 JOIN dim_store s2 ON s2.store_key = f2.store_key WHERE s2.store_id = ?",
+        Some(_) => {
+            "SELECT MAX(f2.event_time) FROM fact_sales f2 JOIN dim_store s2 ON s2.store_key = f2.store_key WHERE s2.store_id = ?"
+        }
         None => "SELECT MAX(event_time) FROM fact_sales",
     };
     let mut params = Vec::new();
@@ -407,10 +424,17 @@ pub async fn sales_velocity(gold: &Gold, store_id: Option<&str>, hours: i64) -> 
 
 /// "Top sellers this week per store": the `n` best sellers by units in the 7 days up to the
 /// latest sale date.
-pub async fn top_sellers_this_week(gold: &Gold, n: i64) -> Result<Vec<serde_json::Value>, ModelError> {
+pub async fn top_sellers_this_week(
+    gold: &Gold,
+    n: i64,
+) -> Result<Vec<serde_json::Value>, ModelError> {
     let since = match gold.dialect() {
-        Dialect::Postgres => "(SELECT MAX(d2.full_date) FROM fact_sales f2 JOIN dim_date d2 ON d2.date_key = f2.date_key) - 6",
-        Dialect::Sqlite => "date((SELECT MAX(d2.full_date) FROM fact_sales f2 JOIN dim_date d2 ON d2.date_key = f2.date_key), '-6 days')",
+        Dialect::Postgres => {
+            "(SELECT MAX(d2.full_date) FROM fact_sales f2 JOIN dim_date d2 ON d2.date_key = f2.date_key) - 6"
+        }
+        Dialect::Sqlite => {
+            "date((SELECT MAX(d2.full_date) FROM fact_sales f2 JOIN dim_date d2 ON d2.date_key = f2.date_key), '-6 days')"
+        }
     };
     let sql = format!(
         "WITH week AS (
@@ -491,8 +515,10 @@ pub async fn record_run(gold: &Gold, r: &RunRecord) -> Result<(), ModelError> {
     };
     let sql = match gold.dialect() {
         Dialect::Sqlite => sql.to_string(),
-        Dialect::Postgres => sql
-            .replace("?, ?, ?, ?, ?, ?, ?, ?)", "?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?)"),
+        Dialect::Postgres => sql.replace(
+            "?, ?, ?, ?, ?, ?, ?, ?)",
+            "?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?)",
+        ),
     };
     query(
         gold,
@@ -513,7 +539,10 @@ pub async fn record_run(gold: &Gold, r: &RunRecord) -> Result<(), ModelError> {
 }
 
 /// The latest runs of each stage.
-pub async fn recent_runs(gold: &Gold, per_stage: i64) -> Result<Vec<serde_json::Value>, ModelError> {
+pub async fn recent_runs(
+    gold: &Gold,
+    per_stage: i64,
+) -> Result<Vec<serde_json::Value>, ModelError> {
     let sql = "SELECT stage, started_at, finished_at, status, records_in, records_out, error FROM (
                  SELECT r.*, ROW_NUMBER() OVER (PARTITION BY stage ORDER BY run_id DESC) AS n FROM pipeline_run r
                ) x WHERE n <= ? ORDER BY stage, started_at DESC";
@@ -559,7 +588,11 @@ pub async fn pending_notifications(gold: &Gold, limit: i64) -> Result<Vec<Pendin
 }
 
 /// Marks a notification delivered, or records a failed attempt.
-pub async fn mark_notification(gold: &Gold, id: i64, error: Option<&str>) -> Result<(), ModelError> {
+pub async fn mark_notification(
+    gold: &Gold,
+    id: i64,
+    error: Option<&str>,
+) -> Result<(), ModelError> {
     let now = match gold.dialect() {
         Dialect::Sqlite => P::Text(ts(Utc::now())),
         Dialect::Postgres => P::Text(Utc::now().to_rfc3339()),

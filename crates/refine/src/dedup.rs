@@ -100,11 +100,11 @@ impl DedupIndex {
             let old_start = self.window_start();
             self.watermark = Some(self.watermark.map_or(d, |w| w.max(d)));
             // days past the old watermark had nothing in silver: they are complete now
-            if let Some(start) = self.window_start() {
-                if old_start != Some(start) {
-                    self.map.retain(|_, (_, day)| *day >= start);
-                    self.loaded.retain(|day| *day >= start);
-                }
+            if let Some(start) = self.window_start()
+                && old_start != Some(start)
+            {
+                self.map.retain(|_, (_, day)| *day >= start);
+                self.loaded.retain(|day| *day >= start);
             }
         }
     }

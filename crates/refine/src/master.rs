@@ -187,10 +187,11 @@ pub fn read_products(path: &Path) -> Result<Vec<ProductRow>, RefineError> {
             return Err(csv.err(line, "sku", format!("{sku:?} appears twice")));
         }
         let uom = s("unit_of_measure");
-        if let Some(u) = &uom {
-            if u != "each" && u != "kg" {
-                return Err(csv.err(line, "unit_of_measure", format!("{u:?} is not each or kg")));
-            }
+        if let Some(u) = &uom
+            && u != "each"
+            && u != "kg"
+        {
+            return Err(csv.err(line, "unit_of_measure", format!("{u:?} is not each or kg")));
         }
         let service_level = match csv.get(&rec, "service_level") {
             None => None,
@@ -248,10 +249,10 @@ pub fn read_stores(path: &Path) -> Result<Vec<StoreRow>, RefineError> {
             return Err(csv.err(line, "store_id", format!("{store_id:?} appears twice")));
         }
         let timezone = s("timezone");
-        if let Some(tz) = &timezone {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
-                return Err(csv.err(line, "timezone", format!("{tz:?} is not an IANA time zone")));
-            }
+        if let Some(tz) = &timezone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(csv.err(line, "timezone", format!("{tz:?} is not an IANA time zone")));
         }
         out.push(StoreRow {
             name: s("name"),

@@ -156,12 +156,11 @@ pub async fn latest_progress(table: &DeltaTable) -> Result<Option<Progress>, Ref
         .await
         .map_err(|e| RefineError::delta("history", e))?;
     for info in infos {
-        if let Some(v) = info.info.get(META_KEY) {
-            if let Ok(p) = serde_json::from_value::<Progress>(v.clone()) {
-                if p.kind == "refine" {
-                    return Ok(Some(p));
-                }
-            }
+        if let Some(v) = info.info.get(META_KEY)
+            && let Ok(p) = serde_json::from_value::<Progress>(v.clone())
+            && p.kind == "refine"
+        {
+            return Ok(Some(p));
         }
     }
     Ok(None)

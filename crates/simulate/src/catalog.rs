@@ -581,7 +581,7 @@ fn generate_products(rng: &mut ChaCha8Rng, n: usize) -> Vec<Product> {
                 sku: format!("SKU-{:06}", i + 1),
                 name,
                 category: c.name,
-                subcategory: *pick(rng, c.subcategories),
+                subcategory: c.subcategories[rng.random_range(0..c.subcategories.len())],
                 brand,
                 weighed,
                 case_pack: *pick(rng, c.case_packs),

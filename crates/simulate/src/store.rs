@@ -475,7 +475,7 @@ impl StoreSim {
             }
             // cycle count
             let k = &self.keys[ki];
-            if (day + k.count_phase) % COUNT_CYCLE == 0 {
+            if (day + k.count_phase).is_multiple_of(COUNT_CYCLE) {
                 count_lines.push((k.product, k.true_qty.max(0), None));
                 self.keys[ki].recorded = self.keys[ki].true_qty.max(0);
                 out.stats.counted_lines += 1;
@@ -574,17 +574,17 @@ impl StoreSim {
         if let Some(life) = p.shelf_life_days {
             k.lots.push_back((q, day + life));
         }
-        if k.true_qty > 0 {
-            if let Some(start) = k.out_since.take() {
-                out.episodes.push(Episode {
-                    kind: EpisodeKind::StockOut,
-                    store: self.index as u32,
-                    product: k.product,
-                    start,
-                    end: Some(at),
-                    lost: std::mem::take(&mut k.lost_in_episode),
-                });
-            }
+        if k.true_qty > 0
+            && let Some(start) = k.out_since.take()
+        {
+            out.episodes.push(Episode {
+                kind: EpisodeKind::StockOut,
+                store: self.index as u32,
+                product: k.product,
+                start,
+                end: Some(at),
+                lost: std::mem::take(&mut k.lost_in_episode),
+            });
         }
         self.update_phantom(ki, at, out);
     }

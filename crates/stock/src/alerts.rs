@@ -331,9 +331,11 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             });
         }
         let over_level = i.policy.order_up_to + i.params.case_pack;
-        if let Some(cover) = i.policy.days_of_cover {
-            if cover.to_f64().unwrap_or(0.0) > cfg.overstock_days && on_hand > over_level {
-                out.push(Condition {
+        if let Some(cover) = i.policy.days_of_cover
+            && cover.to_f64().unwrap_or(0.0) > cfg.overstock_days
+            && on_hand > over_level
+        {
+            out.push(Condition {
                     alert_type: AlertType::Overstock,
                     severity: Severity::Low,
                     on_hand,
@@ -345,15 +347,15 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
                         q(cover.round_dp(0))
                     ),
                 });
-            }
         }
         let sales_per_day = i.demand.level / i.demand.units_per_sale.max(1e-9);
-        if sales_per_day >= cfg.phantom_min_sales_per_day {
-            if let Some(since) = i.last_sale_or_restock {
-                let p = chance_of_no_sale(i.demand, i.shape, since, i.position.now, i.tz);
-                if p < cfg.phantom_probability {
-                    let hours = (i.position.now - since).num_minutes() as f64 / 60.0;
-                    out.push(Condition {
+        if sales_per_day >= cfg.phantom_min_sales_per_day
+            && let Some(since) = i.last_sale_or_restock
+        {
+            let p = chance_of_no_sale(i.demand, i.shape, since, i.position.now, i.tz);
+            if p < cfg.phantom_probability {
+                let hours = (i.position.now - since).num_minutes() as f64 / 60.0;
+                out.push(Condition {
                         alert_type: AlertType::SuspectedPhantomStock,
                         severity: Severity::High,
                         on_hand,
@@ -367,7 +369,6 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
                             p * 100.0
                         ),
                     });
-                }
             }
         }
     }

@@ -224,13 +224,13 @@ fn merge_checked(base: &mut Table, file: Table, prefix: &str, origin: &str) -> a
             (Value::Table(b), Value::Table(f)) => merge_checked(b, f, &path, origin)?,
             (slot @ Value::Float(_), Value::Integer(i)) => *slot = Value::Float(i as f64),
             (slot, v) if std::mem::discriminant(slot) == std::mem::discriminant(&v) => {
-                if let (Value::Array(_), Value::Array(items)) = (&slot, &v) {
-                    if let Some(bad) = items.iter().find(|i| !i.is_str()) {
-                        bail!(
-                            "{origin}: `{path}` must be a list of strings, found {}",
-                            type_name(bad)
-                        );
-                    }
+                if let (Value::Array(_), Value::Array(items)) = (&slot, &v)
+                    && let Some(bad) = items.iter().find(|i| !i.is_str())
+                {
+                    bail!(
+                        "{origin}: `{path}` must be a list of strings, found {}",
+                        type_name(bad)
+                    );
                 }
                 *slot = v;
             }

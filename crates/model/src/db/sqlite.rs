@@ -39,10 +39,10 @@ struct Dec(Decimal);
 impl rusqlite::ToSql for Dec {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         // integral values as integers, others as their exact text (NUMERIC affinity converts)
-        if self.0.fract().is_zero() {
-            if let Some(i) = rust_decimal::prelude::ToPrimitive::to_i64(&self.0) {
-                return Ok(ToSqlOutput::Owned(Value::Integer(i)));
-            }
+        if self.0.fract().is_zero()
+            && let Some(i) = rust_decimal::prelude::ToPrimitive::to_i64(&self.0)
+        {
+            return Ok(ToSqlOutput::Owned(Value::Integer(i)));
         }
         Ok(ToSqlOutput::Owned(Value::Text(
             self.0.normalize().to_string(),

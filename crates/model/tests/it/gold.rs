@@ -63,15 +63,14 @@ async fn sqlite_stock_levels_equal_silver_and_the_stores_records() {
             recorded,
             ..
         } = t
+            && *date == last
         {
-            if *date == last {
-                assert_eq!(
-                    got.get(&(store_id.clone(), sku.clone())),
-                    Some(recorded),
-                    "{store_id} {sku}"
-                );
-                n += 1;
-            }
+            assert_eq!(
+                got.get(&(store_id.clone(), sku.clone())),
+                Some(recorded),
+                "{store_id} {sku}"
+            );
+            n += 1;
         }
     }
     assert!(n > 50);

@@ -30,16 +30,16 @@ async fn ensure_location(settings: &Settings, what: &str, loc: &Location) -> any
 pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
     ensure_location(settings, "bronze", &settings.bronze).await?;
     ensure_location(settings, "silver", &settings.silver).await?;
-    if let Ok(bucket) = std::env::var("S3_BUCKET_GOLD") {
-        if !bucket.is_empty() {
-            let created = aws::ensure_bucket(&settings.aws, &bucket)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            println!(
-                "gold     s3://{bucket} (bucket for gold exports {})",
-                if created { "created" } else { "exists" }
-            );
-        }
+    if let Ok(bucket) = std::env::var("S3_BUCKET_GOLD")
+        && !bucket.is_empty()
+    {
+        let created = aws::ensure_bucket(&settings.aws, &bucket)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!(
+            "gold     s3://{bucket} (bucket for gold exports {})",
+            if created { "created" } else { "exists" }
+        );
     }
     for name in [
         stocklake_refine::tables::POS_EVENT_LINES,

@@ -78,6 +78,7 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+#[allow(dead_code)]
 pub fn wait_http(url: &str) {
     for _ in 0..200 {
         if std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok() {
