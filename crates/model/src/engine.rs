@@ -566,6 +566,7 @@ impl Model {
         }
 
         let key = (store_key, sku);
+        let new_key = !self.keys.contains_key(&key);
         if let std::collections::hash_map::Entry::Vacant(e) = self.keys.entry(key) {
             e.insert(KeyState::default());
             if let Some(s) = self.stores.get_mut(&store_key) {
@@ -710,7 +711,8 @@ impl Model {
             store_key,
             product_key,
             closing_on_hand: old_on_hand,
-            was_out_of_stock: old_on_hand <= Decimal::ZERO,
+            // a key seen for the first time was not "out" before it existed
+            was_out_of_stock: !new_key && old_on_hand <= Decimal::ZERO,
             ..DailyRow::default()
         });
         row.product_key = product_key;

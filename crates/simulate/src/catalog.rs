@@ -25,6 +25,8 @@ struct CategorySpec {
     theft: f64,
     subcategories: &'static [&'static str],
     nouns: &'static [&'static str],
+    /// Pack sizes of goods sold by the piece.
+    sizes: &'static [&'static str],
 }
 
 const CATEGORIES: &[CategorySpec] = &[
@@ -56,6 +58,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Strawberries",
             "Spinach",
         ],
+        sizes: &["500 g", "1 kg", "bag 1.5 kg", "tray 250 g"],
     },
     CategorySpec {
         name: "Dairy",
@@ -79,6 +82,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Kefir",
             "Custard",
         ],
+        sizes: &["1 l", "500 ml", "pack of 4", "250 g", "dozen"],
     },
     CategorySpec {
         name: "Bakery",
@@ -100,6 +104,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Brioche",
             "Rolls",
         ],
+        sizes: &["400 g", "pack of 6", "pack of 4", "750 g"],
     },
     CategorySpec {
         name: "Meat",
@@ -121,6 +126,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Turkey Slices",
             "Burgers",
         ],
+        sizes: &["500 g", "1 kg", "pack of 8", "tray 400 g"],
     },
     CategorySpec {
         name: "Fish",
@@ -142,6 +148,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Sea Bass",
             "Tuna Steak",
         ],
+        sizes: &["300 g", "500 g", "tray 400 g"],
     },
     CategorySpec {
         name: "Deli",
@@ -163,6 +170,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Lasagne",
             "Gazpacho",
         ],
+        sizes: &["200 g", "150 g", "400 g"],
     },
     CategorySpec {
         name: "Frozen",
@@ -184,6 +192,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Spinach",
             "Croquettes",
         ],
+        sizes: &["400 g", "1 kg", "2 l", "pack of 12"],
     },
     CategorySpec {
         name: "Pantry",
@@ -219,6 +228,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Lentils",
             "Oats",
         ],
+        sizes: &["500 g", "1 kg", "400 g", "750 ml", "250 g"],
     },
     CategorySpec {
         name: "Beverages",
@@ -240,6 +250,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Lemonade",
             "Energy Drink",
         ],
+        sizes: &["1.5 l", "330 ml can", "pack of 6", "1 l", "2 l"],
     },
     CategorySpec {
         name: "Snacks",
@@ -261,6 +272,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Gummies",
             "Cookies",
         ],
+        sizes: &["150 g", "200 g", "100 g", "pack of 5"],
     },
     CategorySpec {
         name: "Alcohol",
@@ -282,6 +294,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Vermouth",
             "Craft Beer",
         ],
+        sizes: &["75 cl", "pack of 6", "70 cl", "1 l"],
     },
     CategorySpec {
         name: "Household",
@@ -303,6 +316,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Bin Bags",
             "Dish Soap",
         ],
+        sizes: &["pack of 12", "1 l", "2 l", "pack of 30"],
     },
     CategorySpec {
         name: "Personal Care",
@@ -324,6 +338,7 @@ const CATEGORIES: &[CategorySpec] = &[
             "Sun Cream",
             "Hand Soap",
         ],
+        sizes: &["250 ml", "75 ml", "400 ml", "pack of 5"],
     },
     CategorySpec {
         name: "Baby",
@@ -337,6 +352,7 @@ const CATEGORIES: &[CategorySpec] = &[
         theft: 1.5,
         subcategories: &["Nappies", "Baby Food"],
         nouns: &["Nappies", "Baby Wipes", "Infant Formula", "Fruit Puree"],
+        sizes: &["pack of 48", "800 g", "pack of 72", "120 g"],
     },
 ];
 
@@ -356,10 +372,6 @@ const BRANDS: &[&str] = &[
     "Campo Real",
     "Marisol",
     "Oro Fino",
-];
-
-const SIZES_EACH: &[&str] = &[
-    "250 g", "500 g", "1 kg", "330 ml", "1 l", "1.5 l", "6 pack", "12 pack", "75 cl", "400 g",
 ];
 
 /// One product of the catalog.
@@ -550,7 +562,8 @@ impl Catalog {
 
 fn generate_products(rng: &mut ChaCha8Rng, n: usize) -> Vec<Product> {
     let shares = WeightedIndex::new(CATEGORIES.iter().map(|c| c.share).collect());
-    // popularity ranks: a random permutation, Zipf weights 1/rank^0.95
+    // popularity ranks: a random permutation, Zipf–Mandelbrot weights 1/(rank + 10)^0.95 — a
+    // long tail without one product in every basket
     let mut ranks: Vec<usize> = (1..=n).collect();
     for i in (1..ranks.len()).rev() {
         let j = rng.random_range(0..=i);
@@ -572,7 +585,7 @@ fn generate_products(rng: &mut ChaCha8Rng, n: usize) -> Vec<Product> {
             let name = if weighed {
                 format!("{brand} {noun} (per kg)")
             } else {
-                format!("{brand} {noun} {}", pick(rng, SIZES_EACH))
+                format!("{brand} {noun} {}", pick(rng, c.sizes))
             };
             let shelf_life_days = c.shelf_life.map(|(a, b)| rng.random_range(a..=b));
             let service_level =
@@ -590,7 +603,7 @@ fn generate_products(rng: &mut ChaCha8Rng, n: usize) -> Vec<Product> {
                 lead_time_days: rng.random_range(c.lead_time.0..=c.lead_time.1),
                 service_level: (service_level * 100.0).round() / 100.0,
                 shelf_life_days,
-                popularity: 1.0 / (ranks[i] as f64).powf(0.95),
+                popularity: 1.0 / (ranks[i] as f64 + 10.0).powf(0.95),
                 theft: c.theft,
             }
         })

@@ -56,6 +56,17 @@ pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
         );
     }
     crate::commands::refine::load_master(settings).await?;
+    let gold = stocklake_model::Gold::connect(&settings.gold).await?;
+    let applied = gold.migrate().await?;
+    println!(
+        "gold     {} ({})",
+        crate::config::redact_url(&settings.gold),
+        if applied.is_empty() {
+            "schema up to date".to_string()
+        } else {
+            format!("migrations {applied:?} applied")
+        }
+    );
     if let Some(stream) = &settings.stream {
         let shards = args.shards.unwrap_or(settings.config.ingest.shards).max(1);
         let client = aws::kinesis_client(&settings.aws).await;

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+mod alerts;
 mod ingest;
 mod init;
+pub mod model;
 mod refine;
 mod simulate;
 
@@ -17,6 +19,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init::run(&config::load(&cli.global)?, args).await,
         Command::Ingest(args) => ingest::run(&config::load(&cli.global)?, args).await,
         Command::Refine(args) => refine::run(&config::load(&cli.global)?, args).await,
+        Command::Model(args) => model::run(&config::load(&cli.global)?, args).await,
+        Command::Alerts(args) => alerts::run(&config::load(&cli.global)?, args).await,
         Command::Maintain(args) => refine::run_maintain(&config::load(&cli.global)?, args).await,
         other => bail!(
             "`stocklake {}` is not built yet",

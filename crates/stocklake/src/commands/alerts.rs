@@ -1,0 +1,49 @@
+//! `stocklake alerts`: the open stock alerts, most severe first.
+
+use stocklake_model::queries::{AlertFilter, alerts};
+
+use crate::cli::AlertsArgs;
+use crate::commands::model::open_gold;
+use crate::config::Settings;
+
+pub async fn run(settings: &Settings, args: AlertsArgs) -> anyhow::Result<()> {
+    let gold = open_gold(settings).await?;
+    let list = alerts(
+        &gold,
+        &AlertFilter {
+            open: !args.all,
+            store_id: args.store_id.clone(),
+            limit: args.limit,
+            ..AlertFilter::default()
+        },
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no {}alerts", if args.all { "" } else { "open " });
+        return Ok(());
+    }
+    println!(
+        "{:>7}  {:<8} {:<8} {:<24} {:>10} {:>9}  message",
+        "alert", "severity", "store", "type", "on hand", "order"
+    );
+    for a in &list {
+        println!(
+            "{:>7}  {:<8} {:<8} {:<24} {:>10} {:>9}  {}{}",
+            a.alert_id,
+            a.severity,
+            a.store_id,
+            a.alert_type,
+            a.on_hand.normalize(),
+            a.suggested_order_qty.normalize(),
+            a.message,
+            a.resolved_at
+                .map(|t| format!(" (resolved {})", t.format("%Y-%m-%d %H:%M")))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! `stocklake model`: silver → gold, stock levels and alerts. `--once` loads what is there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use stocklake_model::notify::{Notifier, NotifyConfig};
+use stocklake_model::{Gold, Model, ModelConfig, ModelReport};
+use stocklake_stock::RuleConfig;
+use tokio::sync::Notify;
+
+use crate::cli::StageArgs;
+use crate::commands::shutdown_token;
+use crate::config::Settings;
+
+pub fn model_config(settings: &Settings) -> ModelConfig {
+    let s = &settings.config.stock;
+    ModelConfig {
+        rules: RuleConfig {
+            overstock_days: s.overstock_days,
+            phantom_probability: s.phantom_probability,
+            min_history_days: s.min_history_days,
+            ..RuleConfig::default()
+        },
+        half_life_days: s.demand_half_life_days,
+        default_lead_time_days: s.default_lead_time_days,
+        default_service_level: s.default_service_level,
+        ..ModelConfig::new(settings.silver.clone(), settings.aws.clone())
+    }
+}
+
+pub fn notify_config(settings: &Settings) -> NotifyConfig {
+    let a = &settings.config.alerts;
+    NotifyConfig {
+        webhook_url: (!a.webhook_url.is_empty()).then(|| a.webhook_url.clone()),
+        webhook_token: (!a.webhook_token.is_empty()).then(|| a.webhook_token.clone()),
+        log: a.log,
+    }
+}
+
+pub async fn open_gold(settings: &Settings) -> anyhow::Result<Gold> {
+    let gold = Gold::connect(&settings.gold).await.with_context(|| {
+        format!(
+            "opening gold at {}",
+            crate::config::redact_url(&settings.gold)
+        )
+    })?;
+    gold.migrate().await.context("migrating gold")?;
+    Ok(gold)
+}
+
+pub fn summary(reports: &[ModelReport]) -> String {
+    let lines: usize = reports.iter().map(|r| r.lines).sum();
+    let opened: usize = reports.iter().map(|r| r.alerts_opened).sum();
+    let resolved: usize = reports.iter().map(|r| r.alerts_resolved).sum();
+    let days: usize = reports.iter().map(|r| r.days_closed).sum();
+    let late: usize = reports.iter().map(|r| r.late_lines).sum();
+    format!(
+        "{lines} lines into gold in {} batches ({late} late), {days} store-days closed, {opened} alerts opened, {resolved} resolved",
+        reports.len()
+    )
+}
+
+pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
+    let gold = open_gold(settings).await?;
+    let mut model = Model::open(model_config(settings), gold.clone())
+        .await
+        .with_context(|| format!("opening silver at {}", settings.silver))?;
+    let notifier = Notifier::new(gold.clone(), notify_config(settings))?;
+    let cancel = shutdown_token();
+    if args.once {
+        let pending = model.pending().await?;
+        let bar = indicatif::ProgressBar::new(pending);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} loading gold [{bar:30}] {pos}/{len} silver versions {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let mut reports = Vec::new();
+        while let Some(r) = model.run_batch().await? {
+            bar.inc(r.to_version.saturating_sub(r.from_version) + u64::from(r.to_version > 0));
+            bar.set_message(format!(
+                "{} lines",
+                reports.iter().map(|r: &ModelReport| r.lines).sum::<usize>() + r.lines
+            ));
+            reports.push(r);
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        let (mut sent, mut failed) = (0, 0);
+        loop {
+            let (s, f) = notifier.deliver_pending().await?;
+            sent += s;
+            failed += f;
+            if s == 0 || f > 0 {
+                break;
+            }
+        }
+        println!("{}", summary(&reports));
+        println!(
+            "{sent} alert notifications delivered{}",
+            if failed > 0 {
+                format!(", {failed} failed (retried next run)")
+            } else {
+                String::new()
+            }
+        );
+        return Ok(());
+    }
+    let wake = Arc::new(Notify::new());
+    let dispatcher = tokio::spawn(notifier.run(wake.clone(), cancel.clone()));
+    tracing::info!(silver = %settings.silver, gold = %crate::config::redact_url(&settings.gold), "modelling continuously");
+    while !cancel.is_cancelled() {
+        match model.drain().await {
+            Ok(reports) if !reports.is_empty() => {
+                tracing::info!("{}", summary(&reports));
+                wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "gold batch failed; retrying"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    let _ = dispatcher.await;
+    Ok(())
+}
