@@ -686,6 +686,33 @@ impl Model {
                 k.in_stock_since = Some(t);
             }
         }
+        // time out of stock, as a share of the day's usual sales
+        let (shape, today) = {
+            let s = &self.stores[&store_key];
+            (s.extra.shape, s.local_date)
+        };
+        {
+            let k = self
+                .keys
+                .get_mut(&key)
+                .ok_or_else(|| ModelError::Internal("key".into()))?;
+            let was_out = !new_key && old_on_hand <= Decimal::ZERO;
+            let is_out = k.on_hand <= Decimal::ZERO;
+            if !was_out && is_out {
+                k.out_since = Some(t);
+            } else if was_out && !is_out {
+                if let (Some(since), Some(day)) = (k.out_since.take(), today) {
+                    let share = out_share(&shape, tz, since, t, day);
+                    if share > 0.0 {
+                        if let Some(row) = k.today.as_mut() {
+                            row.out_of_stock_share = (row.out_of_stock_share + share).min(1.0);
+                        } else {
+                            k.pending_out_share += share;
+                        }
+                    }
+                }
+            }
+        }
         touched.insert(key);
 
         if is_late {
@@ -706,6 +733,7 @@ impl Model {
             .ok_or_else(|| ModelError::Internal("key".into()))?;
         let on_hand = k.on_hand;
         let last_count_at = k.last_count_at;
+        let pending_share = std::mem::take(&mut k.pending_out_share);
         let row = k.today.get_or_insert_with(|| DailyRow {
             date_key: dk,
             store_key,
@@ -715,6 +743,7 @@ impl Model {
             was_out_of_stock: !new_key && old_on_hand <= Decimal::ZERO,
             ..DailyRow::default()
         });
+        row.out_of_stock_share = (row.out_of_stock_share + pending_share).min(1.0);
         row.product_key = product_key;
         apply_to_row(row, line.event_type, t, q, delta);
         if line.event_type == EventType::StockCount
@@ -771,13 +800,19 @@ impl Model {
             }
             // a day the store sold nothing at all was a closed day or an outage: learn nothing
             let trading = store_units > 0.0;
+            let (shape, tz) = self
+                .stores
+                .get(&store_key)
+                .map_or((stocklake_stock::Shape::default(), chrono_tz::UTC), |s| {
+                    (s.extra.shape, s.tz)
+                });
             for sku in &skus {
                 let key = (store_key, *sku);
                 let product_key = self.skus.product(*sku).row.product_key;
                 let Some(k) = self.keys.get_mut(&key) else {
                     continue;
                 };
-                let row = match k.today.take() {
+                let mut row = match k.today.take() {
                     Some(r) if r.date_key == dk => r,
                     _ => DailyRow {
                         date_key: dk,
@@ -788,12 +823,20 @@ impl Model {
                         ..DailyRow::default()
                     },
                 };
+                row.out_of_stock_share =
+                    (row.out_of_stock_share + std::mem::take(&mut k.pending_out_share)).min(1.0);
+                if let Some(since) = k.out_since {
+                    // still empty at closing: the rest of the day counts too
+                    let end = day_end_utc(day, tz).unwrap_or(since);
+                    row.out_of_stock_share =
+                        (row.out_of_stock_share + out_share(&shape, tz, since, end, day)).min(1.0);
+                }
                 if trading {
-                    k.demand.observe(
+                    k.demand.observe_partial(
                         decimal_f64(row.units_sold),
                         row.sales_count.max(0) as u32,
                         dow,
-                        row.was_out_of_stock,
+                        row.out_of_stock_share,
                         a_key,
                     );
                 }
@@ -1337,6 +1380,40 @@ impl Model {
         }
         1
     }
+}
+
+/// The end of a local day, in UTC.
+fn day_end_utc(day: NaiveDate, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    use chrono::TimeZone;
+    let next = (day + Duration::days(1)).and_hms_opt(0, 0, 0)?;
+    tz.from_local_datetime(&next)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The share of `day`'s usual sales that falls between `from` and `to` (clamped to the day).
+fn out_share(
+    shape: &stocklake_stock::Shape,
+    tz: chrono_tz::Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    day: NaiveDate,
+) -> f64 {
+    if to <= from {
+        return 0.0;
+    }
+    let hour_of = |t: DateTime<Utc>| -> f64 {
+        let l = t.with_timezone(&tz);
+        let d = l.date_naive();
+        if d < day {
+            0.0
+        } else if d > day {
+            24.0
+        } else {
+            f64::from(l.hour()) + f64::from(l.minute()) / 60.0 + f64::from(l.second()) / 3600.0
+        }
+    };
+    shape.share_between(hour_of(from), hour_of(to))
 }
 
 fn decimal_f64(d: Decimal) -> f64 {

@@ -137,6 +137,8 @@ pub struct DailyRow {
     pub movement_after_count: Decimal,
     pub closing_on_hand: Decimal,
     pub was_out_of_stock: bool,
+    /// The share of the day's usual sales that fell while the shelf was empty on record.
+    pub out_of_stock_share: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -141,6 +141,7 @@ CREATE TABLE fact_stock_daily (
     movement_after_count  NUMERIC(18,3) NOT NULL,
     closing_on_hand       NUMERIC(18,3) NOT NULL,
     was_out_of_stock      {BOOL} NOT NULL,
+    out_of_stock_share    {F64} NOT NULL,
     PRIMARY KEY (store_key, product_key, date_key)
 );
 CREATE INDEX fact_stock_daily_date ON fact_stock_daily (date_key);

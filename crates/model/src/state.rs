@@ -100,6 +100,10 @@ pub struct KeyState {
     pub last_movement_at: Option<DateTime<Utc>>,
     pub last_sale_at: Option<DateTime<Utc>>,
     pub in_stock_since: Option<DateTime<Utc>>,
+    /// Since when the records show an empty shelf (for the share of a day out of stock).
+    pub out_since: Option<DateTime<Utc>>,
+    /// Out-of-stock share measured before today's row exists.
+    pub pending_out_share: f64,
     /// The daily row of the store's current local day, once the key moved that day.
     pub today: Option<DailyRow>,
     pub alerts: Vec<OpenState>,
@@ -124,6 +128,10 @@ impl KeyState {
             last_movement_at: l.last_movement_at,
             last_sale_at: l.last_sale_at,
             in_stock_since: l.in_stock_since,
+            out_since: (l.on_hand <= Decimal::ZERO)
+                .then_some(l.last_movement_at)
+                .flatten(),
+            pending_out_share: 0.0,
             today: None,
             alerts: Vec::new(),
             level: Some(l.clone()),

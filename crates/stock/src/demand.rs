@@ -38,7 +38,8 @@ impl Demand {
     }
 
     /// Learns from one closed day: `units` sold in `sales` lines on a day whose weekday weighs
-    /// `dow_factor`. A `censored` day (the shelf was empty at some point) teaches nothing.
+    /// `dow_factor`. A `censored` day (the shelf was empty for most of it) teaches nothing; for a
+    /// day empty only part of the time, use [`Demand::observe_partial`].
     pub fn observe(&mut self, units: f64, sales: u32, dow_factor: f64, censored: bool, alpha: f64) {
         if censored || !units.is_finite() || units < 0.0 {
             return;
@@ -69,6 +70,35 @@ impl Demand {
                 0.9 * self.units_per_sale + 0.1 * ups
             };
         }
+    }
+
+    /// Learns from a day when the shelf was empty for `out_share` of the day's usual sales:
+    /// what sold in the rest of the day is scaled up to a whole day. A shelf empty for most of
+    /// the day (over 85 %) says too little and teaches nothing.
+    pub fn observe_partial(
+        &mut self,
+        units: f64,
+        sales: u32,
+        dow_factor: f64,
+        out_share: f64,
+        alpha: f64,
+    ) {
+        let out = if out_share.is_finite() {
+            out_share.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        if out > 0.85 {
+            return;
+        }
+        let scaled_sales = (f64::from(sales) / (1.0 - out)).round() as u32;
+        self.observe(
+            units / (1.0 - out),
+            scaled_sales.max(sales),
+            dow_factor,
+            false,
+            alpha,
+        );
     }
 
     /// Standard deviation of daily demand, with a Poisson floor: slow movers are not
@@ -150,6 +180,21 @@ impl Shape {
         }
     }
 
+    /// The share of a day's sales expected between two local times of the same day
+    /// (`from` and `to` in hours since midnight, fractional).
+    pub fn share_between(&self, from: f64, to: f64) -> f64 {
+        let (from, to) = (from.clamp(0.0, 24.0), to.clamp(0.0, 24.0));
+        let mut sum = 0.0;
+        let mut h = from;
+        while h < to {
+            let hour = h.floor() as usize;
+            let next = (h.floor() + 1.0).min(to);
+            sum += self.hours[hour.min(23)] * (next - h);
+            h = next;
+        }
+        sum
+    }
+
     /// The share of a day's sales expected in the rest of local hour `hour` from `minute`.
     pub fn rest_of_hour(&self, hour: usize, minute: u32) -> f64 {
         self.hours[hour.min(23)] * (60.0 - f64::from(minute.min(60))) / 60.0
@@ -173,6 +218,21 @@ mod tests {
         assert!((d.level - 10.0).abs() < 1e-9);
         assert_eq!(d.days, 30);
         assert!((d.units_per_sale - 1.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_day_out_of_stock_from_mid_afternoon_is_scaled_up() {
+        let mut d = Demand::default();
+        // 6 units sold while in stock for 60 % of the day's usual sales: a 10-unit day
+        d.observe_partial(6.0, 6, 1.0, 0.4, alpha(14.0));
+        assert!((d.level - 10.0).abs() < 1e-9);
+        // out nearly all day: nothing learnt
+        d.observe_partial(1.0, 1, 1.0, 0.9, alpha(14.0));
+        assert!((d.level - 10.0).abs() < 1e-9);
+        assert_eq!(d.days, 1);
+        let s = Shape::default();
+        assert!((s.share_between(0.0, 24.0) - 1.0).abs() < 1e-9);
+        assert!(s.share_between(0.0, 7.0) < 1e-9);
     }
 
     #[test]

@@ -410,6 +410,7 @@ fn daily_row(r: &Row) -> DailyRow {
         movement_after_count: r.get(12),
         closing_on_hand: r.get(13),
         was_out_of_stock: r.get(14),
+        out_of_stock_share: r.get(15),
     }
 }
 
@@ -692,6 +693,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             ("movement_after_count", T::NUMERIC),
             ("closing_on_hand", T::NUMERIC),
             ("was_out_of_stock", T::BOOL),
+            ("out_of_stock_share", T::FLOAT8),
         ],
         ws.daily
             .iter()
@@ -712,12 +714,13 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
                     b(d.movement_after_count),
                     b(d.closing_on_hand),
                     b(d.was_out_of_stock),
+                    b(d.out_of_stock_share),
                 ]
             })
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO fact_stock_daily SELECT * FROM stg_fact_stock_daily ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = EXCLUDED.units_sold, units_received = EXCLUDED.units_received, units_wasted = EXCLUDED.units_wasted, units_returned = EXCLUDED.units_returned, units_adjusted = EXCLUDED.units_adjusted, net_movement = EXCLUDED.net_movement, sales_count = EXCLUDED.sales_count, count_time = EXCLUDED.count_time, count_quantity = EXCLUDED.count_quantity, movement_after_count = EXCLUDED.movement_after_count, closing_on_hand = EXCLUDED.closing_on_hand, was_out_of_stock = EXCLUDED.was_out_of_stock").await.map_err(err)?;
+    tx.batch_execute("INSERT INTO fact_stock_daily SELECT * FROM stg_fact_stock_daily ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = EXCLUDED.units_sold, units_received = EXCLUDED.units_received, units_wasted = EXCLUDED.units_wasted, units_returned = EXCLUDED.units_returned, units_adjusted = EXCLUDED.units_adjusted, net_movement = EXCLUDED.net_movement, sales_count = EXCLUDED.sales_count, count_time = EXCLUDED.count_time, count_quantity = EXCLUDED.count_quantity, movement_after_count = EXCLUDED.movement_after_count, closing_on_hand = EXCLUDED.closing_on_hand, was_out_of_stock = EXCLUDED.was_out_of_stock, out_of_stock_share = EXCLUDED.out_of_stock_share").await.map_err(err)?;
 
     copy(
         tx,

@@ -343,7 +343,7 @@ impl SqliteGold {
 
 pub const LEVEL_COLUMNS: &str = "store_key, product_key, on_hand, avg_daily_demand, safety_stock, reorder_point, days_of_cover, projected_stockout_at, updated_at, status, demand_sd, order_up_to, suggested_order_qty, on_order, on_order_since, last_count_at, last_count_quantity, last_movement_at, last_sale_at, in_stock_since, demand_level, demand_var, demand_days, units_per_sale";
 pub const ALERT_COLUMNS: &str = "alert_id, store_key, product_key, alert_type, severity, opened_at, resolved_at, on_hand, threshold, suggested_order_qty, message, updated_at";
-pub const DAILY_COLUMNS: &str = "date_key, store_key, product_key, units_sold, units_received, units_wasted, units_returned, units_adjusted, net_movement, sales_count, count_time, count_quantity, movement_after_count, closing_on_hand, was_out_of_stock";
+pub const DAILY_COLUMNS: &str = "date_key, store_key, product_key, units_sold, units_received, units_wasted, units_returned, units_adjusted, net_movement, sales_count, count_time, count_quantity, movement_after_count, closing_on_hand, was_out_of_stock, out_of_stock_share";
 
 fn product_row(r: &Row<'_>) -> rusqlite::Result<ProductRow> {
     Ok(ProductRow {
@@ -438,6 +438,7 @@ fn daily_row(r: &Row<'_>) -> rusqlite::Result<DailyRow> {
         movement_after_count: get_dec(r, 12, 3)?,
         closing_on_hand: get_dec(r, 13, 3)?,
         was_out_of_stock: r.get(14)?,
+        out_of_stock_share: r.get(15)?,
     })
 }
 
@@ -565,7 +566,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             ])
             .map_err(err)?;
         }
-        let mut s = tx.prepare_cached(&format!("INSERT INTO fact_stock_daily ({DAILY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = excluded.units_sold, units_received = excluded.units_received, units_wasted = excluded.units_wasted, units_returned = excluded.units_returned, units_adjusted = excluded.units_adjusted, net_movement = excluded.net_movement, sales_count = excluded.sales_count, count_time = excluded.count_time, count_quantity = excluded.count_quantity, movement_after_count = excluded.movement_after_count, closing_on_hand = excluded.closing_on_hand, was_out_of_stock = excluded.was_out_of_stock")).map_err(err)?;
+        let mut s = tx.prepare_cached(&format!("INSERT INTO fact_stock_daily ({DAILY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = excluded.units_sold, units_received = excluded.units_received, units_wasted = excluded.units_wasted, units_returned = excluded.units_returned, units_adjusted = excluded.units_adjusted, net_movement = excluded.net_movement, sales_count = excluded.sales_count, count_time = excluded.count_time, count_quantity = excluded.count_quantity, movement_after_count = excluded.movement_after_count, closing_on_hand = excluded.closing_on_hand, was_out_of_stock = excluded.was_out_of_stock, out_of_stock_share = excluded.out_of_stock_share")).map_err(err)?;
         for d in &ws.daily {
             s.execute(params![
                 d.date_key,
@@ -582,7 +583,8 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 od(d.count_quantity),
                 Dec(d.movement_after_count),
                 Dec(d.closing_on_hand),
-                d.was_out_of_stock
+                d.was_out_of_stock,
+                d.out_of_stock_share
             ])
             .map_err(err)?;
         }

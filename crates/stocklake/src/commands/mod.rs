@@ -5,6 +5,7 @@ mod ingest;
 mod init;
 pub mod model;
 mod refine;
+pub mod run;
 mod simulate;
 
 use anyhow::bail;
@@ -21,6 +22,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Refine(args) => refine::run(&config::load(&cli.global)?, args).await,
         Command::Model(args) => model::run(&config::load(&cli.global)?, args).await,
         Command::Alerts(args) => alerts::run(&config::load(&cli.global)?, args).await,
+        Command::Run(args) => run::run(&config::load(&cli.global)?, args).await,
         Command::Maintain(args) => refine::run_maintain(&config::load(&cli.global)?, args).await,
         other => bail!(
             "`stocklake {}` is not built yet",

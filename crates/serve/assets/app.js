@@ -1,0 +1,132 @@
+// stocklake dashboard: plain JavaScript, no dependencies, refreshed every two seconds.
+(function () {
+  "use strict";
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  const $ = (id) => document.getElementById(id);
+  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const num = (v) => (v == null || v === "" ? null : Number(v));
+  const fmt = (v, d) => { const n = num(v); return n == null ? "–" : n.toLocaleString(undefined, { maximumFractionDigits: d == null ? 1 : d }); };
+  let store = params.get("store") || "";
+
+  async function get(path, q) {
+    const u = new URL(path, location.href);
+    Object.entries(q || {}).forEach(([k, v]) => { if (v !== "" && v != null) u.searchParams.set(k, v); });
+    if (token) u.searchParams.set("token", token);
+    const r = await fetch(u, { headers: { accept: "application/json" } });
+    if (!r.ok) throw new Error(path + ": " + r.status);
+    return r.json();
+  }
+
+  function ago(t) {
+    if (!t) return "";
+    const s = (Date.now() - Date.parse(t)) / 1000;
+    if (s < 90) return Math.max(0, Math.round(s)) + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    if (s < 172800) return Math.round(s / 3600) + " h ago";
+    return new Date(t).toLocaleString();
+  }
+
+  async function stores() {
+    const d = await get("v1/stores");
+    const sel = $("store");
+    const seen = new Set(Array.from(sel.options).map((o) => o.value));
+    d.stores.forEach((s) => {
+      if (!seen.has(s.store_id)) {
+        const o = document.createElement("option");
+        o.value = s.store_id;
+        o.textContent = s.store_id + (s.name ? " · " + s.name : "");
+        sel.appendChild(o);
+      }
+    });
+    sel.value = store;
+    let fine = 0, below = 0, out = 0;
+    d.stores.filter((s) => !store || s.store_id === store).forEach((s) => { fine += s.fine; below += s.below_reorder_point; out += s.out_of_stock; });
+    $("k-products").textContent = fmt(fine + below + out, 0);
+    $("k-out").textContent = fmt(out, 0);
+    $("k-below").textContent = fmt(below, 0);
+  }
+
+  async function categories() {
+    const d = await get("v1/stock/summary", { store_id: store });
+    const agg = {};
+    d.categories.forEach((c) => {
+      const a = agg[c.category] || (agg[c.category] = { fine: 0, below: 0, out: 0 });
+      a.fine += c.fine; a.below += c.below_reorder_point; a.out += c.out_of_stock;
+    });
+    const rows = Object.entries(agg).sort((a, b) => (b[1].out + b[1].below) - (a[1].out + a[1].below) || a[0].localeCompare(b[0]));
+    if (!rows.length) { $("categories").innerHTML = '<p class="empty">no stock levels yet</p>'; return; }
+    $("categories").innerHTML = rows.map(([name, a]) => {
+      const t = a.fine + a.below + a.out || 1;
+      const seg = (cls, n) => n ? `<div class="seg ${cls}" style="width:${(100 * n) / t}%" title="${n} ${cls}"></div>` : "";
+      return `<div class="cat" data-testid="category-row"><div>${esc(name)}</div><div class="bar">${seg("fine", a.fine)}${seg("below", a.below)}${seg("out", a.out)}</div><div class="counts">${a.fine} · ${a.below} · ${a.out}</div></div>`;
+    }).join("");
+  }
+
+  async function velocity() {
+    const d = await get("v1/sales/velocity", { store_id: store, hours: 48 });
+    const pts = d.hours.map((h) => ({ t: Date.parse(h.hour), v: num(h.units) || 0 }));
+    if (pts.length < 2) { $("velocity").innerHTML = '<p class="empty">not enough sales yet</p>'; return; }
+    const W = 640, H = 220, L = 44, B = 24, T = 10, R = 8;
+    const t0 = pts[0].t, t1 = pts[pts.length - 1].t, vmax = Math.max(...pts.map((p) => p.v)) || 1;
+    const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+    const y = (v) => T + (1 - v / vmax) * (H - T - B);
+    const line = pts.map((p, i) => (i ? "L" : "M") + x(p.t).toFixed(1) + "," + y(p.v).toFixed(1)).join("");
+    const area = line + `L${x(t1).toFixed(1)},${y(0)}L${x(t0).toFixed(1)},${y(0)}Z`;
+    const ticks = [0, 0.5, 1].map((f) => `<text x="${L - 6}" y="${y(vmax * f) + 4}" text-anchor="end">${fmt(vmax * f, 0)}</text><line x1="${L}" x2="${W - R}" y1="${y(vmax * f)}" y2="${y(vmax * f)}" stroke="#e3e6ec"/>`).join("");
+    const labels = [t0, (t0 + t1) / 2, t1].map((t, i) => `<text x="${x(t)}" y="${H - 6}" text-anchor="${["start", "middle", "end"][i]}">${new Date(t).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" })}</text>`).join("");
+    $("velocity").innerHTML = `<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="units sold per hour">${ticks}<path d="${area}" fill="#2f5bd322"/><path d="${line}" fill="none" stroke="#2f5bd3" stroke-width="2"/>${labels}</svg>`;
+  }
+
+  async function alerts() {
+    const d = await get("v1/alerts", { status: "open", store_id: store, limit: 60 });
+    $("k-alerts").textContent = fmt(d.count, 0) + (d.count >= 60 ? "+" : "");
+    if (!d.alerts.length) { $("alerts").innerHTML = '<tr><td colspan="8" class="empty">no open alerts</td></tr>'; return; }
+    $("alerts").innerHTML = d.alerts.map((a) => `<tr data-testid="alert-row">
+      <td><span class="sev ${esc(a.severity)}">${esc(a.severity)}</span></td>
+      <td>${esc(a.store_id)}</td>
+      <td>${esc(a.product_name || a.sku)}<br><small class="empty">${esc(a.sku)}</small></td>
+      <td>${esc(a.alert_type.replace(/_/g, " "))}</td>
+      <td class="n">${fmt(a.on_hand, 3)}</td>
+      <td class="n"><b>${num(a.suggested_order_qty) ? fmt(a.suggested_order_qty, 3) : "–"}</b></td>
+      <td>${esc(a.message)}</td>
+      <td>${esc(ago(a.opened_at))}</td></tr>`).join("");
+  }
+
+  async function pipeline() {
+    const d = await get("v1/pipeline");
+    const stages = d.stages || [];
+    $("stages").innerHTML = stages.map((s) => {
+      const cls = s.state === "running" ? "ok" : s.state === "retrying" ? "retry" : "off";
+      const lag = s.lag_seconds == null ? "" : " · lag " + fmt(s.lag_seconds, 1) + " s";
+      return `<span class="chip ${cls}" data-testid="stage-chip">${esc(s.stage)} ${esc(s.state)}${lag}</span>`;
+    }).join("");
+    const ingest = stages.find((s) => s.stage === "ingest");
+    $("k-rate").textContent = ingest ? fmt(ingest.throughput, 0) : "–";
+    $("pipeline").innerHTML = stages.map((s) => `<tr data-testid="stage-row">
+      <td><b>${esc(s.stage)}</b></td><td>${esc(s.state)}</td>
+      <td><code>${esc(typeof s.checkpoint === "string" ? s.checkpoint : JSON.stringify(s.checkpoint || ""))}</code></td>
+      <td class="n">${s.lag_seconds == null ? "–" : fmt(s.lag_seconds, 1) + " s"}</td>
+      <td class="n">${s.backlog == null ? "–" : fmt(s.backlog, 0)}</td>
+      <td class="n">${fmt(s.throughput, 0)}</td>
+      <td class="n">${fmt(s.records_total, 0)}</td>
+      <td>${s.last_error ? `<span class="err">${esc(s.last_error)}</span> <small class="empty">${esc(ago(s.last_error_at))}</small>` : ""}</td></tr>`).join("");
+  }
+
+  async function refresh() {
+    const parts = [stores, categories, velocity, alerts, pipeline];
+    const results = await Promise.allSettled(parts.map((f) => f()));
+    const failed = results.filter((r) => r.status === "rejected");
+    $("live").textContent = failed.length ? "refresh failed: " + failed[0].reason.message : "live · " + new Date().toLocaleTimeString();
+  }
+
+  $("store").addEventListener("change", (e) => {
+    store = e.target.value;
+    const u = new URL(location.href);
+    if (store) u.searchParams.set("store", store); else u.searchParams.delete("store");
+    history.replaceState(null, "", u);
+    refresh();
+  });
+  refresh();
+  setInterval(refresh, 2000);
+})();

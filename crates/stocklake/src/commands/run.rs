@@ -1,0 +1,469 @@
+//! `stocklake run`: every stage and the HTTP API in one supervised process.
+//!
+//! Stages hand work to each other the moment it lands: a bronze write wakes refine, a silver
+//! commit wakes the model, an alert change wakes delivery. A failing stage retries with backoff
+//! and shows up in `/v1/pipeline` without taking the others down. SIGTERM or Ctrl-C stops
+//! accepting requests, writes what was accepted, and lets each stage commit before exiting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use stocklake_ingest::{BronzeFeed, BronzeWriter, HttpIngest, KinesisSource};
+use stocklake_model::notify::Notifier;
+use stocklake_model::queries::{RunRecord, prune_runs, record_run};
+use stocklake_model::{Gold, Model};
+use stocklake_refine::Refiner;
+use stocklake_refine::maintain::maintain;
+use stocklake_serve::{AppState, Pipeline, RunInfo};
+use stocklake_storage::aws;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::RunArgs;
+use crate::commands::ingest::{http_config, kinesis_config};
+use crate::commands::model::{model_config, notify_config, open_gold};
+use crate::commands::refine::{load_master, maintain_config, refine_config};
+use crate::commands::shutdown_token;
+use crate::config::Settings;
+
+/// A running pipeline.
+pub struct Running {
+    pub url: String,
+    pub pipeline: Arc<Pipeline>,
+    pub gold: Gold,
+    cancel: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Running {
+    /// Stops and waits for every stage to finish what it holds.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the pipeline is stopped (by its cancellation token).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let server = self.server.await.context("HTTP server task")?;
+        for (name, t) in self.tasks {
+            if let Err(e) = t.await {
+                tracing::warn!(stage = name, error = %e, "stage task ended abnormally");
+            }
+        }
+        server
+    }
+}
+
+fn run_info(
+    started: chrono::DateTime<Utc>,
+    records_in: u64,
+    records_out: u64,
+    error: Option<String>,
+) -> RunInfo {
+    RunInfo {
+        started_at: started,
+        finished_at: Utc::now(),
+        status: if error.is_some() {
+            "error".into()
+        } else {
+            "ok".into()
+        },
+        records_in,
+        records_out,
+        error,
+    }
+}
+
+/// Records runs in gold's `pipeline_run` off the hot path.
+fn recorder(
+    gold: Gold,
+    cancel: CancellationToken,
+) -> (mpsc::Sender<(String, RunInfo)>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<(String, RunInfo)>(10_000);
+    let handle = tokio::spawn(async move {
+        let mut since_prune = tokio::time::Instant::now();
+        loop {
+            let item = tokio::select! {
+                i = rx.recv() => i,
+                _ = cancel.cancelled() => rx.try_recv().ok(),
+            };
+            let Some((stage, r)) = item else { break };
+            let rec = RunRecord {
+                stage,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                status: r.status,
+                records_in: r.records_in as i64,
+                records_out: r.records_out as i64,
+                error: r.error,
+                details: None,
+            };
+            if let Err(e) = record_run(&gold, &rec).await {
+                tracing::debug!(error = %e, "recording a stage run failed");
+            }
+            if since_prune.elapsed() > Duration::from_secs(600) {
+                since_prune = tokio::time::Instant::now();
+                let _ = prune_runs(&gold, 500).await;
+            }
+        }
+    });
+    (tx, handle)
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((100u64 << failures.min(8)).min(30_000))
+}
+
+/// Starts every stage; they run until `cancel`.
+pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
+    stocklake_telemetry::init();
+    load_master(settings).await?;
+    let gold = open_gold(settings).await?;
+    let reader = Gold::connect(&settings.gold).await?;
+    let mut stages = vec!["ingest", "refine", "model", "alerts"];
+    if settings.stream.is_some() {
+        stages.insert(0, "kinesis");
+    }
+    let pipeline = Pipeline::new(&stages);
+    let ready = Arc::new(AtomicBool::new(false));
+    let (runs, recorder_task) = recorder(gold.clone(), cancel.clone());
+    let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
+
+    // ingest: HTTP (and Kinesis) into bronze, announcing each object
+    let feed = BronzeFeed::new();
+    let writer = BronzeWriter::open(&settings.bronze, &settings.aws)
+        .with_context(|| format!("opening bronze at {}", settings.bronze))?
+        .with_feed(feed.clone());
+    let (ingest, writer_task) = HttpIngest::start(writer.clone(), http_config(settings));
+    pipeline.update("ingest", |s| {
+        s.state = "running".into();
+        s.checkpoint = serde_json::json!({"http_partition": ingest.partition()});
+    });
+    if let Some(stream) = settings.stream.clone() {
+        let client = aws::kinesis_client(&settings.aws).await;
+        let source = KinesisSource::new(client, kinesis_config(settings, &stream), writer.clone());
+        let pipeline = pipeline.clone();
+        let cancel = cancel.clone();
+        let runs = runs.clone();
+        tasks.push((
+            "kinesis",
+            tokio::spawn(async move {
+                let mut failures = 0u32;
+                while !cancel.is_cancelled() {
+                    pipeline.update("kinesis", |s| s.state = "running".into());
+                    let started = Utc::now();
+                    let reporter = {
+                        let source = source.clone();
+                        let pipeline = pipeline.clone();
+                        let cancel = cancel.clone();
+                        tokio::spawn(async move {
+                            while !cancel.is_cancelled() {
+                                let status = source.status();
+                                let lag =
+                                    status.values().filter_map(|s| s.millis_behind_latest).max();
+                                pipeline.update("kinesis", |s| {
+                                    s.checkpoint = serde_json::to_value(
+                                        status
+                                            .iter()
+                                            .map(|(k, v)| (k.clone(), v.checkpoint.clone()))
+                                            .collect::<std::collections::BTreeMap<_, _>>(),
+                                    )
+                                    .unwrap_or_default();
+                                    s.lag_seconds = lag.map(|ms| ms as f64 / 1000.0);
+                                    s.records_total = status.values().map(|v| v.records).sum();
+                                });
+                                tokio::select! {
+                                    _ = cancel.cancelled() => {}
+                                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                }
+                            }
+                        })
+                    };
+                    let r = source.run(false, cancel.clone()).await;
+                    reporter.abort();
+                    match r {
+                        Ok(n) => {
+                            let info = run_info(started, n, n, None);
+                            pipeline.run("kinesis", info.clone());
+                            let _ = runs.try_send(("kinesis".into(), info));
+                            failures = 0;
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            let info = run_info(started, 0, 0, Some(e.to_string()));
+                            pipeline.run("kinesis", info.clone());
+                            let _ = runs.try_send(("kinesis".into(), info));
+                            tracing::warn!(error = %e, "Kinesis source failed; restarting");
+                            tokio::select! {
+                                _ = cancel.cancelled() => {}
+                                _ = tokio::time::sleep(backoff(failures)) => {}
+                            }
+                        }
+                    }
+                }
+                pipeline.update("kinesis", |s| s.state = "stopped".into());
+            }),
+        ));
+    }
+
+    // refine: wakes on every new bronze object
+    let refine_stopped = Arc::new(AtomicBool::new(false));
+    let model_stopped = Arc::new(AtomicBool::new(false));
+    let model_wake = Arc::new(Notify::new());
+    let alerts_wake = Arc::new(Notify::new());
+    let mut refiner = Refiner::open(refine_config(settings))
+        .await
+        .with_context(|| format!("opening silver at {}", settings.silver))?;
+    refiner.scan().await?;
+    {
+        let pipeline = pipeline.clone();
+        let cancel = cancel.clone();
+        let feed = feed.clone();
+        let model_wake = model_wake.clone();
+        let runs = runs.clone();
+        let settings = settings.clone();
+        // when HTTP ingest has written everything it accepted, refine does a last pass
+        let ingest_done = Arc::new(AtomicBool::new(false));
+        let flag = ingest_done.clone();
+        let writer_watch = tokio::spawn(async move {
+            let _ = writer_task.await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        let refine_stopped = refine_stopped.clone();
+        tasks.push(("ingest-writer", writer_watch));
+        tasks.push((
+            "refine",
+            tokio::spawn(async move {
+                let mut failures = 0u32;
+                let mut last_scan = tokio::time::Instant::now();
+                let mut last_care = tokio::time::Instant::now();
+                let care_every = Duration::from_secs(settings.config.refine.maintenance_interval_secs.max(60));
+                loop {
+                    let last_pass = cancel.is_cancelled() && ingest_done.load(Ordering::SeqCst);
+                    refiner.offer(feed.drain());
+                    if last_scan.elapsed() > Duration::from_secs(30) {
+                        last_scan = tokio::time::Instant::now();
+                        if let Err(e) = refiner.scan().await {
+                            tracing::warn!(error = %e, "listing bronze failed");
+                        }
+                    }
+                    loop {
+                        let started = Utc::now();
+                        match refiner.run_batch().await {
+                            Ok(Some(r)) => {
+                                failures = 0;
+                                let info = run_info(started, r.counts.records, r.counts.events, None);
+                                let p = refiner.progress();
+                                let backlog = refiner.backlog() as u64;
+                                let lag = if backlog > 0 {
+                                    p.max_arrived_at.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0)
+                                } else {
+                                    Some(0.0)
+                                };
+                                pipeline.run("refine", info.clone());
+                                pipeline.update("refine", |s| {
+                                    s.checkpoint = serde_json::json!({"silver_batch": p.batch, "watermark": p.watermark});
+                                    s.backlog = Some(backlog);
+                                    s.lag_seconds = lag;
+                                });
+                                let _ = runs.try_send(("refine".into(), info));
+                                model_wake.notify_one();
+                            }
+                            Ok(None) => {
+                                pipeline.update("refine", |s| {
+                                    s.backlog = Some(0);
+                                    s.lag_seconds = Some(0.0);
+                                    if s.state == "starting" {
+                                        s.state = "running".into();
+                                    }
+                                });
+                                break;
+                            }
+                            Err(e) => {
+                                failures += 1;
+                                let info = run_info(started, 0, 0, Some(e.to_string()));
+                                pipeline.run("refine", info.clone());
+                                let _ = runs.try_send(("refine".into(), info));
+                                tracing::warn!(error = %e, "refine batch failed; retrying");
+                                tokio::time::sleep(backoff(failures)).await;
+                                break;
+                            }
+                        }
+                    }
+                    if last_pass {
+                        break;
+                    }
+                    if last_care.elapsed() >= care_every {
+                        last_care = tokio::time::Instant::now();
+                        match maintain(&settings.silver, &settings.aws, &maintain_config(&settings)).await {
+                            Ok(care) => tracing::info!(?care, "silver table care done"),
+                            Err(e) => tracing::warn!(error = %e, "silver table care failed"),
+                        }
+                    }
+                    let pause = if cancel.is_cancelled() { 100 } else { 2000 };
+                    tokio::select! {
+                        _ = feed.wait() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                    }
+                }
+                pipeline.update("refine", |s| s.state = "stopped".into());
+                refine_stopped.store(true, Ordering::SeqCst);
+                model_wake.notify_one();
+            }),
+        ));
+    }
+
+    // model: wakes on every silver commit
+    let mut model = Model::open(model_config(settings), gold.clone()).await?;
+    {
+        let pipeline = pipeline.clone();
+        let cancel = cancel.clone();
+        let alerts_wake = alerts_wake.clone();
+        let model_wake = model_wake.clone();
+        let runs = runs.clone();
+        let refine_stopped = refine_stopped.clone();
+        let model_stopped = model_stopped.clone();
+        tasks.push((
+            "model",
+            tokio::spawn(async move {
+                let mut failures = 0u32;
+                loop {
+                    let last_pass = cancel.is_cancelled() && refine_stopped.load(Ordering::SeqCst);
+                    loop {
+                        let started = Utc::now();
+                        match model.run_batch().await {
+                            Ok(Some(r)) => {
+                                failures = 0;
+                                let info = run_info(started, r.lines as u64, r.keys_touched as u64, None);
+                                pipeline.run("model", info.clone());
+                                let pending = model.pending().await.unwrap_or(0);
+                                pipeline.update("model", |s| {
+                                    s.checkpoint = serde_json::json!({"silver_version": r.to_version});
+                                    s.backlog = Some(pending);
+                                    s.lag_seconds = if pending > 0 {
+                                        r.max_arrived_at.map(|t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0)
+                                    } else {
+                                        Some(0.0)
+                                    };
+                                });
+                                let _ = runs.try_send(("model".into(), info));
+                                if r.alerts_opened + r.alerts_resolved > 0 {
+                                    alerts_wake.notify_one();
+                                }
+                            }
+                            Ok(None) => {
+                                pipeline.update("model", |s| {
+                                    s.backlog = Some(0);
+                                    s.lag_seconds = Some(0.0);
+                                    if s.state == "starting" {
+                                        s.state = "running".into();
+                                    }
+                                });
+                                break;
+                            }
+                            Err(e) => {
+                                failures += 1;
+                                let info = run_info(started, 0, 0, Some(e.to_string()));
+                                pipeline.run("model", info.clone());
+                                let _ = runs.try_send(("model".into(), info));
+                                tracing::warn!(error = %e, "gold batch failed; retrying");
+                                tokio::time::sleep(backoff(failures)).await;
+                                break;
+                            }
+                        }
+                    }
+                    if last_pass {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = model_wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(if cancel.is_cancelled() { 100 } else { 1000 })) => {}
+                    }
+                }
+                pipeline.update("model", |s| s.state = "stopped".into());
+                model_stopped.store(true, Ordering::SeqCst);
+                alerts_wake.notify_one();
+            }),
+        ));
+    }
+
+    // alerts: deliver from the outbox
+    {
+        let notifier = Notifier::new(gold.clone(), notify_config(settings))?;
+        let pipeline = pipeline.clone();
+        let cancel2 = CancellationToken::new();
+        let stop = cancel2.clone();
+        let outer = cancel.clone();
+        let model_stopped = model_stopped.clone();
+        pipeline.update("alerts", |s| {
+            s.state = "running".into();
+            s.checkpoint = serde_json::json!(if settings.config.alerts.webhook_url.is_empty() {
+                "log"
+            } else {
+                "webhook"
+            });
+        });
+        let wake = alerts_wake.clone();
+        tasks.push((
+            "alerts",
+            tokio::spawn(async move {
+                // delivery stops after the model has stopped (so its last changes go out too)
+                let watcher = tokio::spawn(async move {
+                    outer.cancelled().await;
+                    while !model_stopped.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    stop.cancel();
+                });
+                notifier.run(wake, cancel2).await;
+                watcher.abort();
+                pipeline.update("alerts", |s| s.state = "stopped".into());
+            }),
+        ));
+    }
+    tasks.push(("recorder", recorder_task));
+
+    // HTTP: the API, the dashboard and ingest on one listener
+    let state = AppState {
+        gold: reader,
+        pipeline: pipeline.clone(),
+        api_token: (!settings.config.serve.api_token.is_empty())
+            .then(|| Arc::from(settings.config.serve.api_token.as_str())),
+        ready: ready.clone(),
+    };
+    let app = stocklake_serve::router(state).merge(ingest.router());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let shutdown = cancel.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("HTTP server")
+    });
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(%url, bronze = %settings.bronze, silver = %settings.silver, gold = %crate::config::redact_url(&settings.gold), "stocklake is running");
+    Ok(Running {
+        url,
+        pipeline,
+        gold,
+        cancel,
+        server,
+        tasks,
+    })
+}
+
+pub async fn run(settings: &Settings, _args: RunArgs) -> anyhow::Result<()> {
+    let cancel = shutdown_token();
+    let running = start(settings, cancel).await?;
+    println!("stocklake is running: dashboard and API at {}", running.url);
+    running.wait().await
+}
