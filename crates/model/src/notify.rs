@@ -57,7 +57,20 @@ impl Notifier {
         Ok(Notifier { gold, cfg, client })
     }
 
-    /// Delivers what is pending once; returns (delivered, failed).
+    /// Delivers everything pending (until a failure); returns (delivered, failed).
+    pub async fn deliver_all(&self) -> Result<(usize, usize), ModelError> {
+        let (mut ok, mut failed) = (0, 0);
+        loop {
+            let (o, f) = self.deliver_pending().await?;
+            ok += o;
+            failed += f;
+            if o == 0 || f > 0 {
+                return Ok((ok, failed));
+            }
+        }
+    }
+
+    /// Delivers up to one page of what is pending; returns (delivered, failed).
     pub async fn deliver_pending(&self) -> Result<(usize, usize), ModelError> {
         let pending = pending_notifications(&self.gold, 200).await?;
         let (mut ok, mut failed) = (0, 0);
@@ -132,7 +145,7 @@ impl Notifier {
     pub async fn run(self, wake: std::sync::Arc<Notify>, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(500);
         loop {
-            let wait = match self.deliver_pending().await {
+            let wait = match self.deliver_all().await {
                 Ok((_, 0)) => {
                     backoff = Duration::from_millis(500);
                     Duration::from_secs(5)
@@ -150,7 +163,7 @@ impl Notifier {
             tokio::select! {
                 _ = cancel.cancelled() => {
                     // a last pass so that nothing committed waits for the next start
-                    let _ = self.deliver_pending().await;
+                    let _ = self.deliver_all().await;
                     return;
                 }
                 _ = wake.notified() => {}

@@ -75,6 +75,8 @@ pub struct RunOptions {
     pub realtime: bool,
     /// Simulated seconds per wall-clock second when paced (1 = real time).
     pub speed: f64,
+    /// With `realtime`: records before this instant are sent at once (history), the rest paced.
+    pub live_from: Option<chrono::DateTime<chrono::Utc>>,
     /// Where to write the ground truth (NDJSON).
     pub truth: Option<PathBuf>,
     /// AWS settings for a Kinesis target.
@@ -344,7 +346,7 @@ pub async fn run(
         None => None,
     };
     let speed = if opts.speed > 0.0 { opts.speed } else { 1.0 };
-    let origin = sim.config().start;
+    let origin = opts.live_from.unwrap_or(sim.config().start);
     let wall_origin = Instant::now();
     while let Some(day) = sim.next_day() {
         if let Some((w, path)) = truth.as_mut() {
@@ -360,6 +362,7 @@ pub async fn run(
             let records = &day.records;
             while i < records.len() {
                 let due = |r: &OutRecord| {
+                    // history before the live start goes at once
                     let sim_secs = (r.time - origin).num_milliseconds().max(0) as f64 / 1000.0;
                     wall_origin + Duration::from_secs_f64(sim_secs / speed)
                 };

@@ -41,7 +41,7 @@ fn init_logging(format: Option<cli::LogFormat>) {
     let filter = EnvFilter::try_from_env("STOCKLAKE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(
-            "info,aws_config=warn,aws_smithy_runtime=warn,deltalake=warn,deltalake_core=warn,deltalake_aws=warn,buoyant_kernel=warn,delta_kernel=warn",
+            "info,aws_config=warn,aws_smithy_runtime=warn,deltalake=warn,deltalake_core=warn,deltalake_aws=warn,buoyant_kernel=off,delta_kernel=off",
         ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

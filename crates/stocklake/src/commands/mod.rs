@@ -1,11 +1,14 @@
 //! One module per subcommand.
 
 mod alerts;
+mod demo;
 mod ingest;
 mod init;
 pub mod model;
 mod refine;
+mod replay;
 pub mod run;
+mod status;
 mod simulate;
 
 use anyhow::bail;
@@ -17,12 +20,15 @@ use crate::config;
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Init(args) => init::run(&config::load(&cli.global)?, args).await,
         Command::Ingest(args) => ingest::run(&config::load(&cli.global)?, args).await,
         Command::Refine(args) => refine::run(&config::load(&cli.global)?, args).await,
         Command::Model(args) => model::run(&config::load(&cli.global)?, args).await,
         Command::Alerts(args) => alerts::run(&config::load(&cli.global)?, args).await,
         Command::Run(args) => run::run(&config::load(&cli.global)?, args).await,
+        Command::Status(args) => status::run(&config::load(&cli.global)?, args).await,
+        Command::Replay(args) => replay::run(&config::load(&cli.global)?, args).await,
         Command::Maintain(args) => refine::run_maintain(&config::load(&cli.global)?, args).await,
         other => bail!(
             "`stocklake {}` is not built yet",

@@ -91,15 +91,7 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
             }
         }
         bar.finish_and_clear();
-        let (mut sent, mut failed) = (0, 0);
-        loop {
-            let (s, f) = notifier.deliver_pending().await?;
-            sent += s;
-            failed += f;
-            if s == 0 || f > 0 {
-                break;
-            }
-        }
+        let (sent, failed) = notifier.deliver_all().await?;
         println!("{}", summary(&reports));
         println!(
             "{sent} alert notifications delivered{}",

@@ -65,6 +65,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         speed: args.speed,
         truth: args.truth.clone(),
         aws: stocklake_storage::AwsOptions::from_env(),
+        live_from: None,
     };
     let bar = if matches!(target, Target::Stdout) {
         ProgressBar::hidden()

@@ -1,0 +1,209 @@
+//! `stocklake demo`: a simulated chain through the whole pipeline on the embedded default, with
+//! the dashboard live. History of the last days arrives first (so demand has something to learn
+//! from), then the chain trades in accelerated real time until `--duration` or Ctrl-C.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use stocklake_model::queries::{AlertFilter, alerts, counts};
+use stocklake_simulate::{RunOptions, SimConfig, Simulator, Target, WireFormat};
+
+use crate::cli::{DemoArgs, GlobalArgs};
+use crate::commands::{run, shutdown_token};
+use crate::config;
+
+/// Parses `90s`, `10m`, `2h` or plain seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("--duration {s:?}: expected e.g. 90s, 10m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => anyhow::bail!("--duration {s:?}: unknown unit {other:?} (use s, m or h)"),
+    };
+    Ok(Duration::from_secs_f64(secs.max(0.0)))
+}
+
+pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    if args.speed <= 0.0 || !args.speed.is_finite() {
+        anyhow::bail!("--speed {} must be a positive number", args.speed);
+    }
+    let mut settings = config::load(global)?;
+    // the demo owns a directory of its own under the data directory, fresh every time
+    let demo_dir = settings.data_dir.join("demo");
+    if demo_dir.exists() {
+        std::fs::remove_dir_all(&demo_dir)
+            .with_context(|| format!("clearing the previous demo in {}", demo_dir.display()))?;
+    }
+    std::fs::create_dir_all(&demo_dir)?;
+    let mut demo_global = global.clone();
+    demo_global.data_dir = Some(demo_dir.clone());
+    demo_global.bronze = None;
+    demo_global.silver = None;
+    demo_global.gold = None;
+    demo_global.stream = None;
+    demo_global.master_data = Some(demo_dir.join("master"));
+    let listen = settings.listen;
+    settings = config::load(&demo_global)?;
+    settings.listen = listen;
+    // the simulated clock runs ahead of the wall clock: accept its "future" events
+    settings.config.refine.max_future_hours = 24 * 365 * 10;
+    // the dashboard shows the alerts; the terminal shows progress
+    settings.config.alerts.log = false;
+
+    let start = Utc::now() - chrono::Duration::days(10);
+    let days = match duration {
+        Some(d) => (d.as_secs_f64() * args.speed / 86_400.0).ceil() as u32 + 11,
+        None => 3650,
+    };
+    let cfg = SimConfig {
+        seed: args.seed,
+        stores: args.stores,
+        skus: args.skus,
+        start,
+        days,
+        bad_rate: 0.005,
+        format: WireFormat::Canonical,
+        shrink: 1.0,
+    };
+    let mut sim = Simulator::new(cfg);
+    sim.catalog()
+        .write_csv(&demo_dir.join("master"))
+        .context("writing the demo's master data")?;
+
+    let cancel = shutdown_token();
+    let running = run::start(&settings, cancel.clone()).await?;
+    println!(
+        "stocklake demo: {} stores, {} products, {}x real time (a simulated day every {:.0} s)",
+        args.stores,
+        args.skus,
+        args.speed,
+        86_400.0 / args.speed
+    );
+    println!("  dashboard  {}/", running.url);
+    println!("  API        {}/v1/alerts?status=open", running.url);
+    println!("  data       {}", demo_dir.display());
+    println!("  stop with Ctrl-C{}", duration.map(|d| format!(" (or it ends after {} s)", d.as_secs())).unwrap_or_default());
+
+    let target = Target::Http {
+        base: running.url.clone(),
+        token: settings.ingest_tokens.first().cloned(),
+    };
+    let opts = RunOptions {
+        realtime: true,
+        speed: args.speed,
+        truth: Some(demo_dir.join("truth.ndjson")),
+        aws: Default::default(),
+        live_from: Some(Utc::now()),
+    };
+    let sim_cancel = cancel.clone();
+    let sim_task = tokio::spawn(async move {
+        let mut noop = |_: &Simulator| {};
+        let r = tokio::select! {
+            r = stocklake_simulate::run(&mut sim, &target, &opts, &mut noop) => r.map_err(anyhow::Error::from),
+            _ = sim_cancel.cancelled() => Ok(()),
+        };
+        (r, sim.stats().clone())
+    });
+
+    // report now and then until the end
+    let gold = running.gold.clone();
+    let pipeline = running.pipeline.clone();
+    let ticker = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+                let c = counts(&gold).await.unwrap_or_default();
+                let ingested = pipeline.stage("ingest").map(|s| s.records_total).unwrap_or(0);
+                let refined = pipeline.stage("refine").map(|s| s.records_total).unwrap_or(0);
+                println!(
+                    "  {:>4} s: {} records refined, {} stock levels, {} open alerts{}",
+                    started.elapsed().as_secs(),
+                    refined.max(ingested),
+                    c["stock_levels"],
+                    c["open_alerts"],
+                    ""
+                );
+            }
+        })
+    };
+    match duration {
+        Some(d) => {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => cancel.cancel(),
+                _ = cancel.cancelled() => {}
+            }
+        }
+        None => cancel.cancelled().await,
+    }
+    let (sim_result, stats) = sim_task.await.context("simulator task")?;
+    let gold = running.gold.clone();
+    running.wait().await?;
+    ticker.abort();
+    if let Err(e) = sim_result {
+        tracing::warn!(error = %e, "the simulator stopped early");
+    }
+    let c = counts(&gold).await.unwrap_or_default();
+    let all = alerts(
+        &gold,
+        &AlertFilter {
+            open: false,
+            limit: 10_000,
+            ..AlertFilter::default()
+        },
+    )
+    .await
+    .unwrap_or_default();
+    let by_type = |t: &str| all.iter().filter(|a| a.alert_type == t).count();
+    println!("\nstocklake demo summary");
+    println!(
+        "  simulated   {} events ({} sale baskets), {} stock-outs on the shelves, {:.1} units lost to empty shelves",
+        stats.events(),
+        stats.baskets,
+        stats.stockouts,
+        stats.units_lost as f64 / 1000.0
+    );
+    println!(
+        "  gold        {} movements, {} stock levels, {} alerts ({} open)",
+        c["movements"], c["stock_levels"], c["alerts"], c["open_alerts"]
+    );
+    println!(
+        "  alerts      {} out of stock, {} projected stock-out, {} below reorder point, {} below safety stock, {} phantom stock, {} overstock, {} negative",
+        by_type("out_of_stock"),
+        by_type("projected_stockout"),
+        by_type("below_reorder_point"),
+        by_type("below_safety_stock"),
+        by_type("suspected_phantom_stock"),
+        by_type("overstock"),
+        by_type("negative_stock")
+    );
+    println!("  the data stays in {} (rerun `stocklake demo` to start afresh)", demo_dir.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").ok(), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m").ok(), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5h").ok(), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("30").ok(), Some(Duration::from_secs(30)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}
