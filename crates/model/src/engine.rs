@@ -679,8 +679,7 @@ impl Model {
                 k.last_sale_at = k.last_sale_at.max(Some(t));
             }
             if line.event_type == EventType::Receipt {
-                k.on_order = Decimal::ZERO;
-                k.on_order_since = None;
+                k.replenishment.observe(t, q);
             }
             if old_on_hand <= Decimal::ZERO && k.on_hand > Decimal::ZERO {
                 k.in_stock_since = Some(t);
@@ -831,6 +830,10 @@ impl Model {
                     row.out_of_stock_share =
                         (row.out_of_stock_share + out_share(&shape, tz, since, end, day)).min(1.0);
                 }
+                k.stockout_days = (k.stockout_days << 1) & 0x3fff
+                    | u32::from(
+                        row.out_of_stock_share > 0.0 || row.closing_on_hand <= Decimal::ZERO,
+                    );
                 if trading {
                     k.demand.observe_partial(
                         decimal_f64(row.units_sold),
@@ -996,19 +999,26 @@ impl Model {
                 .unwrap_or(self.cfg.default_service_level),
             case_pack: product.case_pack(),
         };
-        // an order assumed placed is assumed lost if nothing arrived well after the lead time
-        if let Some(since) = k.on_order_since
-            && now > since + Duration::days(i64::from(lead) + 1)
-        {
-            k.on_order = Decimal::ZERO;
-            k.on_order_since = None;
-        }
+        // what is on its way, from the receipt rhythm: a delivery expected within the lead time
+        let level = k.demand.level;
+        let lead_days = f64::from(lead);
+        k.expected_delivery_at = k.replenishment.expected_next(now, level, lead_days);
+        k.on_order = k.replenishment.in_transit(
+            now,
+            Duration::days(i64::from(lead)) + Duration::hours(12),
+            level,
+            lead_days,
+        );
         let position = Position {
             on_hand: k.on_hand,
             on_order: k.on_order,
             now,
         };
-        let pol = policy(&params, &k.demand, &shape, &position, tz);
+        let deliveries =
+            k.replenishment
+                .expected_deliveries(now, Duration::days(21), level, lead_days);
+        let pol = policy(&params, &k.demand, &shape, &position, tz, &deliveries);
+        let open_types: Vec<AlertType> = k.alerts.iter().map(|a| a.alert.alert_type).collect();
         let inputs = Inputs {
             params: &params,
             demand: &k.demand,
@@ -1016,6 +1026,12 @@ impl Model {
             policy: &pol,
             position: &position,
             last_sale_or_restock: k.last_sale_at.max(k.in_stock_since),
+            next_delivery: k.expected_delivery_at,
+            delivery_slack: k.replenishment.slack(level),
+            typical_delivery: k.replenishment.typical_qty,
+            recent_stockout_days: (k.stockout_days & 0x7f).count_ones(),
+            rhythm_known: k.replenishment.receipts > 0,
+            open: &open_types,
             tz,
         };
         let names = Names {
@@ -1023,7 +1039,30 @@ impl Model {
             product: product.row.name.as_deref(),
             unit: product.unit(),
         };
-        let conds = conditions(&inputs, &self.cfg.rules, &names);
+        let mut conds = conditions(&inputs, &self.cfg.rules, &names);
+        // a warning must hold for a while before it is raised: a projection that flickers for a
+        // moment (a late afternoon lull, a big basket) is not worth a store manager's attention
+        let confirm = Duration::minutes(45);
+        k.pending
+            .retain(|(t, _)| conds.iter().any(|c| c.alert_type == *t));
+        conds.retain(|c| {
+            let warning = matches!(
+                c.alert_type,
+                AlertType::ProjectedStockout | AlertType::BelowSafetyStock
+            );
+            if !warning || open_types.contains(&c.alert_type) {
+                return true;
+            }
+            match k.pending.iter().find(|(t, _)| *t == c.alert_type) {
+                Some((_, since)) => now - *since >= confirm,
+                None => {
+                    k.pending.push((c.alert_type, now));
+                    false
+                }
+            }
+        });
+        k.pending
+            .retain(|(t, _)| !conds.iter().any(|c| c.alert_type == *t));
         let open: Vec<OpenAlert> = k.alerts.iter().map(|a| a.alert.clone()).collect();
         let product_key = product.row.product_key;
         for change in lifecycle(&open, &conds) {
@@ -1031,11 +1070,6 @@ impl Model {
                 Change::Open(c) => {
                     let id = self.next_alert_id;
                     self.next_alert_id += 1;
-                    if c.suggested_order_qty > Decimal::ZERO && k.on_order.is_zero() {
-                        // the suggestion is taken as ordered: later figures are net of it
-                        k.on_order = c.suggested_order_qty;
-                        k.on_order_since = Some(now);
-                    }
                     k.alerts.push(OpenState {
                         alert: OpenAlert {
                             alert_id: id,
@@ -1183,7 +1217,7 @@ impl Model {
             order_up_to: pol.order_up_to,
             suggested_order_qty: pol.suggested_order_qty,
             on_order: k.on_order,
-            on_order_since: k.on_order_since,
+            expected_delivery_at: k.expected_delivery_at,
             last_count_at: k.last_count_at,
             last_count_quantity: k.last_count_qty,
             last_movement_at: k.last_movement_at,
@@ -1193,6 +1227,11 @@ impl Model {
             demand_var: k.demand.var,
             demand_days: k.demand.days as i32,
             units_per_sale: k.demand.units_per_sale,
+            last_receipt_at: k.replenishment.last_receipt_at,
+            receipt_interval_days: k.replenishment.interval_days,
+            receipt_qty: k.replenishment.typical_qty,
+            receipt_count: k.replenishment.receipts as i32,
+            stockout_days: k.stockout_days as i32,
         };
         let changed = moved || k.level.as_ref().is_none_or(|old| !same_level(old, &level));
         if changed {

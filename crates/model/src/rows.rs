@@ -157,7 +157,7 @@ pub struct LevelRow {
     pub order_up_to: Decimal,
     pub suggested_order_qty: Decimal,
     pub on_order: Decimal,
-    pub on_order_since: Option<DateTime<Utc>>,
+    pub expected_delivery_at: Option<DateTime<Utc>>,
     pub last_count_at: Option<DateTime<Utc>>,
     pub last_count_quantity: Option<Decimal>,
     pub last_movement_at: Option<DateTime<Utc>>,
@@ -167,6 +167,12 @@ pub struct LevelRow {
     pub demand_var: f64,
     pub demand_days: i32,
     pub units_per_sale: f64,
+    pub last_receipt_at: Option<DateTime<Utc>>,
+    pub receipt_interval_days: f64,
+    pub receipt_qty: f64,
+    pub receipt_count: i32,
+    /// One bit per closed day, newest lowest: the shelf ran empty on record that day.
+    pub stockout_days: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -161,7 +161,7 @@ CREATE TABLE stock_level (
     order_up_to             NUMERIC(18,3) NOT NULL,
     suggested_order_qty     NUMERIC(18,3) NOT NULL,
     on_order                NUMERIC(18,3) NOT NULL,
-    on_order_since          {TS},
+    expected_delivery_at          {TS},
     last_count_at           {TS},
     last_count_quantity     NUMERIC(18,3),
     last_movement_at        {TS},
@@ -171,6 +171,11 @@ CREATE TABLE stock_level (
     demand_var              {F64} NOT NULL,
     demand_days             INTEGER NOT NULL,
     units_per_sale          {F64} NOT NULL,
+    last_receipt_at         {TS},
+    receipt_interval_days   {F64} NOT NULL,
+    receipt_qty             {F64} NOT NULL,
+    receipt_count           INTEGER NOT NULL,
+    stockout_days           INTEGER NOT NULL,
     PRIMARY KEY (store_key, product_key)
 );
 CREATE INDEX stock_level_status ON stock_level (status);

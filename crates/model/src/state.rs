@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use stocklake_stock::{AlertType, Demand, OpenAlert, Severity, Shape};
+use stocklake_stock::{AlertType, Demand, OpenAlert, Replenishment, Severity, Shape};
 
 use crate::rows::*;
 
@@ -95,8 +95,10 @@ pub struct KeyState {
     pub last_count_at: Option<DateTime<Utc>>,
     pub last_count_qty: Option<Decimal>,
     pub demand: Demand,
+    /// What is probably on its way (from the receipt rhythm).
     pub on_order: Decimal,
-    pub on_order_since: Option<DateTime<Utc>>,
+    pub expected_delivery_at: Option<DateTime<Utc>>,
+    pub replenishment: Replenishment,
     pub last_movement_at: Option<DateTime<Utc>>,
     pub last_sale_at: Option<DateTime<Utc>>,
     pub in_stock_since: Option<DateTime<Utc>>,
@@ -109,6 +111,10 @@ pub struct KeyState {
     pub alerts: Vec<OpenState>,
     /// The stock level last written (to write only what changed).
     pub level: Option<LevelRow>,
+    /// Warnings seen but not yet raised, and since when they hold.
+    pub pending: Vec<(AlertType, DateTime<Utc>)>,
+    /// One bit per closed day (newest lowest): the shelf ran empty on record that day.
+    pub stockout_days: u32,
 }
 
 impl KeyState {
@@ -124,7 +130,13 @@ impl KeyState {
                 units_per_sale: l.units_per_sale,
             },
             on_order: l.on_order,
-            on_order_since: l.on_order_since,
+            expected_delivery_at: l.expected_delivery_at,
+            replenishment: Replenishment {
+                last_receipt_at: l.last_receipt_at,
+                interval_days: l.receipt_interval_days,
+                typical_qty: l.receipt_qty,
+                receipts: l.receipt_count.max(0) as u32,
+            },
             last_movement_at: l.last_movement_at,
             last_sale_at: l.last_sale_at,
             in_stock_since: l.in_stock_since,
@@ -135,6 +147,8 @@ impl KeyState {
             today: None,
             alerts: Vec::new(),
             level: Some(l.clone()),
+            pending: Vec::new(),
+            stockout_days: l.stockout_days.max(0) as u32,
         }
     }
 }

@@ -457,7 +457,7 @@ impl StoreSim {
             }
             // theft: unrecorded
             let k = &self.keys[ki];
-            let theft_rate = shrink * p.theft * (0.0025 * k.mean_demand / UNIT as f64 + 0.01);
+            let theft_rate = shrink * p.theft * (0.006 * k.mean_demand / UNIT as f64 + 0.02);
             let stolen_units = poisson(&mut rng, theft_rate) as i64;
             if stolen_units > 0 && k.true_qty > 0 {
                 let per_unit = if p.weighed { 300 } else { UNIT };
@@ -619,6 +619,8 @@ impl StoreSim {
             }
         }
         self.mark_out(ki, at, out);
+        // a shelf emptied while the records still show stock is phantom stock
+        self.update_phantom(ki, at, out);
     }
 
     fn mark_out(&mut self, ki: usize, at: DateTime<Utc>, out: &mut StoreDay) {

@@ -54,16 +54,6 @@ impl AlertType {
     pub fn parse(s: &str) -> Option<AlertType> {
         AlertType::ALL.into_iter().find(|t| t.as_str() == s)
     }
-
-    /// Alerts that warn before the shelf is empty.
-    pub fn is_predictive(self) -> bool {
-        matches!(
-            self,
-            AlertType::BelowReorderPoint
-                | AlertType::BelowSafetyStock
-                | AlertType::ProjectedStockout
-        )
-    }
 }
 
 impl fmt::Display for AlertType {
@@ -212,6 +202,20 @@ pub struct Inputs<'a> {
     pub position: &'a Position,
     /// The later of the last sale and the last time records went from empty to stocked.
     pub last_sale_or_restock: Option<DateTime<Utc>>,
+    /// When the next delivery is expected from the receipt rhythm (not overdue), if known.
+    pub next_delivery: Option<DateTime<Utc>>,
+    /// How uncertain that time is: a run-out this close before it is too close to call.
+    pub delivery_slack: Duration,
+    /// The usual size of a delivery (0 when unknown).
+    pub typical_delivery: f64,
+    /// On how many of the last seven days the shelf ran empty on record.
+    pub recent_stockout_days: u32,
+    /// Whether any receipt has been seen: without one the store's own rhythm is unknown, and
+    /// only imminent run-outs are warned of.
+    pub rhythm_known: bool,
+    /// The alert types open now (a condition holds a little longer than it takes to raise it,
+    /// so that alerts do not flap).
+    pub open: &'a [AlertType],
     pub tz: Tz,
 }
 
@@ -269,33 +273,103 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             suggested_order_qty: suggested,
             message: format!("{what} is out of stock.{order_text}"),
         });
-        // while it is out, the warnings before it say nothing new
-        return out;
-    }
-    let history = i.demand.days >= cfg.min_history_days && i.demand.level > 0.0;
-    if history {
-        let lead = i64::from(i.params.lead_time_days);
-        if let Some(at) = i.policy.projected_stockout_at {
-            let horizon = i.position.now + Duration::days(lead.max(1));
-            if at <= horizon {
-                let soon = at <= i.position.now + Duration::hours(24);
+        // while it is out, no new warning says anything new; one already open stays open, so
+        // that an item running short day after day keeps its warning across the restocks
+        for t in [AlertType::ProjectedStockout, AlertType::BelowSafetyStock] {
+            if let Some(o) = i.open.iter().find(|o| **o == t) {
                 out.push(Condition {
-                    alert_type: AlertType::ProjectedStockout,
-                    severity: if soon { Severity::High } else { Severity::Medium },
+                    alert_type: *o,
+                    severity: Severity::High,
                     on_hand,
-                    threshold: i.policy.lead_time_demand,
+                    threshold: match t {
+                        AlertType::BelowSafetyStock => i.policy.safety_stock,
+                        _ => i.policy.lead_time_demand,
+                    },
                     suggested_order_qty: suggested,
-                    message: format!(
-                        "{what} will run out around {}: {} {unit} left, a delivery takes {} day{}.{order_text}",
-                        when(at, i.tz),
-                        q(on_hand),
-                        lead,
-                        if lead == 1 { "" } else { "s" }
-                    ),
+                    message: format!("{what} ran out before it was restocked.{order_text}"),
                 });
             }
         }
-        if on_hand < i.policy.safety_stock {
+        return out;
+    }
+    let history = i.demand.days >= cfg.min_history_days && i.demand.level > 0.0;
+    let is_open = |t: AlertType| i.open.contains(&t);
+    if history {
+        let lead = i64::from(i.params.lead_time_days);
+        let now = i.position.now;
+        // warn when, counting the deliveries expected on the way, the shelf runs dry within a
+        // day and the evening after it (two days while the warning is open, so it does not flap)
+        let window = now
+            + Duration::hours(27)
+            + if is_open(AlertType::ProjectedStockout) {
+                Duration::days(1)
+            } else {
+                Duration::zero()
+            };
+        // with less than 0.6 of a day's demand left, an expected delivery is no comfort: a
+        // short one leaves the shelf empty by the evening — warn until the shelf is restocked —
+        // unless the delivery comes before the shelf empties and usually carries a whole day
+        let bare_run_out = crate::policy::projected_stockout(
+            i.demand,
+            i.shape,
+            on_hand.to_f64().unwrap_or(0.0),
+            now,
+            i.tz,
+            3,
+            &[],
+        );
+        let delivery_carries_the_day = i.next_delivery.is_some_and(|d| {
+            bare_run_out.is_none_or(|r| d <= r) && i.typical_delivery >= i.demand.level
+        });
+        let low_cover = !delivery_carries_the_day && {
+            let left = on_hand.to_f64().unwrap_or(0.0);
+            let factor = if is_open(AlertType::ProjectedStockout) {
+                0.8
+            } else {
+                0.6
+            };
+            left < factor * i.demand.level
+        };
+        let too_close_to_call = |at: &DateTime<Utc>| {
+            i.next_delivery
+                .is_some_and(|d| *at < d && *at >= d - i.delivery_slack)
+        };
+        let imminent = |at: &DateTime<Utc>| *at <= now + Duration::days(1);
+        let runs_out = i
+            .policy
+            .projected_stockout_at
+            .filter(|at| *at <= window)
+            .filter(|at| !too_close_to_call(at))
+            .filter(|at| i.rhythm_known || imminent(at))
+            .or(if low_cover { bare_run_out } else { None });
+        if let Some(at) = runs_out {
+            let too_late = at < now + Duration::days(lead.max(1));
+            let deliveries = match i.next_delivery {
+                Some(d) => format!(" The next delivery is expected around {}.", when(d, i.tz)),
+                None => String::new(),
+            };
+            out.push(Condition {
+                alert_type: AlertType::ProjectedStockout,
+                severity: if too_late { Severity::High } else { Severity::Medium },
+                on_hand,
+                threshold: i.policy.lead_time_demand,
+                suggested_order_qty: suggested,
+                message: format!(
+                    "{what} will run out around {}: {} {unit} left, a delivery takes {} day{}.{deliveries}{}{order_text}",
+                    when(at, i.tz),
+                    q(on_hand),
+                    lead,
+                    if lead == 1 { "" } else { "s" },
+                    if too_late { " Too late for a normal order: expedite or move stock." } else { "" }
+                ),
+            });
+        }
+        let ss_line = if is_open(AlertType::BelowSafetyStock) {
+            i.policy.safety_stock * Decimal::new(11, 1)
+        } else {
+            i.policy.safety_stock
+        };
+        if on_hand < ss_line && runs_out.is_some() {
             out.push(Condition {
                 alert_type: AlertType::BelowSafetyStock,
                 severity: Severity::High,
@@ -311,12 +385,22 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             });
         }
         let position = on_hand + i.position.on_order;
-        if position <= i.policy.reorder_point {
+        let rop_line = if is_open(AlertType::BelowReorderPoint) {
+            i.policy.reorder_point * Decimal::new(105, 2)
+        } else {
+            i.policy.reorder_point
+        };
+        if position <= rop_line {
             let cover = i
                 .policy
                 .days_of_cover
                 .map(|d| format!("{} days of cover", q(d.round_dp(1))))
                 .unwrap_or_default();
+            let transit = if i.position.on_order > Decimal::ZERO {
+                format!(", {} {unit} expected on the way", q(i.position.on_order))
+            } else {
+                String::new()
+            };
             out.push(Condition {
                 alert_type: AlertType::BelowReorderPoint,
                 severity: Severity::Medium,
@@ -324,7 +408,7 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
                 threshold: i.policy.reorder_point,
                 suggested_order_qty: suggested,
                 message: format!(
-                    "{what} is at its reorder point: {} {unit} ({cover}), reorder at {}.{order_text}",
+                    "{what} is at its reorder point: {} {unit} ({cover}{transit}), reorder at {}.{order_text}",
                     q(on_hand),
                     q(i.policy.reorder_point.round_dp(1))
                 ),
@@ -336,39 +420,53 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             && on_hand > over_level
         {
             out.push(Condition {
-                    alert_type: AlertType::Overstock,
-                    severity: Severity::Low,
-                    on_hand,
-                    threshold: over_level,
-                    suggested_order_qty: Decimal::ZERO,
-                    message: format!(
-                        "{what} is overstocked: {} {unit} is {} days of sales; hold further orders or move stock.",
-                        q(on_hand),
-                        q(cover.round_dp(0))
-                    ),
-                });
+                alert_type: AlertType::Overstock,
+                severity: Severity::Low,
+                on_hand,
+                threshold: over_level,
+                suggested_order_qty: Decimal::ZERO,
+                message: format!(
+                    "{what} is overstocked: {} {unit} is {} days of sales; hold further orders or move stock.",
+                    q(on_hand),
+                    q(cover.round_dp(0))
+                ),
+            });
         }
         let sales_per_day = i.demand.level / i.demand.units_per_sale.max(1e-9);
-        if sales_per_day >= cfg.phantom_min_sales_per_day
+        // a rate worth trusting: a week of this item and of the store's weekly rhythm, and
+        // enough on the shelf (on record) for a few sales
+        let trusted = i.demand.days >= 7 && i.shape.days >= 7;
+        let enough = on_hand.to_f64().unwrap_or(0.0) >= 3.0 * i.demand.units_per_sale.max(1.0);
+        if trusted
+            && enough
+            && sales_per_day >= cfg.phantom_min_sales_per_day
             && let Some(since) = i.last_sale_or_restock
         {
-            let p = chance_of_no_sale(i.demand, i.shape, since, i.position.now, i.tz);
-            if p < cfg.phantom_probability {
-                let hours = (i.position.now - since).num_minutes() as f64 / 60.0;
+            // judged at three quarters of the usual pace: days are busier and quieter than average
+            let cautious = Demand {
+                level: i.demand.level * 0.75,
+                ..*i.demand
+            };
+            let p = chance_of_no_sale(&cautious, i.shape, since, now, i.tz);
+            // an item selling n times a day has about n gaps a day: the chance is judged per day,
+            // not per look, or the busiest items would cry wolf every afternoon
+            let threshold = cfg.phantom_probability / sales_per_day.max(1.0);
+            if p < threshold || (is_open(AlertType::SuspectedPhantomStock) && p < threshold * 10.0)
+            {
+                let hours = (now - since).num_minutes() as f64 / 60.0;
                 out.push(Condition {
-                        alert_type: AlertType::SuspectedPhantomStock,
-                        severity: Severity::High,
-                        on_hand,
-                        threshold: Decimal::ZERO,
-                        suggested_order_qty: Decimal::ZERO,
-                        message: format!(
-                            "{what}: the records show {} {unit} but nothing has sold for {:.0} hours, where it usually sells {:.0} times a day (chance {:.2}%). Check the shelf and count it.",
-                            q(on_hand),
-                            hours,
-                            sales_per_day,
-                            p * 100.0
-                        ),
-                    });
+                    alert_type: AlertType::SuspectedPhantomStock,
+                    severity: Severity::High,
+                    on_hand,
+                    threshold: Decimal::ZERO,
+                    suggested_order_qty: Decimal::ZERO,
+                    message: format!(
+                        "{what}: the records show {} {unit} but nothing has sold for {:.1} hours, where it usually sells {:.0} times a day. Check the shelf and count it.",
+                        q(on_hand),
+                        hours,
+                        sales_per_day
+                    ),
+                });
             }
         }
     }
@@ -454,6 +552,8 @@ mod tests {
         shape: Shape,
         position: Position,
         last: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+        deliveries: Vec<(DateTime<Utc>, f64)>,
     }
 
     impl Case {
@@ -477,6 +577,8 @@ mod tests {
                     now: t("2026-11-04T10:00:00Z"),
                 },
                 last: Some(t("2026-11-04T09:55:00Z")),
+                next: None,
+                deliveries: Vec::new(),
             }
         }
         fn types(&self) -> Vec<AlertType> {
@@ -486,6 +588,7 @@ mod tests {
                 &self.shape,
                 &self.position,
                 Madrid,
+                &self.deliveries,
             );
             let i = Inputs {
                 params: &self.params,
@@ -494,6 +597,12 @@ mod tests {
                 policy: &pol,
                 position: &self.position,
                 last_sale_or_restock: self.last,
+                next_delivery: self.next,
+                delivery_slack: Duration::hours(12),
+                typical_delivery: 0.0,
+                recent_stockout_days: 3,
+                rhythm_known: true,
+                open: &[],
                 tz: Madrid,
             };
             let names = Names {
@@ -520,6 +629,11 @@ mod tests {
         use AlertType::*;
         // ROP = 20 + 1.645*2*sqrt2 = 24.65; SS = 4.65
         assert_eq!(Case::new("24").types(), vec![BelowReorderPoint]);
+        assert_eq!(Case::new("18").types(), vec![BelowReorderPoint]);
+        assert_eq!(
+            Case::new("8").types(),
+            vec![BelowReorderPoint, ProjectedStockout]
+        );
         let low = Case::new("4");
         assert_eq!(
             low.types(),
@@ -529,8 +643,35 @@ mod tests {
         assert_eq!(Case::new("-2").types(), vec![OutOfStock, NegativeStock]);
         assert_eq!(Case::new("900").types(), vec![Overstock]);
         let mut phantom = Case::new("60");
-        phantom.last = Some(t("2026-11-03T08:00:00Z"));
+        phantom.last = Some(t("2026-11-02T08:00:00Z"));
+        // not before the store's weekly rhythm is known
+        assert!(phantom.types().is_empty());
+        phantom.shape.days = 7;
         assert_eq!(phantom.types(), vec![SuspectedPhantomStock]);
+    }
+
+    #[test]
+    fn an_expected_delivery_before_the_stock_out_silences_the_warnings() {
+        use AlertType::*;
+        let mut c = Case::new("8");
+        c.next = Some(t("2026-11-04T11:00:00Z"));
+        c.deliveries = vec![
+            (t("2026-11-04T11:00:00Z"), 60.0),
+            (t("2026-11-06T11:00:00Z"), 60.0),
+        ];
+        // below the reorder point still says "order", but nothing says it will run out
+        assert_eq!(c.types(), vec![BelowReorderPoint]);
+        c.next = Some(t("2026-11-08T11:00:00Z"));
+        c.deliveries = vec![(t("2026-11-08T11:00:00Z"), 60.0)];
+        assert_eq!(c.types(), vec![BelowReorderPoint, ProjectedStockout]);
+        // under half a day of sales left, a delivery on its way is no comfort
+        let mut c = Case::new("4");
+        c.next = Some(t("2026-11-04T11:00:00Z"));
+        c.deliveries = vec![(t("2026-11-04T11:00:00Z"), 60.0)];
+        assert_eq!(
+            c.types(),
+            vec![BelowReorderPoint, BelowSafetyStock, ProjectedStockout]
+        );
     }
 
     #[test]
@@ -617,7 +758,7 @@ mod tests {
     #[test]
     fn messages_tell_a_store_manager_what_to_do() {
         let c = Case::new("4");
-        let pol = policy(&c.params, &c.demand, &c.shape, &c.position, Madrid);
+        let pol = policy(&c.params, &c.demand, &c.shape, &c.position, Madrid, &[]);
         let i = Inputs {
             params: &c.params,
             demand: &c.demand,
@@ -625,6 +766,12 @@ mod tests {
             policy: &pol,
             position: &c.position,
             last_sale_or_restock: c.last,
+            next_delivery: None,
+            delivery_slack: Duration::hours(12),
+            typical_delivery: 0.0,
+            recent_stockout_days: 3,
+            rhythm_known: true,
+            open: &[],
             tz: Madrid,
         };
         let names = Names {

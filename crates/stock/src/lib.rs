@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod demand;
 pub mod policy;
+pub mod replenishment;
 
 pub use alerts::{
     AlertType, Change, Condition, Inputs, Names, OpenAlert, RuleConfig, Severity,
@@ -23,3 +24,4 @@ pub use demand::{Demand, Shape, alpha};
 pub use policy::{
     Params, Policy, Position, inverse_normal, policy, projected_stockout, round_up_to_cases,
 };
+pub use replenishment::Replenishment;

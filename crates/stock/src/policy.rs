@@ -137,8 +137,9 @@ pub fn demand_over_days(demand: &Demand, shape: &Shape, from: NaiveDateTime, day
         .sum()
 }
 
-/// When `on_hand` runs out at the expected pace, along the store's hours from `now`: whole
-/// days are skipped at once, the day it runs out is walked hour by hour.
+/// When `on_hand` runs out at the expected pace, along the store's hours from `now`, counting
+/// the `deliveries` expected on the way: whole days without a delivery are skipped at once, the
+/// others walked hour by hour.
 pub fn projected_stockout(
     demand: &Demand,
     shape: &Shape,
@@ -146,6 +147,7 @@ pub fn projected_stockout(
     now: DateTime<Utc>,
     tz: Tz,
     horizon_days: u32,
+    deliveries: &[(DateTime<Utc>, f64)],
 ) -> Option<DateTime<Utc>> {
     if on_hand <= 0.0 {
         return Some(now);
@@ -155,6 +157,13 @@ pub fn projected_stockout(
     }
     let start = local(now, tz);
     let mut left = on_hand;
+    let mut pending: Vec<(NaiveDateTime, f64)> = deliveries
+        .iter()
+        .filter(|(t, _)| *t >= now)
+        .map(|(t, q)| (local(*t, tz), *q))
+        .collect();
+    pending.sort_by_key(|(t, _)| *t);
+    let mut next = 0;
     for day in 0..=i64::from(horizon_days) {
         let date = start.date() + Duration::days(day);
         let per_day = demand.level * shape.dow[date.weekday().num_days_from_monday() as usize];
@@ -179,13 +188,22 @@ pub fn projected_stockout(
                 )
             }
         };
+        let delivery_today = pending.get(next).is_some_and(|(t, _)| t.date() == date);
         let ahead: f64 = (first_hour..24).map(|h| slot(h).1).sum();
-        if per_day * ahead < left {
+        if !delivery_today && per_day * ahead < left {
             left -= per_day * ahead;
             continue;
         }
         for h in first_hour..24 {
             let (begin, share, minutes) = slot(h);
+            while let Some((t, q)) = pending.get(next) {
+                if t.date() == date && t.hour() as usize <= h {
+                    left += q;
+                    next += 1;
+                } else {
+                    break;
+                }
+            }
             let use_now = per_day * share;
             if use_now >= left && use_now > 0.0 {
                 let at =
@@ -202,8 +220,15 @@ pub fn projected_stockout(
     None
 }
 
-/// Computes the replenishment figures.
-pub fn policy(params: &Params, demand: &Demand, shape: &Shape, pos: &Position, tz: Tz) -> Policy {
+/// Computes the replenishment figures; `deliveries` are those expected on the way.
+pub fn policy(
+    params: &Params,
+    demand: &Demand,
+    shape: &Shape,
+    pos: &Position,
+    tz: Tz,
+    deliveries: &[(DateTime<Utc>, f64)],
+) -> Policy {
     let now_local = local(pos.now, tz);
     let lead = params.lead_time_days;
     let d_l = demand_over_days(demand, shape, now_local, lead);
@@ -213,6 +238,7 @@ pub fn policy(params: &Params, demand: &Demand, shape: &Shape, pos: &Position, t
     let s = rop + demand.level;
     let on_hand = pos.on_hand.to_f64().unwrap_or(0.0);
     let position = on_hand + pos.on_order.to_f64().unwrap_or(0.0);
+
     let suggested = if position <= rop && demand.level > 0.0 {
         round_up_to_cases(dec(s - position, 3), params.case_pack)
     } else {
@@ -225,7 +251,9 @@ pub fn policy(params: &Params, demand: &Demand, shape: &Shape, pos: &Position, t
         reorder_point: dec(rop, 3),
         order_up_to: dec(s, 3),
         days_of_cover: (demand.level > 0.0).then(|| dec(on_hand.max(0.0) / demand.level, 2)),
-        projected_stockout_at: projected_stockout(demand, shape, on_hand, pos.now, tz, 60),
+        projected_stockout_at: projected_stockout(
+            demand, shape, on_hand, pos.now, tz, 60, deliveries,
+        ),
         suggested_order_qty: suggested,
     }
 }
@@ -291,7 +319,7 @@ mod tests {
             on_order: Decimal::ZERO,
             now: t("2026-11-04T09:00:00Z"),
         };
-        let pol = policy(&p, &demand(10.0, 3.0), &Shape::default(), &pos, Madrid);
+        let pol = policy(&p, &demand(10.0, 3.0), &Shape::default(), &pos, Madrid, &[]);
         // SS = 1.6449 * 3 * 2 = 9.869
         assert_eq!(pol.safety_stock, "9.869".parse::<Decimal>().expect("d"));
         assert_eq!(pol.lead_time_demand, Decimal::from(40));
@@ -309,6 +337,7 @@ mod tests {
                 ..pos
             },
             Madrid,
+            &[],
         );
         assert_eq!(pol.suggested_order_qty, Decimal::ZERO);
     }
@@ -325,7 +354,7 @@ mod tests {
             on_order: Decimal::ZERO,
             now: t("2026-11-04T09:00:00Z"),
         };
-        let pol = policy(&p, &demand(5.0, 2.0), &Shape::default(), &pos, Madrid);
+        let pol = policy(&p, &demand(5.0, 2.0), &Shape::default(), &pos, Madrid, &[]);
         assert_eq!(pol.safety_stock, Decimal::ZERO);
         assert_eq!(pol.reorder_point, Decimal::ZERO);
         assert_eq!(pol.suggested_order_qty, Decimal::from(5));
@@ -344,7 +373,7 @@ mod tests {
             on_order: Decimal::ZERO,
             now: t("2026-11-04T09:00:00Z"),
         };
-        let pol = policy(&p, &Demand::default(), &Shape::default(), &pos, Madrid);
+        let pol = policy(&p, &Demand::default(), &Shape::default(), &pos, Madrid, &[]);
         assert_eq!(pol.avg_daily_demand, Decimal::ZERO);
         assert_eq!(pol.days_of_cover, None);
         assert_eq!(pol.projected_stockout_at, None);
@@ -361,19 +390,27 @@ mod tests {
         let d = demand(14.0, 0.0);
         // 08:00 local Madrid (07:00 UTC), 10 units: 7 go at 09:xx, 3 more by 18:~26
         let now = t("2026-11-04T07:00:00Z");
-        let at = projected_stockout(&d, &shape, 10.0, now, Madrid, 60).expect("runs out");
+        let at = projected_stockout(&d, &shape, 10.0, now, Madrid, 60, &[]).expect("runs out");
         let local = at.with_timezone(&Madrid);
         assert_eq!(local.format("%Y-%m-%d %H").to_string(), "2026-11-04 18");
         assert!(local.minute() >= 25 && local.minute() <= 26, "{local}");
         // negative stock is out now
         assert_eq!(
-            projected_stockout(&d, &shape, -1.0, now, Madrid, 60),
+            projected_stockout(&d, &shape, -1.0, now, Madrid, 60, &[]),
             Some(now)
         );
         // a lot of stock runs past the horizon
         assert_eq!(
-            projected_stockout(&d, &shape, 10_000.0, now, Madrid, 60),
+            projected_stockout(&d, &shape, 10_000.0, now, Madrid, 60, &[]),
             None
+        );
+        // a delivery of 10 at 12:00 local pushes the run-out to the next morning
+        let delivery = [(t("2026-11-04T11:00:00Z"), 10.0)];
+        let at =
+            projected_stockout(&d, &shape, 10.0, now, Madrid, 60, &delivery).expect("runs out");
+        assert_eq!(
+            at.with_timezone(&Madrid).format("%Y-%m-%d %H").to_string(),
+            "2026-11-05 09"
         );
     }
 
@@ -389,7 +426,7 @@ mod tests {
             on_order: Decimal::ZERO,
             now: t("2026-11-04T09:00:00Z"),
         };
-        let pol = policy(&p, &demand(3.4, 1.1), &Shape::default(), &pos, Madrid);
+        let pol = policy(&p, &demand(3.4, 1.1), &Shape::default(), &pos, Madrid, &[]);
         assert!(pol.suggested_order_qty > Decimal::ZERO);
         assert_eq!(pol.suggested_order_qty % Decimal::from(5), Decimal::ZERO);
         assert_eq!(pol.avg_daily_demand, "3.4".parse::<Decimal>().expect("d"));

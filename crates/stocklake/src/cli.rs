@@ -222,6 +222,9 @@ pub struct EvaluateArgs {
     /// Write the result table (markdown) to this file as well.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep the run's lake and gold database in this directory (default: a temporary one).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

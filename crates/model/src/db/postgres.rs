@@ -363,7 +363,7 @@ fn level_row(r: &Row) -> LevelRow {
         order_up_to: r.get(11),
         suggested_order_qty: r.get(12),
         on_order: r.get(13),
-        on_order_since: r.get(14),
+        expected_delivery_at: r.get(14),
         last_count_at: r.get(15),
         last_count_quantity: r.get(16),
         last_movement_at: r.get(17),
@@ -373,6 +373,11 @@ fn level_row(r: &Row) -> LevelRow {
         demand_var: r.get(21),
         demand_days: r.get(22),
         units_per_sale: r.get(23),
+        last_receipt_at: r.get(24),
+        receipt_interval_days: r.get(25),
+        receipt_qty: r.get(26),
+        receipt_count: r.get(27),
+        stockout_days: r.get(28),
     }
 }
 
@@ -740,7 +745,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             ("order_up_to", T::NUMERIC),
             ("suggested_order_qty", T::NUMERIC),
             ("on_order", T::NUMERIC),
-            ("on_order_since", T::TIMESTAMPTZ),
+            ("expected_delivery_at", T::TIMESTAMPTZ),
             ("last_count_at", T::TIMESTAMPTZ),
             ("last_count_quantity", T::NUMERIC),
             ("last_movement_at", T::TIMESTAMPTZ),
@@ -750,6 +755,11 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             ("demand_var", T::FLOAT8),
             ("demand_days", T::INT4),
             ("units_per_sale", T::FLOAT8),
+            ("last_receipt_at", T::TIMESTAMPTZ),
+            ("receipt_interval_days", T::FLOAT8),
+            ("receipt_qty", T::FLOAT8),
+            ("receipt_count", T::INT4),
+            ("stockout_days", T::INT4),
         ],
         ws.levels
             .iter()
@@ -769,7 +779,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
                     b(l.order_up_to),
                     b(l.suggested_order_qty),
                     b(l.on_order),
-                    b(l.on_order_since),
+                    b(l.expected_delivery_at),
                     b(l.last_count_at),
                     b(l.last_count_quantity),
                     b(l.last_movement_at),
@@ -779,12 +789,17 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
                     b(l.demand_var),
                     b(l.demand_days),
                     b(l.units_per_sale),
+                    b(l.last_receipt_at),
+                    b(l.receipt_interval_days),
+                    b(l.receipt_qty),
+                    b(l.receipt_count),
+                    b(l.stockout_days),
                 ]
             })
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO stock_level SELECT * FROM stg_stock_level ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = EXCLUDED.on_hand, avg_daily_demand = EXCLUDED.avg_daily_demand, safety_stock = EXCLUDED.safety_stock, reorder_point = EXCLUDED.reorder_point, days_of_cover = EXCLUDED.days_of_cover, projected_stockout_at = EXCLUDED.projected_stockout_at, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status, demand_sd = EXCLUDED.demand_sd, order_up_to = EXCLUDED.order_up_to, suggested_order_qty = EXCLUDED.suggested_order_qty, on_order = EXCLUDED.on_order, on_order_since = EXCLUDED.on_order_since, last_count_at = EXCLUDED.last_count_at, last_count_quantity = EXCLUDED.last_count_quantity, last_movement_at = EXCLUDED.last_movement_at, last_sale_at = EXCLUDED.last_sale_at, in_stock_since = EXCLUDED.in_stock_since, demand_level = EXCLUDED.demand_level, demand_var = EXCLUDED.demand_var, demand_days = EXCLUDED.demand_days, units_per_sale = EXCLUDED.units_per_sale").await.map_err(err)?;
+    tx.batch_execute("INSERT INTO stock_level SELECT * FROM stg_stock_level ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = EXCLUDED.on_hand, avg_daily_demand = EXCLUDED.avg_daily_demand, safety_stock = EXCLUDED.safety_stock, reorder_point = EXCLUDED.reorder_point, days_of_cover = EXCLUDED.days_of_cover, projected_stockout_at = EXCLUDED.projected_stockout_at, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status, demand_sd = EXCLUDED.demand_sd, order_up_to = EXCLUDED.order_up_to, suggested_order_qty = EXCLUDED.suggested_order_qty, on_order = EXCLUDED.on_order, expected_delivery_at = EXCLUDED.expected_delivery_at, last_count_at = EXCLUDED.last_count_at, last_count_quantity = EXCLUDED.last_count_quantity, last_movement_at = EXCLUDED.last_movement_at, last_sale_at = EXCLUDED.last_sale_at, in_stock_since = EXCLUDED.in_stock_since, demand_level = EXCLUDED.demand_level, demand_var = EXCLUDED.demand_var, demand_days = EXCLUDED.demand_days, units_per_sale = EXCLUDED.units_per_sale, last_receipt_at = EXCLUDED.last_receipt_at, receipt_interval_days = EXCLUDED.receipt_interval_days, receipt_qty = EXCLUDED.receipt_qty, receipt_count = EXCLUDED.receipt_count, stockout_days = EXCLUDED.stockout_days").await.map_err(err)?;
 
     copy(
         tx,

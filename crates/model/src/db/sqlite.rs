@@ -341,7 +341,7 @@ impl SqliteGold {
     }
 }
 
-pub const LEVEL_COLUMNS: &str = "store_key, product_key, on_hand, avg_daily_demand, safety_stock, reorder_point, days_of_cover, projected_stockout_at, updated_at, status, demand_sd, order_up_to, suggested_order_qty, on_order, on_order_since, last_count_at, last_count_quantity, last_movement_at, last_sale_at, in_stock_since, demand_level, demand_var, demand_days, units_per_sale";
+pub const LEVEL_COLUMNS: &str = "store_key, product_key, on_hand, avg_daily_demand, safety_stock, reorder_point, days_of_cover, projected_stockout_at, updated_at, status, demand_sd, order_up_to, suggested_order_qty, on_order, expected_delivery_at, last_count_at, last_count_quantity, last_movement_at, last_sale_at, in_stock_since, demand_level, demand_var, demand_days, units_per_sale, last_receipt_at, receipt_interval_days, receipt_qty, receipt_count, stockout_days";
 pub const ALERT_COLUMNS: &str = "alert_id, store_key, product_key, alert_type, severity, opened_at, resolved_at, on_hand, threshold, suggested_order_qty, message, updated_at";
 pub const DAILY_COLUMNS: &str = "date_key, store_key, product_key, units_sold, units_received, units_wasted, units_returned, units_adjusted, net_movement, sales_count, count_time, count_quantity, movement_after_count, closing_on_hand, was_out_of_stock, out_of_stock_share";
 
@@ -391,7 +391,7 @@ fn level_row(r: &Row<'_>) -> rusqlite::Result<LevelRow> {
         order_up_to: get_dec(r, 11, 3)?,
         suggested_order_qty: get_dec(r, 12, 3)?,
         on_order: get_dec(r, 13, 3)?,
-        on_order_since: get_ts(r, 14)?,
+        expected_delivery_at: get_ts(r, 14)?,
         last_count_at: get_ts(r, 15)?,
         last_count_quantity: get_odec(r, 16, 3)?,
         last_movement_at: get_ts(r, 17)?,
@@ -401,6 +401,11 @@ fn level_row(r: &Row<'_>) -> rusqlite::Result<LevelRow> {
         demand_var: r.get(21)?,
         demand_days: r.get(22)?,
         units_per_sale: r.get(23)?,
+        last_receipt_at: get_ts(r, 24)?,
+        receipt_interval_days: r.get(25)?,
+        receipt_qty: r.get(26)?,
+        receipt_count: r.get(27)?,
+        stockout_days: r.get(28)?,
     })
 }
 
@@ -588,7 +593,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             ])
             .map_err(err)?;
         }
-        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_level ({LEVEL_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24) ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = excluded.on_hand, avg_daily_demand = excluded.avg_daily_demand, safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, days_of_cover = excluded.days_of_cover, projected_stockout_at = excluded.projected_stockout_at, updated_at = excluded.updated_at, status = excluded.status, demand_sd = excluded.demand_sd, order_up_to = excluded.order_up_to, suggested_order_qty = excluded.suggested_order_qty, on_order = excluded.on_order, on_order_since = excluded.on_order_since, last_count_at = excluded.last_count_at, last_count_quantity = excluded.last_count_quantity, last_movement_at = excluded.last_movement_at, last_sale_at = excluded.last_sale_at, in_stock_since = excluded.in_stock_since, demand_level = excluded.demand_level, demand_var = excluded.demand_var, demand_days = excluded.demand_days, units_per_sale = excluded.units_per_sale")).map_err(err)?;
+        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_level ({LEVEL_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29) ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = excluded.on_hand, avg_daily_demand = excluded.avg_daily_demand, safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, days_of_cover = excluded.days_of_cover, projected_stockout_at = excluded.projected_stockout_at, updated_at = excluded.updated_at, status = excluded.status, demand_sd = excluded.demand_sd, order_up_to = excluded.order_up_to, suggested_order_qty = excluded.suggested_order_qty, on_order = excluded.on_order, expected_delivery_at = excluded.expected_delivery_at, last_count_at = excluded.last_count_at, last_count_quantity = excluded.last_count_quantity, last_movement_at = excluded.last_movement_at, last_sale_at = excluded.last_sale_at, in_stock_since = excluded.in_stock_since, demand_level = excluded.demand_level, demand_var = excluded.demand_var, demand_days = excluded.demand_days, units_per_sale = excluded.units_per_sale, last_receipt_at = excluded.last_receipt_at, receipt_interval_days = excluded.receipt_interval_days, receipt_qty = excluded.receipt_qty, receipt_count = excluded.receipt_count, stockout_days = excluded.stockout_days")).map_err(err)?;
         for l in &ws.levels {
             s.execute(params![
                 l.store_key,
@@ -605,7 +610,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 Dec(l.order_up_to),
                 Dec(l.suggested_order_qty),
                 Dec(l.on_order),
-                ots(l.on_order_since),
+                ots(l.expected_delivery_at),
                 ots(l.last_count_at),
                 od(l.last_count_quantity),
                 ots(l.last_movement_at),
@@ -614,7 +619,12 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 l.demand_level,
                 l.demand_var,
                 l.demand_days,
-                l.units_per_sale
+                l.units_per_sale,
+                ots(l.last_receipt_at),
+                l.receipt_interval_days,
+                l.receipt_qty,
+                l.receipt_count,
+                l.stockout_days
             ])
             .map_err(err)?;
         }

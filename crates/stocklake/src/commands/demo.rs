@@ -16,7 +16,10 @@ use crate::config;
 /// Parses `90s`, `10m`, `2h` or plain seconds.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
     let n: f64 = num
         .parse()
         .with_context(|| format!("--duration {s:?}: expected e.g. 90s, 10m or 2h"))?;
@@ -89,7 +92,12 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     println!("  dashboard  {}/", running.url);
     println!("  API        {}/v1/alerts?status=open", running.url);
     println!("  data       {}", demo_dir.display());
-    println!("  stop with Ctrl-C{}", duration.map(|d| format!(" (or it ends after {} s)", d.as_secs())).unwrap_or_default());
+    println!(
+        "  stop with Ctrl-C{}",
+        duration
+            .map(|d| format!(" (or it ends after {} s)", d.as_secs()))
+            .unwrap_or_default()
+    );
 
     let target = Target::Http {
         base: running.url.clone(),
@@ -125,8 +133,14 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
                     _ = tokio::time::sleep(Duration::from_secs(10)) => {}
                 }
                 let c = counts(&gold).await.unwrap_or_default();
-                let ingested = pipeline.stage("ingest").map(|s| s.records_total).unwrap_or(0);
-                let refined = pipeline.stage("refine").map(|s| s.records_total).unwrap_or(0);
+                let ingested = pipeline
+                    .stage("ingest")
+                    .map(|s| s.records_total)
+                    .unwrap_or(0);
+                let refined = pipeline
+                    .stage("refine")
+                    .map(|s| s.records_total)
+                    .unwrap_or(0);
                 println!(
                     "  {:>4} s: {} records refined, {} stock levels, {} open alerts{}",
                     started.elapsed().as_secs(),
@@ -188,7 +202,10 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         by_type("overstock"),
         by_type("negative_stock")
     );
-    println!("  the data stays in {} (rerun `stocklake demo` to start afresh)", demo_dir.display());
+    println!(
+        "  the data stays in {} (rerun `stocklake demo` to start afresh)",
+        demo_dir.display()
+    );
     Ok(())
 }
 

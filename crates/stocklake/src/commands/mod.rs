@@ -2,16 +2,16 @@
 
 mod alerts;
 mod demo;
+mod evaluate;
 mod ingest;
 mod init;
 pub mod model;
 mod refine;
 mod replay;
 pub mod run;
-mod status;
 mod simulate;
+mod status;
 
-use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
@@ -21,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&cli.global, args).await,
+        Command::Evaluate(args) => evaluate::run(args).await,
         Command::Init(args) => init::run(&config::load(&cli.global)?, args).await,
         Command::Ingest(args) => ingest::run(&config::load(&cli.global)?, args).await,
         Command::Refine(args) => refine::run(&config::load(&cli.global)?, args).await,
@@ -30,14 +31,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&config::load(&cli.global)?, args).await,
         Command::Replay(args) => replay::run(&config::load(&cli.global)?, args).await,
         Command::Maintain(args) => refine::run_maintain(&config::load(&cli.global)?, args).await,
-        other => bail!(
-            "`stocklake {}` is not built yet",
-            format!("{other:?}")
-                .split('(')
-                .next()
-                .unwrap_or("")
-                .to_lowercase()
-        ),
     }
 }
 

@@ -36,9 +36,11 @@ fn confirm(what: &str, yes: bool) -> anyhow::Result<()> {
 fn bar(len: u64, what: &str) -> ProgressBar {
     let b = ProgressBar::new(len);
     b.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{elapsed}})"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{elapsed}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     b
 }
@@ -67,7 +69,10 @@ async fn drop_table(settings: &Settings, name: &str) -> anyhow::Result<()> {
 
 pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
     if args.gold_only {
-        confirm(&format!("every gold table in {}", redact_url(&settings.gold)), args.yes)?;
+        confirm(
+            &format!("every gold table in {}", redact_url(&settings.gold)),
+            args.yes,
+        )?;
     } else {
         confirm(
             &format!(
@@ -109,6 +114,9 @@ pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
         reports.push(r);
     }
     b.finish_and_clear();
-    println!("gold rebuilt: {}", crate::commands::model::summary(&reports));
+    println!(
+        "gold rebuilt: {}",
+        crate::commands::model::summary(&reports)
+    );
     Ok(())
 }

@@ -35,18 +35,11 @@ pub struct Running {
     pub url: String,
     pub pipeline: Arc<Pipeline>,
     pub gold: Gold,
-    cancel: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl Running {
-    /// Stops and waits for every stage to finish what it holds.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.cancel.cancel();
-        self.wait().await
-    }
-
     /// Waits until the pipeline is stopped (by its cancellation token).
     pub async fn wait(self) -> anyhow::Result<()> {
         let server = self.server.await.context("HTTP server task")?;
@@ -455,7 +448,6 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         url,
         pipeline,
         gold,
-        cancel,
         server,
         tasks,
     })

@@ -141,7 +141,12 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
     );
     println!(
         "        {} movements, {} sales lines, {} stock levels, {} open alerts ({} in all), {} notifications waiting",
-        c["movements"], c["sales_lines"], c["stock_levels"], c["open_alerts"], c["alerts"], c["undelivered_notifications"]
+        c["movements"],
+        c["sales_lines"],
+        c["stock_levels"],
+        c["open_alerts"],
+        c["alerts"],
+        c["undelivered_notifications"]
     );
     if let Some(runs) = s["recent_runs"].as_array().filter(|r| !r.is_empty()) {
         println!("recent runs");
@@ -153,7 +158,10 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
                 r["records_in"],
                 r["records_out"],
                 r["status"].as_str().unwrap_or(""),
-                r["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+                r["error"]
+                    .as_str()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             );
         }
     }
