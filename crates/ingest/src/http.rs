@@ -5,13 +5,14 @@
 //! (group commit), so many small requests cost few objects. What waits is bounded in bytes:
 //! past the bound the answer is `503` with `Retry-After`, never an unbounded queue.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::body::{BodyError, body_kind, decode_body, split_body};
 use crate::bronze::{BronzeWriter, PendingRecord};
+use crate::ratelimit::RateLimiter;
 
 /// Settings of HTTP ingest.
 #[derive(Clone)]
@@ -39,6 +41,8 @@ pub struct HttpIngestConfig {
     pub tokens: Vec<String>,
     /// `Retry-After` seconds on 503.
     pub retry_after_secs: u64,
+    /// Requests per second per client address; 0 means no limit.
+    pub rate_limit_per_second: u64,
 }
 
 impl std::fmt::Debug for HttpIngestConfig {
@@ -48,6 +52,7 @@ impl std::fmt::Debug for HttpIngestConfig {
             .field("max_queued_bytes", &self.max_queued_bytes)
             .field("max_object_bytes", &self.max_object_bytes)
             .field("tokens", &format!("{} configured", self.tokens.len()))
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
             .finish()
     }
 }
@@ -60,6 +65,7 @@ impl Default for HttpIngestConfig {
             max_object_bytes: 8 << 20,
             tokens: Vec::new(),
             retry_after_secs: 1,
+            rate_limit_per_second: 0,
         }
     }
 }
@@ -78,6 +84,7 @@ pub struct HttpIngest {
     cfg: Arc<HttpIngestConfig>,
     partition: Arc<str>,
     accepted: Arc<AtomicU64>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 /// Why a submission was not made durable.
@@ -109,6 +116,7 @@ impl HttpIngest {
         let kib = (cfg.max_queued_bytes / 1024).clamp(1, u32::MAX as usize / 2);
         let queued = Arc::new(Semaphore::new(kib));
         let partition: Arc<str> = instance_id().into();
+        let limiter = RateLimiter::new(cfg.rate_limit_per_second).map(Arc::new);
         let cfg = Arc::new(cfg);
         let handle = tokio::spawn(group_commit(
             writer,
@@ -123,6 +131,7 @@ impl HttpIngest {
                 cfg,
                 partition,
                 accepted: Arc::new(AtomicU64::new(0)),
+                limiter,
             },
             handle,
         )
@@ -288,8 +297,37 @@ fn count(status: StatusCode) {
         .inc();
 }
 
-async fn post_events(State(ingest): State<HttpIngest>, headers: HeaderMap, body: Body) -> Response {
-    let response = handle(&ingest, &headers, body).await;
+/// The `POST /v1/events` handler. Serve the router with
+/// `into_make_service_with_connect_info::<SocketAddr>()` for the per-client rate limit to see
+/// client addresses (without it every client shares one allowance).
+async fn post_events(State(ingest): State<HttpIngest>, request: Request) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let response = match ingest
+        .limiter
+        .as_ref()
+        .map(|l| l.check(client, Instant::now()))
+    {
+        Some(Err(wait)) => {
+            let mut r = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &format!(
+                    "more than {} requests per second from {client}; retry later",
+                    ingest.cfg.rate_limit_per_second
+                ),
+            );
+            retry_after(&mut r, wait.as_secs_f64().ceil() as u64);
+            r
+        }
+        _ => {
+            let (parts, body) = request.into_parts();
+            handle(&ingest, &parts.headers, body).await
+        }
+    };
     count(response.status());
     response
 }

@@ -15,6 +15,7 @@ pub mod body;
 pub mod bronze;
 pub mod http;
 pub mod kinesis;
+pub mod ratelimit;
 
 pub use bronze::{BronzeFeed, BronzeWriter, PendingRecord, WrittenObject};
 pub use http::{HttpIngest, HttpIngestConfig, SubmitError};

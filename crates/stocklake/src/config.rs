@@ -705,4 +705,20 @@ mod tests {
             assert!(!text.contains(secret), "{secret} leaked");
         }
     }
+
+    #[test]
+    fn the_configuration_reference_lists_every_key() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let table: Table = toml::from_str(DEFAULTS).expect("defaults parse");
+        let mut keys = Vec::new();
+        leaves(&table, "", &mut keys);
+        assert!(keys.len() > 30, "{}", keys.len());
+        for (path, default) in keys {
+            let row = format!("| `{path}` | `{default}` | `{}` |", env_name(&path));
+            assert!(
+                doc.contains(&row),
+                "docs/configuration.md lacks (or has another default for) {path}: expected a row starting {row}"
+            );
+        }
+    }
 }

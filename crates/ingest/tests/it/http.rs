@@ -24,7 +24,11 @@ async fn server(cfg: HttpIngestConfig) -> Server {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
     });
     Server { url, dir, store }
 }
@@ -158,6 +162,47 @@ async fn tokens_are_required_when_configured() {
     assert_eq!(r.status().as_u16(), 202);
     let r = send(Some("Bearer other")).await.expect("send");
     assert_eq!(r.status().as_u16(), 202);
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let s = server(HttpIngestConfig {
+        rate_limit_per_second: 2,
+        ..HttpIngestConfig::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..6 {
+        let r = client()
+            .post(format!("{}/v1/events", s.url))
+            .header("content-type", "application/x-ndjson")
+            .body(format!("{{\"n\":{i}}}\n"))
+            .send()
+            .await
+            .expect("send");
+        statuses.push(r.status().as_u16());
+        if r.status().as_u16() == 429 {
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            let json: serde_json::Value = r.json().await.expect("json");
+            assert_eq!(json["error"], "rate_limited");
+        }
+    }
+    // a burst of the per-second allowance passes, the rest is refused (refused requests cost
+    // next to nothing, far less than the half second it takes to earn another)
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let (contents, _) = bronze_contents(s.store.as_ref()).await;
+    assert_eq!(contents.len(), 2, "only accepted records are written");
 }
 
 #[tokio::test]

@@ -19,7 +19,9 @@ pub fn http_config(settings: &Settings) -> HttpIngestConfig {
     HttpIngestConfig {
         max_body_bytes: c.max_body_bytes as usize,
         max_queued_bytes: c.max_queued_bytes as usize,
+        max_object_bytes: c.flush_bytes as usize,
         tokens: settings.ingest_tokens.clone(),
+        rate_limit_per_second: c.rate_limit_per_second,
         ..HttpIngestConfig::default()
     }
 }
@@ -75,10 +77,13 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, bronze = %settings.bronze, "HTTP ingest ready: POST /v1/events");
     let shutdown = cancel.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("HTTP server")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("HTTP server")?;
     // the server is down; the writer finishes what was accepted
     let _ = writer_task.await;
     if let Some(k) = kinesis {

@@ -437,10 +437,13 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let url = format!("http://{addr}");
     let shutdown = cancel.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("HTTP server")
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("HTTP server")
     });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(%url, bronze = %settings.bronze, silver = %settings.silver, gold = %crate::config::redact_url(&settings.gold), "stocklake is running");
