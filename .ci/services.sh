@@ -43,3 +43,13 @@ install_python_peers() {
     python3 -m pip install --quiet --disable-pip-version-check deltalake polars duckdb pyarrow boto3
   fi
 }
+
+install_browser() {
+  # the dashboard's browser test drives Debian's headless chromium
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+  fi
+  chromium --version
+}

@@ -78,6 +78,17 @@ impl Pipeline {
                 ..StageStatus::default()
             });
             f(s);
+            // mirrored in the Prometheus metrics
+            if let Some(lag) = s.lag_seconds {
+                stocklake_telemetry::STAGE_LAG_SECONDS
+                    .with_label_values(&[stage])
+                    .set(lag);
+            }
+            if let Some(b) = s.backlog {
+                stocklake_telemetry::STAGE_BACKLOG
+                    .with_label_values(&[stage])
+                    .set(i64::try_from(b).unwrap_or(i64::MAX));
+            }
         }
     }
 

@@ -1,0 +1,468 @@
+//! `stocklake run` as a user runs it: the whole pipeline in one process, fed over HTTP by the
+//! simulator, read through the API and the dashboard (in headless Chromium), stopped with
+//! SIGTERM.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{free_port, ok, stocklake, wait_http};
+
+/// Waits for `check` to hold, polling; panics with `what` after a generous deadline (a test of
+/// liveness, not of speed).
+async fn eventually<F, Fut>(what: &str, mut check: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.expect("GET");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn sigterm(child: &Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
+
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(String::from)
+}
+
+/// The dashboard's DOM after its scripts ran against the live API.
+fn dump_dom(browser: &str, url: &str, profile: &Path) -> String {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=15000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    ok({
+        let mut c = stocklake(root, None);
+        c.args(["simulate", "--seed", "11", "--stores", "2", "--skus", "80"])
+            .args([
+                "--days",
+                "1",
+                "--catalog-out",
+                "master",
+                "--to",
+                "file:/dev/null",
+            ]);
+        c
+    });
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut run = {
+        let mut c = stocklake(root, None);
+        c.args(["run", "--data-dir", "data", "--master-data", "master"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c.spawn().expect("spawn stocklake run")
+    };
+    wait_http(&base);
+    eventually("readiness", || async {
+        let (s, _) = get(&format!("{base}/readyz")).await;
+        (s == 200).then_some(Value::Null)
+    })
+    .await;
+
+    // ten days of two stores' tills, over HTTP
+    ok({
+        let mut c = stocklake(root, None);
+        c.args(["simulate", "--seed", "11", "--stores", "2", "--skus", "80"])
+            .args(["--days", "10", "--to", &base]);
+        c
+    });
+
+    // settled: stock rows there and unchanged for two seconds (every product that moved)
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut last = 0;
+    let stock = loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (s, v) = get(&format!("{base}/v1/stock?limit=10000")).await;
+        let n = v["count"].as_u64().unwrap_or(0);
+        if s == 200 && n > 0 && n == last {
+            break v;
+        }
+        last = n;
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for stock levels"
+        );
+    };
+    let rows = stock["stock"].as_array().expect("rows");
+    let row = &rows[0];
+    for field in [
+        "store_id",
+        "sku",
+        "on_hand",
+        "reorder_point",
+        "safety_stock",
+        "status",
+    ] {
+        assert!(!row[field].is_null(), "stock rows carry {field}: {row}");
+    }
+    let open = eventually("open alerts", || async {
+        let (s, v) = get(&format!("{base}/v1/alerts?status=open")).await;
+        (s == 200 && v["count"].as_u64().unwrap_or(0) > 0).then_some(v)
+    })
+    .await;
+    let alert = &open["alerts"][0];
+    assert!(alert["resolved_at"].is_null(), "{alert}");
+    assert!(
+        alert["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{alert}"
+    );
+
+    // filters narrow, and agree with each other
+    let store = row["store_id"].as_str().expect("store_id");
+    let sku = row["sku"].as_str().expect("sku");
+    let (s, one) = get(&format!("{base}/v1/stock?store_id={store}&sku={sku}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(one["count"], 1, "{one}");
+    assert_eq!(one["stock"][0]["sku"], sku);
+    let (_, by_store) = get(&format!("{base}/v1/stock?store_id={store}&limit=10000")).await;
+    let of_store = rows.iter().filter(|r| r["store_id"] == store).count() as u64;
+    assert_eq!(by_store["count"].as_u64(), Some(of_store));
+    let (_, below) = get(&format!(
+        "{base}/v1/stock?status=below_reorder_point&limit=10000"
+    ))
+    .await;
+    assert!(
+        below["stock"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["status"] == "below_reorder_point"),
+        "{below}"
+    );
+    let (_, all) = get(&format!("{base}/v1/alerts?limit=10000")).await;
+    assert!(all["count"].as_u64() >= open["count"].as_u64());
+    let (_, summary) = get(&format!("{base}/v1/stock/summary?store_id={store}")).await;
+    let products: u64 = summary["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .map(|c| {
+            ["fine", "below_reorder_point", "out_of_stock"]
+                .iter()
+                .map(|k| c[*k].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(products, of_store, "{summary}");
+    let (s, stores) = get(&format!("{base}/v1/stores")).await;
+    assert_eq!(s, 200, "{stores}");
+    let (s, velocity) = get(&format!("{base}/v1/sales/velocity?hours=240")).await;
+    assert_eq!(s, 200);
+    assert!(!velocity["hours"].as_array().expect("hours").is_empty());
+
+    // bad requests: 400 with a message, never a 500
+    for bad in [
+        "/v1/stock?status=empty",
+        "/v1/stock?limit=0",
+        "/v1/stock?limit=many",
+        "/v1/stock?colour=red",
+        "/v1/alerts?status=closed",
+        "/v1/alerts?alert_type=fire",
+        "/v1/sales/velocity?hours=-1",
+    ] {
+        let (s, v) = get(&format!("{base}{bad}")).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{bad}: {v}"
+        );
+    }
+    let (s, _) = get(&format!("{base}/v1/nothing-here")).await;
+    assert_eq!(s, 404);
+
+    // pipeline health, metrics and the API's own description
+    let (s, pipeline) = get(&format!("{base}/v1/pipeline")).await;
+    assert_eq!(s, 200);
+    let stages: Vec<&str> = pipeline["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["stage"].as_str())
+        .collect();
+    for stage in ["ingest", "refine", "model"] {
+        assert!(stages.contains(&stage), "{pipeline}");
+    }
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "stocklake_ingest_records_total",
+        "stocklake_refine_records_total",
+        "stocklake_stage_lag_seconds",
+        "stocklake_batch_seconds",
+        "stocklake_open_alerts",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+    let openapi = reqwest::get(format!("{base}/openapi.yaml"))
+        .await
+        .expect("openapi")
+        .text()
+        .await
+        .expect("text");
+    assert!(openapi.contains("/v1/alerts") && openapi.contains("openapi:"));
+
+    // the dashboard, in a real browser: stock by category and the open alerts are drawn
+    match chromium() {
+        Some(browser) => {
+            let profile = tempfile::tempdir().expect("profile");
+            let dom = dump_dom(&browser, &format!("{base}/"), profile.path());
+            assert!(
+                dom.contains("data-testid=\"category-row\""),
+                "no stock by category in the dashboard:\n{dom}"
+            );
+            assert!(
+                dom.contains("data-testid=\"alert-row\""),
+                "no alerts in the dashboard:\n{dom}"
+            );
+            assert!(
+                dom.contains("data-testid=\"stage-row\""),
+                "no pipeline health:\n{dom}"
+            );
+        }
+        None => stocklake_testkit::missing("chromium", "no chromium binary on PATH"),
+    }
+
+    // SIGTERM: everything accepted is committed before the process exits, with success
+    sigterm(&run);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = run.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stocklake run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = {
+        let mut s = String::new();
+        if let Some(mut e) = run.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    };
+    assert!(status.success(), "exit {status}: {stderr}");
+    let out = ok({
+        let mut c = stocklake(root, None);
+        c.args(["status", "--data-dir", "data"]);
+        c
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bronze") && text.contains("gold"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::write(
+        root.join("tokens.txt"),
+        "till-token-from-file\n\n# a comment\n",
+    )
+    .expect("tokens file");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut run = {
+        let mut c = stocklake(root, None);
+        c.args(["run", "--data-dir", "data"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("STOCKLAKE_LOG", "debug")
+            .env("STOCKLAKE_INGEST_TOKENS", "till-token-one,till-token-two")
+            .env("STOCKLAKE_INGEST_TOKENS_FILE", root.join("tokens.txt"))
+            .env("STOCKLAKE_SERVE_API_TOKEN", "dashboard-secret")
+            .env("STOCKLAKE_ALERTS_WEBHOOK_TOKEN", "webhook-secret")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().expect("spawn stocklake run")
+    };
+    // drain both pipes while it runs, so that logging never blocks on a full pipe
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out_reader = drain(
+        run.stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>),
+    );
+    let err_reader = drain(
+        run.stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>),
+    );
+    wait_http(&base);
+    let http = reqwest::Client::new();
+    let post = |token: Option<&str>| {
+        let mut r = http
+            .post(format!("{base}/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .body("{\"event_id\":\"x\"}\n");
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(post(None).await.expect("post").status().as_u16(), 401);
+    assert_eq!(
+        post(Some("guess")).await.expect("post").status().as_u16(),
+        401
+    );
+    for t in ["till-token-one", "till-token-two", "till-token-from-file"] {
+        assert_eq!(
+            post(Some(t)).await.expect("post").status().as_u16(),
+            202,
+            "{t}"
+        );
+    }
+    let read = |path: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{base}{path}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(
+        read("/v1/stock", None)
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        read("/v1/alerts", Some("till-token-one"))
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        read("/v1/stock", Some("dashboard-secret"))
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(read("/", None).await.expect("get").status().as_u16(), 401);
+    assert_eq!(
+        read("/?token=dashboard-secret", None)
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
+    // probes stay open for orchestrators
+    assert_eq!(
+        read("/healthz", None).await.expect("get").status().as_u16(),
+        200
+    );
+    assert_eq!(
+        read("/readyz", None).await.expect("get").status().as_u16(),
+        200
+    );
+
+    // a gold database that cannot be reached: the error names it, without its password
+    let status = stocklake(root, None)
+        .args(["status", "--data-dir", "data"])
+        .env(
+            "STOCKLAKE_GOLD",
+            "postgres://stocklake:pg-password@127.0.0.1:1/none",
+        )
+        .output()
+        .expect("status");
+    assert!(!status.status.success());
+    assert!(
+        String::from_utf8_lossy(&status.stderr)
+            .contains("postgres://stocklake:***@127.0.0.1:1/none")
+    );
+    sigterm(&run);
+    let exit = run.wait().expect("wait");
+    let logs = format!(
+        "{}{}{}{}",
+        out_reader.join().expect("stdout"),
+        err_reader.join().expect("stderr"),
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(exit.success(), "{logs}");
+    assert!(logs.len() > 100, "debug logging produced output");
+    for secret in [
+        "till-token-one",
+        "till-token-two",
+        "till-token-from-file",
+        "dashboard-secret",
+        "webhook-secret",
+        "pg-password",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+}
