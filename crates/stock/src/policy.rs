@@ -383,8 +383,10 @@ mod tests {
     #[test]
     fn projected_stockout_follows_the_hours() {
         // 14 units a day, all between 09:00 and 10:00 local and 18:00 and 19:00 local
-        let mut shape = Shape::default();
-        shape.hours = [0.0; 24];
+        let mut shape = Shape {
+            hours: [0.0; 24],
+            ..Default::default()
+        };
         shape.hours[9] = 0.5;
         shape.hours[18] = 0.5;
         let d = demand(14.0, 0.0);

@@ -42,10 +42,31 @@ pub async fn s3_client(opts: &AwsOptions) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
-/// Creates an S3 bucket unless it exists already.
+/// Creates an S3 bucket unless it exists already; `Ok(true)` when it was created.
+///
+/// Asks `HeadBucket` first, so that a role that may use the bucket but not create buckets
+/// (the least-privilege policies of `deploy/terraform`) passes `init` once the bucket exists.
 pub async fn ensure_bucket(opts: &AwsOptions, bucket: &str) -> Result<bool, String> {
     use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
     let client = s3_client(opts).await;
+    match client.head_bucket().bucket(bucket).send().await {
+        Ok(_) => return Ok(false),
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            let not_found = e.as_service_error().is_some_and(|s| s.is_not_found());
+            if status == Some(403) {
+                return Err(format!(
+                    "bucket {bucket}: access denied (it exists but these credentials may not use it)"
+                ));
+            }
+            if !not_found && status != Some(404) {
+                return Err(format!(
+                    "cannot check bucket {bucket}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ));
+            }
+        }
+    }
     let mut req = client.create_bucket().bucket(bucket);
     let region = opts.region_or_default();
     if region != "us-east-1" {

@@ -142,12 +142,11 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
                     .map(|s| s.records_total)
                     .unwrap_or(0);
                 println!(
-                    "  {:>4} s: {} records refined, {} stock levels, {} open alerts{}",
+                    "  {:>4} s: {} records refined, {} stock levels, {} open alerts",
                     started.elapsed().as_secs(),
                     refined.max(ingested),
                     c["stock_levels"],
                     c["open_alerts"],
-                    ""
                 );
             }
         })

@@ -75,10 +75,11 @@ fn track(spans: &mut Vec<AlertSpan>, below: bool, at: DateTime<Utc>) {
             opened: at,
             resolved: None,
         });
-    } else if !below && open {
-        if let Some(s) = spans.last_mut() {
-            s.resolved = Some(at);
-        }
+    } else if !below
+        && open
+        && let Some(s) = spans.last_mut()
+    {
+        s.resolved = Some(at);
     }
 }
 

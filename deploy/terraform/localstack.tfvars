@@ -1,0 +1,9 @@
+# terraform apply -var-file=localstack.tfvars  (LocalStack running on localhost:4566)
+localstack          = true
+localstack_endpoint = "http://localhost:4566"
+region              = "us-east-1"
+name_prefix         = "stocklake"
+stream_name         = "supermarket-sales-stream"
+shard_count         = 2
+retention_hours     = 24
+force_destroy       = true
