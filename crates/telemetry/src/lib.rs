@@ -247,9 +247,12 @@ mod tests {
     fn renders_text_format() {
         super::init();
         super::INGEST_RECORDS.with_label_values(&["http"]).inc_by(3);
+        super::STAGE_LAG_SECONDS
+            .with_label_values(&["refine"])
+            .set(0.25);
         let text = super::render();
         assert!(text.contains("# TYPE stocklake_ingest_records_total counter"));
         assert!(text.contains("stocklake_ingest_records_total{source=\"http\"} 3"));
-        assert!(text.contains("stocklake_stage_lag_seconds"));
+        assert!(text.contains("stocklake_stage_lag_seconds{stage=\"refine\"} 0.25"));
     }
 }
