@@ -46,6 +46,7 @@ fn init_logging(format: Option<cli::LogFormat>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match format {
         Some(cli::LogFormat::Json) => builder.json().try_init(),

@@ -198,7 +198,11 @@ impl Location {
     /// The URL form (`file:///…` or `s3://…`), as delta-rs and users read it.
     pub fn url(&self) -> String {
         match self {
-            Location::Local(p) => format!("file://{}", p.display()),
+            // a relative path would read as a host name after file://
+            Location::Local(p) => match std::path::absolute(p) {
+                Ok(abs) => format!("file://{}", abs.display()),
+                Err(_) => format!("file://{}", p.display()),
+            },
             Location::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
             Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
         }

@@ -211,7 +211,7 @@ pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
                 std::fs::remove_dir_all(d).with_context(|| format!("clearing {}", d.display()))?;
             }
             std::fs::create_dir_all(d)?;
-            d.clone()
+            std::path::absolute(d).with_context(|| format!("resolving {}", d.display()))?
         }
         None => temp.path().to_path_buf(),
     };

@@ -2,6 +2,7 @@
 
 mod common;
 mod deploy;
+mod evaluate;
 mod ingest;
 mod refine;
 mod run;

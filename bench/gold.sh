@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Gold on PostgreSQL at scale: for 1k, 100k and 1M live store × product keys, the load (one
+# stock count per store → fact_inventory_movement and stock_level rows) and then one batch of
+# 10,000 sales against those keys: wall time, rows/s and peak RSS of `stocklake model --once`.
+# KEYS="1000 100000" limits the sizes; PG=postgres://… picks the server.
+source "$(dirname "$0")/lib.sh"
+SL="$(stocklake_bin)"
+PG="${PG:-postgres://postgres@127.0.0.1:5432}"
+KEYS="${KEYS:-1000 100000 1000000}"
+SALES="${SALES:-10000}"
+W="$WORK/gold"
+rm -rf "$W" && mkdir -p "$W"
+table="$W/table.md"
+{
+  echo "PostgreSQL $(psql "$PG/test" -Atc 'show server_version' 2>/dev/null || echo '?') on the same machine; silver on local files. Wall time of \`stocklake model --once\` (process start, state load, batch, commit)."
+  echo
+  echo "| live keys | step | lines | model wall s | rows written | rows/s | peak RSS MiB |"
+  echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+} > "$table"
+
+# put NDJSON into bronze over HTTP ingest, then refine it
+load() {
+  local data="$1" file="$2" port pid
+  port=$(free_port)
+  "$SL" ingest --data-dir "$data" --listen "127.0.0.1:$port" 2>> "$W/ingest.log" &
+  pid=$!
+  wait_http "http://127.0.0.1:$port/healthz"
+  split -C 8M -d -a 4 "$file" "$W/chunk."
+  for f in "$W"/chunk.*; do
+    curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$f" "http://127.0.0.1:$port/v1/events"
+  done
+  rm -f "$W"/chunk.*
+  kill -TERM "$pid"; wait "$pid" || true
+  "$SL" refine --once --data-dir "$data" > /dev/null
+}
+
+count() { psql "$1" -Atc "select (select count(*) from fact_inventory_movement) + (select count(*) from fact_sales) + (select count(*) from stock_level) + (select count(*) from fact_stock_daily)"; }
+
+for keys in $KEYS; do
+  skus=1000; stores=$((keys / skus)); [ "$stores" -ge 1 ] || stores=1
+  db="bench_gold_$$_$keys"
+  psql "$PG/test" -qc "drop database if exists $db" && psql "$PG/test" -qc "create database $db"
+  gold="$PG/$db"
+  data="$W/k$keys"
+  say "$keys keys: $stores stores × $skus products"
+  python3 "$BENCH/gen_keys.py" "$stores" "$skus" "$SALES" "$W/counts.ndjson" "$W/sales.ndjson"
+  "$SL" init --data-dir "$data" --gold "$gold" > /dev/null
+  load "$data" "$W/counts.ndjson"
+  before=$(count "$gold")
+  t0=$(now)
+  /usr/bin/time -v "$SL" model --once --data-dir "$data" --gold "$gold" > /dev/null 2> "$W/model.time"
+  s=$(elapsed "$t0"); rows=$(( $(count "$gold") - before ))
+  echo "| $keys | load: stock counts | $keys | $s | $rows | $(rate "$rows" "$s") | $(peak_rss_mib "$W/model.time") |" >> "$table"
+  load "$data" "$W/sales.ndjson"
+  before=$(count "$gold")
+  t0=$(now)
+  /usr/bin/time -v "$SL" model --once --data-dir "$data" --gold "$gold" > /dev/null 2> "$W/model.time"
+  s=$(elapsed "$t0"); rows=$(( $(count "$gold") - before ))
+  echo "| $keys | batch: $SALES sales | $SALES | $s | $rows | $(rate "$rows" "$s") | $(peak_rss_mib "$W/model.time") |" >> "$table"
+  psql "$PG/test" -qc "drop database if exists $db with (force)"
+done
+record "Gold on PostgreSQL: load and batch time against 1k … 1M live keys" "$table"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Refine: the same 1M-record NDJSON (about 1% malformed, some repeats) through stocklake's
+# bronze → silver and through DuckDB, Polars and PySpark local[2] doing clean → dedup →
+# partitioned Parquet. RECORDS=… changes the size; PEERS="duckdb polars" skips PySpark.
+source "$(dirname "$0")/lib.sh"
+N="${RECORDS:-1000000}"
+PEERS="${PEERS:-duckdb polars pyspark}"
+SL="$(stocklake_bin)"
+PY="$(peers_venv)"
+W="$WORK/refine"
+rm -rf "$W" && mkdir -p "$W"
+
+say "generating $N records"
+set +o pipefail
+"$SL" simulate --seed 11 --stores 40 --skus 2000 --days 60 --bad-rate 0.015 --to stdout 2>/dev/null \
+  | head -n "$N" > "$W/input.ndjson"
+set -o pipefail
+size_mb=$(du -m "$W/input.ndjson" | cut -f1)
+
+say "loading bronze through HTTP ingest"
+port=$(free_port)
+"$SL" ingest --data-dir "$W/sl" --listen "127.0.0.1:$port" 2> "$W/ingest.log" &
+ingest=$!
+wait_http "http://127.0.0.1:$port/healthz"
+split -C 8M -d -a 4 "$W/input.ndjson" "$W/chunk."
+t0=$(now)
+for f in "$W"/chunk.*; do
+  curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$f" \
+    "http://127.0.0.1:$port/v1/events"
+done
+load_s=$(elapsed "$t0")
+kill -TERM "$ingest"; wait "$ingest" || true
+rm -f "$W"/chunk.*
+
+table="$W/table.md"
+{
+  echo "Input: $N records, $size_mb MB of NDJSON (simulated, --bad-rate 0.015). Loading it into bronze over HTTP (one curl after another, 8 MB bodies, fsync'd): ${load_s} s."
+  echo
+  echo "| engine | run | wall s | of which start-up s | records/s | events kept | lines written | peak RSS MiB |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+} > "$table"
+
+for run in 1 2 3; do
+  say "stocklake refine, run $run"
+  rm -rf "$W/sl/silver" "$W/sl/gold.db"*
+  t0=$(now)
+  /usr/bin/time -v "$SL" refine --once --data-dir "$W/sl" > "$W/refine.out" 2> "$W/refine.time"
+  s=$(elapsed "$t0")
+  events=$(grep -oE '[0-9]+ events' "$W/refine.out" | head -1 | cut -d' ' -f1 || true)
+  lines=$(grep -oE '[0-9]+ lines' "$W/refine.out" | head -1 | cut -d' ' -f1 || true)
+  echo "| stocklake (bronze gzip → Delta, quarantine, reason codes) | $run | $s | – | $(rate "$N" "$s") | ${events:-?} | ${lines:-?} | $(peak_rss_mib "$W/refine.time") |" >> "$table"
+done
+cat "$W/refine.out" >&2
+
+for engine in $PEERS; do
+  say "$engine"
+  /usr/bin/time -v "$PY" "$BENCH/refine_peers.py" "$W/input.ndjson" "$W/out-$engine" "$engine" \
+    > "$W/$engine.json" 2> "$W/$engine.time" || { tail -20 "$W/$engine.time" >&2; continue; }
+  read -r s start events lines < <("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["seconds"], d["startup_seconds"], d["events"], d["lines"])' "$W/$engine.json")
+  echo "| $engine (plain NDJSON → Parquet) | 1 | $s | $start | $(rate "$N" "$s") | $events | $lines | $(peak_rss_mib "$W/$engine.time") |" >> "$table"
+done
+
+record "Refine, $N records" "$table"

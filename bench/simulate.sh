@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Simulator speed: a week of 20 stores × 2,000 products, written to a file, to a pipe and to
+# nowhere, so that the CPU's share and the disk's share can be told apart.
+source "$(dirname "$0")/lib.sh"
+SL="$(stocklake_bin)"
+W="$WORK/simulate"
+rm -rf "$W" && mkdir -p "$W"
+args=(--seed 1 --days 7 --stores 20 --skus 2000)
+table="$W/table.md"
+{
+  echo "\`stocklake simulate ${args[*]}\`, canonical records."
+  echo
+  echo "| target | wall s | records | records/s | MB/s | peak RSS MiB |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+} > "$table"
+for target in "file:$W/a.ndjson" "stdout" "file:/dev/null"; do
+  say "simulate --to $target"
+  t0=$(now)
+  if [ "$target" = stdout ]; then
+    /usr/bin/time -v "$SL" simulate "${args[@]}" --to stdout 2> "$W/time" | wc -lc > "$W/count"
+  else
+    /usr/bin/time -v "$SL" simulate "${args[@]}" --to "$target" 2> "$W/time" > /dev/null
+  fi
+  s=$(elapsed "$t0")
+  if [ "$target" = stdout ]; then
+    read -r records bytes < "$W/count"
+    label="stdout, piped to wc"
+  elif [ "$target" = "file:/dev/null" ]; then
+    records=$(wc -l < "$W/a.ndjson"); bytes=$(stat -c %s "$W/a.ndjson")
+    label="file:/dev/null (generation and encoding only)"
+  else
+    sync "$W/a.ndjson"
+    s=$(elapsed "$t0")
+    records=$(wc -l < "$W/a.ndjson"); bytes=$(stat -c %s "$W/a.ndjson")
+    label="file on local disk (synced)"
+  fi
+  echo "| $label | $s | $records | $(rate "$records" "$s") | $(awk -v b="$bytes" -v s="$s" 'BEGIN {printf "%.0f", b/1048576/s}') | $(peak_rss_mib "$W/time") |" >> "$table"
+done
+say "the same seed twice gives the same bytes"
+"$SL" simulate "${args[@]}" --to "file:$W/b.ndjson" 2>/dev/null
+if cmp -s "$W/a.ndjson" "$W/b.ndjson"; then same=yes; else same=NO; fi
+echo >> "$table"
+echo "Two runs identical byte for byte: $same ($(sha256sum < "$W/a.ndjson" | cut -c1-16))." >> "$table"
+rm -f "$W/b.ndjson"
+record "Simulator" "$table"

@@ -1,0 +1,57 @@
+//! `stocklake evaluate` at CI size: the whole pipeline on a small simulated chain, judged
+//! against the simulator's truth. The full-size table is in docs/evaluation.md.
+
+use crate::common::{ok, stocklake};
+
+/// The row of `method` in the result table, as its cells.
+fn row<'a>(table: &'a str, method: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|l| l.starts_with(&format!("| {method} |")))
+        .unwrap_or_else(|| panic!("no row for {method}:\n{table}"))
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+fn percent(cell: &str) -> f64 {
+    cell.trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|_| panic!("not a percentage: {cell}"))
+}
+
+#[test]
+fn evaluate_judges_the_alerts_against_the_truth() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("evaluation.md");
+    let mut c = stocklake(dir.path(), None);
+    c.args([
+        "evaluate", "--stores", "2", "--skus", "120", "--days", "16", "--seed", "3", "--out",
+    ])
+    .arg(&out)
+    .arg("--workdir")
+    .arg(dir.path().join("wd"));
+    ok(c);
+    let table = std::fs::read_to_string(&out).expect("the table is written");
+    let ours = row(&table, "stocklake");
+    // method | stock-outs | ahead | at all | median | judged | false
+    let stockouts: u64 = ours[1].parse().expect("stock-outs");
+    assert!(
+        stockouts > 0,
+        "the simulated chain had no stock-out:\n{table}"
+    );
+    let ahead = percent(ours[2]);
+    let at_all = percent(ours[3]);
+    let false_share = percent(ours[6]);
+    assert!(
+        ahead > 0.0 && ahead <= at_all && at_all <= 100.0,
+        "recall out of order:\n{table}"
+    );
+    assert!(
+        false_share < 50.0,
+        "most of stocklake's alerts were false:\n{table}"
+    );
+    assert!(table.contains("Phantom stock"), "{table}");
+    assert!(dir.path().join("wd/episodes.csv").is_file());
+}
