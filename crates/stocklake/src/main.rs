@@ -38,11 +38,24 @@ fn main() -> ExitCode {
 
 fn init_logging(format: Option<cli::LogFormat>) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("STOCKLAKE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(
-            "info,aws_config=warn,aws_smithy_runtime=warn,deltalake=warn,deltalake_core=warn,deltalake_aws=warn,buoyant_kernel=off,delta_kernel=off",
-        ));
+    // the Delta kernel reports a table that does not exist yet as an ERROR before stocklake
+    // creates it: silenced unless asked for by name
+    const QUIET: &str = "buoyant_kernel=off,delta_kernel=off";
+    let asked = std::env::var("STOCKLAKE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let directives = match asked {
+        Some(s) if s.contains("kernel") => s,
+        Some(s) => format!("{s},{QUIET}"),
+        None => format!(
+            "info,aws_config=warn,aws_smithy_runtime=warn,deltalake=warn,deltalake_core=warn,deltalake_aws=warn,{QUIET}"
+        ),
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("warning: log filter {directives:?} is not valid ({e}); using info");
+        EnvFilter::new("info")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

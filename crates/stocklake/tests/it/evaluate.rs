@@ -7,7 +7,7 @@ use crate::common::{ok, stocklake};
 fn row<'a>(table: &'a str, method: &str) -> Vec<&'a str> {
     table
         .lines()
-        .find(|l| l.starts_with(&format!("| {method} |")))
+        .find(|l| l.starts_with(&format!("| {method}")))
         .unwrap_or_else(|| panic!("no row for {method}:\n{table}"))
         .split('|')
         .map(str::trim)
@@ -27,14 +27,14 @@ fn evaluate_judges_the_alerts_against_the_truth() {
     let out = dir.path().join("evaluation.md");
     let mut c = stocklake(dir.path(), None);
     c.args([
-        "evaluate", "--stores", "2", "--skus", "120", "--days", "16", "--seed", "3", "--out",
+        "evaluate", "--stores", "1", "--skus", "400", "--days", "14", "--seed", "3", "--out",
     ])
     .arg(&out)
     .arg("--workdir")
     .arg(dir.path().join("wd"));
     ok(c);
     let table = std::fs::read_to_string(&out).expect("the table is written");
-    let ours = row(&table, "stocklake");
+    let ours = row(&table, "stocklake (predictive alerts)");
     // method | stock-outs | ahead | at all | median | judged | false
     let stockouts: u64 = ours[1].parse().expect("stock-outs");
     assert!(
@@ -45,13 +45,16 @@ fn evaluate_judges_the_alerts_against_the_truth() {
     let at_all = percent(ours[3]);
     let false_share = percent(ours[6]);
     assert!(
-        ahead > 0.0 && ahead <= at_all && at_all <= 100.0,
+        ahead <= at_all && at_all <= 100.0,
         "recall out of order:\n{table}"
     );
     assert!(
         false_share < 50.0,
         "most of stocklake's alerts were false:\n{table}"
     );
+    // a small chain has few stock-outs: the comparison with the baselines is the full-size
+    // run's (docs/evaluation.md); here the predictive alerts must see most of them coming
+    assert!(at_all >= 30.0, "the alerts missed most stock-outs:\n{table}");
     assert!(table.contains("Phantom stock"), "{table}");
     assert!(dir.path().join("wd/episodes.csv").is_file());
 }

@@ -1,6 +1,7 @@
 //! Whole-binary tests: the `stocklake` command as users run it, against real services.
 
 mod common;
+mod crash;
 mod deploy;
 mod evaluate;
 mod ingest;

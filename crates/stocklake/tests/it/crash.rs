@@ -1,0 +1,265 @@
+//! The crash harness: `stocklake run` on Kinesis and S3 (moto) and PostgreSQL, SIGKILLed at
+//! random moments while a producer writes a known set of events to the stream, restarted each
+//! time; at the end silver and gold are checked against an independent computation from the
+//! events themselves: every event exactly once, every stock level exact.
+//!
+//! `STOCKLAKE_CRASH_KILLS` sets the number of kills (20 by default; the long mode is
+//! `STOCKLAKE_CRASH_KILLS=100 cargo test -p stocklake --test it crash -- --nocapture`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use stocklake_event::{EventType, parse_event};
+
+use crate::common::{free_port, kill9, ok, spawn, stocklake};
+
+/// On hand per (store, sku) by CONTRACT §2: the latest count by event time (the larger of two
+/// at the same instant), plus every movement strictly after it; without a count, the sum of
+/// all movements. Computed from the raw events, sharing nothing with the model.
+fn expected_stock(events: &[Vec<u8>]) -> (BTreeMap<(String, String), Decimal>, u64) {
+    #[derive(Default)]
+    struct Key {
+        count: Option<(DateTime<Utc>, Decimal)>,
+        moves: Vec<(DateTime<Utc>, Decimal)>,
+    }
+    let mut keys: HashMap<(String, String), Key> = HashMap::new();
+    let mut lines = 0u64;
+    for raw in events {
+        let e = parse_event(raw).expect("the simulator writes valid events");
+        for l in &e.lines {
+            lines += 1;
+            let k = keys
+                .entry((e.store_id.to_string(), l.sku.to_string()))
+                .or_default();
+            let q = l.quantity;
+            let delta = match e.event_type {
+                EventType::Sale | EventType::Waste => -q,
+                EventType::Return | EventType::Receipt | EventType::Adjustment => q,
+                EventType::StockCount => {
+                    let newer = match k.count {
+                        None => true,
+                        Some((t, c)) => e.event_time > t || (e.event_time == t && q > c),
+                    };
+                    if newer {
+                        k.count = Some((e.event_time, q));
+                    }
+                    continue;
+                }
+            };
+            k.moves.push((e.event_time, delta));
+        }
+    }
+    let stock = keys
+        .into_iter()
+        .map(|(key, k)| {
+            let on_hand = match k.count {
+                Some((t, c)) => {
+                    c + k
+                        .moves
+                        .iter()
+                        .filter(|(mt, _)| *mt > t)
+                        .map(|(_, d)| *d)
+                        .sum::<Decimal>()
+                }
+                None => k.moves.iter().map(|(_, d)| *d).sum(),
+            };
+            (key, on_hand)
+        })
+        .collect();
+    (stock, lines)
+}
+
+async fn gold_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to gold");
+    let task = tokio::spawn(conn);
+    let rows = client.query(sql, &[]).await.expect("query gold");
+    drop(client);
+    let _ = task.await;
+    rows
+}
+
+async fn gold_count(url: &str, sql: &str) -> i64 {
+    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            let task = tokio::spawn(conn);
+            let n = client
+                .query_one(sql, &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(-1);
+            drop(client);
+            let _ = task.await;
+            n
+        }
+        Err(_) => -1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock() {
+    let Some(aws) = stocklake_testkit::moto_aws() else {
+        return;
+    };
+    let Some(pg) = stocklake_testkit::postgres().await else {
+        return;
+    };
+    let kills: usize = std::env::var("STOCKLAKE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = stocklake_testkit::unique("crash");
+    let stream = format!("kinesis://{name}");
+    let bucket = name.clone();
+    let sim = [
+        "--seed", "5", "--stores", "3", "--skus", "150", "--days", "3",
+    ];
+    let settings = [
+        "--bronze".to_string(),
+        format!("s3://{bucket}/bronze"),
+        "--silver".to_string(),
+        format!("s3://{bucket}/silver"),
+        "--gold".to_string(),
+        pg.url.clone(),
+        "--stream".to_string(),
+        stream.clone(),
+        "--master-data".to_string(),
+        dir.path().join("master").display().to_string(),
+    ];
+
+    // the known events, and the catalog
+    let events_file = dir.path().join("events.ndjson");
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.arg("simulate")
+        .args(sim)
+        .args(["--catalog-out", "master", "--to"])
+        .arg(format!("file:{}", events_file.display()));
+    ok(c);
+    let events: Vec<Vec<u8>> = std::fs::read(&events_file)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let (want_stock, want_lines) = expected_stock(&events);
+    assert!(events.len() > 1000 && want_stock.len() > 300);
+
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.args(["init", "--shards", "3"]).args(&settings);
+    ok(c);
+
+    // the producer writes the same events to the stream while stocklake is being killed
+    let mut producer = stocklake(dir.path(), Some(&aws));
+    producer
+        .arg("simulate")
+        .args(sim)
+        .args(["--to", &stream]);
+    let mut producer = spawn(producer);
+
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..kills {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut c = stocklake(dir.path(), Some(&aws));
+        c.arg("run")
+            .args(&settings)
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())]);
+        let mut child = spawn(c);
+        // from before the first write to deep inside a batch
+        let wait = 200 + rng % 2800;
+        std::thread::sleep(Duration::from_millis(wait));
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("run {i} exited by itself ({status}): {err}");
+        }
+        kill9(&mut child);
+    }
+    let status = producer.wait().expect("producer");
+    assert!(status.success(), "the producer failed");
+
+    // a last run, left to catch up
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.arg("run")
+        .args(&settings)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())]);
+    let mut child = spawn(c);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let movements = "SELECT COUNT(*) FROM fact_inventory_movement";
+    loop {
+        let n = gold_count(&pg.url, movements).await;
+        if n >= want_lines as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gold has {n} of {want_lines} lines after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // let the day close and stock levels settle, then stop cleanly
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    // every event exactly once: silver's reconciliation, gold's facts
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.args(["status", "--json"]).args(&settings);
+    let out = ok(c);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let totals = &status["silver"]["totals"];
+    assert_eq!(totals["records"].as_u64(), Some(events.len() as u64), "{totals}");
+    assert_eq!(totals["events"].as_u64(), Some(events.len() as u64), "{totals}");
+    assert_eq!(totals["lines"].as_u64(), Some(want_lines), "{totals}");
+    assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
+    assert_eq!(totals["quarantined"].as_u64(), Some(0), "{totals}");
+    let distinct = gold_count(
+        &pg.url,
+        "SELECT COUNT(*) FROM (SELECT DISTINCT event_id, line_no FROM fact_inventory_movement) d",
+    )
+    .await;
+    assert_eq!(gold_count(&pg.url, movements).await, want_lines as i64);
+    assert_eq!(distinct, want_lines as i64, "a line is in gold twice");
+
+    // every stock level exact
+    let rows = gold_query(
+        &pg.url,
+        "SELECT s.store_id, p.sku, l.on_hand::text
+           FROM stock_level l
+           JOIN dim_store s ON s.store_key = l.store_key
+           JOIN dim_product p ON p.product_key = l.product_key",
+    )
+    .await;
+    let got: BTreeMap<(String, String), Decimal> = rows
+        .iter()
+        .map(|r| {
+            let on_hand: String = r.get(2);
+            (
+                (r.get::<_, String>(0), r.get::<_, String>(1)),
+                on_hand.parse().expect("decimal"),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want_stock.len(), "stock_level keys");
+    let wrong: Vec<_> = want_stock
+        .iter()
+        .filter(|(k, v)| got.get(*k).map(Decimal::normalize) != Some(v.normalize()))
+        .take(5)
+        .map(|(k, v)| format!("{k:?}: want {v}, gold {:?}", got.get(k)))
+        .collect();
+    assert!(wrong.is_empty(), "stock levels differ after {kills} kills: {wrong:?}");
+    eprintln!(
+        "{kills} kills: {} events, {want_lines} lines, {} stock levels exact",
+        events.len(),
+        want_stock.len()
+    );
+}
