@@ -45,7 +45,8 @@ ingest_s=$(elapsed "$t0")
 say "waiting for gold"
 while [ "$(psql "$gold" -Atc 'select count(*) from fact_inventory_movement')" -lt "$lines" ]; do sleep 0.2; done
 total_s=$(elapsed "$t0")
-kill -TERM "$run"; wait "$run" || true
+# /usr/bin/time reports when its child exits: signal the child
+pkill -TERM -P "$run" || true; wait "$run" || true
 kill "$sampler" 2>/dev/null || true
 max_lag=$(sort -g "$W/lag" | tail -1)
 rss=$(peak_rss_mib "$W/run.log")

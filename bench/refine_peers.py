@@ -30,7 +30,8 @@ def run_duckdb(src, out):
         f"""
         CREATE TEMP TABLE raw AS
         SELECT column0 AS line FROM read_csv('{src}', columns={{'column0': 'VARCHAR'}},
-            delim=chr(1), quote='', escape='', header=false, auto_detect=false)
+            delim=chr(1), quote='', escape='', header=false, auto_detect=false,
+            ignore_errors=true)
         """
     )
     con.execute(
@@ -86,7 +87,7 @@ def run_polars(src, out):
     startup = time.perf_counter() - t0
     raw = pl.read_csv(
         src, has_header=False, separator="\x01", quote_char=None, new_columns=["line"],
-        schema_overrides={"line": pl.Utf8},
+        schema_overrides={"line": pl.Utf8}, encoding="utf8-lossy",
     )
     line_schema = pl.Struct(
         {"sku": pl.Utf8, "quantity": pl.Utf8, "unit_price": pl.Utf8, "discount": pl.Utf8}
@@ -101,23 +102,32 @@ def run_polars(src, out):
             "lines": pl.List(line_schema),
         }
     )
-    # Polars cannot skip a malformed JSON line (json_decode and read_ndjson fail on the first),
-    # so each slice is decoded at once and, where that fails, its lines are checked one by one
+    # Polars cannot skip a record it cannot decode (json_decode and read_ndjson fail on the
+    # first): lines that are not JSON objects are dropped first, then a slice that still fails
+    # (a wrong type inside) is halved until the failing records are found and dropped
     def valid(text):
         try:
             return isinstance(json.loads(text), dict)
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
+
+    def decode(frame):
+        try:
+            return [frame.with_columns(pl.col("line").str.json_decode(schema).alias("j"))]
+        except pl.exceptions.ComputeError:
+            if frame.height == 1:
+                return []
+            half = frame.height // 2
+            return decode(frame.slice(0, half)) + decode(frame.slice(half))
 
     ok = []
     for chunk in raw.iter_slices(50_000):
         try:
-            decoded = chunk.with_columns(pl.col("line").str.json_decode(schema).alias("j"))
+            parts = [chunk.with_columns(pl.col("line").str.json_decode(schema).alias("j"))]
         except pl.exceptions.ComputeError:
-            keep = [valid(t) for t in chunk["line"]]
-            chunk = chunk.filter(pl.Series(keep))
-            decoded = chunk.with_columns(pl.col("line").str.json_decode(schema).alias("j"))
-        ok.append(decoded.unnest("j"))
+            chunk = chunk.filter(pl.Series([valid(t) for t in chunk["line"]]))
+            parts = decode(chunk)
+        ok.extend(p.unnest("j") for p in parts)
     df = pl.concat(ok).drop("line")
     df = df.with_columns(
         pl.col("event_time").str.to_datetime(time_zone="UTC", strict=False)

@@ -55,8 +55,9 @@ pub fn summary(reports: &[ModelReport]) -> String {
     let resolved: usize = reports.iter().map(|r| r.alerts_resolved).sum();
     let days: usize = reports.iter().map(|r| r.days_closed).sum();
     let late: usize = reports.iter().map(|r| r.late_lines).sum();
+    let seconds: f64 = reports.iter().map(|r| r.seconds).sum();
     format!(
-        "{lines} lines into gold in {} batches ({late} late), {days} store-days closed, {opened} alerts opened, {resolved} resolved",
+        "{lines} lines into gold in {} batches ({seconds:.3} s; {late} late), {days} store-days closed, {opened} alerts opened, {resolved} resolved",
         reports.len()
     )
 }
