@@ -20,8 +20,12 @@ to_bronze() {
   "$SL" ingest --data-dir "$W/data" --listen "127.0.0.1:$port" 2> "$W/ingest.log" &
   pid=$!
   wait_http "http://127.0.0.1:$port/healthz"
-  curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$W/input.ndjson" \
-    "http://127.0.0.1:$port/v1/events"
+  split -C 8M -d -a 4 "$W/input.ndjson" "$W/chunk."
+  for f in "$W"/chunk.*; do
+    curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$f" \
+      "http://127.0.0.1:$port/v1/events"
+  done
+  rm -f "$W"/chunk.*
   kill -TERM "$pid"; wait "$pid" || true
 }
 

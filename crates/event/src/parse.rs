@@ -122,7 +122,7 @@ fn parse_canonical<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'
             "transaction_id",
             "lines",
         ],
-        "",
+        None,
         v,
     );
     if let Some(raw) = f.get("schema_version")
@@ -233,36 +233,32 @@ fn parse_line<'a>(
             return None;
         }
     };
-    let p = |name: &str| format!("lines[{i}].{name}");
-    f.check_duplicates(
-        &["sku", "quantity", "unit_price", "discount"],
-        &format!("lines[{i}]"),
-        v,
-    );
+    let p = |name: &'static str| At::Line(i, name);
+    f.check_duplicates(&["sku", "quantity", "unit_price", "discount"], Some(i), v);
     let sku = match read_id(f.get("sku")) {
         IdRead::Ok(s) => Some(s),
         IdRead::Missing => {
-            v.push(Violation::new(R::MissingSku, p("sku"), "absent"));
+            v.push(Violation::new(R::MissingSku, p("sku").text(), "absent"));
             None
         }
         IdRead::Invalid(why) => {
-            v.push(Violation::new(R::InvalidSku, p("sku"), why));
+            v.push(Violation::new(R::InvalidSku, p("sku").text(), why));
             None
         }
     };
-    let quantity = read_quantity(f.get("quantity"), event_type, &p("quantity"), v);
+    let quantity = read_quantity(f.get("quantity"), event_type, p("quantity"), v);
     let unit_price = read_money(
         f.get("unit_price"),
         R::InvalidUnitPrice,
         R::UnitPricePrecision,
-        &p("unit_price"),
+        p("unit_price"),
         v,
     );
     let discount = read_money(
         f.get("discount"),
         R::InvalidDiscount,
         R::DiscountPrecision,
-        &p("discount"),
+        p("discount"),
         v,
     );
     Some(Line {
@@ -286,7 +282,7 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
             "timestamp",
             "store_id",
         ],
-        "",
+        None,
         v,
     );
     let transaction_id = required_id(
@@ -299,7 +295,12 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
     let sku = required_id(f, "product_id", R::MissingSku, R::InvalidSku, v);
     let event_time = read_time(f, "timestamp", v);
     let store_id = required_id(f, "store_id", R::MissingStoreId, R::InvalidStoreId, v);
-    let quantity = read_quantity(f.get("quantity"), Some(EventType::Sale), "quantity", v);
+    let quantity = read_quantity(
+        f.get("quantity"),
+        Some(EventType::Sale),
+        At::Top("quantity"),
+        v,
+    );
     let unit_price = match f.get("unit_price") {
         None => {
             v.push(Violation::new(R::MissingUnitPrice, "unit_price", "absent"));
@@ -309,7 +310,7 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
             Some(raw),
             R::InvalidUnitPrice,
             R::UnitPricePrecision,
-            "unit_price",
+            At::Top("unit_price"),
             v,
         )
         .ok()
@@ -470,20 +471,20 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 fn read_quantity(
     raw: Option<&RawValue>,
     event_type: Option<EventType>,
-    path: &str,
+    at: At<'_>,
     v: &mut Vec<Violation>,
 ) -> Option<Decimal> {
     let raw = match raw {
         Some(r) if r.get() != "null" => r,
         _ => {
-            v.push(Violation::new(R::MissingQuantity, path, "absent"));
+            v.push(Violation::new(R::MissingQuantity, at.text(), "absent"));
             return None;
         }
     };
     let q = match read_number(raw) {
         Ok(q) => q,
         Err(why) => {
-            v.push(Violation::new(R::InvalidQuantity, path, why));
+            v.push(Violation::new(R::InvalidQuantity, at.text(), why));
             return None;
         }
     };
@@ -491,7 +492,7 @@ fn read_quantity(
     if q.abs() >= Decimal::from(1_000_000_000_000i64) {
         v.push(Violation::new(
             R::QuantityOutOfRange,
-            path,
+            at.text(),
             format!("{} is too large", clip(raw.get())),
         ));
         ok = false;
@@ -499,7 +500,7 @@ fn read_quantity(
     if q.normalize().scale() > 3 {
         v.push(Violation::new(
             R::QuantityPrecision,
-            path,
+            at.text(),
             format!("{} has more than 3 decimals", clip(raw.get())),
         ));
         ok = false;
@@ -509,7 +510,7 @@ fn read_quantity(
     {
         v.push(Violation::new(
             R::QuantitySign,
-            path,
+            at.text(),
             format!("{} but a {t} needs {}", q.normalize(), t.sign_rule()),
         ));
         ok = false;
@@ -528,7 +529,7 @@ fn read_money(
     raw: Option<&RawValue>,
     invalid: R,
     precision: R,
-    path: &str,
+    at: At<'_>,
     v: &mut Vec<Violation>,
 ) -> Result<Option<Decimal>, ()> {
     let raw = match raw {
@@ -538,14 +539,14 @@ fn read_money(
     let d = match read_number(raw) {
         Ok(d) => d,
         Err(why) => {
-            v.push(Violation::new(invalid, path, why));
+            v.push(Violation::new(invalid, at.text(), why));
             return Err(());
         }
     };
     if d.is_sign_negative() && !d.is_zero() {
         v.push(Violation::new(
             invalid,
-            path,
+            at.text(),
             format!("{} is negative", clip(raw.get())),
         ));
         return Err(());
@@ -553,7 +554,7 @@ fn read_money(
     if d >= Decimal::from(1_000_000_000_000i64) {
         v.push(Violation::new(
             invalid,
-            path,
+            at.text(),
             format!("{} is too large", clip(raw.get())),
         ));
         return Err(());
@@ -561,7 +562,7 @@ fn read_money(
     if d.normalize().scale() > 4 {
         v.push(Violation::new(
             precision,
-            path,
+            at.text(),
             format!("{} has more than 4 decimals", clip(raw.get())),
         ));
         return Err(());
@@ -614,6 +615,23 @@ fn read_string<'a>(raw: Option<&'a RawValue>) -> Result<Option<Cow<'a, str>>, ()
     }
 }
 
+/// Where in a record a violation is: made into text only when there is one, so that a valid
+/// record costs no formatting.
+#[derive(Debug, Clone, Copy)]
+enum At<'s> {
+    Top(&'s str),
+    Line(usize, &'s str),
+}
+
+impl At<'_> {
+    fn text(self) -> String {
+        match self {
+            At::Top(name) => name.to_string(),
+            At::Line(i, name) => format!("lines[{i}].{name}"),
+        }
+    }
+}
+
 /// Shortens a value for an error message.
 fn clip(s: &str) -> String {
     const MAX: usize = 60;
@@ -645,14 +663,15 @@ impl<'a> Fields<'a> {
             .map(|(_, v)| *v)
     }
 
-    fn check_duplicates(&self, known: &[&str], prefix: &str, v: &mut Vec<Violation>) {
+    /// `line`: the index of the line these fields belong to, `None` at the top level.
+    fn check_duplicates(&self, known: &[&str], line: Option<usize>, v: &mut Vec<Violation>) {
         for name in known {
             if self.entries.iter().filter(|(k, _)| k == name).count() > 1 {
-                let path = if prefix.is_empty() {
-                    (*name).to_string()
-                } else {
-                    format!("{prefix}.{name}")
-                };
+                let path = match line {
+                    None => At::Top(name),
+                    Some(i) => At::Line(i, name),
+                }
+                .text();
                 v.push(Violation::new(
                     R::DuplicateField,
                     path,

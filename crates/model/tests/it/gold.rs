@@ -220,7 +220,10 @@ async fn analysts_queries_agree(
     };
     let a = cover(days_of_cover_by_category(sqlite).await.expect("cover"));
     let b = cover(days_of_cover_by_category(postgres).await.expect("cover"));
-    assert_eq!(a, b, "days of cover by category differ between the databases");
+    assert_eq!(
+        a, b,
+        "days of cover by category differ between the databases"
+    );
     let on_hand = gold_on_hand(postgres).await;
     assert_eq!(
         b.iter().map(|(_, n, _)| *n as usize).sum::<usize>(),

@@ -154,10 +154,7 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
 
     // the producer writes the same events to the stream while stocklake is being killed
     let mut producer = stocklake(dir.path(), Some(&aws));
-    producer
-        .arg("simulate")
-        .args(sim)
-        .args(["--to", &stream]);
+    producer.arg("simulate").args(sim).args(["--to", &stream]);
     let mut producer = spawn(producer);
 
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -217,8 +214,16 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
     let out = ok(c);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     let totals = &status["silver"]["totals"];
-    assert_eq!(totals["records"].as_u64(), Some(events.len() as u64), "{totals}");
-    assert_eq!(totals["events"].as_u64(), Some(events.len() as u64), "{totals}");
+    assert_eq!(
+        totals["records"].as_u64(),
+        Some(events.len() as u64),
+        "{totals}"
+    );
+    assert_eq!(
+        totals["events"].as_u64(),
+        Some(events.len() as u64),
+        "{totals}"
+    );
     assert_eq!(totals["lines"].as_u64(), Some(want_lines), "{totals}");
     assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
     assert_eq!(totals["quarantined"].as_u64(), Some(0), "{totals}");
@@ -256,7 +261,10 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
         .take(5)
         .map(|(k, v)| format!("{k:?}: want {v}, gold {:?}", got.get(k)))
         .collect();
-    assert!(wrong.is_empty(), "stock levels differ after {kills} kills: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "stock levels differ after {kills} kills: {wrong:?}"
+    );
     eprintln!(
         "{kills} kills: {} events, {want_lines} lines, {} stock levels exact",
         events.len(),

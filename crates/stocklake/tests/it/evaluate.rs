@@ -54,7 +54,10 @@ fn evaluate_judges_the_alerts_against_the_truth() {
     );
     // a small chain has few stock-outs: the comparison with the baselines is the full-size
     // run's (docs/evaluation.md); here the predictive alerts must see most of them coming
-    assert!(at_all >= 30.0, "the alerts missed most stock-outs:\n{table}");
+    assert!(
+        at_all >= 30.0,
+        "the alerts missed most stock-outs:\n{table}"
+    );
     assert!(table.contains("Phantom stock"), "{table}");
     assert!(dir.path().join("wd/episodes.csv").is_file());
 }
