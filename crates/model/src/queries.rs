@@ -131,9 +131,11 @@ type Rows = Vec<Vec<(String, V)>>;
 
 async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelError> {
     let sql = dialect_sql(gold.dialect(), sql);
+    let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+    let read_only = head.starts_with("SELECT") || head.starts_with("WITH");
     match gold {
         Gold::Sqlite(g) => {
-            g.with(move |c| {
+            let run = move |c: &mut rusqlite::Connection| {
                 use rusqlite::types::{Value, ValueRef};
                 let mut s = c
                     .prepare_cached(&sql)
@@ -167,8 +169,12 @@ async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelErro
                     .map_err(|e| ModelError::Database(e.to_string()))?;
                 rows.collect::<Result<Vec<_>, _>>()
                     .map_err(|e| ModelError::Database(e.to_string()))
-            })
-            .await
+            };
+            if read_only {
+                g.read(run).await
+            } else {
+                g.with(run).await
+            }
         }
         Gold::Postgres(g) => {
             use tokio_postgres::types::{ToSql, Type};

@@ -83,6 +83,9 @@ fn err(e: rusqlite::Error) -> ModelError {
 #[derive(Clone)]
 pub struct SqliteGold {
     conn: Arc<Mutex<Connection>>,
+    /// A second connection for the read side (API, dashboard, status): in WAL mode it reads
+    /// the last committed state while a model batch holds the writer.
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteGold {
@@ -102,9 +105,17 @@ impl SqliteGold {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
         )
         .map_err(err)?;
-        Ok(SqliteGold {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let reader = if path.as_os_str() == ":memory:" {
+            // an in-memory database exists only in its own connection
+            conn.clone()
+        } else {
+            let r = Connection::open(path).map_err(err)?;
+            r.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;")
+                .map_err(err)?;
+            Arc::new(Mutex::new(r))
+        };
+        Ok(SqliteGold { conn, reader })
     }
 
     /// Runs `f` with the connection, off the async runtime.
@@ -112,7 +123,22 @@ impl SqliteGold {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, ModelError> + Send + 'static,
     ) -> Result<T, ModelError> {
-        let conn = self.conn.clone();
+        Self::on(self.conn.clone(), f).await
+    }
+
+    /// Runs a read-only `f` on the reader connection, which does not wait for a batch in
+    /// progress.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, ModelError> {
+        Self::on(self.reader.clone(), f).await
+    }
+
+    async fn on<T: Send + 'static>(
+        conn: Arc<Mutex<Connection>>,
+        f: impl FnOnce(&mut Connection) -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, ModelError> {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
