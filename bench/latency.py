@@ -2,7 +2,7 @@
 
 `stocklake run` on the embedded default (local files, SQLite) with a simulated chain posting
 at a steady pace in the background. Each probe: a receipt of one unit of a product of its own
-(waited for), then a sale of that unit; from the sale's 202 the API is polled every 2 ms until
+(waited for), then a sale of that unit; from the sale's 202 the API is polled every 10 ms until
 `stock_level` shows 0 on hand and until the `out_of_stock` alert is open.
 
 usage: python3 latency.py STOCKLAKE_BIN WORKDIR [--probes N] [--speed X]
@@ -156,7 +156,7 @@ def main():
                     t_stock = time.perf_counter()
                 if t_alert is None and api.alert_open(store, sku, "out_of_stock"):
                     t_alert = time.perf_counter()
-                time.sleep(0.002)
+                time.sleep(0.01)
             if t_stock is None or t_alert is None:
                 failures += 1
                 continue

@@ -64,7 +64,7 @@ impl RefineConfig {
             aws,
             dedup_window_days: 7,
             window: TimeWindow::default(),
-            batch_max_objects: 8,
+            batch_max_objects: 32,
         }
     }
 }
