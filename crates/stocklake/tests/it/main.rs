@@ -4,6 +4,7 @@ mod common;
 mod crash;
 mod deploy;
 mod evaluate;
+mod faults;
 mod ingest;
 mod refine;
 mod run;
