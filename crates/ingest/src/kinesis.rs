@@ -361,6 +361,9 @@ impl KinesisSource {
                 .await;
             let out = match resp {
                 Ok(out) => {
+                    if backoff > Duration::from_millis(100) {
+                        self.update(shard, |s| s.last_error = None);
+                    }
                     backoff = Duration::from_millis(100);
                     out
                 }

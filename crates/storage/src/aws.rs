@@ -11,8 +11,16 @@ use crate::location::AwsOptions;
 
 /// Loads the shared SDK configuration.
 pub async fn sdk_config(opts: &AwsOptions) -> SdkConfig {
+    // a service that stops answering must fail a call, not hang it: the stages retry with
+    // backoff and report the failure (a GetRecords long-poll never takes 10 s)
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(25))
+        .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(opts.region_or_default()));
+        .region(Region::new(opts.region_or_default()))
+        .timeout_config(timeouts);
     if let Some(e) = &opts.endpoint_url {
         loader = loader.endpoint_url(e);
     }

@@ -169,6 +169,18 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                                     .unwrap_or_default();
                                     s.lag_seconds = lag.map(|ms| ms as f64 / 1000.0);
                                     s.records_total = status.values().map(|v| v.records).sum();
+                                    // a shard that keeps failing (the service does not answer,
+                                    // throttling) shows while it retries, not only once it gives up
+                                    if let Some((shard, e)) = status
+                                        .iter()
+                                        .find_map(|(k, v)| v.last_error.as_ref().map(|e| (k, e)))
+                                    {
+                                        let text = format!("{shard}: {e}");
+                                        if s.last_error.as_deref() != Some(text.as_str()) {
+                                            s.last_error = Some(text);
+                                            s.last_error_at = Some(Utc::now());
+                                        }
+                                    }
                                 });
                                 tokio::select! {
                                     _ = cancel.cancelled() => {}

@@ -18,7 +18,7 @@ use crate::common::{free_port, kill9, ok, spawn, stocklake};
 /// On hand per (store, sku) by CONTRACT §2: the latest count by event time (the larger of two
 /// at the same instant), plus every movement strictly after it; without a count, the sum of
 /// all movements. Computed from the raw events, sharing nothing with the model.
-fn expected_stock(events: &[Vec<u8>]) -> (BTreeMap<(String, String), Decimal>, u64) {
+pub(crate) fn expected_stock(events: &[Vec<u8>]) -> (BTreeMap<(String, String), Decimal>, u64) {
     #[derive(Default)]
     struct Key {
         count: Option<(DateTime<Utc>, Decimal)>,
@@ -82,7 +82,7 @@ async fn gold_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
     rows
 }
 
-async fn gold_count(url: &str, sql: &str) -> i64 {
+pub(crate) async fn gold_count(url: &str, sql: &str) -> i64 {
     match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
         Ok((client, conn)) => {
             let task = tokio::spawn(conn);

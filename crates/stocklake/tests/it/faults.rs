@@ -152,3 +152,179 @@ async fn a_full_bronze_disk_answers_503_and_loses_nothing() {
     );
     assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
 }
+
+/// A moto of this test's own, so that pausing it disturbs no other test.
+struct OwnMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnMoto {
+    fn start() -> Option<OwnMoto> {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                stocklake_testkit::missing("moto_server", &e.to_string());
+                return None;
+            }
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        wait_http(&url);
+        Some(OwnMoto { child, url })
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// S3 and Kinesis stop answering for 30 seconds while `stocklake run` is working (the
+/// emulator is frozen with SIGSTOP, so nothing it holds is lost): the pipeline keeps serving,
+/// reports the failures, retries, and once the services are back every event is in silver
+/// once and every line in gold.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
+    let Some(moto) = OwnMoto::start() else {
+        return;
+    };
+    let Some(pg) = stocklake_testkit::postgres().await else {
+        return;
+    };
+    let aws = stocklake_testkit::AwsOptions::emulator(&moto.url);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = stocklake_testkit::unique("outage");
+    let stream = format!("kinesis://{name}");
+    let settings = [
+        "--bronze".to_string(),
+        format!("s3://{name}/bronze"),
+        "--silver".to_string(),
+        format!("s3://{name}/silver"),
+        "--gold".to_string(),
+        pg.url.clone(),
+        "--stream".to_string(),
+        stream.clone(),
+    ];
+    let sim = [
+        "--seed", "12", "--stores", "2", "--skus", "100", "--days", "2",
+    ];
+    let events_file = dir.path().join("events.ndjson");
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.arg("simulate")
+        .args(sim)
+        .arg("--to")
+        .arg(format!("file:{}", events_file.display()));
+    ok(c);
+    let events: Vec<Vec<u8>> = std::fs::read(&events_file)
+        .expect("events")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let (_, want_lines) = crate::crash::expected_stock(&events);
+
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.args(["init", "--shards", "2"]).args(&settings);
+    ok(c);
+    let port = free_port();
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.arg("run")
+        .args(&settings)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    let mut run = spawn(c);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&base);
+
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.arg("simulate").args(sim).args(["--to", &stream]);
+    ok(c);
+    // the outage: S3 and Kinesis freeze while work is in flight
+    moto.signal("-STOP");
+    let client = reqwest::Client::new();
+    let frozen = Instant::now();
+    let mut saw_trouble = false;
+    while frozen.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // the process stays up and keeps answering
+        let health = client
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("healthz during the outage");
+        assert!(health.status().is_success());
+        if let Ok(r) = client
+            .get(format!("{base}/v1/pipeline"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+        {
+            let text = v.to_string();
+            if std::env::var("STOCKLAKE_TEST_DEBUG").is_ok() {
+                eprintln!("{:.0?}: {text}", frozen.elapsed());
+            }
+            saw_trouble |= text.contains("\"last_error\":\"") || text.contains("failed");
+        }
+    }
+    moto.signal("-CONT");
+    assert!(
+        saw_trouble,
+        "30 s without S3 and Kinesis, and /v1/pipeline reported nothing"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let n =
+            crate::crash::gold_count(&pg.url, "SELECT COUNT(*) FROM fact_inventory_movement").await;
+        if n >= want_lines as i64 {
+            assert_eq!(n, want_lines as i64, "a line is in gold twice");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gold has {n} of {want_lines} lines 4 minutes after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let _ = run.wait();
+
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.args(["status", "--json"]).args(&settings);
+    let out = ok(c);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status");
+    let totals = &status["silver"]["totals"];
+    assert_eq!(
+        totals["records"].as_u64(),
+        Some(events.len() as u64),
+        "{totals}"
+    );
+    assert_eq!(
+        totals["events"].as_u64(),
+        Some(events.len() as u64),
+        "{totals}"
+    );
+    assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
+    eprintln!(
+        "outage of 30 s: {} events, {want_lines} lines exact; failures reported during it: {saw_trouble}",
+        events.len()
+    );
+}
