@@ -20,18 +20,8 @@ table="$W/table.md"
 
 # put NDJSON into bronze over HTTP ingest, then refine it
 load() {
-  local data="$1" file="$2" port pid
-  port=$(free_port)
-  "$SL" ingest --data-dir "$data" --listen "127.0.0.1:$port" 2>> "$W/ingest.log" &
-  pid=$!
-  wait_http "http://127.0.0.1:$port/healthz"
-  split -C 8M -d -a 4 "$file" "$W/chunk."
-  for f in "$W"/chunk.*; do
-    curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$f" "http://127.0.0.1:$port/v1/events"
-  done
-  rm -f "$W"/chunk.*
-  kill -TERM "$pid"; wait "$pid" || true
-  "$SL" refine --once --data-dir "$data" > /dev/null
+  to_bronze "$1" "$2"
+  "$SL" refine --once --data-dir "$1" > /dev/null
 }
 
 # the seconds the model's batches took, from its summary line ("… batches (1.234 s; …")
@@ -43,6 +33,16 @@ cpu_s() { awk -F': ' '/User time|System time/ {t += $2} END {printf "%.2f", t}' 
 
 count() { psql "$1" -Atc "select (select count(*) from fact_inventory_movement) + (select count(*) from fact_sales) + (select count(*) from stock_level) + (select count(*) from fact_stock_daily)"; }
 
+# measure KEYS STEP LINES: one timed `model --once`, as a table row
+measure() {
+  local before s rows b
+  before=$(count "$gold")
+  t0=$(now)
+  /usr/bin/time -v "$SL" model --once --data-dir "$data" --gold "$gold" > "$W/model.out" 2> "$W/model.time"
+  s=$(elapsed "$t0"); rows=$(( $(count "$gold") - before )); b=$(batch_s)
+  echo "| $1 | $2 | $3 | $s | $(cpu_s) | $b | $rows | $(rate "$rows" "$b") | $(peak_rss_mib "$W/model.time") |" >> "$table"
+}
+
 for keys in $KEYS; do
   skus=1000; stores=$((keys / skus)); [ "$stores" -ge 1 ] || stores=1
   db="bench_gold_$$_$keys"
@@ -53,17 +53,9 @@ for keys in $KEYS; do
   python3 "$BENCH/gen_keys.py" "$stores" "$skus" "$SALES" "$W/counts.ndjson" "$W/sales.ndjson"
   "$SL" init --data-dir "$data" --gold "$gold" > /dev/null
   load "$data" "$W/counts.ndjson"
-  before=$(count "$gold")
-  t0=$(now)
-  /usr/bin/time -v "$SL" model --once --data-dir "$data" --gold "$gold" > "$W/model.out" 2> "$W/model.time"
-  s=$(elapsed "$t0"); rows=$(( $(count "$gold") - before )); b=$(batch_s)
-  echo "| $keys | load: stock counts | $keys | $s | $(cpu_s) | $b | $rows | $(rate "$rows" "$b") | $(peak_rss_mib "$W/model.time") |" >> "$table"
+  measure "$keys" "load: stock counts" "$keys"
   load "$data" "$W/sales.ndjson"
-  before=$(count "$gold")
-  t0=$(now)
-  /usr/bin/time -v "$SL" model --once --data-dir "$data" --gold "$gold" > "$W/model.out" 2> "$W/model.time"
-  s=$(elapsed "$t0"); rows=$(( $(count "$gold") - before )); b=$(batch_s)
-  echo "| $keys | batch: $SALES sales | $SALES | $s | $(cpu_s) | $b | $rows | $(rate "$rows" "$b") | $(peak_rss_mib "$W/model.time") |" >> "$table"
+  measure "$keys" "batch: $SALES sales" "$SALES"
   psql "$PG/test" -qc "drop database if exists $db with (force)"
 done
 record "Gold on PostgreSQL: load and batch time against 1k … 1M live keys" "$table"

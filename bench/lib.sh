@@ -63,3 +63,21 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # peak RSS in MiB of a command, via /usr/bin/time -v (GNU time) or bash's own children usage
 peak_rss_mib() { awk '/Maximum resident set size/ {printf "%.0f", $NF/1024}' "$1"; }
+
+# to_bronze DATA_DIR FILE: loads an NDJSON file into DATA_DIR's bronze the way tills would,
+# through `stocklake ingest` over HTTP in 8 MB bodies (each durable before its 202)
+to_bronze() {
+  local data="$1" file="$2" port pid chunks
+  port=$(free_port)
+  "$SL" ingest --data-dir "$data" --listen "127.0.0.1:$port" 2>> "$WORK/ingest.log" &
+  pid=$!
+  wait_http "http://127.0.0.1:$port/healthz"
+  chunks="$(mktemp -d "$WORK/chunks.XXXXXX")"
+  split -C 8M -d -a 4 "$file" "$chunks/c."
+  for f in "$chunks"/c.*; do
+    curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$f" \
+      "http://127.0.0.1:$port/v1/events"
+  done
+  rm -rf "$chunks"
+  kill -TERM "$pid"; wait "$pid" || true
+}

@@ -14,25 +14,11 @@ set +o pipefail
   | head -n "$RECORDS" > "$W/input.ndjson"
 set -o pipefail
 
-to_bronze() {
-  local port pid
-  port=$(free_port)
-  "$SL" ingest --data-dir "$W/data" --listen "127.0.0.1:$port" 2> "$W/ingest.log" &
-  pid=$!
-  wait_http "http://127.0.0.1:$port/healthz"
-  split -C 8M -d -a 4 "$W/input.ndjson" "$W/chunk."
-  for f in "$W"/chunk.*; do
-    curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$f" \
-      "http://127.0.0.1:$port/v1/events"
-  done
-  rm -f "$W"/chunk.*
-  kill -TERM "$pid"; wait "$pid" || true
-}
 
 case "$STAGE" in
   simulate) cmd=("$SL" simulate --seed 11 --stores 5 --skus 2000 --days 2 --to file:/dev/null) ;;
-  refine) to_bronze; cmd=("$SL" refine --once --data-dir "$W/data") ;;
-  model) to_bronze; "$SL" refine --once --data-dir "$W/data" > /dev/null
+  refine) to_bronze "$W/data" "$W/input.ndjson"; cmd=("$SL" refine --once --data-dir "$W/data") ;;
+  model) to_bronze "$W/data" "$W/input.ndjson"; "$SL" refine --once --data-dir "$W/data" > /dev/null
          cmd=("$SL" model --once --data-dir "$W/data") ;;
   *) echo "STAGE must be simulate, refine or model" >&2; exit 2 ;;
 esac

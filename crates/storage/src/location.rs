@@ -123,7 +123,8 @@ pub enum LocationError {
     },
 }
 
-/// A storage root.
+/// A storage root. A local path is absolute (`parse` and the configuration make it so): its
+/// URL is `file://` + the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Local(PathBuf),
@@ -198,11 +199,7 @@ impl Location {
     /// The URL form (`file:///…` or `s3://…`), as delta-rs and users read it.
     pub fn url(&self) -> String {
         match self {
-            // a relative path would read as a host name after file://
-            Location::Local(p) => match std::path::absolute(p) {
-                Ok(abs) => format!("file://{}", abs.display()),
-                Err(_) => format!("file://{}", p.display()),
-            },
+            Location::Local(p) => format!("file://{}", p.display()),
             Location::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
             Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
         }

@@ -83,6 +83,24 @@ fn track(spans: &mut Vec<AlertSpan>, below: bool, at: DateTime<Utc>) {
     }
 }
 
+/// Files a truth episode under its store and SKU (an unreadable start is skipped).
+fn add_episode(
+    into: &mut HashMap<(String, String), Vec<Episode>>,
+    store_id: &str,
+    sku: &str,
+    start: &str,
+    end: Option<&str>,
+) {
+    if let Some(start) = parse_ts(start) {
+        into.entry((store_id.to_string(), sku.to_string()))
+            .or_default()
+            .push(Episode {
+                start,
+                end: end.and_then(parse_ts),
+            });
+    }
+}
+
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
@@ -406,15 +424,7 @@ pub async fn evaluate(args: &EvaluateArgs, dir: &std::path::Path) -> anyhow::Res
                 end,
                 lost_units,
             } if *lost_units > Decimal::ZERO => {
-                if let Some(s) = parse_ts(start) {
-                    stockouts
-                        .entry((store_id.clone(), sku.clone()))
-                        .or_default()
-                        .push(Episode {
-                            start: s,
-                            end: end.as_deref().and_then(parse_ts),
-                        });
-                }
+                add_episode(&mut stockouts, store_id, sku, start, end.as_deref());
             }
             TruthRecord::Phantom {
                 store_id,
@@ -422,15 +432,7 @@ pub async fn evaluate(args: &EvaluateArgs, dir: &std::path::Path) -> anyhow::Res
                 start,
                 end,
             } => {
-                if let Some(s) = parse_ts(start) {
-                    phantoms
-                        .entry((store_id.clone(), sku.clone()))
-                        .or_default()
-                        .push(Episode {
-                            start: s,
-                            end: end.as_deref().and_then(parse_ts),
-                        });
-                }
+                add_episode(&mut phantoms, store_id, sku, start, end.as_deref());
             }
             _ => {}
         }

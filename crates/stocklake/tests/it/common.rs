@@ -114,3 +114,146 @@ pub async fn local_bronze(root: &Path) -> std::collections::BTreeMap<(String, St
     }
     out
 }
+
+/// SIGTERM: the graceful stop a service manager sends.
+pub fn sigterm(child: &Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// The records of an NDJSON file, each as its bytes.
+#[allow(dead_code)]
+pub fn read_records(path: &Path) -> Vec<Vec<u8>> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Silver's running totals (records, events, lines, quarantined, duplicates), from
+/// `stocklake status --json` with these settings.
+#[allow(dead_code)]
+pub fn silver_totals(
+    dir: &Path,
+    aws: Option<&AwsOptions>,
+    settings: &[String],
+) -> serde_json::Value {
+    let mut c = stocklake(dir, aws);
+    c.args(["status", "--json"]).args(settings);
+    let out = ok(c);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    status["silver"]["totals"].clone()
+}
+
+/// Every one of `records` valid records reached silver once: none lost, none repeated.
+#[allow(dead_code)]
+pub fn assert_each_record_once(totals: &serde_json::Value, records: usize) {
+    assert_eq!(totals["records"].as_u64(), Some(records as u64), "{totals}");
+    assert_eq!(totals["events"].as_u64(), Some(records as u64), "{totals}");
+    assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
+}
+
+/// One number from gold (a `COUNT(*)`); -1 while the database cannot answer.
+#[allow(dead_code)]
+pub async fn gold_count(url: &str, sql: &str) -> i64 {
+    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            let task = tokio::spawn(conn);
+            let n = client
+                .query_one(sql, &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(-1);
+            drop(client);
+            let _ = task.await;
+            n
+        }
+        Err(_) => -1,
+    }
+}
+
+/// Waits until gold holds at least `want` inventory movements; returns how many it holds.
+#[allow(dead_code)]
+pub async fn wait_for_gold_lines(url: &str, want: u64, within: Duration, what: &str) -> i64 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let n = gold_count(url, "SELECT COUNT(*) FROM fact_inventory_movement").await;
+        if n >= want as i64 {
+            return n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gold has {n} of {want} lines {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// On hand per (store, sku) by CONTRACT §2: the latest count by event time (the larger of two
+/// at the same instant), plus every movement strictly after it; without a count, the sum of
+/// all movements. Computed from the raw events, sharing nothing with the model.
+#[allow(dead_code)]
+pub fn expected_stock(
+    events: &[Vec<u8>],
+) -> (
+    std::collections::BTreeMap<(String, String), rust_decimal::Decimal>,
+    u64,
+) {
+    #[derive(Default)]
+    struct Key {
+        count: Option<(chrono::DateTime<chrono::Utc>, rust_decimal::Decimal)>,
+        moves: Vec<(chrono::DateTime<chrono::Utc>, rust_decimal::Decimal)>,
+    }
+    let mut keys: std::collections::HashMap<(String, String), Key> =
+        std::collections::HashMap::new();
+    let mut lines = 0u64;
+    for raw in events {
+        let e = stocklake_event::parse_event(raw).expect("the simulator writes valid events");
+        for l in &e.lines {
+            lines += 1;
+            let k = keys
+                .entry((e.store_id.to_string(), l.sku.to_string()))
+                .or_default();
+            let q = l.quantity;
+            let delta = match e.event_type {
+                stocklake_event::EventType::Sale | stocklake_event::EventType::Waste => -q,
+                stocklake_event::EventType::Return
+                | stocklake_event::EventType::Receipt
+                | stocklake_event::EventType::Adjustment => q,
+                stocklake_event::EventType::StockCount => {
+                    let newer = match k.count {
+                        None => true,
+                        Some((t, c)) => e.event_time > t || (e.event_time == t && q > c),
+                    };
+                    if newer {
+                        k.count = Some((e.event_time, q));
+                    }
+                    continue;
+                }
+            };
+            k.moves.push((e.event_time, delta));
+        }
+    }
+    let stock = keys
+        .into_iter()
+        .map(|(key, k)| {
+            let on_hand = match k.count {
+                Some((t, c)) => {
+                    c + k
+                        .moves
+                        .iter()
+                        .filter(|(mt, _)| *mt > t)
+                        .map(|(_, d)| *d)
+                        .sum::<rust_decimal::Decimal>()
+                }
+                None => k.moves.iter().map(|(_, d)| *d).sum(),
+            };
+            (key, on_hand)
+        })
+        .collect();
+    (stock, lines)
+}

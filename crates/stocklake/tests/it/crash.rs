@@ -6,70 +6,15 @@
 //! `STOCKLAKE_CRASH_KILLS` sets the number of kills (20 by default; the long mode is
 //! `STOCKLAKE_CRASH_KILLS=100 cargo test -p stocklake --test it crash -- --nocapture`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use stocklake_event::{EventType, parse_event};
 
-use crate::common::{free_port, kill9, ok, spawn, stocklake};
-
-/// On hand per (store, sku) by CONTRACT §2: the latest count by event time (the larger of two
-/// at the same instant), plus every movement strictly after it; without a count, the sum of
-/// all movements. Computed from the raw events, sharing nothing with the model.
-pub(crate) fn expected_stock(events: &[Vec<u8>]) -> (BTreeMap<(String, String), Decimal>, u64) {
-    #[derive(Default)]
-    struct Key {
-        count: Option<(DateTime<Utc>, Decimal)>,
-        moves: Vec<(DateTime<Utc>, Decimal)>,
-    }
-    let mut keys: HashMap<(String, String), Key> = HashMap::new();
-    let mut lines = 0u64;
-    for raw in events {
-        let e = parse_event(raw).expect("the simulator writes valid events");
-        for l in &e.lines {
-            lines += 1;
-            let k = keys
-                .entry((e.store_id.to_string(), l.sku.to_string()))
-                .or_default();
-            let q = l.quantity;
-            let delta = match e.event_type {
-                EventType::Sale | EventType::Waste => -q,
-                EventType::Return | EventType::Receipt | EventType::Adjustment => q,
-                EventType::StockCount => {
-                    let newer = match k.count {
-                        None => true,
-                        Some((t, c)) => e.event_time > t || (e.event_time == t && q > c),
-                    };
-                    if newer {
-                        k.count = Some((e.event_time, q));
-                    }
-                    continue;
-                }
-            };
-            k.moves.push((e.event_time, delta));
-        }
-    }
-    let stock = keys
-        .into_iter()
-        .map(|(key, k)| {
-            let on_hand = match k.count {
-                Some((t, c)) => {
-                    c + k
-                        .moves
-                        .iter()
-                        .filter(|(mt, _)| *mt > t)
-                        .map(|(_, d)| *d)
-                        .sum::<Decimal>()
-                }
-                None => k.moves.iter().map(|(_, d)| *d).sum(),
-            };
-            (key, on_hand)
-        })
-        .collect();
-    (stock, lines)
-}
+use crate::common::{
+    assert_each_record_once, expected_stock, free_port, gold_count, kill9, ok, read_records,
+    sigterm, silver_totals, spawn, stocklake, wait_for_gold_lines,
+};
 
 async fn gold_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -80,23 +25,6 @@ async fn gold_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
     drop(client);
     let _ = task.await;
     rows
-}
-
-pub(crate) async fn gold_count(url: &str, sql: &str) -> i64 {
-    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            let task = tokio::spawn(conn);
-            let n = client
-                .query_one(sql, &[])
-                .await
-                .map(|r| r.get::<_, i64>(0))
-                .unwrap_or(-1);
-            drop(client);
-            let _ = task.await;
-            n
-        }
-        Err(_) => -1,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,12 +67,7 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
         .args(["--catalog-out", "master", "--to"])
         .arg(format!("file:{}", events_file.display()));
     ok(c);
-    let events: Vec<Vec<u8>> = std::fs::read(&events_file)
-        .expect("events")
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
+    let events = read_records(&events_file);
     let (want_stock, want_lines) = expected_stock(&events);
     assert!(events.len() > 1000 && want_stock.len() > 300);
 
@@ -188,42 +111,22 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
         .args(&settings)
         .args(["--listen", &format!("127.0.0.1:{}", free_port())]);
     let mut child = spawn(c);
-    let deadline = Instant::now() + Duration::from_secs(300);
     let movements = "SELECT COUNT(*) FROM fact_inventory_movement";
-    loop {
-        let n = gold_count(&pg.url, movements).await;
-        if n >= want_lines as i64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gold has {n} of {want_lines} lines after 5 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_gold_lines(
+        &pg.url,
+        want_lines,
+        Duration::from_secs(300),
+        "after 5 minutes",
+    )
+    .await;
     // let the day close and stock levels settle, then stop cleanly
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    sigterm(&child);
     let _ = child.wait();
 
     // every event exactly once: silver's reconciliation, gold's facts
-    let mut c = stocklake(dir.path(), Some(&aws));
-    c.args(["status", "--json"]).args(&settings);
-    let out = ok(c);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
-    let totals = &status["silver"]["totals"];
-    assert_eq!(
-        totals["records"].as_u64(),
-        Some(events.len() as u64),
-        "{totals}"
-    );
-    assert_eq!(
-        totals["events"].as_u64(),
-        Some(events.len() as u64),
-        "{totals}"
-    );
+    let totals = silver_totals(dir.path(), Some(&aws), &settings);
+    assert_each_record_once(&totals, events.len());
     assert_eq!(totals["lines"].as_u64(), Some(want_lines), "{totals}");
     assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
     assert_eq!(totals["quarantined"].as_u64(), Some(0), "{totals}");

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, ok, spawn, stocklake, wait_http};
+use crate::common::{
+    assert_each_record_once, expected_stock, free_port, ok, read_records, sigterm, silver_totals,
+    spawn, stocklake, wait_for_gold_lines, wait_http,
+};
 
 /// A tmpfs of its own, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -126,31 +129,15 @@ async fn a_full_bronze_disk_answers_503_and_loses_nothing() {
     }
     assert!(refusals > 0, "the disk never filled");
     assert_eq!(accepted, lines.len());
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    sigterm(&child);
     let _ = child.wait();
 
     // bronze holds every acknowledged record once, and nothing of the refused writes
     let mut c = stocklake(dir.path(), None);
     c.args(["refine", "--once", "--data-dir"]).arg(&data);
     ok(c);
-    let mut c = stocklake(dir.path(), None);
-    c.args(["status", "--json", "--data-dir"]).arg(&data);
-    let out = ok(c);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status");
-    let totals = &status["silver"]["totals"];
-    assert_eq!(
-        totals["records"].as_u64(),
-        Some(lines.len() as u64),
-        "{totals}"
-    );
-    assert_eq!(
-        totals["events"].as_u64(),
-        Some(lines.len() as u64),
-        "{totals}"
-    );
-    assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
+    let settings = ["--data-dir".to_string(), data.display().to_string()];
+    assert_each_record_once(&silver_totals(dir.path(), None, &settings), lines.len());
 }
 
 /// A moto of this test's own, so that pausing it disturbs no other test.
@@ -230,13 +217,8 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
         .arg("--to")
         .arg(format!("file:{}", events_file.display()));
     ok(c);
-    let events: Vec<Vec<u8>> = std::fs::read(&events_file)
-        .expect("events")
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    let (_, want_lines) = crate::crash::expected_stock(&events);
+    let events = read_records(&events_file);
+    let (_, want_lines) = expected_stock(&events);
 
     let mut c = stocklake(dir.path(), Some(&aws));
     c.args(["init", "--shards", "2"]).args(&settings);
@@ -288,41 +270,21 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
         "30 s without S3 and Kinesis, and /v1/pipeline reported nothing"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let n =
-            crate::crash::gold_count(&pg.url, "SELECT COUNT(*) FROM fact_inventory_movement").await;
-        if n >= want_lines as i64 {
-            assert_eq!(n, want_lines as i64, "a line is in gold twice");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gold has {n} of {want_lines} lines 4 minutes after the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
+    let n = wait_for_gold_lines(
+        &pg.url,
+        want_lines,
+        Duration::from_secs(240),
+        "4 minutes after the outage",
+    )
+    .await;
+    assert_eq!(n, want_lines as i64, "a line is in gold twice");
+    sigterm(&run);
     let _ = run.wait();
 
-    let mut c = stocklake(dir.path(), Some(&aws));
-    c.args(["status", "--json"]).args(&settings);
-    let out = ok(c);
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status");
-    let totals = &status["silver"]["totals"];
-    assert_eq!(
-        totals["records"].as_u64(),
-        Some(events.len() as u64),
-        "{totals}"
+    assert_each_record_once(
+        &silver_totals(dir.path(), Some(&aws), &settings),
+        events.len(),
     );
-    assert_eq!(
-        totals["events"].as_u64(),
-        Some(events.len() as u64),
-        "{totals}"
-    );
-    assert_eq!(totals["duplicates"].as_u64(), Some(0), "{totals}");
     eprintln!(
         "outage of 30 s: {} events, {want_lines} lines exact; failures reported during it: {saw_trouble}",
         events.len()

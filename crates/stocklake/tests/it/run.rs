@@ -4,12 +4,12 @@
 
 use std::io::Read as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{free_port, ok, stocklake, wait_http};
+use crate::common::{free_port, ok, sigterm, stocklake, wait_http};
 
 /// Waits for `check` to hold, polling; panics with `what` after a generous deadline (a test of
 /// liveness, not of speed).
@@ -36,13 +36,6 @@ async fn get(url: &str) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-fn sigterm(child: &Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
 }
 
 fn chromium() -> Option<String> {
@@ -377,55 +370,23 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
             "{t}"
         );
     }
-    let read = |path: &str, token: Option<&str>| {
+    // the read side behind its own token; probes stay open for orchestrators
+    for (path, token, want) in [
+        ("/v1/stock", None, 401),
+        ("/v1/alerts", Some("till-token-one"), 401),
+        ("/v1/stock", Some("dashboard-secret"), 200),
+        ("/", None, 401),
+        ("/?token=dashboard-secret", None, 200),
+        ("/healthz", None, 200),
+        ("/readyz", None, 200),
+    ] {
         let mut r = http.get(format!("{base}{path}"));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
-        r.send()
-    };
-    assert_eq!(
-        read("/v1/stock", None)
-            .await
-            .expect("get")
-            .status()
-            .as_u16(),
-        401
-    );
-    assert_eq!(
-        read("/v1/alerts", Some("till-token-one"))
-            .await
-            .expect("get")
-            .status()
-            .as_u16(),
-        401
-    );
-    assert_eq!(
-        read("/v1/stock", Some("dashboard-secret"))
-            .await
-            .expect("get")
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(read("/", None).await.expect("get").status().as_u16(), 401);
-    assert_eq!(
-        read("/?token=dashboard-secret", None)
-            .await
-            .expect("get")
-            .status()
-            .as_u16(),
-        200
-    );
-    // probes stay open for orchestrators
-    assert_eq!(
-        read("/healthz", None).await.expect("get").status().as_u16(),
-        200
-    );
-    assert_eq!(
-        read("/readyz", None).await.expect("get").status().as_u16(),
-        200
-    );
+        let got = r.send().await.expect("get").status().as_u16();
+        assert_eq!(got, want, "GET {path} with token {token:?}");
+    }
 
     // a gold database that cannot be reached: the error names it, without its password
     let status = stocklake(root, None)
