@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Refine: the same 1M-record NDJSON (about 1% malformed, some repeats) through stocklake's
 # bronze → silver and through DuckDB, Polars and PySpark local[2] doing clean → dedup →
-# partitioned Parquet. RECORDS=… changes the size; PEERS="duckdb polars" skips PySpark.
+# partitioned Parquet. RECORDS=… changes the size; PEERS="duckdb polars" skips PySpark (PEERS=""
+# all peers); BATCH_OBJECTS="32 8" refines with each `refine.batch_max_objects`, RUNS times each.
 source "$(dirname "$0")/lib.sh"
 N="${RECORDS:-1000000}"
-PEERS="${PEERS:-duckdb polars pyspark}"
+PEERS="${PEERS-duckdb polars pyspark}"
+BATCH_OBJECTS="${BATCH_OBJECTS:-32}"
+RUNS="${RUNS:-3}"
 SL="$(stocklake_bin)"
 PY="$(peers_venv)"
 W="$WORK/refine"
@@ -18,19 +21,9 @@ set -o pipefail
 size_mb=$(du -m "$W/input.ndjson" | cut -f1)
 
 say "loading bronze through HTTP ingest"
-port=$(free_port)
-"$SL" ingest --data-dir "$W/sl" --listen "127.0.0.1:$port" 2> "$W/ingest.log" &
-ingest=$!
-wait_http "http://127.0.0.1:$port/healthz"
-split -C 8M -d -a 4 "$W/input.ndjson" "$W/chunk."
 t0=$(now)
-for f in "$W"/chunk.*; do
-  curl -fsS -o /dev/null -H 'content-type: application/x-ndjson' --data-binary "@$f" \
-    "http://127.0.0.1:$port/v1/events"
-done
+to_bronze "$W/sl" "$W/input.ndjson"
 load_s=$(elapsed "$t0")
-kill -TERM "$ingest"; wait "$ingest" || true
-rm -f "$W"/chunk.*
 
 table="$W/table.md"
 {
@@ -40,15 +33,17 @@ table="$W/table.md"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 } > "$table"
 
-for run in 1 2 3; do
-  say "stocklake refine, run $run"
+for bo in $BATCH_OBJECTS; do
+for run in $(seq 1 "$RUNS"); do
+  say "stocklake refine, batches of $bo objects, run $run"
   rm -rf "$W/sl/silver" "$W/sl/gold.db"*
   t0=$(now)
-  /usr/bin/time -v "$SL" refine --once --data-dir "$W/sl" > "$W/refine.out" 2> "$W/refine.time"
+  STOCKLAKE_REFINE_BATCH_MAX_OBJECTS="$bo" /usr/bin/time -v "$SL" refine --once --data-dir "$W/sl" > "$W/refine.out" 2> "$W/refine.time"
   s=$(elapsed "$t0")
   events=$(grep -oE '[0-9]+ events' "$W/refine.out" | head -1 | cut -d' ' -f1 || true)
   lines=$(grep -oE '[0-9]+ lines' "$W/refine.out" | head -1 | cut -d' ' -f1 || true)
-  echo "| stocklake (bronze gzip → Delta, quarantine, reason codes) | $run | $s | – | $(rate "$N" "$s") | ${events:-?} | ${lines:-?} | $(peak_rss_mib "$W/refine.time") |" >> "$table"
+  echo "| stocklake, batches of $bo objects (bronze gzip → Delta, quarantine, reason codes) | $run | $s | – | $(rate "$N" "$s") | ${events:-?} | ${lines:-?} | $(peak_rss_mib "$W/refine.time") |" >> "$table"
+done
 done
 cat "$W/refine.out" >&2
 

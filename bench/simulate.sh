@@ -42,4 +42,8 @@ if cmp -s "$W/a.ndjson" "$W/b.ndjson"; then same=yes; else same=NO; fi
 echo >> "$table"
 echo "Two runs identical byte for byte: $same ($(sha256sum < "$W/a.ndjson" | cut -c1-16))." >> "$table"
 rm -f "$W/b.ndjson"
+say "the disk itself: 1 GiB written and synced"
+dd if=/dev/zero of="$W/dd" bs=4M count=256 conv=fsync 2> "$W/dd.log"
+echo "The same disk takes $(awk '/copied/ {print $(NF-1), $NF}' "$W/dd.log") written and synced (dd, 1 GiB)." >> "$table"
+rm -f "$W/dd"
 record "Simulator" "$table"
