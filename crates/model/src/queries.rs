@@ -406,14 +406,7 @@ pub async fn sales_velocity(
         return Ok(Vec::new());
     };
     let since = last - chrono::Duration::hours(hours.clamp(1, 24 * 60));
-    let since_p = match gold.dialect() {
-        Dialect::Sqlite => P::Text(ts(since)),
-        Dialect::Postgres => P::Text(since.to_rfc3339()),
-    };
-    let cast = match gold.dialect() {
-        Dialect::Postgres => "CAST(? AS TIMESTAMPTZ)",
-        Dialect::Sqlite => "?",
-    };
+    let (since_p, cast) = time_param(gold, since);
     let mut sql = format!(
         "SELECT {hour} AS hour, SUM(f.quantity) AS units, COUNT(DISTINCT f.event_id) AS sales
          FROM fact_sales f JOIN dim_store s ON s.store_key = f.store_key
@@ -511,21 +504,29 @@ pub struct RunRecord {
     pub details: Option<String>,
 }
 
+/// An instant as a statement parameter, and the placeholder to write for it. PostgreSQL gets
+/// the text cast explicitly: from a bare `CAST(? AS TIMESTAMPTZ)` it infers a `timestamptz`
+/// parameter, which a text value cannot be sent as.
+fn time_param(gold: &Gold, t: DateTime<Utc>) -> (P, &'static str) {
+    match gold.dialect() {
+        Dialect::Sqlite => (P::Text(ts(t)), "?"),
+        Dialect::Postgres => (
+            P::Text(t.to_rfc3339()),
+            "CAST(CAST(? AS TEXT) AS TIMESTAMPTZ)",
+        ),
+    }
+}
+
 /// Records a stage run.
 pub async fn record_run(gold: &Gold, r: &RunRecord) -> Result<(), ModelError> {
     let sql = "INSERT INTO pipeline_run (run_id, stage, started_at, finished_at, status, records_in, records_out, error, details)
                VALUES ((SELECT COALESCE(MAX(run_id), 0) + 1 FROM pipeline_run), ?, ?, ?, ?, ?, ?, ?, ?)";
-    let tsp = |t: DateTime<Utc>| match gold.dialect() {
-        Dialect::Sqlite => P::Text(ts(t)),
-        Dialect::Postgres => P::Text(t.to_rfc3339()),
-    };
-    let sql = match gold.dialect() {
-        Dialect::Sqlite => sql.to_string(),
-        Dialect::Postgres => sql.replace(
-            "?, ?, ?, ?, ?, ?, ?, ?)",
-            "?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?)",
-        ),
-    };
+    let tsp = |t: DateTime<Utc>| time_param(gold, t).0;
+    let cast = time_param(gold, r.started_at).1;
+    let sql = sql.replace(
+        "?, ?, ?, ?, ?, ?, ?, ?)",
+        &format!("?, {cast}, {cast}, ?, ?, ?, ?, ?)"),
+    );
     query(
         gold,
         &sql,
@@ -599,14 +600,7 @@ pub async fn mark_notification(
     id: i64,
     error: Option<&str>,
 ) -> Result<(), ModelError> {
-    let now = match gold.dialect() {
-        Dialect::Sqlite => P::Text(ts(Utc::now())),
-        Dialect::Postgres => P::Text(Utc::now().to_rfc3339()),
-    };
-    let cast = match gold.dialect() {
-        Dialect::Postgres => "CAST(? AS TIMESTAMPTZ)",
-        Dialect::Sqlite => "?",
-    };
+    let (now, cast) = time_param(gold, Utc::now());
     match error {
         None => query(gold, &format!("UPDATE alert_outbox SET delivered_at = {cast}, attempts = attempts + 1, last_error = NULL WHERE id = ?"), vec![now, P::Int(id)]).await?,
         Some(e) => query(gold, "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", vec![P::Text(e.chars().take(500).collect()), P::Int(id)]).await?,

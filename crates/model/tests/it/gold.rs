@@ -137,6 +137,7 @@ async fn postgres_gets_the_same_gold_as_sqlite() {
         latest_closing(b.gold()).await
     );
     analysts_queries_agree(&records, a.gold(), b.gold()).await;
+    operations_agree(a.gold(), b.gold()).await;
     // a second model on the same database finds nothing to do
     let mut again = lake.model(&pg.url).await;
     assert!(again.run_batch().await.expect("batch").is_none());
@@ -236,4 +237,67 @@ async fn analysts_queries_agree(
     );
     // this lake has no product master: every product is an inferred member, "Unknown"
     assert_eq!(a.len(), 1, "{a:?}");
+}
+
+/// What the running pipeline writes and reads besides the star schema — stage runs, the alert
+/// outbox, the sales-velocity chart — works alike on both databases.
+async fn operations_agree(sqlite: &stocklake_model::Gold, postgres: &stocklake_model::Gold) {
+    use stocklake_model::queries::{
+        RunRecord, mark_notification, pending_notifications, recent_runs, record_run,
+        sales_velocity,
+    };
+    let mut velocity = Vec::new();
+    for gold in [sqlite, postgres] {
+        let finished = chrono::Utc::now();
+        let run = RunRecord {
+            stage: "refine".into(),
+            started_at: finished - chrono::Duration::seconds(2),
+            finished_at: finished,
+            status: "ok".into(),
+            records_in: 5,
+            records_out: 4,
+            error: None,
+            details: None,
+        };
+        record_run(gold, &run).await.expect("record a run");
+        let runs = recent_runs(gold, 5).await.expect("recent runs");
+        assert!(
+            runs.iter()
+                .any(|r| r["stage"] == "refine" && r["records_in"] == 5 && r["records_out"] == 4),
+            "{runs:?}"
+        );
+
+        let pending = pending_notifications(gold, 100).await.expect("outbox");
+        assert!(pending.len() >= 2, "four days open some alerts");
+        mark_notification(gold, pending[0].id, None)
+            .await
+            .expect("mark delivered");
+        mark_notification(gold, pending[1].id, Some("webhook answered 500"))
+            .await
+            .expect("record a failed attempt");
+        let after = pending_notifications(gold, 100).await.expect("outbox");
+        assert!(
+            after.iter().all(|p| p.id != pending[0].id),
+            "delivered stays delivered"
+        );
+        let retried = after
+            .iter()
+            .find(|p| p.id == pending[1].id)
+            .expect("a failed notification stays pending");
+        assert_eq!(retried.attempts, pending[1].attempts + 1);
+
+        velocity.push(sales_velocity(gold, None, 24).await.expect("velocity"));
+    }
+    assert!(!velocity[0].is_empty());
+    let units = |rows: &[serde_json::Value]| -> Vec<(String, Decimal)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r["hour"].as_str().unwrap_or("").to_string(),
+                    dec(&r["units"]).normalize(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(units(&velocity[0]), units(&velocity[1]), "sales by hour");
 }
