@@ -42,6 +42,20 @@ if cmp -s "$W/a.ndjson" "$W/b.ndjson"; then same=yes; else same=NO; fi
 echo >> "$table"
 echo "Two runs identical byte for byte: $same ($(sha256sum < "$W/a.ndjson" | cut -c1-16))." >> "$table"
 rm -f "$W/b.ndjson"
+say "four weeks: the start-up (catalog, opening stock) spread thin"
+long=(--seed 1 --days 28 --stores 20 --skus 2000)
+t0=$(now)
+/usr/bin/time -v "$SL" simulate "${long[@]}" --to "file:$W/c.ndjson" 2> "$W/time" > /dev/null
+sync "$W/c.ndjson"
+s=$(elapsed "$t0")
+records=$(wc -l < "$W/c.ndjson"); bytes=$(stat -c %s "$W/c.ndjson")
+rm -f "$W/c.ndjson"
+t0=$(now)
+"$SL" simulate "${long[@]}" --to file:/dev/null 2> /dev/null
+s0=$(elapsed "$t0")
+mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN {printf "%.0f", b/1048576/s}'; }
+echo >> "$table"
+echo "\`--days 28\`: to a synced file on local disk $s s ($(rate "$records" "$s") records/s, $(mbs "$s") MB/s); to /dev/null $s0 s ($(mbs "$s0") MB/s)." >> "$table"
 say "the disk itself: 1 GiB written and synced"
 dd if=/dev/zero of="$W/dd" bs=4M count=256 conv=fsync 2> "$W/dd.log"
 echo "The same disk takes $(awk '/copied/ {print $(NF-1), $NF}' "$W/dd.log") written and synced (dd, 1 GiB)." >> "$table"

@@ -25,7 +25,7 @@ mod model;
 mod parse;
 mod reason;
 
-pub use model::{Event, EventType, Form, Line, write_decimal, write_json_str};
+pub use model::{Event, EventType, Form, Line, write_decimal, write_json_str, write_rfc3339};
 pub use parse::{
     MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_event, parse_event_str, parse_json_number,
     parse_time,

@@ -234,11 +234,7 @@ impl Event<'_> {
         out.extend_from_slice(b",\"event_type\":\"");
         out.extend_from_slice(self.event_type.as_str().as_bytes());
         out.extend_from_slice(b"\",\"event_time\":\"");
-        out.extend_from_slice(
-            self.event_time
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
-                .as_bytes(),
-        );
+        write_rfc3339(out, self.event_time);
         out.extend_from_slice(b"\",\"store_id\":");
         write_json_str(out, &self.store_id);
         if let Some(r) = &self.register_id {
@@ -311,9 +307,110 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Writes a decimal as a JSON number with no exponent and no needless trailing zeros.
+///
+/// The digits are written straight from the mantissa: this runs for every quantity and price
+/// the simulator emits, where going through `Display` was an eighth of its time.
 pub fn write_decimal(out: &mut Vec<u8>, d: Decimal) {
-    use std::io::Write;
-    let _ = write!(out, "{}", d.normalize());
+    let m = d.mantissa();
+    // trailing zeros of the fraction are dropped (as `normalize` would), here on the digits
+    let mut buf = [0u8; 40];
+    let start = write_digits(&mut buf, m.unsigned_abs());
+    let mut end = buf.len();
+    let mut scale = d.scale() as usize;
+    while scale > 0 && end - start > 1 && buf[end - 1] == b'0' {
+        end -= 1;
+        scale -= 1;
+    }
+    if m == 0 {
+        scale = 0;
+    }
+    let digits = &buf[start..end];
+    if m < 0 {
+        out.push(b'-');
+    }
+    if scale == 0 {
+        out.extend_from_slice(digits);
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        out.extend_from_slice(int);
+        out.push(b'.');
+        out.extend_from_slice(frac);
+    } else {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + scale - digits.len(), b'0');
+        out.extend_from_slice(digits);
+    }
+}
+
+/// Writes `n` in decimal at the end of `buf`; returns where the digits start.
+fn write_digits(buf: &mut [u8; 40], mut n: u128) -> usize {
+    let mut i = buf.len();
+    // u64 arithmetic is much cheaper than u128's; every realistic mantissa fits
+    while n > u128::from(u64::MAX) {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut n = n as u64;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return i;
+        }
+    }
+}
+
+/// Writes an instant as RFC 3339 in UTC with `Z`, with 0, 3, 6 or 9 fraction digits — the same
+/// text as `to_rfc3339_opts(SecondsFormat::AutoSi, true)`, without its allocation and
+/// formatting machinery.
+pub fn write_rfc3339(out: &mut Vec<u8>, t: DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    let nanos = t.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        // far years and leap seconds: chrono's own text
+        out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        return;
+    }
+    let two = |out: &mut Vec<u8>, v: u32| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    let y = year as u32;
+    two(out, y / 100);
+    two(out, y % 100);
+    out.push(b'-');
+    two(out, t.month());
+    out.push(b'-');
+    two(out, t.day());
+    out.push(b'T');
+    two(out, t.hour());
+    out.push(b':');
+    two(out, t.minute());
+    out.push(b':');
+    two(out, t.second());
+    let (digits, value) = if nanos == 0 {
+        (0, 0)
+    } else if nanos.is_multiple_of(1_000_000) {
+        (3, nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        (6, nanos / 1_000)
+    } else {
+        (9, nanos)
+    };
+    if digits > 0 {
+        out.push(b'.');
+        let mut buf = [0u8; 9];
+        let mut v = value;
+        for slot in buf[..digits].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..digits]);
+    }
+    out.push(b'Z');
 }
 
 #[cfg(test)]
@@ -337,6 +434,89 @@ mod tests {
             assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
         }
         assert!("Sale".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for (m, scale) in [
+            (0i64, 0u32),
+            (0, 5),
+            (1, 0),
+            (-1, 0),
+            (1, 3),
+            (-1, 3),
+            (1500, 3),
+            (-25, 1),
+            (123_456_789, 4),
+            (10, 1),
+            (i64::MAX, 0),
+            (i64::MIN, 28),
+            (7, 28),
+        ] {
+            let d = Decimal::new(m, scale);
+            let mut v = Vec::new();
+            write_decimal(&mut v, d);
+            assert_eq!(
+                String::from_utf8_lossy(&v),
+                d.normalize().to_string(),
+                "{m}e-{scale}"
+            );
+        }
+        let big = Decimal::MAX;
+        let mut v = Vec::new();
+        write_decimal(&mut v, big);
+        assert_eq!(String::from_utf8_lossy(&v), big.to_string());
+        let mut v = Vec::new();
+        write_decimal(&mut v, Decimal::MIN);
+        assert_eq!(String::from_utf8_lossy(&v), Decimal::MIN.to_string());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_decimal_is_written_as_display_writes_it(
+            m in proptest::prelude::any::<i128>(),
+            scale in 0u32..=28,
+        ) {
+            let m = m % 79_228_162_514_264_337_593_543_950_335; // 96 bits
+            let d = Decimal::from_i128_with_scale(m, scale);
+            let mut v = Vec::new();
+            write_decimal(&mut v, d);
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&v), d.normalize().to_string());
+        }
+    }
+
+    #[test]
+    fn instants_are_written_as_chrono_writes_them() {
+        use chrono::TimeZone;
+        let base = Utc
+            .with_ymd_and_hms(2026, 11, 2, 7, 5, 9)
+            .single()
+            .expect("valid");
+        for nanos in [0, 1, 1_000, 120_000_000, 123_456_789, 999_999_999, 5_000] {
+            let t = base + chrono::Duration::nanoseconds(nanos);
+            let mut v = Vec::new();
+            write_rfc3339(&mut v, t);
+            assert_eq!(
+                String::from_utf8_lossy(&v),
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            );
+        }
+        for t in [
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).single(),
+            Utc.with_ymd_and_hms(-44, 3, 15, 12, 0, 0).single(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).single(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut v = Vec::new();
+            write_rfc3339(&mut v, t);
+            assert_eq!(
+                String::from_utf8_lossy(&v),
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            );
+        }
     }
 
     #[test]

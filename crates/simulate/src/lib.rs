@@ -62,6 +62,9 @@ pub struct SimConfig {
     pub format: WireFormat,
     /// Multiplier of unrecorded theft (1 = typical).
     pub shrink: f64,
+    /// Whether days carry the ground truth ([`DayBatch::truth`]); building it costs about as
+    /// much as the records themselves.
+    pub truth: bool,
 }
 
 impl Default for SimConfig {
@@ -75,6 +78,7 @@ impl Default for SimConfig {
             bad_rate: 0.0,
             format: WireFormat::Canonical,
             shrink: 1.0,
+            truth: true,
         }
     }
 }
@@ -172,7 +176,6 @@ impl Simulator {
         self.stats.days = self.day;
         let date = self.first_date + Duration::days(i64::from(day));
         let seed = self.cfg.seed;
-        let start = self.cfg.start;
         let mut truth = Vec::new();
 
         // promotions: chosen each Monday (and on the first day) for a week
@@ -204,65 +207,53 @@ impl Simulator {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .clamp(1, 8);
-        let per_thread = self.stores.len().div_ceil(threads).max(1);
+            .clamp(1, 8)
+            .min(self.stores.len().max(1));
         let catalog = &self.catalog;
         let promotions = &self.promotions;
         let cfg = &self.cfg;
         let sku_index = &self.sku_index;
-        let results: Vec<(Vec<OutRecord>, store::StoreDay)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .stores
-                .chunks_mut(per_thread)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .iter_mut()
-                            .map(|s| {
-                                let mut events = Vec::new();
-                                if day == 0 {
-                                    events.extend(s.opening_count(catalog, start, seed));
-                                }
-                                let mut sd = s.simulate_day(
-                                    catalog, seed, day, date, start, promotions, cfg.shrink,
+        // stores differ a lot in size (a hypermarket sells far more than a convenience store):
+        // each thread takes the next store when it is done, the largest first so that no thread
+        // is left with a big one at the end, and the results go back in store order
+        let mut order: Vec<&mut StoreSim> = self.stores.iter_mut().collect();
+        let work = |s: &StoreSim| {
+            let st = &catalog.stores[s.index];
+            st.format.baskets_per_day() * st.format.basket_scale() * st.traffic
+        };
+        order.sort_by(|a, b| work(b).total_cmp(&work(a)));
+        let queue = std::sync::Mutex::new(order.into_iter());
+        let next_store = || queue.lock().ok().and_then(|mut q| q.next());
+        let mut results: Vec<(usize, Vec<OutRecord>, store::StoreDay)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            while let Some(s) = next_store() {
+                                let (records, sd) = simulate_store(
+                                    s, catalog, cfg, promotions, sku_index, day, date,
                                 );
-                                events.append(&mut sd.events);
-                                let mut rng = store::store_rng(seed ^ 0x5EED, s.index, day);
-                                let lookup = |sku: &str| sku_index.get(sku).copied();
-                                let mut records = Vec::with_capacity(events.len());
-                                for e in &events {
-                                    *sd.stats
-                                        .events_by_type
-                                        .entry(e.event_type.as_str())
-                                        .or_default() += 1;
-                                    sd.stats.lines += e.lines.len() as u64;
-                                    if !wire::encode(
-                                        e,
-                                        cfg.format,
-                                        catalog,
-                                        &lookup,
-                                        &mut rng,
-                                        &mut records,
-                                    ) {
-                                        sd.stats.legacy_skipped += 1;
-                                    }
-                                }
-                                (records, sd)
-                            })
-                            .collect::<Vec<_>>()
+                                done.push((s.index, records, sd));
+                            }
+                            done
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+        results.sort_by_key(|(index, _, _)| *index);
 
-        let mut records = Vec::new();
-        for (mut r, sd) in results {
+        let mut records = Vec::with_capacity(results.iter().map(|(_, r, _)| r.len()).sum());
+        for (_, mut r, sd) in results {
             records.append(&mut r);
             self.stats.merge(&sd.stats);
+            if !self.cfg.truth {
+                continue;
+            }
             truth.extend(
                 sd.truth_stock
                     .iter()
@@ -293,7 +284,7 @@ impl Simulator {
             records = mixed;
         }
 
-        if self.day == self.cfg.days {
+        if self.day == self.cfg.days && self.cfg.truth {
             for s in &self.stores {
                 truth.extend(
                     s.open_episodes()
@@ -309,6 +300,39 @@ impl Simulator {
             truth,
         })
     }
+}
+
+/// One store's day, simulated and encoded.
+fn simulate_store(
+    s: &mut StoreSim,
+    catalog: &Catalog,
+    cfg: &SimConfig,
+    promotions: &[Promotion],
+    sku_index: &HashMap<String, usize>,
+    day: u32,
+    date: NaiveDate,
+) -> (Vec<OutRecord>, store::StoreDay) {
+    let (seed, start) = (cfg.seed, cfg.start);
+    let mut events = Vec::new();
+    if day == 0 {
+        events.extend(s.opening_count(catalog, start, seed));
+    }
+    let mut sd = s.simulate_day(catalog, seed, day, date, start, promotions, cfg.shrink);
+    events.append(&mut sd.events);
+    let mut rng = store::store_rng(seed ^ 0x5EED, s.index, day);
+    let lookup = |sku: &str| sku_index.get(sku).copied();
+    let mut records = Vec::with_capacity(events.len());
+    for e in &events {
+        *sd.stats
+            .events_by_type
+            .entry(e.event_type.as_str())
+            .or_default() += 1;
+        sd.stats.lines += e.lines.len() as u64;
+        if !wire::encode(e, cfg.format, catalog, &lookup, &mut rng, &mut records) {
+            sd.stats.legacy_skipped += 1;
+        }
+    }
+    (records, sd)
 }
 
 #[cfg(test)]

@@ -83,11 +83,68 @@ pub struct RunOptions {
     pub aws: stocklake_storage::AwsOptions,
 }
 
+/// A file or stdout, written by a thread of its own so that simulating the next day overlaps
+/// writing this one (and freeing its records). It flushes whenever it has caught up, so paced
+/// output is never held back.
+struct BackgroundWriter {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<OutRecord>>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    path: String,
+}
+
+impl BackgroundWriter {
+    fn start(mut out: Box<dyn Write + Send>, path: String) -> BackgroundWriter {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<OutRecord>>(2);
+        let thread = std::thread::spawn(move || {
+            loop {
+                let records = match rx.try_recv() {
+                    Ok(r) => r,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        out.flush()?;
+                        match rx.recv() {
+                            Ok(r) => r,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                };
+                for r in &records {
+                    out.write_all(&r.bytes)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            out.flush()
+        });
+        BackgroundWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            path,
+        }
+    }
+
+    fn write(&mut self, records: Vec<OutRecord>) -> Result<(), SimError> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(records).is_ok());
+        if sent { Ok(()) } else { self.finish() }
+    }
+
+    /// Waits until everything is written; the first write error, if any.
+    fn finish(&mut self) -> Result<(), SimError> {
+        self.tx = None;
+        let result = match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked"))),
+            None => Err(std::io::Error::other("the output was already closed")),
+        };
+        result.map_err(|source| SimError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
 enum Sink {
-    Writer {
-        out: Box<dyn Write + Send>,
-        path: String,
-    },
+    Writer(BackgroundWriter),
     Http {
         client: reqwest::Client,
         url: String,
@@ -102,22 +159,22 @@ enum Sink {
 impl Sink {
     async fn open(target: &Target, aws: &stocklake_storage::AwsOptions) -> Result<Sink, SimError> {
         Ok(match target {
-            Target::Stdout => Sink::Writer {
-                out: Box::new(std::io::BufWriter::with_capacity(
+            Target::Stdout => Sink::Writer(BackgroundWriter::start(
+                Box::new(std::io::BufWriter::with_capacity(
                     1 << 20,
                     std::io::stdout(),
                 )),
-                path: "stdout".into(),
-            },
+                "stdout".into(),
+            )),
             Target::File(p) => {
                 let f = std::fs::File::create(p).map_err(|source| SimError::Io {
                     path: p.display().to_string(),
                     source,
                 })?;
-                Sink::Writer {
-                    out: Box::new(std::io::BufWriter::with_capacity(1 << 20, f)),
-                    path: p.display().to_string(),
-                }
+                Sink::Writer(BackgroundWriter::start(
+                    Box::new(std::io::BufWriter::with_capacity(1 << 20, f)),
+                    p.display().to_string(),
+                ))
             }
             Target::Http { base, token } => Sink::Http {
                 client: reqwest::Client::builder()
@@ -137,19 +194,17 @@ impl Sink {
         })
     }
 
+    /// Sends a whole day's records, handing them over where the sink can take them.
+    async fn send_owned(&mut self, records: Vec<OutRecord>) -> Result<(), SimError> {
+        match self {
+            Sink::Writer(w) => w.write(records),
+            _ => self.send(&records).await,
+        }
+    }
+
     async fn send(&mut self, records: &[OutRecord]) -> Result<(), SimError> {
         match self {
-            Sink::Writer { out, path } => {
-                let io = |source| SimError::Io {
-                    path: path.clone(),
-                    source,
-                };
-                for r in records {
-                    out.write_all(&r.bytes).map_err(io)?;
-                    out.write_all(b"\n").map_err(io)?;
-                }
-                Ok(())
-            }
+            Sink::Writer(w) => w.write(records.to_vec()),
             Sink::Http { client, url, token } => {
                 for chunk in chunks(records, 1000, 4 << 20) {
                     post_with_retry(client, url, token.as_deref(), chunk).await?;
@@ -165,14 +220,12 @@ impl Sink {
         }
     }
 
-    fn flush(&mut self) -> Result<(), SimError> {
-        if let Sink::Writer { out, path } = self {
-            out.flush().map_err(|source| SimError::Io {
-                path: path.clone(),
-                source,
-            })?;
+    /// Everything sent is written (files and stdout are flushed and closed).
+    fn finish(&mut self) -> Result<(), SimError> {
+        match self {
+            Sink::Writer(w) => w.finish(),
+            Sink::Http { .. } | Sink::Kinesis { .. } => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -373,14 +426,13 @@ pub async fn run(
                 }
                 if j > i {
                     sink.send(&records[i..j]).await?;
-                    sink.flush()?;
                     i = j;
                 } else {
                     tokio::time::sleep_until(due(&records[i])).await;
                 }
             }
         } else {
-            sink.send(&day.records).await?;
+            sink.send_owned(day.records).await?;
         }
         let stats = sim.stats_mut();
         stats.records += n;
@@ -393,7 +445,7 @@ pub async fn run(
             source,
         })?;
     }
-    sink.flush()
+    sink.finish()
 }
 
 fn write_truth(w: &mut impl Write, rows: &[TruthRecord]) -> std::io::Result<()> {

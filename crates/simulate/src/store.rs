@@ -297,7 +297,11 @@ impl StoreSim {
             })
             .collect();
         let chooser = WeightedIndex::new(weights);
-        let mut baskets: Vec<(DateTime<Utc>, u32)> = Vec::new();
+        // each key's promotion today, looked up once rather than for every pick
+        let key_promo: Vec<Option<&Promotion>> =
+            self.keys.iter().map(|k| promo_of(k.product)).collect();
+        // (instant, register, local hour)
+        let mut baskets: Vec<(DateTime<Utc>, u32, u32)> = Vec::new();
         for (h, w) in hours.iter().enumerate() {
             if *w <= 0.0 {
                 continue;
@@ -310,17 +314,18 @@ impl StoreSim {
                     rng.random_range(0..60),
                     rng.random_range(0..1000),
                 );
-                baskets.push((t, rng.random_range(1..=store.format.registers())));
+                baskets.push((t, rng.random_range(1..=store.format.registers()), h as u32));
             }
         }
-        baskets.sort_by_key(|(t, r)| (*t, *r));
+        baskets.sort_by_key(|(t, r, _)| (*t, *r));
         let mut txn_no = 0u32;
-        for (t, register) in baskets {
+        let txn_prefix = format!("{}-{}", store.store_id, date.format("%Y%m%d"));
+        for (t, register, hour) in baskets {
             if t <= not_before {
                 continue;
             }
             txn_no += 1;
-            let txn = format!("{}-{}-{:06}", store.store_id, date.format("%Y%m%d"), txn_no);
+            let txn = format!("{txn_prefix}-{txn_no:06}");
             let register = format!("POS-{register:02}");
             if rng.random_bool(0.004) {
                 // a customer brings something back
@@ -357,7 +362,7 @@ impl StoreSim {
                 let ki = chooser.sample(&mut rng);
                 let p = &catalog.products[self.keys[ki].product as usize];
                 let mut want = pick_quantity(&mut rng, p);
-                if promo_of(self.keys[ki].product).is_some() && !p.weighed && rng.random_bool(0.3) {
+                if key_promo[ki].is_some() && !p.weighed && rng.random_bool(0.3) {
                     want += UNIT;
                 }
                 match picks.iter_mut().find(|(k, _)| *k == ki) {
@@ -389,7 +394,7 @@ impl StoreSim {
                 k.recorded -= take;
                 k.sold_today += take;
                 out.stats.units_sold += take;
-                let discount = promo_of(product).map_or(Decimal::ZERO, |pr| {
+                let discount = key_promo[ki].map_or(Decimal::ZERO, |pr| {
                     (p.unit_price
                         * Decimal::new(take, 3)
                         * Decimal::try_from(pr.discount).unwrap_or_default())
@@ -401,8 +406,7 @@ impl StoreSim {
                 out.stats.empty_baskets += 1;
                 continue;
             }
-            out.stats
-                .record_basket(lines.len(), chrono::Timelike::hour(&t.with_timezone(&tz)));
+            out.stats.record_basket(lines.len(), hour);
             let mut e = self.event(&mut rng, catalog, store, EventType::Sale, t, None, lines);
             e.register_id = Some(Cow::Owned(register));
             e.transaction_id = Some(Cow::Owned(txn));

@@ -53,7 +53,8 @@ pub fn encode(
 ) -> bool {
     match format {
         WireFormat::Canonical => {
-            let mut bytes = Vec::with_capacity(64 + event.lines.len() * 64);
+            // about 230 bytes of envelope and 55 a line: one allocation, no regrowth
+            let mut bytes = Vec::with_capacity(256 + event.lines.len() * 80);
             event.write_canonical(&mut bytes);
             out.push(OutRecord {
                 time: event.event_time,

@@ -74,6 +74,8 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         bad_rate: 0.005,
         format: WireFormat::Canonical,
         shrink: 1.0,
+        // demo/truth.ndjson: what the shelves really held, to compare alerts with
+        truth: true,
     };
     let mut sim = Simulator::new(cfg);
     sim.catalog()

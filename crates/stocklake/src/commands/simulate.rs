@@ -52,6 +52,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         bad_rate: args.bad_rate,
         format,
         shrink: args.shrink.max(0.0),
+        truth: args.truth.is_some(),
     };
     let mut sim = Simulator::new(cfg);
     if let Some(dir) = &args.catalog_out {
