@@ -43,6 +43,9 @@ pub struct WrittenObject {
 #[derive(Debug, Default)]
 pub struct BronzeFeed {
     queue: Mutex<VecDeque<ObjectName>>,
+    /// Set when the queue was dropped for being too long: the consumer must list bronze before
+    /// it consumes anything newer, or the dropped objects would look consumed.
+    overflowed: std::sync::atomic::AtomicBool,
     notify: Notify,
 }
 
@@ -53,21 +56,29 @@ impl BronzeFeed {
 
     fn push(&self, name: ObjectName) {
         if let Ok(mut q) = self.queue.lock() {
-            q.push_back(name);
             // a consumer that falls far behind lists bronze instead; keep the hand-off bounded
-            while q.len() > 100_000 {
-                q.pop_front();
+            if q.len() >= 100_000 {
+                q.clear();
+                self.overflowed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
+            q.push_back(name);
         }
         self.notify.notify_one();
     }
 
-    /// Takes every object written since the last call.
-    pub fn drain(&self) -> Vec<ObjectName> {
-        self.queue
+    /// Takes every object written since the last call, and whether some were dropped since
+    /// (then bronze must be listed before anything newer is consumed).
+    pub fn drain(&self) -> (Vec<ObjectName>, bool) {
+        let names = self
+            .queue
             .lock()
             .map(|mut q| q.drain(..).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let dropped = self
+            .overflowed
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        (names, dropped)
     }
 
     /// Waits until something new is written.
@@ -248,7 +259,7 @@ mod tests {
         let o = w.write(&Source::Http, "h1", &records).await.expect("write");
         assert_eq!(o.name.first_seq, "1");
         assert_eq!(o.name.last_seq, "3");
-        assert_eq!(feed.drain(), vec![o.name.clone()]);
+        assert_eq!(feed.drain(), (vec![o.name.clone()], false));
         let raw = std::fs::read(dir.path().join(o.name.path())).expect("file exists");
         let text = stocklake_storage::gunzip(&raw).expect("gunzip");
         let lines: Vec<_> = text

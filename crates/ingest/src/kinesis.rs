@@ -72,6 +72,8 @@ pub struct KinesisSource {
     cfg: KinesisConfig,
     writer: BronzeWriter,
     status: Arc<Mutex<BTreeMap<String, ShardStatus>>>,
+    /// The last failure to list the stream's shards, until a listing succeeds again.
+    listing_error: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Default)]
@@ -110,6 +112,7 @@ impl KinesisSource {
             cfg,
             writer,
             status: Arc::new(Mutex::new(BTreeMap::new())),
+            listing_error: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -122,6 +125,17 @@ impl KinesisSource {
     /// Per-shard progress.
     pub fn status(&self) -> BTreeMap<String, ShardStatus> {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Why the stream's shards cannot be listed right now, if they cannot.
+    pub fn listing_error(&self) -> Option<String> {
+        self.listing_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn set_listing_error(&self, e: Option<String>) {
+        if let Ok(mut slot) = self.listing_error.lock() {
+            *slot = e;
+        }
     }
 
     fn update(&self, shard: &str, f: impl FnOnce(&mut ShardStatus)) {
@@ -226,7 +240,9 @@ impl KinesisSource {
     async fn list_shards(&self, cancel: &CancellationToken) -> Result<Vec<Shard>, IngestError> {
         let mut backoff = Duration::from_millis(200);
         for attempt in 0.. {
-            match self.try_list_shards().await {
+            let listed = self.try_list_shards().await;
+            self.set_listing_error(listed.as_ref().err().map(ToString::to_string));
+            match listed {
                 Ok(s) => return Ok(s),
                 Err(e) if attempt < 8 => {
                     metrics::INGEST_ERRORS

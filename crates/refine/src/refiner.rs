@@ -133,6 +133,31 @@ pub struct BatchReport {
     pub seconds: f64,
 }
 
+/// The objects of two listings taken one after the other that are safe to consume: all of the
+/// first, and those of the second that precede, in their stream, an object the first returned.
+fn settled(
+    first: Vec<stocklake_storage::BronzeObject>,
+    second: Vec<stocklake_storage::BronzeObject>,
+) -> Vec<ObjectName> {
+    let mut newest: BTreeMap<String, String> = BTreeMap::new();
+    for o in &first {
+        let key = stream_key(&o.name);
+        let later = newest
+            .get(&key)
+            .is_none_or(|cur| cmp_seq(&o.name.last_seq, cur).is_gt());
+        if later {
+            newest.insert(key, o.name.last_seq.clone());
+        }
+    }
+    let mut out: Vec<ObjectName> = first.into_iter().map(|o| o.name).collect();
+    out.extend(second.into_iter().map(|o| o.name).filter(|n| {
+        newest
+            .get(&stream_key(n))
+            .is_some_and(|max| cmp_seq(&n.last_seq, max).is_lt())
+    }));
+    out
+}
+
 fn stream_key(name: &ObjectName) -> String {
     format!("{}/{}", name.source.label(), name.partition)
 }
@@ -294,11 +319,22 @@ impl Refiner {
     }
 
     /// Lists bronze for objects not yet consumed.
+    ///
+    /// A listing is not a snapshot: one that runs while a writer adds objects can return a
+    /// newer object and miss an older one of the same stream (a directory read in hash order,
+    /// a paginated S3 listing). Consuming the newer one would mark the older one consumed for
+    /// ever. So bronze is listed twice: everything of the first listing is offered, and of the
+    /// second only what precedes something the first one saw — which existed before the first
+    /// listing ended and so cannot be missing from the second.
     pub async fn scan(&mut self) -> Result<usize, RefineError> {
-        let objects = list_bronze(self.bronze.as_ref(), None)
-            .await
-            .map_err(|e| RefineError::Storage(format!("listing bronze: {e}")))?;
-        self.offer(objects.into_iter().map(|o| o.name));
+        let list = || async {
+            list_bronze(self.bronze.as_ref(), None)
+                .await
+                .map_err(|e| RefineError::Storage(format!("listing bronze: {e}")))
+        };
+        let first = list().await?;
+        let second = list().await?;
+        self.offer(settled(first, second));
         Ok(self.known.len())
     }
 
@@ -644,4 +680,65 @@ async fn commit(
         .await
         .map_err(|e| RefineError::delta(name, e))?;
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stocklake_storage::BronzeObject;
+    use stocklake_storage::bronze::Source;
+
+    fn obj(partition: &str, first: u64, last: u64) -> BronzeObject {
+        BronzeObject {
+            name: ObjectName {
+                ingest_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 26).expect("date"),
+                source: Source::Http,
+                partition: partition.into(),
+                first_seq: first.to_string(),
+                last_seq: last.to_string(),
+            },
+            size: 1,
+        }
+    }
+
+    fn seqs(names: &[ObjectName]) -> Vec<(String, String)> {
+        let mut v: Vec<_> = names
+            .iter()
+            .map(|n| (n.partition.clone(), n.first_seq.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_listing_that_missed_an_older_object_is_completed_by_the_second() {
+        // the first listing raced a writer: it saw 21-30 but not 11-20; 31-40 came after it
+        let first = vec![obj("a", 1, 10), obj("a", 21, 30), obj("b", 5, 9)];
+        let second = vec![
+            obj("a", 1, 10),
+            obj("a", 11, 20),
+            obj("a", 21, 30),
+            obj("a", 31, 40),
+            obj("b", 5, 9),
+            obj("c", 1, 3),
+        ];
+        let got = seqs(&settled(first, second));
+        assert!(got.contains(&("a".into(), "11".into())), "{got:?}");
+        // what only the second listing saw, past the first's newest, waits for the next scan:
+        // it may itself have been listed before an older object of its stream
+        assert!(!got.contains(&("a".into(), "31".into())), "{got:?}");
+        assert!(!got.contains(&("c".into(), "1".into())), "{got:?}");
+        assert!(got.contains(&("a".into(), "21".into())));
+        assert!(got.contains(&("b".into(), "5".into())));
+    }
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        // 9 < 10 although "9" > "10" as text
+        let got = seqs(&settled(
+            vec![obj("a", 10, 10)],
+            vec![obj("a", 9, 9), obj("a", 10, 10)],
+        ));
+        assert!(got.contains(&("a".into(), "9".into())), "{got:?}");
+    }
 }

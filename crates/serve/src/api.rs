@@ -196,6 +196,9 @@ async fn alerts(
     }
 }
 
+/// How long `/v1/pipeline` waits for gold's counts before it answers without them.
+const GOLD_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn pipeline(
     State(s): State<AppState>,
     q: Result<Query<TokenOnly>, QueryRejection>,
@@ -203,18 +206,37 @@ async fn pipeline(
     if let Err(e) = q {
         return bad_query(e);
     }
-    let checkpoints = queries::checkpoints(&s.gold).await;
-    let counts = queries::counts(&s.gold).await;
-    let runs = queries::recent_runs(&s.gold, 5).await;
+    // the stages' health must show even when the database does not answer (a restart, a long
+    // merge holding the connection): gold's part waits two seconds at most
+    let gold = async {
+        let checkpoints = queries::checkpoints(&s.gold).await?;
+        let counts = queries::counts(&s.gold).await?;
+        let runs = queries::recent_runs(&s.gold, 5).await?;
+        Ok::<_, stocklake_model::ModelError>((checkpoints, counts, runs))
+    };
+    let (gold, runs) = match tokio::time::timeout(GOLD_STATUS_WAIT, gold).await {
+        Ok(Ok((checkpoints, counts, runs))) => (
+            serde_json::json!({"checkpoints": checkpoints, "counts": counts}),
+            serde_json::json!(runs),
+        ),
+        Ok(Err(e)) => (
+            serde_json::json!({"error": format!("gold cannot be read: {e}")}),
+            serde_json::json!([]),
+        ),
+        Err(_) => (
+            serde_json::json!({"error": format!(
+                "gold did not answer within {} s",
+                GOLD_STATUS_WAIT.as_secs()
+            )}),
+            serde_json::json!([]),
+        ),
+    };
     let started = s.pipeline.started_at.read().ok().and_then(|t| *t);
     axum::Json(serde_json::json!({
         "started_at": started,
         "stages": s.pipeline.snapshot(),
-        "gold": {
-            "checkpoints": checkpoints.unwrap_or_default(),
-            "counts": counts.unwrap_or(serde_json::Value::Null),
-        },
-        "recent_runs": runs.unwrap_or_default(),
+        "gold": gold,
+        "recent_runs": runs,
     }))
     .into_response()
 }

@@ -6,10 +6,14 @@
 //!   `moto_server` is started for this test process (and stopped when it exits).
 //! - [`postgres`]: a fresh PostgreSQL database per test, dropped afterwards, on the server at
 //!   `STOCKLAKE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! - [`PrivatePostgres`]: a PostgreSQL cluster of its own, for a test that restarts the server.
+//! - [`throttle::ThrottlingProxy`]: Kinesis throttling in front of the emulator.
 //! - [`unique`]: names that do not collide between tests running in parallel.
 //!
 //! When a service is missing a test is skipped with a message — unless `CI` is set, where a
 //! missing service fails the test, so that CI can never pass without running them.
+
+pub mod throttle;
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::process::Command;
@@ -175,5 +179,161 @@ impl Drop for PgDb {
             }
         })
         .join();
+    }
+}
+
+/// A PostgreSQL server of its own (a fresh cluster made with `initdb` in a temporary
+/// directory), for a test that stops and restarts the server: the shared one serves every other
+/// test. Run as root, the cluster belongs to the `postgres` user. Stopped and removed on drop.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    pub url: String,
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    /// Initialises and starts a cluster; `None` (after [`missing`]) when impossible.
+    pub fn start() -> Option<PrivatePostgres> {
+        match Self::try_start() {
+            Ok(p) => Some(p),
+            Err(why) => {
+                missing("a private PostgreSQL cluster (initdb, pg_ctl)", &why);
+                None
+            }
+        }
+    }
+
+    fn try_start() -> Result<PrivatePostgres, String> {
+        let bin = pg_bin_dir().ok_or("no PostgreSQL server binaries (initdb) found")?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())?;
+        let root = std::env::temp_dir().join(unique("stocklake-pg"));
+        let data = root.join("data");
+        std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+        let as_postgres = is_root();
+        if as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&root))?;
+        }
+        let pg = PrivatePostgres {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            data,
+            port,
+            as_postgres,
+        };
+        let mut initdb = pg.command("initdb");
+        initdb
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&pg.data);
+        run(&mut initdb)?;
+        pg.pg_ctl_start()?;
+        Ok(pg)
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.data.display()
+        );
+        let mut c = self.command("pg_ctl");
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-o", &options, "-l"])
+            .arg(self.data.join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
+        run(&mut c)
+    }
+
+    /// Stops the server as an administrator's restart would (fast: sessions are cut off).
+    pub fn stop(&self) {
+        let mut c = self.command("pg_ctl");
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"]);
+        if let Err(e) = run(&mut c) {
+            panic!("cannot stop the private PostgreSQL: {e}");
+        }
+    }
+
+    /// Starts it again after [`PrivatePostgres::stop`].
+    pub fn start_again(&self) {
+        if let Err(e) = self.pg_ctl_start() {
+            panic!("cannot start the private PostgreSQL again: {e}");
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let mut c = self.command("pg_ctl");
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let _ = c.status();
+        if let Some(root) = self.data.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
+fn pg_bin_dir() -> Option<std::path::PathBuf> {
+    if let Ok(dir) = std::env::var("STOCKLAKE_TEST_PG_BIN") {
+        return Some(dir.into());
+    }
+    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn run(c: &mut Command) -> Result<(), String> {
+    let out = c.output().map_err(|e| format!("{c:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{c:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }

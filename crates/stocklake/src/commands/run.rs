@@ -171,15 +171,16 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                                     s.records_total = status.values().map(|v| v.records).sum();
                                     // a shard that keeps failing (the service does not answer,
                                     // throttling) shows while it retries, not only once it gives up
-                                    if let Some((shard, e)) = status
-                                        .iter()
-                                        .find_map(|(k, v)| v.last_error.as_ref().map(|e| (k, e)))
+                                    let failing = source.listing_error().or_else(|| {
+                                        status.iter().find_map(|(k, v)| {
+                                            v.last_error.as_ref().map(|e| format!("{k}: {e}"))
+                                        })
+                                    });
+                                    if let Some(text) = failing
+                                        && s.last_error.as_deref() != Some(text.as_str())
                                     {
-                                        let text = format!("{shard}: {e}");
-                                        if s.last_error.as_deref() != Some(text.as_str()) {
-                                            s.last_error = Some(text);
-                                            s.last_error_at = Some(Utc::now());
-                                        }
+                                        s.last_error = Some(text);
+                                        s.last_error_at = Some(Utc::now());
                                     }
                                 });
                                 tokio::select! {
@@ -248,16 +249,24 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                 let mut last_scan = tokio::time::Instant::now();
                 let mut last_care = tokio::time::Instant::now();
                 let care_every = Duration::from_secs(settings.config.refine.maintenance_interval_secs.max(60));
+                // the hand-off dropped objects: nothing newer is consumed before a listing
+                let mut must_scan = false;
                 loop {
                     let last_pass = cancel.is_cancelled() && ingest_done.load(Ordering::SeqCst);
-                    refiner.offer(feed.drain());
-                    if last_scan.elapsed() > Duration::from_secs(30) {
+                    let (handed, dropped) = feed.drain();
+                    refiner.offer(handed);
+                    must_scan |= dropped;
+                    if must_scan || last_scan.elapsed() > Duration::from_secs(30) {
                         last_scan = tokio::time::Instant::now();
-                        if let Err(e) = refiner.scan().await {
-                            tracing::warn!(error = %e, "listing bronze failed");
+                        match refiner.scan().await {
+                            Ok(_) => must_scan = false,
+                            Err(e) => tracing::warn!(error = %e, "listing bronze failed"),
                         }
                     }
                     loop {
+                        if must_scan {
+                            break;
+                        }
                         let started = Utc::now();
                         match refiner.run_batch().await {
                             Ok(Some(r)) => {

@@ -55,11 +55,39 @@ pub fn ok(mut c: Command) -> Output {
     out
 }
 
-pub fn spawn(mut c: Command) -> Child {
-    c.stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn stocklake")
+/// A spawned process that is killed when the test lets go of it, also when an assertion fails
+/// first: a failed test never leaves a `stocklake run` behind.
+pub struct Spawned(Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn spawn(mut c: Command) -> Spawned {
+    Spawned(
+        c.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stocklake"),
+    )
 }
 
 /// SIGKILL: no chance to flush or clean up.
@@ -256,4 +284,51 @@ pub fn expected_stock(
         })
         .collect();
     (stock, lines)
+}
+
+/// Rows of a query on the gold PostgreSQL database.
+pub async fn gold_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to gold");
+    let task = tokio::spawn(conn);
+    let rows = client.query(sql, &[]).await.expect("query gold");
+    drop(client);
+    let _ = task.await;
+    rows
+}
+
+/// Every `stock_level` row in gold equals `want` (from [`expected_stock`]), and no key is
+/// missing or extra.
+pub async fn assert_stock_exact(
+    url: &str,
+    want: &std::collections::BTreeMap<(String, String), rust_decimal::Decimal>,
+    when: &str,
+) {
+    let rows = gold_query(
+        url,
+        "SELECT s.store_id, p.sku, l.on_hand::text
+           FROM stock_level l
+           JOIN dim_store s ON s.store_key = l.store_key
+           JOIN dim_product p ON p.product_key = l.product_key",
+    )
+    .await;
+    let got: std::collections::BTreeMap<(String, String), rust_decimal::Decimal> = rows
+        .iter()
+        .map(|r| {
+            let on_hand: String = r.get(2);
+            (
+                (r.get::<_, String>(0), r.get::<_, String>(1)),
+                on_hand.parse().expect("decimal"),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "stock_level keys {when}");
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k).map(|g| g.normalize()) != Some(v.normalize()))
+        .take(5)
+        .map(|(k, v)| format!("{k:?}: want {v}, gold {:?}", got.get(k)))
+        .collect();
+    assert!(wrong.is_empty(), "stock levels differ {when}: {wrong:?}");
 }

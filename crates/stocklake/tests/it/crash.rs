@@ -6,26 +6,12 @@
 //! `STOCKLAKE_CRASH_KILLS` sets the number of kills (20 by default; the long mode is
 //! `STOCKLAKE_CRASH_KILLS=100 cargo test -p stocklake --test it crash -- --nocapture`).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rust_decimal::Decimal;
-
 use crate::common::{
-    assert_each_record_once, expected_stock, free_port, gold_count, kill9, ok, read_records,
-    sigterm, silver_totals, spawn, stocklake, wait_for_gold_lines,
+    assert_each_record_once, assert_stock_exact, expected_stock, free_port, gold_count, kill9, ok,
+    read_records, sigterm, silver_totals, spawn, stocklake, wait_for_gold_lines,
 };
-
-async fn gold_query(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to gold");
-    let task = tokio::spawn(conn);
-    let rows = client.query(sql, &[]).await.expect("query gold");
-    drop(client);
-    let _ = task.await;
-    rows
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock() {
@@ -139,35 +125,7 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
     assert_eq!(distinct, want_lines as i64, "a line is in gold twice");
 
     // every stock level exact
-    let rows = gold_query(
-        &pg.url,
-        "SELECT s.store_id, p.sku, l.on_hand::text
-           FROM stock_level l
-           JOIN dim_store s ON s.store_key = l.store_key
-           JOIN dim_product p ON p.product_key = l.product_key",
-    )
-    .await;
-    let got: BTreeMap<(String, String), Decimal> = rows
-        .iter()
-        .map(|r| {
-            let on_hand: String = r.get(2);
-            (
-                (r.get::<_, String>(0), r.get::<_, String>(1)),
-                on_hand.parse().expect("decimal"),
-            )
-        })
-        .collect();
-    assert_eq!(got.len(), want_stock.len(), "stock_level keys");
-    let wrong: Vec<_> = want_stock
-        .iter()
-        .filter(|(k, v)| got.get(*k).map(Decimal::normalize) != Some(v.normalize()))
-        .take(5)
-        .map(|(k, v)| format!("{k:?}: want {v}, gold {:?}", got.get(k)))
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "stock levels differ after {kills} kills: {wrong:?}"
-    );
+    assert_stock_exact(&pg.url, &want_stock, &format!("after {kills} kills")).await;
     eprintln!(
         "{kills} kills: {} events, {want_lines} lines, {} stock levels exact",
         events.len(),

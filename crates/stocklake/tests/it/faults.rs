@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    assert_each_record_once, expected_stock, free_port, ok, read_records, sigterm, silver_totals,
-    spawn, stocklake, wait_for_gold_lines, wait_http,
+    assert_each_record_once, assert_stock_exact, expected_stock, free_port, ok, read_records,
+    sigterm, silver_totals, spawn, stocklake, wait_for_gold_lines, wait_http,
 };
 
 /// A tmpfs of its own, unmounted when dropped.
@@ -253,19 +253,7 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
             .await
             .expect("healthz during the outage");
         assert!(health.status().is_success());
-        if let Ok(r) = client
-            .get(format!("{base}/v1/pipeline"))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            && let Ok(v) = r.json::<serde_json::Value>().await
-        {
-            let text = v.to_string();
-            if std::env::var("STOCKLAKE_TEST_DEBUG").is_ok() {
-                eprintln!("{:.0?}: {text}", frozen.elapsed());
-            }
-            saw_trouble |= text.contains("\"last_error\":\"") || text.contains("failed");
-        }
+        saw_trouble |= pipeline_reports_trouble(&client, &base).await;
     }
     moto.signal("-CONT");
     assert!(
@@ -291,5 +279,279 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
     eprintln!(
         "outage of 30 s: {} events, {want_lines} lines exact; failures reported during it: {saw_trouble}",
         events.len()
+    );
+}
+
+/// Copies a spawned process's stderr into a file as it comes (a pipe nobody reads fills up and
+/// blocks the process).
+fn keep_stderr(child: &mut crate::common::Spawned, path: &Path) {
+    if let (Some(mut from), Ok(mut to)) = (child.stderr.take(), std::fs::File::create(path)) {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+        });
+    }
+}
+
+/// Whether `/v1/pipeline` shows a stage in trouble (a last error or a failure count).
+async fn pipeline_reports_trouble(client: &reqwest::Client, base: &str) -> bool {
+    let Ok(r) = client
+        .get(format!("{base}/v1/pipeline"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let Ok(v) = r.json::<serde_json::Value>().await else {
+        return false;
+    };
+    let text = v.to_string();
+    if std::env::var("STOCKLAKE_TEST_DEBUG").is_ok() {
+        eprintln!("{text}");
+    }
+    text.contains("\"last_error\":\"") || text.contains("failed")
+}
+
+/// PostgreSQL (gold) is restarted while the tills are sending: ingest keeps accepting (bronze
+/// and silver do not need the database), the model reports the lost connection, reconnects once
+/// the server is back, and gold ends with every line once and every stock level exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgresql_restart_under_load_loses_nothing() {
+    let Some(pg) = stocklake_testkit::PrivatePostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = [
+        "--data-dir".to_string(),
+        dir.path().join("data").display().to_string(),
+        "--gold".to_string(),
+        pg.url.clone(),
+    ];
+    // three days of two stores, paced so that they are still arriving while the server is down
+    let sim = [
+        "--seed",
+        "13",
+        "--stores",
+        "2",
+        "--skus",
+        "150",
+        "--days",
+        "3",
+        "--start",
+        "2026-11-02",
+    ];
+    let events_file = dir.path().join("events.ndjson");
+    let mut c = stocklake(dir.path(), None);
+    c.arg("simulate")
+        .args(sim)
+        .arg("--to")
+        .arg(format!("file:{}", events_file.display()));
+    ok(c);
+    let events = read_records(&events_file);
+    let (want_stock, want_lines) = expected_stock(&events);
+    assert!(events.len() > 1000 && want_stock.len() > 50);
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut c = stocklake(dir.path(), None);
+    c.arg("run")
+        .args(&settings)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    let mut run = spawn(c);
+    let run_log = dir.path().join("run.log");
+    keep_stderr(&mut run, &run_log);
+    wait_http(&base);
+    let mut c = stocklake(dir.path(), None);
+    c.arg("simulate")
+        .args(sim)
+        .args(["--realtime", "--speed", "8000", "--to", &base]);
+    let mut producer = spawn(c);
+
+    // the restart comes once gold has started filling
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while crate::common::gold_count(&pg.url, "SELECT COUNT(*) FROM fact_inventory_movement").await
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "gold did not start filling"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    pg.stop();
+    let down = Instant::now();
+    let mut saw_trouble = false;
+    // ten seconds down at least, and until the pipeline has said so (a minute at most)
+    while down.elapsed() < Duration::from_secs(10)
+        || (!saw_trouble && down.elapsed() < Duration::from_secs(60))
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        saw_trouble |= pipeline_reports_trouble(&client, &base).await;
+    }
+    let producer_was_running = producer.try_wait().ok().flatten().is_none();
+    let downtime = down.elapsed();
+    pg.start_again();
+    assert!(
+        saw_trouble,
+        "PostgreSQL down for a minute and /v1/pipeline reported nothing"
+    );
+
+    let status = producer.wait().expect("producer");
+    assert!(
+        status.success(),
+        "the producer failed while PostgreSQL was down"
+    );
+    let waited = Instant::now();
+    let movements = "SELECT COUNT(*) FROM fact_inventory_movement";
+    while crate::common::gold_count(&pg.url, movements).await < want_lines as i64
+        && waited.elapsed() < Duration::from_secs(90)
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let n = crate::common::gold_count(&pg.url, movements).await;
+    if n != want_lines as i64 {
+        let pipeline = client
+            .get(format!("{base}/v1/pipeline"))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.text());
+        let pipeline = match pipeline {
+            Some(t) => t.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let silver = silver_totals(dir.path(), None, &settings);
+        let bronze = Command::new("sh")
+            .arg("-c")
+            .arg("find data -name '*.gz' | sort | while read f; do echo \"$f $(zcat $f | wc -l)\"; done")
+            .current_dir(dir.path())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        eprintln!("bronze objects:\n{bronze}");
+        panic!(
+            "gold has {n} of {want_lines} lines 90 s after the restart\nsilver: {silver}\npipeline: {pipeline}\nrun's log:\n{}",
+            std::fs::read_to_string(&run_log).unwrap_or_default()
+        );
+    }
+    // let stock levels settle, then stop cleanly
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sigterm(&run);
+    let _ = run.wait();
+    assert_stock_exact(&pg.url, &want_stock, "after a PostgreSQL restart").await;
+    assert_each_record_once(&silver_totals(dir.path(), None, &settings), events.len());
+    eprintln!(
+        "PostgreSQL restarted under load ({:.0?} down; the producer {} still sending): {} events, {want_lines} lines and {} stock levels exact",
+        downtime,
+        if producer_was_running {
+            "was"
+        } else {
+            "was no longer"
+        },
+        events.len(),
+        want_stock.len()
+    );
+}
+
+/// Kinesis throttles (the emulator never does, so a proxy in front of it does what Kinesis
+/// does): `GetRecords` refused for seconds at a time, `PutRecords` failing whole or record by
+/// record. The producer resends exactly the failed records, the pipeline reports the throttling
+/// and backs off, and every event ends in silver once and every stock level in gold exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn kinesis_throttling_is_reported_retried_and_loses_nothing() {
+    let Some(moto) = stocklake_testkit::moto() else {
+        return;
+    };
+    let Some(pg) = stocklake_testkit::postgres().await else {
+        return;
+    };
+    let proxy =
+        stocklake_testkit::throttle::ThrottlingProxy::start(&moto).expect("throttling proxy");
+    let aws = stocklake_testkit::AwsOptions::emulator(&proxy.url);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stream = format!("kinesis://{}", stocklake_testkit::unique("throttle"));
+    let settings = [
+        "--data-dir".to_string(),
+        dir.path().join("data").display().to_string(),
+        "--gold".to_string(),
+        pg.url.clone(),
+        "--stream".to_string(),
+        stream.clone(),
+    ];
+    let sim = [
+        "--seed", "14", "--stores", "2", "--skus", "120", "--days", "2",
+    ];
+    let events_file = dir.path().join("events.ndjson");
+    let mut c = stocklake(dir.path(), None);
+    c.arg("simulate")
+        .args(sim)
+        .arg("--to")
+        .arg(format!("file:{}", events_file.display()));
+    ok(c);
+    let events = read_records(&events_file);
+    let (want_stock, want_lines) = expected_stock(&events);
+
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.args(["init", "--shards", "2"]).args(&settings);
+    ok(c);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.arg("run")
+        .args(&settings)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    let mut run = spawn(c);
+    wait_http(&base);
+    // the producer must get every record in although a third of many batches fail
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.arg("simulate").args(sim).args(["--to", &stream]);
+    ok(c);
+
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut reported = false;
+    while !reported && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Ok(r) = client.get(format!("{base}/v1/pipeline")).send().await
+            && let Ok(text) = r.text().await
+        {
+            reported = text.contains("ProvisionedThroughputExceeded");
+        }
+    }
+    assert!(
+        reported,
+        "a minute of throttling, and /v1/pipeline never said so"
+    );
+    let n = wait_for_gold_lines(
+        &pg.url,
+        want_lines,
+        Duration::from_secs(180),
+        "3 minutes under throttling",
+    )
+    .await;
+    assert_eq!(n, want_lines as i64, "a line is in gold twice");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sigterm(&run);
+    let _ = run.wait();
+    assert_each_record_once(&silver_totals(dir.path(), None, &settings), events.len());
+    assert_stock_exact(&pg.url, &want_stock, "under Kinesis throttling").await;
+
+    let counts = &proxy.counts;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(load(&counts.get_records_throttled) > 0);
+    assert!(
+        load(&counts.records_failed) > 0,
+        "no PutRecords batch was partially failed"
+    );
+    eprintln!(
+        "throttled: {} of {} GetRecords, {} of {} PutRecords whole, {} records inside batches; {} events, {want_lines} lines and {} stock levels exact",
+        load(&counts.get_records_throttled),
+        load(&counts.get_records),
+        load(&counts.put_records_throttled),
+        load(&counts.put_records),
+        load(&counts.records_failed),
+        events.len(),
+        want_stock.len()
     );
 }
