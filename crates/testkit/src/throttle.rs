@@ -9,7 +9,9 @@
 //!   those entries and `FailedRecordCount`. Those records never reach the emulator, so a producer
 //!   that does not resend exactly them loses them.
 //!
-//! Everything else (S3, other Kinesis calls) passes unchanged.
+//! Everything else (S3, other Kinesis calls) passes unchanged. Started with
+//! [`ThrottlingProxy::passthrough`] it throttles nothing; its upstream can be switched, which is
+//! how a test moves clients to a restarted emulator without telling them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,15 +33,24 @@ pub struct ThrottleCounts {
 }
 
 /// A running proxy; it stops with the test process.
-#[derive(Debug)]
 pub struct ThrottlingProxy {
     pub url: String,
     pub counts: Arc<ThrottleCounts>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ThrottlingProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThrottlingProxy")
+            .field("url", &self.url)
+            .finish()
+    }
 }
 
 struct Shared {
     started: std::time::Instant,
-    upstream: String,
+    throttle: bool,
+    upstream: std::sync::RwLock<String>,
     client: reqwest::Client,
     counts: Arc<ThrottleCounts>,
 }
@@ -47,18 +58,37 @@ struct Shared {
 const THROTTLED: &str = "ProvisionedThroughputExceededException";
 
 impl ThrottlingProxy {
-    /// Starts a proxy to `upstream` (the emulator's URL) on a thread and runtime of its own.
+    /// Starts a throttling proxy to `upstream` (the emulator's URL) on a thread and runtime of
+    /// its own.
     pub fn start(upstream: &str) -> Result<ThrottlingProxy, String> {
+        Self::launch(upstream, true)
+    }
+
+    /// A proxy that only forwards (see [`ThrottlingProxy::set_upstream`]).
+    pub fn passthrough(upstream: &str) -> Result<ThrottlingProxy, String> {
+        Self::launch(upstream, false)
+    }
+
+    /// Forwards from now on to `upstream`.
+    pub fn set_upstream(&self, upstream: &str) {
+        if let Ok(mut u) = self.shared.upstream.write() {
+            *u = upstream.trim_end_matches('/').to_string();
+        }
+    }
+
+    fn launch(upstream: &str, throttle: bool) -> Result<ThrottlingProxy, String> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let counts = Arc::new(ThrottleCounts::default());
         let shared = Arc::new(Shared {
             started: std::time::Instant::now(),
-            upstream: upstream.trim_end_matches('/').to_string(),
+            throttle,
+            upstream: std::sync::RwLock::new(upstream.trim_end_matches('/').to_string()),
             client: reqwest::Client::new(),
             counts: counts.clone(),
         });
+        let state = shared.clone();
         std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -70,13 +100,14 @@ impl ThrottlingProxy {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
-                let app = axum::Router::new().fallback(proxy).with_state(shared);
+                let app = axum::Router::new().fallback(proxy).with_state(state);
                 let _ = axum::serve(listener, app).await;
             });
         });
         Ok(ThrottlingProxy {
             url: format!("http://{addr}"),
             counts,
+            shared,
         })
     }
 }
@@ -105,6 +136,9 @@ async fn proxy(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let c = &s.counts;
+    if !s.throttle {
+        return forward(&s, &parts, body.to_vec()).await;
+    }
     if target.ends_with(".GetRecords") {
         c.get_records.fetch_add(1, Ordering::Relaxed);
         if s.started.elapsed().as_secs() % 8 < 4 {
@@ -201,9 +235,10 @@ async fn forward(s: &Shared, parts: &axum::http::request::Parts, body: Vec<u8>) 
             headers.insert(k.clone(), v.clone());
         }
     }
+    let upstream = s.upstream.read().map(|u| u.clone()).unwrap_or_default();
     let sent = s
         .client
-        .request(parts.method.clone(), format!("{}{path}", s.upstream))
+        .request(parts.method.clone(), format!("{upstream}{path}"))
         .headers(headers)
         .body(body)
         .send()

@@ -140,16 +140,23 @@ async fn a_full_bronze_disk_answers_503_and_loses_nothing() {
     assert_each_record_once(&silver_totals(dir.path(), None, &settings), lines.len());
 }
 
-/// A moto of this test's own, so that pausing it disturbs no other test.
+/// A moto of this test's own, so that stopping it disturbs no other test.
 struct OwnMoto {
     child: std::process::Child,
     url: String,
 }
 
 impl OwnMoto {
-    fn start() -> Option<OwnMoto> {
+    /// With `recording`, every request is appended to that file (moto's recorder), so that a
+    /// new emulator can be given the same state by replaying it.
+    fn start(recording: Option<&Path>) -> Option<OwnMoto> {
         let port = free_port();
-        let child = Command::new("moto_server")
+        let mut c = Command::new("moto_server");
+        if let Some(file) = recording {
+            c.env("MOTO_ENABLE_RECORDING", "True")
+                .env("MOTO_RECORDER_FILEPATH", file);
+        }
+        let child = c
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -169,6 +176,7 @@ impl OwnMoto {
     fn signal(&self, sig: &str) {
         let _ = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
@@ -181,20 +189,34 @@ impl Drop for OwnMoto {
     }
 }
 
-/// S3 and Kinesis stop answering for 30 seconds or more while `stocklake run` is working (the
-/// emulator is frozen with SIGSTOP, so nothing it holds is lost): the pipeline keeps serving,
-/// reports the failures, retries, and once the services are back every event is in silver
-/// once and every line in gold.
-#[tokio::test(flavor = "multi_thread")]
-async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
-    let Some(moto) = OwnMoto::start() else {
+/// How S3 and Kinesis go away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outage {
+    /// The emulator is frozen (SIGSTOP): connections hang, as with a network partition.
+    Frozen,
+    /// The emulator is killed; after the outage a new one starts, is given the old one's state
+    /// (moto's recorder replays every request it took), and clients are moved to it by the
+    /// proxy they talk to: connections are refused, as with a service restart.
+    Restarted,
+}
+
+/// S3 and Kinesis stop answering for 30 seconds or more while `stocklake run` is working: the
+/// pipeline keeps serving, reports the failures, retries, and once the services are back every
+/// event is in silver once and every line in gold.
+async fn outage_loses_nothing(outage: Outage) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("moto-recording.jsonl");
+    let Some(mut moto) =
+        OwnMoto::start((outage == Outage::Restarted).then_some(recording.as_path()))
+    else {
         return;
     };
     let Some(pg) = stocklake_testkit::postgres().await else {
         return;
     };
-    let aws = stocklake_testkit::AwsOptions::emulator(&moto.url);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let proxy =
+        stocklake_testkit::throttle::ThrottlingProxy::passthrough(&moto.url).expect("proxy");
+    let aws = stocklake_testkit::AwsOptions::emulator(&proxy.url);
     let name = stocklake_testkit::unique("outage");
     let stream = format!("kinesis://{name}");
     let settings = [
@@ -235,14 +257,20 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
     let mut c = stocklake(dir.path(), Some(&aws));
     c.arg("simulate").args(sim).args(["--to", &stream]);
     ok(c);
-    // the outage: S3 and Kinesis freeze while work is in flight
-    moto.signal("-STOP");
+    // the outage, while work is in flight
+    match outage {
+        Outage::Frozen => moto.signal("-STOP"),
+        Outage::Restarted => {
+            let _ = moto.child.kill();
+            let _ = moto.child.wait();
+        }
+    }
     let client = reqwest::Client::new();
-    let frozen = Instant::now();
+    let down = Instant::now();
     let mut saw_trouble = false;
     // at least 30 s, and until the pipeline says so (a call times out after 25 s), 90 s at most
-    while frozen.elapsed() < Duration::from_secs(30)
-        || (!saw_trouble && frozen.elapsed() < Duration::from_secs(90))
+    while down.elapsed() < Duration::from_secs(30)
+        || (!saw_trouble && down.elapsed() < Duration::from_secs(90))
     {
         tokio::time::sleep(Duration::from_secs(2)).await;
         // the process stays up and keeps answering
@@ -255,7 +283,24 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
         assert!(health.status().is_success());
         saw_trouble |= pipeline_reports_trouble(&client, &base).await;
     }
-    moto.signal("-CONT");
+    let downtime = down.elapsed();
+    match outage {
+        Outage::Frozen => moto.signal("-CONT"),
+        Outage::Restarted => {
+            let Some(again) = OwnMoto::start(Some(&recording)) else {
+                return;
+            };
+            let replay = client
+                .post(format!("{}/moto-api/recorder/replay-recording", again.url))
+                .timeout(Duration::from_secs(300))
+                .send()
+                .await
+                .expect("replay the old emulator's requests");
+            assert!(replay.status().is_success(), "replay: {}", replay.status());
+            proxy.set_upstream(&again.url);
+            moto = again;
+        }
+    }
     assert!(
         saw_trouble,
         "90 s without S3 and Kinesis, and /v1/pipeline reported nothing"
@@ -277,9 +322,24 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
         events.len(),
     );
     eprintln!(
-        "outage of 30 s: {} events, {want_lines} lines exact; failures reported during it: {saw_trouble}",
+        "S3 and Kinesis {} for {downtime:.0?}: {} events, {want_lines} lines exact",
+        match outage {
+            Outage::Frozen => "frozen",
+            Outage::Restarted => "killed and restarted",
+        },
         events.len()
     );
+    drop(moto);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
+    outage_loses_nothing(Outage::Frozen).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_and_kinesis_killed_and_restarted_lose_nothing() {
+    outage_loses_nothing(Outage::Restarted).await;
 }
 
 /// Copies a spawned process's stderr into a file as it comes (a pipe nobody reads fills up and
