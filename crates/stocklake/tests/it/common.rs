@@ -81,6 +81,14 @@ impl Drop for Spawned {
     }
 }
 
+impl Spawned {
+    /// Takes charge of a process spawned with other settings.
+    #[allow(dead_code)]
+    pub fn guard(child: Child) -> Spawned {
+        Spawned(child)
+    }
+}
+
 pub fn spawn(mut c: Command) -> Spawned {
     Spawned(
         c.stdout(Stdio::null())

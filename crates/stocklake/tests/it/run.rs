@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{free_port, ok, sigterm, stocklake, wait_http};
+use crate::common::{Spawned, free_port, ok, sigterm, stocklake, wait_http};
 
 /// Waits for `check` to hold, polling; panics with `what` after a generous deadline (a test of
 /// liveness, not of speed).
@@ -96,7 +96,7 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        c.spawn().expect("spawn stocklake run")
+        Spawned::guard(c.spawn().expect("spawn stocklake run"))
     };
     wait_http(&base);
     eventually("readiness", || async {
@@ -324,7 +324,7 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
             .env("STOCKLAKE_ALERTS_WEBHOOK_TOKEN", "webhook-secret")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        c.spawn().expect("spawn stocklake run")
+        Spawned::guard(c.spawn().expect("spawn stocklake run"))
     };
     // drain both pipes while it runs, so that logging never blocks on a full pipe
     let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
