@@ -7,12 +7,9 @@ source "$(dirname "$0")/lib.sh"
 SL="$(stocklake_bin)"
 PG="${PG:-postgres://postgres@127.0.0.1:5432}"
 DAYS="${DAYS:-7}"
-W="$WORK/e2e"
-rm -rf "$W" && mkdir -p "$W"
-db="bench_e2e_$$"
-psql "$PG/test" -qc "create database $db"
+W="$(fresh_dir e2e)"
+throwaway_db bench_e2e
 gold="$PG/$db"
-trap 'psql "$PG/test" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true' EXIT
 
 say "simulating $DAYS days of 20 stores × 2,000 products"
 "$SL" simulate --seed 21 --stores 20 --skus 2000 --days "$DAYS" --catalog-out "$W/master" --to "file:$W/input.ndjson" 2>/dev/null

@@ -5,8 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 command -v wrk >/dev/null || { say "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 SL="$(stocklake_bin)"
-W="$WORK/http"
-rm -rf "$W" && mkdir -p "$W"
+W="$(fresh_dir http)"
 DURATION="${DURATION:-20s}"
 set +o pipefail
 # till traffic: sale records (the day's opening counts are a few huge records, not typical)

@@ -4,8 +4,7 @@
 # Uses STOCKLAKE_TEST_MOTO when set, otherwise starts moto_server on a free port.
 source "$(dirname "$0")/lib.sh"
 SL="$(stocklake_bin)"
-W="$WORK/kinesis"
-rm -rf "$W" && mkdir -p "$W"
+W="$(fresh_dir kinesis)"
 SHARDS="${SHARDS:-4}"
 if [ -n "${STOCKLAKE_TEST_MOTO:-}" ]; then
   endpoint="$STOCKLAKE_TEST_MOTO"

@@ -49,6 +49,17 @@ record() {
 }
 
 # seconds since the epoch, with fractions
+# An empty work directory $WORK/NAME, printed.
+fresh_dir() { rm -rf "${WORK:?}/$1" && mkdir -p "$WORK/$1" && echo "$WORK/$1"; }
+
+# A PostgreSQL database for this run on $PG, dropped when the script exits (it takes the EXIT
+# trap). Sets $db to its name.
+throwaway_db() {
+  db="$1_$$"
+  psql "$PG/test" -qc "create database $db"
+  trap 'psql "$PG/test" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true' EXIT
+}
+
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }'; }

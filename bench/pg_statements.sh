@@ -8,12 +8,9 @@ PG="${PG:-postgres://postgres@127.0.0.1:5432}"
 KEYS="${KEYS:-300000}"
 SALES="${SALES:-10000}"
 LOG="${LOG:-$(ls /var/log/postgresql/*.log | head -1)}"
-W="$WORK/pg_statements"
-rm -rf "$W" && mkdir -p "$W"
-db="bench_stmt_$$"
-psql "$PG/test" -qc "create database $db"
+W="$(fresh_dir pg_statements)"
+throwaway_db bench_stmt
 psql "$PG/test" -qc "alter database $db set log_min_duration_statement = 30"
-trap 'psql "$PG/test" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true' EXIT
 python3 "$BENCH/gen_keys.py" "$((KEYS / 1000))" 1000 "$SALES" "$W/counts.ndjson" "$W/sales.ndjson"
 "$SL" init --data-dir "$W/data" --gold "$PG/$db" > /dev/null
 table="$W/table.md"

@@ -10,8 +10,7 @@ BATCH_OBJECTS="${BATCH_OBJECTS:-32}"
 RUNS="${RUNS:-3}"
 SL="$(stocklake_bin)"
 PY="$(peers_venv)"
-W="$WORK/refine"
-rm -rf "$W" && mkdir -p "$W"
+W="$(fresh_dir refine)"
 
 say "generating $N records"
 set +o pipefail

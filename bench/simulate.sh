@@ -3,8 +3,7 @@
 # nowhere, so that the CPU's share and the disk's share can be told apart.
 source "$(dirname "$0")/lib.sh"
 SL="$(stocklake_bin)"
-W="$WORK/simulate"
-rm -rf "$W" && mkdir -p "$W"
+W="$(fresh_dir simulate)"
 args=(--seed 1 --days 7 --stores 20 --skus 2000)
 table="$W/table.md"
 {

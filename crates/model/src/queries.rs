@@ -521,8 +521,8 @@ fn time_param(gold: &Gold, t: DateTime<Utc>) -> (P, &'static str) {
 pub async fn record_run(gold: &Gold, r: &RunRecord) -> Result<(), ModelError> {
     let sql = "INSERT INTO pipeline_run (run_id, stage, started_at, finished_at, status, records_in, records_out, error, details)
                VALUES ((SELECT COALESCE(MAX(run_id), 0) + 1 FROM pipeline_run), ?, ?, ?, ?, ?, ?, ?, ?)";
-    let tsp = |t: DateTime<Utc>| time_param(gold, t).0;
-    let cast = time_param(gold, r.started_at).1;
+    let (started, cast) = time_param(gold, r.started_at);
+    let (finished, _) = time_param(gold, r.finished_at);
     let sql = sql.replace(
         "?, ?, ?, ?, ?, ?, ?, ?)",
         &format!("?, {cast}, {cast}, ?, ?, ?, ?, ?)"),
@@ -532,8 +532,8 @@ pub async fn record_run(gold: &Gold, r: &RunRecord) -> Result<(), ModelError> {
         &sql,
         vec![
             P::Text(r.stage.clone()),
-            tsp(r.started_at),
-            tsp(r.finished_at),
+            started,
+            finished,
             P::Text(r.status.clone()),
             P::Int(r.records_in),
             P::Int(r.records_out),

@@ -340,3 +340,45 @@ pub async fn assert_stock_exact(
         .collect();
     assert!(wrong.is_empty(), "stock levels differ {when}: {wrong:?}");
 }
+
+/// The events a simulation writes (to `events.ndjson` in `dir`), with the stock levels and the
+/// number of lines they imply ([`expected_stock`]).
+#[allow(dead_code)]
+pub struct KnownEvents {
+    pub events: Vec<Vec<u8>>,
+    pub stock: std::collections::BTreeMap<(String, String), rust_decimal::Decimal>,
+    pub lines: u64,
+}
+
+/// Runs `stocklake simulate ARGS --to file:…` and reads back what it wrote.
+#[allow(dead_code)]
+pub fn known_events(dir: &Path, args: &[&str]) -> KnownEvents {
+    let file = dir.join("events.ndjson");
+    let mut c = stocklake(dir, None);
+    c.arg("simulate")
+        .args(args)
+        .arg("--to")
+        .arg(format!("file:{}", file.display()));
+    ok(c);
+    let events = read_records(&file);
+    let (stock, lines) = expected_stock(&events);
+    KnownEvents {
+        events,
+        stock,
+        lines,
+    }
+}
+
+/// `stocklake run SETTINGS` listening on a free port, once it answers; and its base URL.
+#[allow(dead_code)]
+pub fn start_run(dir: &Path, aws: Option<&AwsOptions>, settings: &[String]) -> (Spawned, String) {
+    let port = free_port();
+    let mut c = stocklake(dir, aws);
+    c.arg("run")
+        .args(settings)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    let run = spawn(c);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(&base);
+    (run, base)
+}

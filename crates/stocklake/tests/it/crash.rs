@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    assert_each_record_once, assert_stock_exact, expected_stock, free_port, gold_count, kill9, ok,
-    read_records, sigterm, silver_totals, spawn, stocklake, wait_for_gold_lines,
+    assert_each_record_once, assert_stock_exact, free_port, gold_count, kill9, known_events, ok,
+    sigterm, silver_totals, spawn, stocklake, wait_for_gold_lines,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,15 +46,11 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
     ];
 
     // the known events, and the catalog
-    let events_file = dir.path().join("events.ndjson");
-    let mut c = stocklake(dir.path(), Some(&aws));
-    c.arg("simulate")
-        .args(sim)
-        .args(["--catalog-out", "master", "--to"])
-        .arg(format!("file:{}", events_file.display()));
-    ok(c);
-    let events = read_records(&events_file);
-    let (want_stock, want_lines) = expected_stock(&events);
+    let known = known_events(
+        dir.path(),
+        &[&sim[..], &["--catalog-out", "master"]].concat(),
+    );
+    let (events, want_stock, want_lines) = (&known.events, &known.stock, known.lines);
     assert!(events.len() > 1000 && want_stock.len() > 300);
 
     let mut c = stocklake(dir.path(), Some(&aws));
@@ -125,7 +121,7 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
     assert_eq!(distinct, want_lines as i64, "a line is in gold twice");
 
     // every stock level exact
-    assert_stock_exact(&pg.url, &want_stock, &format!("after {kills} kills")).await;
+    assert_stock_exact(&pg.url, want_stock, &format!("after {kills} kills")).await;
     eprintln!(
         "{kills} kills: {} events, {want_lines} lines, {} stock levels exact",
         events.len(),
