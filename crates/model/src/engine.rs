@@ -39,8 +39,10 @@ pub struct ModelConfig {
     pub default_service_level: f64,
     /// Most silver versions loaded in one gold transaction.
     pub max_versions_per_batch: u64,
-    /// Every key of a store is re-evaluated this often (store time), for the alerts that
-    /// time alone can raise (projected stock-out, phantom stock).
+    /// A key that time alone can change (demand history, a delivery rhythm, open alerts) is
+    /// looked at again this long (store time) after its last look, for the alerts that time
+    /// alone can raise (projected stock-out, phantom stock). Each key keeps its own due
+    /// time, so a batch never walks a whole store's keys except when the store closes a day.
     pub evaluate_every: Duration,
 }
 
@@ -76,6 +78,9 @@ pub struct ModelReport {
     pub max_arrived_at: Option<DateTime<Utc>>,
     pub seconds: f64,
 }
+
+/// Stock levels read per query when the state is loaded.
+const LEVEL_PAGE: i64 = 50_000;
 
 /// A movement of a day already closed, to correct in the daily snapshot.
 #[derive(Debug, Clone)]
@@ -116,12 +121,6 @@ impl std::fmt::Debug for Model {
             .field("keys", &self.keys.len())
             .finish()
     }
-}
-
-fn same_level(a: &LevelRow, b: &LevelRow) -> bool {
-    let mut b2 = b.clone();
-    b2.updated_at = a.updated_at;
-    *a == b2
 }
 
 impl Model {
@@ -188,19 +187,9 @@ impl Model {
         self.open_alerts.clear();
         for s in l.stores {
             self.store_ids.insert(s.store_id.clone(), s.store_key);
-            self.stores.insert(
-                s.store_key,
-                StoreState {
-                    tz: parse_tz(&s.timezone),
-                    row: s,
-                    clock: None,
-                    local_date: None,
-                    extra: StoreExtra::default(),
-                    skus: Vec::new(),
-                    dirty: false,
-                    evaluate_all: false,
-                },
-            );
+            let tz = parse_tz(&s.timezone);
+            self.stores
+                .insert(s.store_key, StoreState::new(s, tz, false));
         }
         for st in l.store_states {
             if let Some(s) = self.stores.get_mut(&st.store_key) {
@@ -214,14 +203,24 @@ impl Model {
         for p in l.products {
             self.skus.insert(p);
         }
-        for lv in &l.levels {
-            let Some(&sku) = self.skus.by_key.get(&lv.product_key) else {
-                continue;
-            };
-            self.keys
-                .insert((lv.store_key, sku), KeyState::from_level(lv));
-            if let Some(s) = self.stores.get_mut(&lv.store_key) {
-                s.skus.push(sku);
+        // stock levels page by page: at a million keys, the rows never sit in memory twice
+        let mut after = (i32::MIN, i32::MIN);
+        loop {
+            let page = self.gold.levels_after(after, LEVEL_PAGE).await?;
+            let full = page.len() as i64 == LEVEL_PAGE;
+            for lv in &page {
+                after = (lv.store_key, lv.product_key);
+                let Some(&sku) = self.skus.by_key.get(&lv.product_key) else {
+                    continue;
+                };
+                self.keys
+                    .insert((lv.store_key, sku), KeyState::from_level(lv));
+                if let Some(s) = self.stores.get_mut(&lv.store_key) {
+                    s.skus.push(sku);
+                }
+            }
+            if !full {
+                break;
             }
         }
         for a in &l.open_alerts {
@@ -244,8 +243,19 @@ impl Model {
                 if let Some(&sku) = self.skus.by_key.get(&row.product_key)
                     && let Some(k) = self.keys.get_mut(&(store_key, sku))
                 {
-                    k.today = Some(row);
+                    k.today = Some(Box::new(row));
                 }
+            }
+        }
+        // every key that time alone can change is looked at in the first batch's store time
+        let every = self.cfg.evaluate_every;
+        for ((store_key, sku), k) in self.keys.iter_mut() {
+            if let Some(s) = self.stores.get_mut(store_key)
+                && let Some(clock) = s.clock
+                && (k.timed(self.cfg.rules.min_history_days))
+            {
+                k.due = Some(clock + every);
+                s.due.insert((clock + every, *sku));
             }
         }
         self.dates = l.date_keys.into_iter().collect();
@@ -368,27 +378,24 @@ impl Model {
         self.repair_late(late, &batch_moves, &mut daily_out).await?;
         for key in &today_dirty {
             if let Some(row) = self.keys.get(key).and_then(|k| k.today.clone()) {
-                daily_out.insert((row.store_key, row.product_key, row.date_key), row);
+                daily_out.insert((row.store_key, row.product_key, row.date_key), *row);
             }
         }
         let mut daily: Vec<DailyRow> = daily_out.into_values().collect();
         daily.sort_by_key(|d| (d.store_key, d.product_key, d.date_key));
         ws.daily = daily;
 
-        // evaluate: the keys touched, and every key of stores due for a full pass
+        // evaluate: the keys touched, the keys whose time has come, and every key of a store
+        // that closed a day (its demand moved)
         let mut evaluate: BTreeSet<(i32, u32)> = touched.clone();
         for s in self.stores.values_mut() {
-            let due = match (s.clock, s.extra.next_eval) {
-                (Some(c), Some(n)) => c >= n,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if due || s.evaluate_all {
+            if s.evaluate_all {
                 evaluate.extend(s.skus.iter().map(|sku| (s.row.store_key, *sku)));
-                s.extra.next_eval = s.clock.map(|c| c + self.cfg.evaluate_every);
                 s.evaluate_all = false;
                 s.dirty = true;
             }
+            let store_key = s.row.store_key;
+            evaluate.extend(s.take_due().into_iter().map(|sku| (store_key, sku)));
         }
         report.keys_touched = touched.len();
         report.keys_evaluated = evaluate.len();
@@ -453,19 +460,8 @@ impl Model {
         };
         ws.stores.push(row.clone());
         self.store_ids.insert(store_id.to_string(), key);
-        self.stores.insert(
-            key,
-            StoreState {
-                tz: chrono_tz::UTC,
-                row,
-                clock: None,
-                local_date: None,
-                extra: StoreExtra::default(),
-                skus: Vec::new(),
-                dirty: true,
-                evaluate_all: false,
-            },
-        );
+        self.stores
+            .insert(key, StoreState::new(row, chrono_tz::UTC, true));
         key
     }
 
@@ -734,14 +730,16 @@ impl Model {
         let on_hand = k.on_hand;
         let last_count_at = k.last_count_at;
         let pending_share = std::mem::take(&mut k.pending_out_share);
-        let row = k.today.get_or_insert_with(|| DailyRow {
-            date_key: dk,
-            store_key,
-            product_key,
-            closing_on_hand: old_on_hand,
-            // a key seen for the first time was not "out" before it existed
-            was_out_of_stock: !new_key && old_on_hand <= Decimal::ZERO,
-            ..DailyRow::default()
+        let row = k.today.get_or_insert_with(|| {
+            Box::new(DailyRow {
+                date_key: dk,
+                store_key,
+                product_key,
+                closing_on_hand: old_on_hand,
+                // a key seen for the first time was not "out" before it existed
+                was_out_of_stock: !new_key && old_on_hand <= Decimal::ZERO,
+                ..DailyRow::default()
+            })
         });
         row.out_of_stock_share = (row.out_of_stock_share + pending_share).min(1.0);
         row.product_key = product_key;
@@ -813,7 +811,7 @@ impl Model {
                     continue;
                 };
                 let mut row = match k.today.take() {
-                    Some(r) if r.date_key == dk => r,
+                    Some(r) if r.date_key == dk => *r,
                     _ => DailyRow {
                         date_key: dk,
                         store_key,
@@ -909,7 +907,7 @@ impl Model {
             }
             let today = self.keys.get(&key).and_then(|k| k.today.clone());
             if let Some(t) = &today {
-                rows.insert(t.date_key, t.clone());
+                rows.insert(t.date_key, (**t).clone());
             }
             for m in &moves {
                 let dk = date_key(m.date);
@@ -960,7 +958,7 @@ impl Model {
             if let (Some(tk), Some(k)) = (today_key, self.keys.get_mut(&key))
                 && let Some(r) = rows.get(&tk)
             {
-                k.today = Some(r.clone());
+                k.today = Some(Box::new(r.clone()));
             }
         }
         Ok(())
@@ -1234,10 +1232,17 @@ impl Model {
             receipt_count: k.replenishment.receipts as i32,
             stockout_days: k.stockout_days as i32,
         };
-        let changed = moved || k.level.as_ref().is_none_or(|old| !same_level(old, &level));
-        if changed {
-            ws.levels.push(level.clone());
-            k.level = Some(level);
+        let print = level_print(&level);
+        if moved || k.level_print != Some(print) {
+            ws.levels.push(level);
+            k.level_print = Some(print);
+        }
+        let due = k
+            .timed(self.cfg.rules.min_history_days)
+            .then(|| now + self.cfg.evaluate_every);
+        let was = std::mem::replace(&mut k.due, due);
+        if let Some(s) = self.stores.get_mut(&key.0) {
+            s.reschedule(key.1, was, due);
         }
     }
 
@@ -1314,19 +1319,9 @@ impl Model {
                 st.row = row.clone();
             }
             None => {
-                self.stores.insert(
-                    key,
-                    StoreState {
-                        tz: parse_tz(&row.timezone),
-                        row: row.clone(),
-                        clock: None,
-                        local_date: None,
-                        extra: StoreExtra::default(),
-                        skus: Vec::new(),
-                        dirty: true,
-                        evaluate_all: false,
-                    },
-                );
+                let tz = parse_tz(&row.timezone);
+                self.stores
+                    .insert(key, StoreState::new(row.clone(), tz, true));
             }
         }
         ws.stores.push(row);
@@ -1413,9 +1408,8 @@ impl Model {
                 if let Some(t) = k.today.as_mut() {
                     t.product_key = row.product_key;
                 }
-                if let Some(l) = k.level.as_mut() {
-                    l.product_key = row.product_key;
-                }
+                // the next look writes the level under the new key
+                k.level_print = None;
             }
         }
         1

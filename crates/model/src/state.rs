@@ -3,7 +3,8 @@
 //! after any failed batch, so that a batch's work grows with the keys it touches, not with the
 //! size of the tables.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -28,6 +29,53 @@ pub struct StoreState {
     pub dirty: bool,
     /// Evaluate every key of the store in this batch.
     pub evaluate_all: bool,
+    /// When each SKU is next due for a look by time alone (see [`KeyState::due`]), earliest
+    /// first.
+    pub due: BTreeSet<(DateTime<Utc>, u32)>,
+}
+
+impl StoreState {
+    pub fn new(row: StoreRow, tz: Tz, dirty: bool) -> StoreState {
+        StoreState {
+            row,
+            tz,
+            clock: None,
+            local_date: None,
+            extra: StoreExtra::default(),
+            skus: Vec::new(),
+            dirty,
+            evaluate_all: false,
+            due: BTreeSet::new(),
+        }
+    }
+
+    /// Moves a SKU's due time in the store's queue.
+    pub fn reschedule(&mut self, sku: u32, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) {
+        if from == to {
+            return;
+        }
+        if let Some(t) = from {
+            self.due.remove(&(t, sku));
+        }
+        if let Some(t) = to {
+            self.due.insert((t, sku));
+        }
+    }
+
+    /// Takes the SKUs due at or before the store's clock.
+    pub fn take_due(&mut self) -> Vec<u32> {
+        let Some(clock) = self.clock else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Some(&(t, sku)) = self.due.first()
+            && t <= clock
+        {
+            self.due.pop_first();
+            out.push(sku);
+        }
+        out
+    }
 }
 
 /// The part of a store's state kept as JSON in `gold_store_state`.
@@ -39,7 +87,6 @@ pub struct StoreExtra {
     /// Mean daily units per weekday (Monday first), and how many days each mean holds.
     pub weekday_units: [f64; 7],
     pub weekday_days: [u32; 7],
-    pub next_eval: Option<DateTime<Utc>>,
 }
 
 impl Default for StoreExtra {
@@ -49,7 +96,6 @@ impl Default for StoreExtra {
             today_hours: [0.0; 24],
             weekday_units: [0.0; 7],
             weekday_days: [0; 7],
-            next_eval: None,
         }
     }
 }
@@ -106,11 +152,16 @@ pub struct KeyState {
     pub out_since: Option<DateTime<Utc>>,
     /// Out-of-stock share measured before today's row exists.
     pub pending_out_share: f64,
-    /// The daily row of the store's current local day, once the key moved that day.
-    pub today: Option<DailyRow>,
+    /// The daily row of the store's current local day, once the key moved that day (boxed:
+    /// most keys of a large store do not move on a given day).
+    pub today: Option<Box<DailyRow>>,
     pub alerts: Vec<OpenState>,
-    /// The stock level last written (to write only what changed).
-    pub level: Option<LevelRow>,
+    /// A fingerprint of the stock level last written (to write only what changed).
+    pub level_print: Option<u64>,
+    /// When time alone, with no event, could next change this key's alerts: keys with demand
+    /// history, open alerts or warnings waiting for confirmation are looked at again then;
+    /// the others only when they move or their store closes a day.
+    pub due: Option<DateTime<Utc>>,
     /// Warnings seen but not yet raised, and since when they hold.
     pub pending: Vec<(AlertType, DateTime<Utc>)>,
     /// One bit per closed day (newest lowest): the shelf ran empty on record that day.
@@ -118,6 +169,17 @@ pub struct KeyState {
 }
 
 impl KeyState {
+    /// Whether time alone, with no event, can change this key's alerts: it has the demand
+    /// history the time-driven rules need (projected stock-out, phantom stock), a delivery
+    /// rhythm (the expected delivery moves on), open alerts, or warnings waiting for
+    /// confirmation.
+    pub fn timed(&self, min_history_days: u32) -> bool {
+        (self.demand.days >= min_history_days && self.demand.level > 0.0)
+            || self.replenishment.receipts > 0
+            || !self.alerts.is_empty()
+            || !self.pending.is_empty()
+    }
+
     pub fn from_level(l: &LevelRow) -> KeyState {
         KeyState {
             on_hand: l.on_hand,
@@ -146,11 +208,46 @@ impl KeyState {
             pending_out_share: 0.0,
             today: None,
             alerts: Vec::new(),
-            level: Some(l.clone()),
+            level_print: Some(level_print(l)),
+            due: None,
             pending: Vec::new(),
             stockout_days: l.stockout_days.max(0) as u32,
         }
     }
+}
+
+/// A fingerprint of everything in a stock level but the time it was written.
+pub fn level_print(l: &LevelRow) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (l.store_key, l.product_key, l.on_hand, l.avg_daily_demand).hash(&mut h);
+    (l.safety_stock, l.reorder_point, l.days_of_cover).hash(&mut h);
+    (
+        l.projected_stockout_at,
+        l.status,
+        l.demand_sd,
+        l.order_up_to,
+    )
+        .hash(&mut h);
+    (l.suggested_order_qty, l.on_order, l.expected_delivery_at).hash(&mut h);
+    (l.last_count_at, l.last_count_quantity, l.last_movement_at).hash(&mut h);
+    (
+        l.last_sale_at,
+        l.in_stock_since,
+        l.demand_days,
+        l.last_receipt_at,
+    )
+        .hash(&mut h);
+    (l.receipt_count, l.stockout_days).hash(&mut h);
+    for f in [
+        l.demand_level,
+        l.demand_var,
+        l.units_per_sale,
+        l.receipt_interval_days,
+        l.receipt_qty,
+    ] {
+        f.to_bits().hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Reads an open alert row back.
@@ -199,5 +296,136 @@ impl Skus {
 
     pub fn product(&self, i: u32) -> &ProductState {
         &self.products[i as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn store() -> StoreState {
+        let row = StoreRow {
+            store_key: 1,
+            store_id: "ST-1".into(),
+            name: None,
+            format: None,
+            city: None,
+            region: None,
+            country: None,
+            timezone: "UTC".into(),
+            is_inferred: false,
+            updated_at: at(0),
+        };
+        StoreState::new(row, chrono_tz::UTC, false)
+    }
+
+    #[test]
+    fn only_the_keys_whose_time_has_come_are_taken() {
+        let mut s = store();
+        s.reschedule(7, None, Some(at(9)));
+        s.reschedule(8, None, Some(at(11)));
+        s.reschedule(9, None, Some(at(10)));
+        // moved later: its old time no longer counts
+        s.reschedule(7, Some(at(9)), Some(at(12)));
+        assert!(s.take_due().is_empty(), "no clock, nothing is due");
+        s.clock = Some(at(10));
+        assert_eq!(s.take_due(), vec![9]);
+        assert_eq!(s.take_due(), Vec::<u32>::new());
+        s.clock = Some(at(12));
+        assert_eq!(s.take_due(), vec![8, 7]);
+        // dropped: never due again
+        s.reschedule(5, None, Some(at(13)));
+        s.reschedule(5, Some(at(13)), None);
+        s.clock = Some(at(20));
+        assert!(s.take_due().is_empty());
+    }
+
+    #[test]
+    fn time_matters_only_to_keys_with_history_rhythm_or_alerts() {
+        let mut k = KeyState::default();
+        assert!(
+            !k.timed(3),
+            "a counted key that never sold waits for events"
+        );
+        k.demand.days = 2;
+        k.demand.level = 4.0;
+        assert!(!k.timed(3));
+        k.demand.days = 3;
+        assert!(k.timed(3));
+        let mut k = KeyState::default();
+        k.pending.push((AlertType::ProjectedStockout, at(8)));
+        assert!(k.timed(3));
+        let mut k = KeyState::default();
+        k.replenishment.receipts = 1;
+        assert!(k.timed(3));
+    }
+
+    #[test]
+    fn a_key_stays_small() {
+        // a million keys must fit in well under a gigabyte with the map around them
+        assert!(
+            std::mem::size_of::<KeyState>() <= 512,
+            "KeyState is {} bytes",
+            std::mem::size_of::<KeyState>()
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_only_the_write_time() {
+        let l = LevelRow {
+            store_key: 1,
+            product_key: 2,
+            on_hand: Decimal::new(50, 0),
+            avg_daily_demand: Decimal::new(25, 1),
+            safety_stock: Decimal::ONE,
+            reorder_point: Decimal::TWO,
+            days_of_cover: Some(Decimal::new(20, 0)),
+            projected_stockout_at: None,
+            updated_at: at(8),
+            status: "fine",
+            demand_sd: Decimal::ONE,
+            order_up_to: Decimal::TEN,
+            suggested_order_qty: Decimal::ZERO,
+            on_order: Decimal::ZERO,
+            expected_delivery_at: None,
+            last_count_at: Some(at(7)),
+            last_count_quantity: Some(Decimal::new(50, 0)),
+            last_movement_at: Some(at(7)),
+            last_sale_at: None,
+            in_stock_since: None,
+            demand_level: 2.5,
+            demand_var: 1.0,
+            demand_days: 4,
+            units_per_sale: 1.0,
+            last_receipt_at: None,
+            receipt_interval_days: 0.0,
+            receipt_qty: 0.0,
+            receipt_count: 0,
+            stockout_days: 0,
+        };
+        let later = LevelRow {
+            updated_at: at(9),
+            // the same quantity read back from NUMERIC(18,3)
+            on_hand: Decimal::new(50_000, 3),
+            ..l.clone()
+        };
+        assert_eq!(level_print(&l), level_print(&later));
+        let sold = LevelRow {
+            on_hand: Decimal::new(49, 0),
+            ..l.clone()
+        };
+        assert_ne!(level_print(&l), level_print(&sold));
+        let learnt = LevelRow {
+            demand_var: 1.5,
+            ..l.clone()
+        };
+        assert_ne!(level_print(&l), level_print(&learnt));
     }
 }

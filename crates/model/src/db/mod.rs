@@ -17,7 +17,6 @@ use crate::schema::Dialect;
 pub struct Loaded {
     pub stores: Vec<StoreRow>,
     pub products: Vec<ProductRow>,
-    pub levels: Vec<LevelRow>,
     pub open_alerts: Vec<AlertRow>,
     pub store_states: Vec<StoreStateRow>,
     pub checkpoints: Vec<CheckpointRow>,
@@ -79,6 +78,22 @@ impl Gold {
             Gold::Postgres(g) => {
                 g.reconnect_if_closed().await?;
                 g.load().await
+            }
+        }
+    }
+
+    /// Up to `limit` stock levels after the key `after` (store key, product key), in key
+    /// order: the model reads them page by page, never all at once.
+    pub async fn levels_after(
+        &self,
+        after: (i32, i32),
+        limit: i64,
+    ) -> Result<Vec<LevelRow>, ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.levels_after(after, limit).await,
+            Gold::Postgres(g) => {
+                g.reconnect_if_closed().await?;
+                g.levels_after(after, limit).await
             }
         }
     }

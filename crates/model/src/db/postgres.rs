@@ -163,16 +163,6 @@ impl PgGold {
         }
         for r in c
             .query(
-                &format!("SELECT {} FROM stock_level", super::sqlite::LEVEL_COLUMNS),
-                &[],
-            )
-            .await
-            .map_err(err)?
-        {
-            l.levels.push(level_row(&r));
-        }
-        for r in c
-            .query(
                 &format!(
                     "SELECT {} FROM stock_alert WHERE resolved_at IS NULL",
                     super::sqlite::ALERT_COLUMNS
@@ -257,6 +247,26 @@ impl PgGold {
             .await
             .map_err(err)?;
         Ok(rows.iter().map(daily_row).collect())
+    }
+
+    /// Up to `limit` stock levels after the key `after`, in key order.
+    pub async fn levels_after(
+        &self,
+        after: (i32, i32),
+        limit: i64,
+    ) -> Result<Vec<LevelRow>, ModelError> {
+        let c = self.client.lock().await;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {} FROM stock_level WHERE (store_key, product_key) > ($1, $2) ORDER BY store_key, product_key LIMIT $3",
+                    super::sqlite::LEVEL_COLUMNS
+                ),
+                &[&after.0, &after.1, &limit],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows.iter().map(level_row).collect())
     }
 
     pub async fn daily_rows_of_day(

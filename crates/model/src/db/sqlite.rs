@@ -214,12 +214,6 @@ impl SqliteGold {
                 .map_err(err)?
                 .collect::<Result<_, _>>()
                 .map_err(err)?;
-            let mut s = c.prepare(&format!("SELECT {LEVEL_COLUMNS} FROM stock_level")).map_err(err)?;
-            l.levels = s
-                .query_map([], level_row)
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
             let mut s = c.prepare(&format!("SELECT {ALERT_COLUMNS} FROM stock_alert WHERE resolved_at IS NULL")).map_err(err)?;
             l.open_alerts = s
                 .query_map([], alert_row)
@@ -300,6 +294,26 @@ impl SqliteGold {
     }
 
     /// Daily rows of every key of a store on one day.
+    /// Up to `limit` stock levels after the key `after`, in key order.
+    pub async fn levels_after(
+        &self,
+        after: (i32, i32),
+        limit: i64,
+    ) -> Result<Vec<LevelRow>, ModelError> {
+        self.with(move |c| {
+            let mut s = c
+                .prepare_cached(&format!(
+                    "SELECT {LEVEL_COLUMNS} FROM stock_level WHERE (store_key, product_key) > (?1, ?2) ORDER BY store_key, product_key LIMIT ?3"
+                ))
+                .map_err(err)?;
+            let rows = s
+                .query_map(params![after.0, after.1, limit], level_row)
+                .map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)
+        })
+        .await
+    }
+
     pub async fn daily_rows_of_day(
         &self,
         store_key: i32,

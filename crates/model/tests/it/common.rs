@@ -7,6 +7,7 @@ use deltalake::arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
 use rust_decimal::Decimal;
 use stocklake_event::EventType;
 use stocklake_ingest::{BronzeWriter, PendingRecord};
+use stocklake_model::rows::LevelRow;
 use stocklake_model::{Gold, Model, ModelConfig};
 use stocklake_refine::read::{active_files, read_files};
 use stocklake_refine::tables::{POS_EVENT_LINES, open_or_create};
@@ -149,6 +150,24 @@ impl Lake {
     }
 }
 
+/// Every stock level, read page by page as the model reads them (small pages, so that the
+/// page boundaries are crossed).
+pub async fn all_levels(gold: &Gold) -> Vec<LevelRow> {
+    let mut out: Vec<LevelRow> = Vec::new();
+    let mut after = (i32::MIN, i32::MIN);
+    loop {
+        let page = gold.levels_after(after, 7).await.expect("levels");
+        let Some(last) = page.last() else { break };
+        after = (last.store_key, last.product_key);
+        out.extend(page);
+    }
+    let mut keys: Vec<(i32, i32)> = out.iter().map(|l| (l.store_key, l.product_key)).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), out.len(), "a page repeated a key");
+    assert!(keys.is_sorted(), "pages out of key order");
+    out
+}
+
 /// stock_level.on_hand per (store, sku), read back from gold.
 pub async fn gold_on_hand(gold: &Gold) -> BTreeMap<(String, String), Decimal> {
     let l = gold.load().await.expect("load");
@@ -162,7 +181,8 @@ pub async fn gold_on_hand(gold: &Gold) -> BTreeMap<(String, String), Decimal> {
         .iter()
         .map(|p| (p.product_key, p.sku.clone()))
         .collect();
-    l.levels
+    all_levels(gold)
+        .await
         .iter()
         .map(|lv| {
             (
@@ -193,8 +213,8 @@ pub async fn latest_closing(gold: &Gold) -> BTreeMap<(String, String), Decimal> 
         .iter()
         .map(|p| (p.product_key, p.sku.clone()))
         .collect();
-    let keys: Vec<(i32, i32)> = l
-        .levels
+    let keys: Vec<(i32, i32)> = all_levels(gold)
+        .await
         .iter()
         .map(|lv| (lv.store_key, lv.product_key))
         .collect();
