@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -54,6 +55,10 @@ pub struct RefineConfig {
     pub window: TimeWindow,
     /// Most bronze objects per batch (an object holds at most ingest's flush size).
     pub batch_max_objects: usize,
+    /// A batch takes no more objects once it holds this many bytes of records (decompressed):
+    /// live, small objects fill a batch of `batch_max_objects`; a bulk load of large ones
+    /// stops at this size, which bounds memory.
+    pub batch_max_bytes: usize,
 }
 
 impl RefineConfig {
@@ -65,6 +70,7 @@ impl RefineConfig {
             dedup_window_days: 7,
             window: TimeWindow::default(),
             batch_max_objects: 32,
+            batch_max_bytes: 64 << 20,
         }
     }
 }
@@ -404,24 +410,43 @@ impl Refiner {
             refined_at,
             window: self.cfg.window,
         };
-        // fetch and parse, objects in parallel
+        // fetch and parse, objects in parallel and in order; once the batch holds enough bytes
+        // no further object is started (those already under way still join the batch)
         let store = self.bronze.clone();
-        let parsed: Vec<ObjectParse> =
-            futures::stream::iter(names.clone().into_iter().map(|name| {
-                let store = store.clone();
-                let ctx = ctx.clone();
-                async move {
-                    let text = read_bronze(store.as_ref(), &name).await.map_err(|e| {
-                        RefineError::Storage(format!("reading {}: {e}", name.path()))
-                    })?;
-                    tokio::task::spawn_blocking(move || parse_object(name, text, &ctx))
-                        .await
-                        .map_err(|e| RefineError::Internal(e.to_string()))?
-                }
-            }))
-            .buffered(4)
-            .try_collect()
-            .await?;
+        let full = Arc::new(AtomicBool::new(false));
+        let stop = full.clone();
+        let mut parsing = futures::stream::iter(
+            names
+                .clone()
+                .into_iter()
+                .take_while(move |_| !stop.load(Ordering::Relaxed))
+                .map(|name| {
+                    let store = store.clone();
+                    let ctx = ctx.clone();
+                    async move {
+                        let text = read_bronze(store.as_ref(), &name).await.map_err(|e| {
+                            RefineError::Storage(format!("reading {}: {e}", name.path()))
+                        })?;
+                        tokio::task::spawn_blocking(move || parse_object(name, text, &ctx))
+                            .await
+                            .map_err(|e| RefineError::Internal(e.to_string()))?
+                    }
+                }),
+        )
+        .buffered(4);
+        let mut parsed: Vec<ObjectParse> = Vec::with_capacity(names.len());
+        let mut bytes = 0usize;
+        while let Some(p) = parsing.next().await {
+            let p = p?;
+            bytes += p.text.len();
+            parsed.push(p);
+            // a batch to redo is redone whole
+            if redo.is_none() && bytes >= self.cfg.batch_max_bytes {
+                full.store(true, Ordering::Relaxed);
+            }
+        }
+        drop(parsing);
+        let names: Vec<ObjectName> = names.into_iter().take(parsed.len()).collect();
 
         // days older than what dedup holds are read from silver first
         let days = self

@@ -78,6 +78,7 @@ pub struct RefineSection {
     pub max_future_hours: u32,
     pub max_past_days: u32,
     pub batch_max_objects: u32,
+    pub batch_max_mb: u32,
     pub maintenance_interval_secs: u64,
     pub vacuum_retention_hours: u64,
     pub compact_min_files: u32,

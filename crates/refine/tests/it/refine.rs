@@ -247,3 +247,35 @@ async fn scans_racing_writers_miss_nothing() {
     assert_eq!(r.progress().totals.events, STREAMS * OBJECTS);
     assert_eq!(lake.line_count().await, (STREAMS * OBJECTS) as usize);
 }
+
+#[tokio::test]
+async fn a_batch_stops_taking_objects_at_its_byte_budget() {
+    let mut lake = Lake::local();
+    for i in 0..12 {
+        lake.put(
+            "h1",
+            &[
+                event(&format!("a{i}"), "S", "X", "1"),
+                event(&format!("b{i}"), "S", "Y", "2"),
+            ],
+        )
+        .await;
+    }
+    // one byte: every object is over budget on its own, so a batch holds only the objects
+    // already under way when the first one came back (at most the four read in parallel)
+    let cfg = stocklake_refine::RefineConfig {
+        batch_max_bytes: 1,
+        ..lake.config()
+    };
+    let mut r = stocklake_refine::Refiner::open(cfg).await.expect("open");
+    r.scan().await.expect("scan");
+    let reports = r.drain().await.expect("drain");
+    assert!(reports.len() >= 3, "{} batches", reports.len());
+    assert!(reports.iter().all(|b| (1..=4).contains(&b.objects)));
+    assert_eq!(reports.iter().map(|b| b.objects).sum::<usize>(), 12);
+    assert_eq!(lake.line_count().await, 24);
+    assert_eq!(r.progress().totals.events, 24);
+    // a restarted refiner finds nothing left
+    let mut again = lake.refiner().await;
+    assert!(again.drain().await.expect("drain").is_empty());
+}

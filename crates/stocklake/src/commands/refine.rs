@@ -19,6 +19,7 @@ pub fn refine_config(settings: &Settings) -> RefineConfig {
     RefineConfig {
         dedup_window_days: c.dedup_window_days,
         batch_max_objects: c.batch_max_objects.max(1) as usize,
+        batch_max_bytes: (c.batch_max_mb.max(1) as usize) << 20,
         window: TimeWindow {
             max_future: chrono::Duration::hours(i64::from(c.max_future_hours)),
             max_past: chrono::Duration::days(i64::from(c.max_past_days)),
