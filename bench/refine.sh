@@ -2,11 +2,13 @@
 # Refine: the same 1M-record NDJSON (about 1% malformed, some repeats) through stocklake's
 # bronze → silver and through DuckDB, Polars and PySpark local[2] doing clean → dedup →
 # partitioned Parquet. RECORDS=… changes the size; PEERS="duckdb polars" skips PySpark (PEERS=""
-# all peers); BATCH_OBJECTS="32 8" refines with each `refine.batch_max_objects`, RUNS times each.
+# all peers); BATCH_OBJECTS="32 8" refines with each `refine.batch_max_objects`, RUNS times each,
+# and BATCH_MB with `refine.batch_max_mb` (default: the configuration's 64).
 source "$(dirname "$0")/lib.sh"
 N="${RECORDS:-1000000}"
 PEERS="${PEERS-duckdb polars pyspark}"
 BATCH_OBJECTS="${BATCH_OBJECTS:-32}"
+BATCH_MB="${BATCH_MB:-64}"
 RUNS="${RUNS:-3}"
 SL="$(stocklake_bin)"
 PY="$(peers_venv)"
@@ -34,14 +36,14 @@ table="$W/table.md"
 
 for bo in $BATCH_OBJECTS; do
 for run in $(seq 1 "$RUNS"); do
-  say "stocklake refine, batches of $bo objects, run $run"
+  say "stocklake refine, batches of up to $bo objects and $BATCH_MB MB, run $run"
   rm -rf "$W/sl/silver" "$W/sl/gold.db"*
   t0=$(now)
-  STOCKLAKE_REFINE_BATCH_MAX_OBJECTS="$bo" /usr/bin/time -v "$SL" refine --once --data-dir "$W/sl" > "$W/refine.out" 2> "$W/refine.time"
+  STOCKLAKE_REFINE_BATCH_MAX_OBJECTS="$bo" STOCKLAKE_REFINE_BATCH_MAX_MB="$BATCH_MB" /usr/bin/time -v "$SL" refine --once --data-dir "$W/sl" > "$W/refine.out" 2> "$W/refine.time"
   s=$(elapsed "$t0")
   events=$(grep -oE '[0-9]+ events' "$W/refine.out" | head -1 | cut -d' ' -f1 || true)
   lines=$(grep -oE '[0-9]+ lines' "$W/refine.out" | head -1 | cut -d' ' -f1 || true)
-  echo "| stocklake, batches of $bo objects (bronze gzip → Delta, quarantine, reason codes) | $run | $s | – | $(rate "$N" "$s") | ${events:-?} | ${lines:-?} | $(peak_rss_mib "$W/refine.time") |" >> "$table"
+  echo "| stocklake, batches of up to $bo objects and $BATCH_MB MB (bronze gzip → Delta, quarantine, reason codes) | $run | $s | – | $(rate "$N" "$s") | ${events:-?} | ${lines:-?} | $(peak_rss_mib "$W/refine.time") |" >> "$table"
 done
 done
 cat "$W/refine.out" >&2
