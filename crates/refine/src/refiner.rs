@@ -652,6 +652,50 @@ async fn txn_version(table: &DeltaTable) -> Result<Option<i64>, RefineError> {
 }
 
 /// Commits `batch` rows (or none) with the refine transaction and progress.
+/// Splits rows into at most `ways` batches by the values of a date partition column, whole
+/// partitions to a batch, balanced by rows (largest partition first to the lightest batch).
+/// Rows of any other shape stay one batch.
+pub fn split_by_partition(
+    rows: &RecordBatch,
+    column: &str,
+    ways: usize,
+) -> Result<Vec<RecordBatch>, deltalake::arrow::error::ArrowError> {
+    use deltalake::arrow::array::{Array, Date32Array};
+    let dates = rows
+        .column_by_name(column)
+        .and_then(|c| c.as_any().downcast_ref::<Date32Array>());
+    let Some(dates) = dates.filter(|d| d.null_count() == 0) else {
+        return Ok(vec![rows.clone()]);
+    };
+    let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
+    for d in dates.values().iter() {
+        *sizes.entry(*d).or_default() += 1;
+    }
+    if ways < 2 || sizes.len() < 2 {
+        return Ok(vec![rows.clone()]);
+    }
+    let mut by_size: Vec<(i32, usize)> = sizes.into_iter().collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let ways = ways.min(by_size.len());
+    let mut load = vec![0usize; ways];
+    let mut group: BTreeMap<i32, usize> = BTreeMap::new();
+    for (date, n) in by_size {
+        let lightest = (0..ways).min_by_key(|w| (load[*w], *w)).unwrap_or(0);
+        load[lightest] += n;
+        group.insert(date, lightest);
+    }
+    (0..ways)
+        .map(|w| {
+            let mask: BooleanArray = dates
+                .values()
+                .iter()
+                .map(|d| Some(group.get(d) == Some(&w)))
+                .collect();
+            filter_record_batch(rows, &mask)
+        })
+        .collect()
+}
+
 async fn commit(
     table: &mut DeltaTable,
     name: &str,
@@ -664,28 +708,38 @@ async fn commit(
     let props = CommitProperties::default()
         .with_application_transaction(Transaction::new(APP_ID, batch))
         .with_metadata([(META_KEY.to_string(), meta)]);
-    let mut actions: Vec<Action> = Vec::new();
-    if let Some(rows) = rows {
-        let mut writer =
-            RecordBatchWriter::for_table(table).map_err(|e| RefineError::delta(name, e))?;
-        writer
-            .write(rows)
-            .await
-            .map_err(|e| RefineError::delta(name, e))?;
-        actions.extend(
-            writer
-                .flush()
-                .await
-                .map_err(|e| RefineError::delta(name, e))?
-                .into_iter()
-                .map(Action::Add),
-        );
-    }
     let snapshot = table.snapshot().map_err(|e| RefineError::delta(name, e))?;
     let partition_by = {
         let cols: Vec<String> = snapshot.metadata().partition_columns().to_vec();
         (!cols.is_empty()).then_some(cols)
     };
+    let mut actions: Vec<Action> = Vec::new();
+    if let Some(rows) = rows {
+        // Parquet encoding is the costliest step after parsing: partitions are spread over
+        // writers that encode in parallel (each partition still gets one file per batch)
+        let ways = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let parts = match partition_by.as_deref() {
+            Some([column]) => split_by_partition(&rows, column, ways)
+                .map_err(|e| RefineError::Internal(format!("splitting {name}: {e}")))?,
+            _ => vec![rows],
+        };
+        let mut writing = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut writer =
+                RecordBatchWriter::for_table(table).map_err(|e| RefineError::delta(name, e))?;
+            writing.push(tokio::spawn(async move {
+                writer.write(part).await?;
+                writer.flush().await
+            }));
+        }
+        for w in writing {
+            let adds = w
+                .await
+                .map_err(|e| RefineError::Internal(format!("writing {name}: {e}")))?
+                .map_err(|e| RefineError::delta(name, e))?;
+            actions.extend(adds.into_iter().map(Action::Add));
+        }
+    }
     let finalized = CommitBuilder::from(props)
         .with_actions(actions)
         .build(
@@ -724,6 +778,53 @@ mod tests {
             },
             size: 1,
         }
+    }
+
+    #[test]
+    fn partitions_are_spread_whole_and_balanced_over_writers() {
+        use deltalake::arrow::array::{Array, Date32Array, Int32Array};
+        use deltalake::arrow::datatypes::{DataType, Field, Schema};
+        // day 1: 5 rows, day 2: 3, day 3: 2, day 4: 2
+        let days = [1, 2, 1, 3, 1, 2, 4, 1, 3, 2, 1, 4];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event_date", DataType::Date32, false),
+            Field::new("n", DataType::Int32, false),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Date32Array::from(days.to_vec())),
+                Arc::new(Int32Array::from((0..12).collect::<Vec<i32>>())),
+            ],
+        )
+        .expect("batch");
+        let parts = split_by_partition(&rows, "event_date", 2).expect("split");
+        assert_eq!(parts.len(), 2);
+        let dates = |b: &RecordBatch| -> BTreeSet<i32> {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .map(|d| d.values().iter().copied().collect())
+                .unwrap_or_default()
+        };
+        // largest first to the lightest: {1} (5 rows) and {2, 3} (5), then 4 joins {1}
+        assert_eq!(dates(&parts[0]), BTreeSet::from([1, 4]));
+        assert_eq!(dates(&parts[1]), BTreeSet::from([2, 3]));
+        assert_eq!(parts[0].num_rows() + parts[1].num_rows(), 12);
+        // every row once, in its original order within a part
+        let ns = |b: &RecordBatch| -> Vec<i32> {
+            b.column(1)
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .map(|a| a.values().to_vec())
+                .unwrap_or_default()
+        };
+        assert_eq!(ns(&parts[0]), vec![0, 2, 4, 6, 7, 10, 11]);
+        assert_eq!(ns(&parts[1]), vec![1, 3, 5, 8, 9]);
+        // one partition, one way, or no such column: one batch
+        assert_eq!(split_by_partition(&rows, "event_date", 1).expect("one").len(), 1);
+        assert_eq!(split_by_partition(&rows, "n", 2).expect("not a date").len(), 1);
+        assert_eq!(split_by_partition(&rows, "nope", 2).expect("none").len(), 1);
     }
 
     fn seqs(names: &[ObjectName]) -> Vec<(String, String)> {
