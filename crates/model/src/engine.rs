@@ -103,7 +103,9 @@ pub struct Model {
     stores: HashMap<i32, StoreState>,
     store_ids: HashMap<String, i32>,
     skus: Skus,
-    keys: HashMap<(i32, u32), KeyState>,
+    /// Boxed: a map of a million keys sits at half its capacity after growing, and the
+    /// growth itself holds the old and the new table at once; boxes keep both small.
+    keys: HashMap<(i32, u32), Box<KeyState>>,
     dates: HashSet<i32>,
     checkpoints: HashMap<String, CheckpointRow>,
     next_alert_id: i64,
@@ -214,7 +216,7 @@ impl Model {
                     continue;
                 };
                 self.keys
-                    .insert((lv.store_key, sku), KeyState::from_level(lv));
+                    .insert((lv.store_key, sku), Box::new(KeyState::from_level(lv)));
                 if let Some(s) = self.stores.get_mut(&lv.store_key) {
                     s.skus.push(sku);
                 }
@@ -564,7 +566,7 @@ impl Model {
         let key = (store_key, sku);
         let new_key = !self.keys.contains_key(&key);
         if let std::collections::hash_map::Entry::Vacant(e) = self.keys.entry(key) {
-            e.insert(KeyState::default());
+            e.insert(Box::default());
             if let Some(s) = self.stores.get_mut(&store_key) {
                 s.skus.push(sku);
             }

@@ -822,8 +822,16 @@ mod tests {
         assert_eq!(ns(&parts[0]), vec![0, 2, 4, 6, 7, 10, 11]);
         assert_eq!(ns(&parts[1]), vec![1, 3, 5, 8, 9]);
         // one partition, one way, or no such column: one batch
-        assert_eq!(split_by_partition(&rows, "event_date", 1).expect("one").len(), 1);
-        assert_eq!(split_by_partition(&rows, "n", 2).expect("not a date").len(), 1);
+        assert_eq!(
+            split_by_partition(&rows, "event_date", 1)
+                .expect("one")
+                .len(),
+            1
+        );
+        assert_eq!(
+            split_by_partition(&rows, "n", 2).expect("not a date").len(),
+            1
+        );
         assert_eq!(split_by_partition(&rows, "nope", 2).expect("none").len(), 1);
     }
 
