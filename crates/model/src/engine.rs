@@ -249,12 +249,13 @@ impl Model {
                 }
             }
         }
-        // every key that time alone can change is looked at in the first batch's store time
+        // every key that time alone can change is due again one period after its store's
+        // clock (when it was last looked at is not kept)
         let every = self.cfg.evaluate_every;
         for ((store_key, sku), k) in self.keys.iter_mut() {
             if let Some(s) = self.stores.get_mut(store_key)
                 && let Some(clock) = s.clock
-                && (k.timed(self.cfg.rules.min_history_days))
+                && k.timed(self.cfg.rules.min_history_days)
             {
                 k.due = Some(clock + every);
                 s.due.insert((clock + every, *sku));
