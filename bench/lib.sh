@@ -15,7 +15,13 @@ mkdir -p "$WORK"
 say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 # the release binary, built if needed
+# the release binary, built from this checkout; STOCKLAKE_BIN=… measures another one (an A/B
+# against an earlier commit's build)
 stocklake_bin() {
+  if [ -n "${STOCKLAKE_BIN:-}" ]; then
+    echo "$STOCKLAKE_BIN"
+    return
+  fi
   (cd "$ROOT" && cargo build --release --quiet -p stocklake) >&2
   echo "$CARGO_TARGET_DIR/release/stocklake"
 }
