@@ -347,7 +347,20 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
     let category = read_string(f.get("category")).ok().flatten();
     let transaction_id = transaction_id?;
     let sku = sku?;
-    let event_id = Cow::Owned(format!("{transaction_id}:{sku}"));
+    // the event id a legacy record gets must itself be a valid event id, or its canonical
+    // form would be refused
+    let event_id = format!("{transaction_id}:{sku}");
+    if event_id.chars().count() > MAX_ID_CHARS {
+        v.push(Violation::new(
+            R::InvalidEventId,
+            "transaction_id",
+            format!(
+                "transaction_id:product_id (the legacy event id) is longer than {MAX_ID_CHARS} characters"
+            ),
+        ));
+        return None;
+    }
+    let event_id = Cow::Owned(event_id);
     Some(Event {
         event_id,
         event_type: EventType::Sale,

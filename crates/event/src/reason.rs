@@ -50,7 +50,9 @@ reason_codes! {
     UnsupportedSchemaVersion => "unsupported_schema_version",
     /// `event_id` is absent or null.
     MissingEventId => "missing_event_id",
-    /// `event_id` is not a non-empty string of at most 128 characters without control characters.
+    /// `event_id` is not a non-empty string of at most 128 characters without control characters;
+    /// for a legacy record, whose event id is `transaction_id:product_id`, that id is longer than
+    /// 128 characters.
     InvalidEventId => "invalid_event_id",
     /// `event_type` is absent or null.
     MissingEventType => "missing_event_type",

@@ -353,6 +353,11 @@ fn every_reason_code_has_a_case() {
         legacy_with("product_id", Some("5")).as_bytes(),
         &["invalid_sku"],
     );
+    // each part fits, the event id made of them does not (found by the fuzzer)
+    check(
+        legacy_with("transaction_id", Some(&format!("\"{}\"", "t".repeat(125)))).as_bytes(),
+        &["invalid_event_id"],
+    );
 
     // the two reason codes that need context beyond the record
     let e = parse_event(VALID.as_bytes()).expect("valid");
