@@ -449,18 +449,7 @@ impl Model {
         }
         let key = self.next_store_key;
         self.next_store_key += 1;
-        let row = StoreRow {
-            store_key: key,
-            store_id: store_id.to_string(),
-            name: None,
-            format: None,
-            city: None,
-            region: None,
-            country: None,
-            timezone: "UTC".into(),
-            is_inferred: true,
-            updated_at: now,
-        };
+        let row = StoreRow::inferred(key, store_id, now);
         ws.stores.push(row.clone());
         self.store_ids.insert(store_id.to_string(), key);
         self.stores

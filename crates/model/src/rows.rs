@@ -71,6 +71,24 @@ pub struct StoreRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl StoreRow {
+    /// An inferred member: a store that events name and master data does not (yet).
+    pub fn inferred(store_key: i32, store_id: &str, updated_at: DateTime<Utc>) -> StoreRow {
+        StoreRow {
+            store_key,
+            store_id: store_id.to_string(),
+            name: None,
+            format: None,
+            city: None,
+            region: None,
+            country: None,
+            timezone: "UTC".into(),
+            is_inferred: true,
+            updated_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductRow {
     pub product_key: i32,

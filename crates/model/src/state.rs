@@ -311,19 +311,7 @@ mod tests {
     }
 
     fn store() -> StoreState {
-        let row = StoreRow {
-            store_key: 1,
-            store_id: "ST-1".into(),
-            name: None,
-            format: None,
-            city: None,
-            region: None,
-            country: None,
-            timezone: "UTC".into(),
-            is_inferred: false,
-            updated_at: at(0),
-        };
-        StoreState::new(row, chrono_tz::UTC, false)
+        StoreState::new(StoreRow::inferred(1, "ST-1", at(0)), chrono_tz::UTC, false)
     }
 
     #[test]
