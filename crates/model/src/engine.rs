@@ -562,6 +562,13 @@ impl Model {
             }
         }
         let product_key = self.skus.product(sku).row.product_key;
+        let lead = self
+            .skus
+            .product(sku)
+            .row
+            .lead_time_days
+            .map(|d| d.max(0) as u32)
+            .unwrap_or(self.cfg.default_lead_time_days);
         let t = line.event_time;
         let q = line.quantity;
         let old_on_hand = self.keys[&key].on_hand;
@@ -667,7 +674,13 @@ impl Model {
                 k.last_sale_at = k.last_sale_at.max(Some(t));
             }
             if line.event_type == EventType::Receipt {
-                k.replenishment.observe(t, q);
+                k.replenishment.observe_delivery(
+                    t,
+                    q,
+                    decimal_f64(old_on_hand),
+                    k.demand.level,
+                    f64::from(lead),
+                );
             }
             if old_on_hand <= Decimal::ZERO && k.on_hand > Decimal::ZERO {
                 k.in_stock_since = Some(t);
@@ -1009,6 +1022,24 @@ impl Model {
             k.replenishment
                 .expected_deliveries(now, Duration::days(21), level, lead_days);
         let pol = policy(&params, &k.demand, &shape, &position, tz, &deliveries);
+        // for the chance of running out before an order could come: a store that has one
+        // order on its way at a time has ordered once its stock fell to its usual order level,
+        // and that order comes a lead time later; nothing else is on its way
+        k.replenishment.note_stock(now, decimal_f64(k.on_hand));
+        // (one expected by now that has not come comes with the next round of deliveries)
+        let r = &k.replenishment;
+        let coming: Vec<(DateTime<Utc>, f64)> = if r.orders_one_at_a_time(lead_days) {
+            r.inferred_arrival(lead_days)
+                .filter(|at| *at >= now - Duration::days(1))
+                .map(|at| (r.next_round(at.max(now)), r.typical_qty))
+                .into_iter()
+                .collect()
+        } else {
+            deliveries
+                .iter()
+                .map(|(at, q)| (r.next_round(*at), *q))
+                .collect()
+        };
         let open_types: Vec<AlertType> = k.alerts.iter().map(|a| a.alert.alert_type).collect();
         let inputs = Inputs {
             params: &params,
@@ -1020,6 +1051,7 @@ impl Model {
             next_delivery: k.expected_delivery_at,
             delivery_slack: k.replenishment.slack(level),
             typical_delivery: k.replenishment.typical_qty,
+            deliveries: &coming,
             recent_stockout_days: (k.stockout_days & 0x7f).count_ones(),
             rhythm_known: k.replenishment.receipts > 0,
             open: &open_types,
@@ -1223,6 +1255,8 @@ impl Model {
             receipt_qty: k.replenishment.typical_qty,
             receipt_count: k.replenishment.receipts as i32,
             stockout_days: k.stockout_days as i32,
+            order_level: k.replenishment.order_level,
+            ordered_at: k.replenishment.ordered_at,
         };
         let print = level_print(&level);
         if moved || k.level_print != Some(print) {

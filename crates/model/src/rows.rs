@@ -191,6 +191,10 @@ pub struct LevelRow {
     pub receipt_count: i32,
     /// One bit per closed day, newest lowest: the shelf ran empty on record that day.
     pub stockout_days: i32,
+    /// The stock on hand at which the store orders, learnt from its deliveries (0 = unknown).
+    pub order_level: f64,
+    /// When stock last fell to that level since the last delivery: the store's order, inferred.
+    pub ordered_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

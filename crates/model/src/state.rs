@@ -198,6 +198,8 @@ impl KeyState {
                 interval_days: l.receipt_interval_days,
                 typical_qty: l.receipt_qty,
                 receipts: l.receipt_count.max(0) as u32,
+                order_level: l.order_level,
+                ordered_at: l.ordered_at,
             },
             last_movement_at: l.last_movement_at,
             last_sale_at: l.last_sale_at,
@@ -238,6 +240,7 @@ pub fn level_print(l: &LevelRow) -> u64 {
     )
         .hash(&mut h);
     (l.receipt_count, l.stockout_days).hash(&mut h);
+    (l.order_level.to_bits(), l.ordered_at).hash(&mut h);
     for f in [
         l.demand_level,
         l.demand_var,
@@ -397,6 +400,8 @@ mod tests {
             receipt_qty: 0.0,
             receipt_count: 0,
             stockout_days: 0,
+            order_level: 0.0,
+            ordered_at: None,
         };
         let later = LevelRow {
             updated_at: at(9),
@@ -415,5 +420,15 @@ mod tests {
             ..l.clone()
         };
         assert_ne!(level_print(&l), level_print(&learnt));
+        // the order level and the inferred order are written, and read back after a restart
+        let ordered = LevelRow {
+            order_level: 8.0,
+            ordered_at: Some(at(7)),
+            ..l.clone()
+        };
+        assert_ne!(level_print(&l), level_print(&ordered));
+        let k = KeyState::from_level(&ordered);
+        assert_eq!(k.replenishment.order_level, 8.0);
+        assert_eq!(k.replenishment.ordered_at, Some(at(7)));
     }
 }

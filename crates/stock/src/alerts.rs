@@ -103,6 +103,9 @@ pub struct RuleConfig {
     pub min_history_days: u32,
     /// A "normally selling" item sells at least this many times a day.
     pub phantom_min_sales_per_day: f64,
+    /// A stock-out is warned of while it can still be ordered against when its chance before
+    /// an order placed today would arrive (the lead time and a day) reaches this.
+    pub order_risk: f64,
 }
 
 impl Default for RuleConfig {
@@ -112,6 +115,7 @@ impl Default for RuleConfig {
             phantom_probability: 0.002,
             min_history_days: 3,
             phantom_min_sales_per_day: 2.0,
+            order_risk: 0.3,
         }
     }
 }
@@ -144,7 +148,6 @@ pub fn chance_of_no_sale(
     now: DateTime<Utc>,
     tz: Tz,
 ) -> f64 {
-    use chrono::{Datelike, Timelike};
     if now <= since || demand.level <= 0.0 {
         return 1.0;
     }
@@ -153,42 +156,7 @@ pub fn chance_of_no_sale(
     } else {
         1.0
     };
-    // expected sales over the elapsed time along the store's shape: partial first and last
-    // hours, whole hours of the first and last day, whole days in between
-    let start = since.with_timezone(&tz).naive_local();
-    let end = now.with_timezone(&tz).naive_local();
-    let per_day = |d: chrono::NaiveDate| {
-        demand.level * shape.dow[d.weekday().num_days_from_monday() as usize]
-    };
-    let day_part = |d: chrono::NaiveDate, from: f64, to: f64| -> f64 {
-        // hours [from, to) of day d, fractional hours allowed
-        let mut sum = 0.0;
-        let mut h = from;
-        while h < to {
-            let hour = h.floor() as usize;
-            let next = (h.floor() + 1.0).min(to);
-            sum += shape.hours[hour.min(23)] * (next - h);
-            h = next;
-        }
-        sum * per_day(d)
-    };
-    let hour_of = |t: chrono::NaiveDateTime| {
-        f64::from(t.hour()) + f64::from(t.minute()) / 60.0 + f64::from(t.second()) / 3600.0
-    };
-    let mut expected = 0.0;
-    if start.date() == end.date() {
-        expected += day_part(start.date(), hour_of(start), hour_of(end));
-    } else {
-        expected += day_part(start.date(), hour_of(start), 24.0);
-        let mut d = start.date() + Duration::days(1);
-        let mut days = 0;
-        while d < end.date() && days < 3660 {
-            expected += per_day(d);
-            d += Duration::days(1);
-            days += 1;
-        }
-        expected += day_part(end.date(), 0.0, hour_of(end));
-    }
+    let expected = crate::risk::expected_units(demand, shape, since, now, tz);
     (-(expected / per_sale)).exp()
 }
 
@@ -208,6 +176,8 @@ pub struct Inputs<'a> {
     pub delivery_slack: Duration,
     /// The usual size of a delivery (0 when unknown).
     pub typical_delivery: f64,
+    /// The deliveries expected on the way (time, quantity), from the receipt rhythm.
+    pub deliveries: &'a [(DateTime<Utc>, f64)],
     /// On how many of the last seven days the shelf ran empty on record.
     pub recent_stockout_days: u32,
     /// Whether any receipt has been seen: without one the store's own rhythm is unknown, and
@@ -342,6 +312,52 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             .filter(|at| !too_close_to_call(at))
             .filter(|at| i.rhythm_known || imminent(at))
             .or(if low_cover { bare_run_out } else { None });
+        // further out: the chance of an empty shelf before an order placed today would arrive
+        let order_risk = if runs_out.is_none() && lead > 0 {
+            let until = now + Duration::days(lead + 1);
+            // once raised, only a delivery that has come ends it: deliveries merely expected
+            // drift into the window as time passes and would end and raise it again and again
+            let expected = if is_open(AlertType::ProjectedStockout) {
+                &[]
+            } else {
+                i.deliveries
+            };
+            let risk = crate::risk::stockout_risk(
+                i.demand,
+                i.shape,
+                on_hand.to_f64().unwrap_or(0.0),
+                now,
+                until,
+                i.tz,
+                expected,
+            );
+            let line = if is_open(AlertType::ProjectedStockout) {
+                cfg.order_risk * 0.6
+            } else {
+                cfg.order_risk
+            };
+            (risk >= line).then_some((risk, until))
+        } else {
+            None
+        };
+        if let Some((risk, until)) = order_risk {
+            out.push(Condition {
+                alert_type: AlertType::ProjectedStockout,
+                severity: Severity::Medium,
+                on_hand,
+                threshold: i.policy.lead_time_demand,
+                suggested_order_qty: suggested,
+                message: format!(
+                    "{what} may run out unless it is ordered today: {} {unit} left, about {} a day, a delivery takes {} day{} — a {:.0}% chance of an empty shelf by {}.{order_text}",
+                    q(on_hand),
+                    q(i.policy.avg_daily_demand.round_dp(1)),
+                    lead,
+                    if lead == 1 { "" } else { "s" },
+                    risk * 100.0,
+                    when(until, i.tz),
+                ),
+            });
+        }
         if let Some(at) = runs_out {
             let too_late = at < now + Duration::days(lead.max(1));
             let deliveries = match i.next_delivery {
@@ -546,6 +562,7 @@ mod tests {
         s.parse().expect("decimal")
     }
 
+    #[derive(Clone)]
     struct Case {
         params: Params,
         demand: Demand,
@@ -554,6 +571,7 @@ mod tests {
         last: Option<DateTime<Utc>>,
         next: Option<DateTime<Utc>>,
         deliveries: Vec<(DateTime<Utc>, f64)>,
+        open: Vec<AlertType>,
     }
 
     impl Case {
@@ -579,9 +597,16 @@ mod tests {
                 last: Some(t("2026-11-04T09:55:00Z")),
                 next: None,
                 deliveries: Vec::new(),
+                open: Vec::new(),
             }
         }
         fn types(&self) -> Vec<AlertType> {
+            self.conditions()
+                .into_iter()
+                .map(|c| c.alert_type)
+                .collect()
+        }
+        fn conditions(&self) -> Vec<Condition> {
             let pol = policy(
                 &self.params,
                 &self.demand,
@@ -600,9 +625,10 @@ mod tests {
                 next_delivery: self.next,
                 delivery_slack: Duration::hours(12),
                 typical_delivery: 0.0,
+                deliveries: &self.deliveries,
                 recent_stockout_days: 3,
                 rhythm_known: true,
-                open: &[],
+                open: &self.open,
                 tz: Madrid,
             };
             let names = Names {
@@ -610,11 +636,8 @@ mod tests {
                 product: Some("Milk"),
                 unit: "units",
             };
-            let mut v: Vec<AlertType> = conditions(&i, &RuleConfig::default(), &names)
-                .into_iter()
-                .map(|c| c.alert_type)
-                .collect();
-            v.sort();
+            let mut v = conditions(&i, &RuleConfig::default(), &names);
+            v.sort_by_key(|c| c.alert_type);
             v
         }
     }
@@ -628,8 +651,17 @@ mod tests {
     fn each_rule() {
         use AlertType::*;
         // ROP = 20 + 1.645*2*sqrt2 = 24.65; SS = 4.65
-        assert_eq!(Case::new("24").types(), vec![BelowReorderPoint]);
-        assert_eq!(Case::new("18").types(), vec![BelowReorderPoint]);
+        assert_eq!(Case::new("34").types(), Vec::<AlertType>::new());
+        // at the reorder point with nothing on its way, the shelf most likely empties before
+        // an order placed tomorrow would come (30 expected over the lead time and a day)
+        assert_eq!(
+            Case::new("24").types(),
+            vec![BelowReorderPoint, ProjectedStockout]
+        );
+        assert_eq!(
+            Case::new("18").types(),
+            vec![BelowReorderPoint, ProjectedStockout]
+        );
         assert_eq!(
             Case::new("8").types(),
             vec![BelowReorderPoint, ProjectedStockout]
@@ -775,6 +807,7 @@ mod tests {
             next_delivery: None,
             delivery_slack: Duration::hours(12),
             typical_delivery: 0.0,
+            deliveries: &[],
             recent_stockout_days: 3,
             rhythm_known: true,
             open: &[],
@@ -811,5 +844,56 @@ mod tests {
             "{}",
             proj.message
         );
+    }
+
+    #[test]
+    fn a_slow_mover_is_warned_of_while_an_order_can_still_come_in_time() {
+        use AlertType::*;
+        // one a day, a delivery takes four days: with 4 left, more than 4 sell in the next
+        // five days with a chance of 56% — order today
+        let mut c = Case::new("4");
+        c.params.lead_time_days = 4;
+        c.params.case_pack = Decimal::from(6);
+        c.demand = Demand {
+            level: 1.0,
+            var: 1.0,
+            days: 20,
+            units_per_sale: 1.0,
+        };
+        let conds = c.conditions();
+        let warning = conds
+            .iter()
+            .find(|c| c.alert_type == ProjectedStockout)
+            .expect("warned");
+        assert_eq!(warning.severity, Severity::Medium);
+        assert!(
+            warning
+                .message
+                .contains("may run out unless it is ordered today")
+                && warning
+                    .message
+                    .contains("a 56% chance of an empty shelf by Mon 09 Nov"),
+            "{}",
+            warning.message
+        );
+        // with 8 left the chance is 7%: no warning
+        let mut plenty = c.clone();
+        plenty.position.on_hand = d("8");
+        assert!(!plenty.types().contains(&ProjectedStockout));
+        // a delivery of 6 on its way tomorrow: no warning either
+        let mut coming = c.clone();
+        coming.deliveries = vec![(t("2026-11-05T06:00:00Z"), 6.0)];
+        assert!(!coming.types().contains(&ProjectedStockout));
+        // once raised, only a delivery that has come ends it: one merely expected does not
+        coming.open = vec![ProjectedStockout];
+        assert!(coming.types().contains(&ProjectedStockout));
+        // zero lead time: nothing to order ahead of
+        let mut now = c.clone();
+        now.params.lead_time_days = 0;
+        assert!(!now.types().contains(&ProjectedStockout));
+        // no history yet: no demand-based warning
+        let mut new = c.clone();
+        new.demand.days = 1;
+        assert!(!new.types().contains(&ProjectedStockout));
     }
 }

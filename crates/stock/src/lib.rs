@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod demand;
 pub mod policy;
 pub mod replenishment;
+pub mod risk;
 
 pub use alerts::{
     AlertType, Change, Condition, Inputs, Names, OpenAlert, RuleConfig, Severity,
@@ -25,3 +26,4 @@ pub use policy::{
     Params, Policy, Position, inverse_normal, policy, projected_stockout, round_up_to_cases,
 };
 pub use replenishment::Replenishment;
+pub use risk::{chance_demand_exceeds, expected_units, stockout_risk};

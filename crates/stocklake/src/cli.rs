@@ -84,7 +84,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Lists the open stock alerts.
     Alerts(AlertsArgs),
-    /// Measures alert quality against the simulator's ground truth.
+    /// Measures alert quality against the simulator's ground truth, with the `[stock]` settings
+    /// of the configuration (so a change can be judged before it is deployed).
     Evaluate(EvaluateArgs),
     /// Silver table care: compaction, checkpoints, vacuum.
     Maintain(MaintainArgs),

@@ -93,6 +93,7 @@ pub struct StockSection {
     pub overstock_days: f64,
     pub phantom_probability: f64,
     pub min_history_days: u32,
+    pub order_risk: f64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -525,6 +526,9 @@ fn settle(
             "`stock.phantom_probability` = {} must be in (0, 0.5)",
             s.phantom_probability
         );
+    }
+    if !(s.order_risk > 0.0 && s.order_risk <= 1.0) {
+        bail!("`stock.order_risk` = {} must be in (0, 1]", s.order_risk);
     }
     if s.demand_half_life_days <= 0.0 || s.overstock_days <= 0.0 {
         bail!("`stock.demand_half_life_days` and `stock.overstock_days` must be positive");

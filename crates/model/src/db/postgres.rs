@@ -388,6 +388,8 @@ fn level_row(r: &Row) -> LevelRow {
         receipt_qty: r.get(26),
         receipt_count: r.get(27),
         stockout_days: r.get(28),
+        order_level: r.get(29),
+        ordered_at: r.get(30),
     }
 }
 
@@ -770,6 +772,8 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             ("receipt_qty", T::FLOAT8),
             ("receipt_count", T::INT4),
             ("stockout_days", T::INT4),
+            ("order_level", T::FLOAT8),
+            ("ordered_at", T::TIMESTAMPTZ),
         ],
         ws.levels
             .iter()
@@ -804,12 +808,14 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
                     b(l.receipt_qty),
                     b(l.receipt_count),
                     b(l.stockout_days),
+                    b(l.order_level),
+                    b(l.ordered_at),
                 ]
             })
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO stock_level SELECT * FROM stg_stock_level ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = EXCLUDED.on_hand, avg_daily_demand = EXCLUDED.avg_daily_demand, safety_stock = EXCLUDED.safety_stock, reorder_point = EXCLUDED.reorder_point, days_of_cover = EXCLUDED.days_of_cover, projected_stockout_at = EXCLUDED.projected_stockout_at, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status, demand_sd = EXCLUDED.demand_sd, order_up_to = EXCLUDED.order_up_to, suggested_order_qty = EXCLUDED.suggested_order_qty, on_order = EXCLUDED.on_order, expected_delivery_at = EXCLUDED.expected_delivery_at, last_count_at = EXCLUDED.last_count_at, last_count_quantity = EXCLUDED.last_count_quantity, last_movement_at = EXCLUDED.last_movement_at, last_sale_at = EXCLUDED.last_sale_at, in_stock_since = EXCLUDED.in_stock_since, demand_level = EXCLUDED.demand_level, demand_var = EXCLUDED.demand_var, demand_days = EXCLUDED.demand_days, units_per_sale = EXCLUDED.units_per_sale, last_receipt_at = EXCLUDED.last_receipt_at, receipt_interval_days = EXCLUDED.receipt_interval_days, receipt_qty = EXCLUDED.receipt_qty, receipt_count = EXCLUDED.receipt_count, stockout_days = EXCLUDED.stockout_days").await.map_err(err)?;
+    tx.batch_execute("INSERT INTO stock_level SELECT * FROM stg_stock_level ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = EXCLUDED.on_hand, avg_daily_demand = EXCLUDED.avg_daily_demand, safety_stock = EXCLUDED.safety_stock, reorder_point = EXCLUDED.reorder_point, days_of_cover = EXCLUDED.days_of_cover, projected_stockout_at = EXCLUDED.projected_stockout_at, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status, demand_sd = EXCLUDED.demand_sd, order_up_to = EXCLUDED.order_up_to, suggested_order_qty = EXCLUDED.suggested_order_qty, on_order = EXCLUDED.on_order, expected_delivery_at = EXCLUDED.expected_delivery_at, last_count_at = EXCLUDED.last_count_at, last_count_quantity = EXCLUDED.last_count_quantity, last_movement_at = EXCLUDED.last_movement_at, last_sale_at = EXCLUDED.last_sale_at, in_stock_since = EXCLUDED.in_stock_since, demand_level = EXCLUDED.demand_level, demand_var = EXCLUDED.demand_var, demand_days = EXCLUDED.demand_days, units_per_sale = EXCLUDED.units_per_sale, last_receipt_at = EXCLUDED.last_receipt_at, receipt_interval_days = EXCLUDED.receipt_interval_days, receipt_qty = EXCLUDED.receipt_qty, receipt_count = EXCLUDED.receipt_count, stockout_days = EXCLUDED.stockout_days, order_level = EXCLUDED.order_level, ordered_at = EXCLUDED.ordered_at").await.map_err(err)?;
 
     copy(
         tx,

@@ -381,7 +381,7 @@ impl SqliteGold {
     }
 }
 
-pub const LEVEL_COLUMNS: &str = "store_key, product_key, on_hand, avg_daily_demand, safety_stock, reorder_point, days_of_cover, projected_stockout_at, updated_at, status, demand_sd, order_up_to, suggested_order_qty, on_order, expected_delivery_at, last_count_at, last_count_quantity, last_movement_at, last_sale_at, in_stock_since, demand_level, demand_var, demand_days, units_per_sale, last_receipt_at, receipt_interval_days, receipt_qty, receipt_count, stockout_days";
+pub const LEVEL_COLUMNS: &str = "store_key, product_key, on_hand, avg_daily_demand, safety_stock, reorder_point, days_of_cover, projected_stockout_at, updated_at, status, demand_sd, order_up_to, suggested_order_qty, on_order, expected_delivery_at, last_count_at, last_count_quantity, last_movement_at, last_sale_at, in_stock_since, demand_level, demand_var, demand_days, units_per_sale, last_receipt_at, receipt_interval_days, receipt_qty, receipt_count, stockout_days, order_level, ordered_at";
 pub const ALERT_COLUMNS: &str = "alert_id, store_key, product_key, alert_type, severity, opened_at, resolved_at, on_hand, threshold, suggested_order_qty, message, updated_at";
 pub const DAILY_COLUMNS: &str = "date_key, store_key, product_key, units_sold, units_received, units_wasted, units_returned, units_adjusted, net_movement, sales_count, count_time, count_quantity, movement_after_count, closing_on_hand, was_out_of_stock, out_of_stock_share";
 
@@ -446,6 +446,8 @@ fn level_row(r: &Row<'_>) -> rusqlite::Result<LevelRow> {
         receipt_qty: r.get(26)?,
         receipt_count: r.get(27)?,
         stockout_days: r.get(28)?,
+        order_level: r.get(29)?,
+        ordered_at: r.get(30)?,
     })
 }
 
@@ -633,7 +635,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             ])
             .map_err(err)?;
         }
-        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_level ({LEVEL_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29) ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = excluded.on_hand, avg_daily_demand = excluded.avg_daily_demand, safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, days_of_cover = excluded.days_of_cover, projected_stockout_at = excluded.projected_stockout_at, updated_at = excluded.updated_at, status = excluded.status, demand_sd = excluded.demand_sd, order_up_to = excluded.order_up_to, suggested_order_qty = excluded.suggested_order_qty, on_order = excluded.on_order, expected_delivery_at = excluded.expected_delivery_at, last_count_at = excluded.last_count_at, last_count_quantity = excluded.last_count_quantity, last_movement_at = excluded.last_movement_at, last_sale_at = excluded.last_sale_at, in_stock_since = excluded.in_stock_since, demand_level = excluded.demand_level, demand_var = excluded.demand_var, demand_days = excluded.demand_days, units_per_sale = excluded.units_per_sale, last_receipt_at = excluded.last_receipt_at, receipt_interval_days = excluded.receipt_interval_days, receipt_qty = excluded.receipt_qty, receipt_count = excluded.receipt_count, stockout_days = excluded.stockout_days")).map_err(err)?;
+        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_level ({LEVEL_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31) ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = excluded.on_hand, avg_daily_demand = excluded.avg_daily_demand, safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, days_of_cover = excluded.days_of_cover, projected_stockout_at = excluded.projected_stockout_at, updated_at = excluded.updated_at, status = excluded.status, demand_sd = excluded.demand_sd, order_up_to = excluded.order_up_to, suggested_order_qty = excluded.suggested_order_qty, on_order = excluded.on_order, expected_delivery_at = excluded.expected_delivery_at, last_count_at = excluded.last_count_at, last_count_quantity = excluded.last_count_quantity, last_movement_at = excluded.last_movement_at, last_sale_at = excluded.last_sale_at, in_stock_since = excluded.in_stock_since, demand_level = excluded.demand_level, demand_var = excluded.demand_var, demand_days = excluded.demand_days, units_per_sale = excluded.units_per_sale, last_receipt_at = excluded.last_receipt_at, receipt_interval_days = excluded.receipt_interval_days, receipt_qty = excluded.receipt_qty, receipt_count = excluded.receipt_count, stockout_days = excluded.stockout_days, order_level = excluded.order_level, ordered_at = excluded.ordered_at")).map_err(err)?;
         for l in &ws.levels {
             s.execute(params![
                 l.store_key,
@@ -664,7 +666,9 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 l.receipt_interval_days,
                 l.receipt_qty,
                 l.receipt_count,
-                l.stockout_days
+                l.stockout_days,
+                l.order_level,
+                l.ordered_at
             ])
             .map_err(err)?;
         }

@@ -25,6 +25,7 @@ use stocklake_storage::bronze::Source;
 use stocklake_storage::{AwsOptions, Location};
 
 use crate::cli::EvaluateArgs;
+use crate::config::Settings;
 
 #[derive(Debug, Clone)]
 struct Episode {
@@ -219,7 +220,7 @@ fn score(
     q
 }
 
-pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
+pub async fn run(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> {
     let temp = tempfile::Builder::new()
         .prefix("stocklake-evaluate-")
         .tempdir()?;
@@ -233,7 +234,7 @@ pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         }
         None => temp.path().to_path_buf(),
     };
-    let report = evaluate(&args, &dir).await?;
+    let report = evaluate(settings, &args, &dir).await?;
     // the truth, beside the lake, for anyone who wants to look closer
     if args.workdir.is_some() {
         tracing::info!(dir = %dir.display(), "the evaluation's lake, gold database and truth are kept");
@@ -246,8 +247,13 @@ pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the evaluation in `dir` and returns the markdown report.
-pub async fn evaluate(args: &EvaluateArgs, dir: &std::path::Path) -> anyhow::Result<String> {
+/// Runs the evaluation in `dir` and returns the markdown report. The alert rules are the
+/// `[stock]` settings of `settings`, so a configuration can be judged before it is deployed.
+pub async fn evaluate(
+    settings: &Settings,
+    args: &EvaluateArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
     let started = std::time::Instant::now();
     let aws = AwsOptions::default();
     let bronze = Location::Local(dir.join("bronze"));
@@ -284,8 +290,12 @@ pub async fn evaluate(args: &EvaluateArgs, dir: &std::path::Path) -> anyhow::Res
     ))
     .await?;
     let gold = Gold::connect(&format!("sqlite://{}", dir.join("gold.db").display())).await?;
-    let mut model =
-        Model::open(ModelConfig::new(silver.clone(), aws.clone()), gold.clone()).await?;
+    let model_config = ModelConfig {
+        silver: silver.clone(),
+        aws: aws.clone(),
+        ..crate::commands::model::model_config(settings)
+    };
+    let mut model = Model::open(model_config, gold.clone()).await?;
 
     let bar = ProgressBar::new(u64::from(args.days));
     bar.set_style(

@@ -21,7 +21,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&cli.global, args).await,
-        Command::Evaluate(args) => evaluate::run(args).await,
+        Command::Evaluate(args) => evaluate::run(&config::load(&cli.global)?, args).await,
         Command::Init(args) => init::run(&config::load(&cli.global)?, args).await,
         Command::Ingest(args) => ingest::run(&config::load(&cli.global)?, args).await,
         Command::Refine(args) => refine::run(&config::load(&cli.global)?, args).await,

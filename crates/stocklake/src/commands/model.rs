@@ -20,6 +20,7 @@ pub fn model_config(settings: &Settings) -> ModelConfig {
             overstock_days: s.overstock_days,
             phantom_probability: s.phantom_probability,
             min_history_days: s.min_history_days,
+            order_risk: s.order_risk,
             ..RuleConfig::default()
         },
         half_life_days: s.demand_half_life_days,

