@@ -92,6 +92,9 @@ impl Severity {
     }
 }
 
+/// A slow mover sells at most this many times a day.
+pub const SLOW_MOVER_SALES_PER_DAY: f64 = 8.0;
+
 /// Settings of the rules.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RuleConfig {
@@ -103,8 +106,8 @@ pub struct RuleConfig {
     pub min_history_days: u32,
     /// A "normally selling" item sells at least this many times a day.
     pub phantom_min_sales_per_day: f64,
-    /// A stock-out is warned of while it can still be ordered against when its chance before
-    /// an order placed today would arrive (the lead time and a day) reaches this.
+    /// A slow mover's stock-out is warned of while an order can still prevent it once its
+    /// chance before an order placed tomorrow could arrive (the lead time and a day) reaches this.
     pub order_risk: f64,
 }
 
@@ -312,11 +315,15 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             .filter(|at| !too_close_to_call(at))
             .filter(|at| i.rhythm_known || imminent(at))
             .or(if low_cover { bare_run_out } else { None });
-        // further out: the chance of an empty shelf before an order placed today would arrive
-        let order_risk = if runs_out.is_none() && lead > 0 {
-            let until = now + Duration::days(lead + 1);
-            // once raised, only a delivery that has come ends it: deliveries merely expected
-            // drift into the window as time passes and would end and raise it again and again
+        // further out, for a slow mover: the chance of an empty shelf before an order placed
+        // tomorrow could arrive. A fast mover's projection at the expected pace is reliable
+        // within its day, and days ahead its stock depends on the sizes of the orders on their
+        // way more than on chance — sizes the store corrects as it goes, unseen here.
+        let until = now + Duration::days(lead + 1);
+        let slow = i.demand.level / i.demand.units_per_sale.max(1e-9) <= SLOW_MOVER_SALES_PER_DAY;
+        let order_risk = if runs_out.is_none() && lead > 0 && slow {
+            // once raised, it holds until stock recovers: deliveries merely expected drift into
+            // the window as time passes and would end and raise it again and again
             let expected = if is_open(AlertType::ProjectedStockout) {
                 &[]
             } else {
@@ -652,16 +659,8 @@ mod tests {
         use AlertType::*;
         // ROP = 20 + 1.645*2*sqrt2 = 24.65; SS = 4.65
         assert_eq!(Case::new("34").types(), Vec::<AlertType>::new());
-        // at the reorder point with nothing on its way, the shelf most likely empties before
-        // an order placed tomorrow would come (30 expected over the lead time and a day)
-        assert_eq!(
-            Case::new("24").types(),
-            vec![BelowReorderPoint, ProjectedStockout]
-        );
-        assert_eq!(
-            Case::new("18").types(),
-            vec![BelowReorderPoint, ProjectedStockout]
-        );
+        assert_eq!(Case::new("24").types(), vec![BelowReorderPoint]);
+        assert_eq!(Case::new("18").types(), vec![BelowReorderPoint]);
         assert_eq!(
             Case::new("8").types(),
             vec![BelowReorderPoint, ProjectedStockout]
@@ -884,9 +883,16 @@ mod tests {
         let mut coming = c.clone();
         coming.deliveries = vec![(t("2026-11-05T06:00:00Z"), 6.0)];
         assert!(!coming.types().contains(&ProjectedStockout));
-        // once raised, only a delivery that has come ends it: one merely expected does not
+        // once raised, it holds until stock recovers: a delivery merely expected does not end it
         coming.open = vec![ProjectedStockout];
         assert!(coming.types().contains(&ProjectedStockout));
+        // a fast mover in the same position (30 a day, 120 left, 150 expected before an order
+        // could come) is left to the projection, which sees it last four days
+        let mut fast = c.clone();
+        fast.demand.level = 30.0;
+        fast.demand.var = 30.0;
+        fast.position.on_hand = d("120");
+        assert!(!fast.types().contains(&ProjectedStockout));
         // zero lead time: nothing to order ahead of
         let mut now = c.clone();
         now.params.lead_time_days = 0;

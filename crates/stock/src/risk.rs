@@ -86,10 +86,11 @@ pub fn chance_demand_exceeds(
         let z = (need - 0.5 - m) / v.sqrt();
         return 0.5 * libm_erfc(z / std::f64::consts::SQRT_2);
     }
-    let need = need as u64;
-    if need > 100_000 {
+    // far out in the tail (ten deviations): nothing worth a warning, and no long sum
+    if need > m + 10.0 * v.sqrt() + 10.0 {
         return 0.0;
     }
+    let need = need as u64;
     // P(N < need), summed from the probability mass function's recurrence
     let below = if v <= m * 1.0001 {
         let mut p = (-m).exp();
@@ -222,8 +223,10 @@ mod tests {
         );
         // below zero already
         assert_eq!(chance_demand_exceeds(2.0, 0.0, 4.0, 1.0, -1.0), 1.0);
-        // no demand, no risk
+        // no demand, no risk; a shelf far beyond any likely demand, none worth counting
         assert_eq!(chance_demand_exceeds(0.0, 0.0, 4.0, 1.0, 3.0), 0.0);
+        assert_eq!(chance_demand_exceeds(2.0, 0.0, 4.0, 1.0, 1e9), 0.0);
+        assert!(chance_demand_exceeds(2.0, 0.0, 4.0, 1.0, 12.0) < 1e-4);
     }
 
     #[test]
