@@ -47,6 +47,13 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// A product's lead time in days: its own, or the default when the master has none.
+    pub fn lead_time_days(&self, product: Option<i32>) -> u32 {
+        product
+            .map(|d| d.max(0) as u32)
+            .unwrap_or(self.default_lead_time_days)
+    }
+
     pub fn new(silver: Location, aws: AwsOptions) -> ModelConfig {
         ModelConfig {
             silver,
@@ -563,12 +570,8 @@ impl Model {
         }
         let product_key = self.skus.product(sku).row.product_key;
         let lead = self
-            .skus
-            .product(sku)
-            .row
-            .lead_time_days
-            .map(|d| d.max(0) as u32)
-            .unwrap_or(self.cfg.default_lead_time_days);
+            .cfg
+            .lead_time_days(self.skus.product(sku).row.lead_time_days);
         let t = line.event_time;
         let q = line.quantity;
         let old_on_hand = self.keys[&key].on_hand;
@@ -989,11 +992,7 @@ impl Model {
         let Some(k) = self.keys.get_mut(&key) else {
             return;
         };
-        let lead = product
-            .row
-            .lead_time_days
-            .map(|d| d.max(0) as u32)
-            .unwrap_or(self.cfg.default_lead_time_days);
+        let lead = self.cfg.lead_time_days(product.row.lead_time_days);
         let params = Params {
             lead_time_days: lead,
             service_level: product

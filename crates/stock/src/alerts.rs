@@ -179,7 +179,8 @@ pub struct Inputs<'a> {
     pub delivery_slack: Duration,
     /// The usual size of a delivery (0 when unknown).
     pub typical_delivery: f64,
-    /// The deliveries expected on the way (time, quantity), from the receipt rhythm.
+    /// The deliveries expected on the way (time, quantity): the store's order once it is inferred
+    /// placed, or the deliveries of the receipt rhythm.
     pub deliveries: &'a [(DateTime<Utc>, f64)],
     /// On how many of the last seven days the shelf ran empty on record.
     pub recent_stockout_days: u32,
@@ -343,11 +344,14 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             } else {
                 cfg.order_risk
             };
-            (risk >= line).then_some((risk, until))
+            // a held warning judged without a delivery on the way says so
+            let held =
+                expected.is_empty() && i.deliveries.iter().any(|(t, _)| *t > now && *t < until);
+            (risk >= line).then_some((risk, until, held))
         } else {
             None
         };
-        if let Some((risk, until)) = order_risk {
+        if let Some((risk, until, held)) = order_risk {
             out.push(Condition {
                 alert_type: AlertType::ProjectedStockout,
                 severity: Severity::Medium,
@@ -355,13 +359,14 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
                 threshold: i.policy.lead_time_demand,
                 suggested_order_qty: suggested,
                 message: format!(
-                    "{what} may run out unless it is ordered today: {} {unit} left, about {} a day, a delivery takes {} day{} — a {:.0}% chance of an empty shelf by {}.{order_text}",
+                    "{what} may run out unless it is ordered today: {} {unit} left, about {} a day, a delivery takes {} day{} — a {:.0}% chance of an empty shelf by {}{}.{order_text}",
                     q(on_hand),
                     q(i.policy.avg_daily_demand.round_dp(1)),
                     lead,
                     if lead == 1 { "" } else { "s" },
                     risk * 100.0,
                     when(until, i.tz),
+                    if held { " if the delivery expected on the way does not come" } else { "" },
                 ),
             });
         }
@@ -885,7 +890,17 @@ mod tests {
         assert!(!coming.types().contains(&ProjectedStockout));
         // once raised, it holds until stock recovers: a delivery merely expected does not end it
         coming.open = vec![ProjectedStockout];
-        assert!(coming.types().contains(&ProjectedStockout));
+        let held = coming.conditions();
+        let held = held
+            .iter()
+            .find(|c| c.alert_type == ProjectedStockout)
+            .expect("held");
+        assert!(
+            held.message
+                .contains("if the delivery expected on the way does not come"),
+            "{}",
+            held.message
+        );
         // a fast mover in the same position (30 a day, 120 left, 150 expected before an order
         // could come) is left to the projection, which sees it last four days
         let mut fast = c.clone();

@@ -84,7 +84,7 @@ pub fn chance_demand_exceeds(
     if m > 400.0 {
         // many sales: normal, with a continuity correction
         let z = (need - 0.5 - m) / v.sqrt();
-        return 0.5 * libm_erfc(z / std::f64::consts::SQRT_2);
+        return 0.5 * erfc(z / std::f64::consts::SQRT_2);
     }
     // far out in the tail (ten deviations): nothing worth a warning, and no long sum
     if need > m + 10.0 * v.sqrt() + 10.0 {
@@ -116,7 +116,7 @@ pub fn chance_demand_exceeds(
 }
 
 /// The complementary error function (Numerical Recipes' Chebyshev fit, |error| < 1.2e-7).
-fn libm_erfc(x: f64) -> f64 {
+fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
     let r = t
