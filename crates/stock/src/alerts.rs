@@ -564,11 +564,7 @@ mod tests {
     use crate::policy::policy;
     use chrono_tz::Europe::Madrid;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&Utc)
-    }
+    use crate::t;
 
     fn d(s: &str) -> Decimal {
         s.parse().expect("decimal")

@@ -17,6 +17,14 @@ pub mod policy;
 pub mod replenishment;
 pub mod risk;
 
+/// A time from its RFC 3339 text, for the tests.
+#[cfg(test)]
+pub(crate) fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&chrono::Utc)
+}
+
 pub use alerts::{
     AlertType, Change, Condition, Inputs, Names, OpenAlert, RuleConfig, Severity,
     chance_of_no_sale, conditions, lifecycle,

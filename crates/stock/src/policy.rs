@@ -263,11 +263,7 @@ mod tests {
     use super::*;
     use chrono_tz::Europe::Madrid;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&Utc)
-    }
+    use crate::t;
 
     #[test]
     fn normal_quantiles() {

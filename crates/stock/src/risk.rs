@@ -28,18 +28,9 @@ pub fn expected_units(
     let per_day = |d: chrono::NaiveDate| {
         demand.level * shape.dow[d.weekday().num_days_from_monday() as usize]
     };
-    let day_part = |d: chrono::NaiveDate, from: f64, to: f64| -> f64 {
-        // hours [from, to) of day d, fractional hours allowed
-        let mut sum = 0.0;
-        let mut h = from;
-        while h < to {
-            let hour = h.floor() as usize;
-            let next = (h.floor() + 1.0).min(to);
-            sum += shape.hours[hour.min(23)] * (next - h);
-            h = next;
-        }
-        sum * per_day(d)
-    };
+    // hours [from, to) of day d, fractional hours allowed
+    let day_part =
+        |d: chrono::NaiveDate, from: f64, to: f64| shape.share_between(from, to) * per_day(d);
     let hour_of = |t: chrono::NaiveDateTime| {
         f64::from(t.hour()) + f64::from(t.minute()) / 60.0 + f64::from(t.second()) / 3600.0
     };
@@ -189,11 +180,7 @@ mod tests {
     use super::*;
     use chrono_tz::Europe::Madrid;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&Utc)
-    }
+    use crate::t;
 
     fn flat() -> Shape {
         Shape {
