@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
-use stocklake_event::{Event, EventType, Form, Line, MAX_LINES, parse_event};
+use stocklake_event::{
+    Event, EventType, Form, Line, MAX_LINES, parse_event, parse_event_str, parse_event_thorough,
+};
 
 fn event_type() -> impl Strategy<Value = EventType> {
     prop::sample::select(EventType::ALL.to_vec())
@@ -89,6 +91,7 @@ enum Mutation {
     InsertByte(usize, u8),
     FlipBit(usize, u8),
     ReplaceValue(usize, &'static str),
+    InsertField(usize, &'static str),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -115,6 +118,21 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             ])
         )
             .prop_map(|(i, v)| Mutation::ReplaceValue(i, v)),
+        (
+            any::<usize>(),
+            prop::sample::select(vec![
+                r#""lines":[{"sku":"A","quantity":1}],"#,
+                r#""lines":null,"#,
+                r#""lines":[],"#,
+                r#""lines":[1,{"sku":"B","quantity":2}],"#,
+                r#""extra":{"lines":[]},"#,
+                r#""sku":"B","#,
+                r#""quantity":2,"#,
+                r#""event_type":"sale","#,
+                r#""product_id":"P1","#,
+            ])
+        )
+            .prop_map(|(i, f)| Mutation::InsertField(i, f)),
     ]
 }
 
@@ -147,12 +165,74 @@ fn apply(mut bytes: Vec<u8>, m: &Mutation) -> Vec<u8> {
                 bytes.splice(c + 1..end, v.bytes());
             }
         }
+        Mutation::InsertField(i, f) => {
+            // insert a field (maybe one already there) at the start of the i-th object
+            let opens: Vec<usize> = bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'{')
+                .map(|(i, _)| i)
+                .collect();
+            if let Some(&o) = opens.get(i % opens.len().max(1)) {
+                bytes.splice(o + 1..o + 1, f.bytes());
+            }
+        }
     }
     bytes
 }
 
+/// The fingerprint as it was first computed (a streaming XXH3 fed field by field): silver
+/// holds fingerprints made this way, so the value must never change.
+fn streaming_fingerprint(e: &Event<'_>) -> u64 {
+    use xxhash_rust::xxh3::Xxh3;
+    fn s(h: &mut Xxh3, v: &str) {
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    fn os(h: &mut Xxh3, v: Option<&str>) {
+        match v {
+            Some(v) => {
+                h.update(&[1]);
+                s(h, v);
+            }
+            None => h.update(&[0]),
+        }
+    }
+    fn d(h: &mut Xxh3, v: Option<Decimal>) {
+        match v {
+            Some(v) => {
+                let n = v.normalize();
+                h.update(&[1]);
+                h.update(&n.mantissa().to_le_bytes());
+                h.update(&n.scale().to_le_bytes());
+            }
+            None => h.update(&[0]),
+        }
+    }
+    let mut h = Xxh3::new();
+    s(&mut h, &e.event_id);
+    s(&mut h, e.event_type.as_str());
+    h.update(&e.event_time.timestamp_micros().to_le_bytes());
+    s(&mut h, &e.store_id);
+    os(&mut h, e.register_id.as_deref());
+    os(&mut h, e.transaction_id.as_deref());
+    h.update(&(e.lines.len() as u64).to_le_bytes());
+    for l in &e.lines {
+        s(&mut h, &l.sku);
+        d(&mut h, Some(l.quantity));
+        d(&mut h, l.unit_price);
+        d(&mut h, l.discount);
+    }
+    h.digest()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_fingerprint_never_changes(e in valid_event()) {
+        prop_assert_eq!(e.fingerprint(), streaming_fingerprint(&e));
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -177,6 +257,26 @@ proptest! {
         check_invariants(&parsed);
         prop_assert_eq!(parsed.fingerprint(), e.fingerprint());
         prop_assert_eq!(parsed, e);
+    }
+
+    #[test]
+    fn the_one_pass_reading_agrees_with_the_thorough_one(
+        e in valid_event(),
+        ms in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let mut bytes = Vec::new();
+        e.write_canonical(&mut bytes);
+        for m in &ms {
+            bytes = apply(bytes, m);
+        }
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            prop_assert_eq!(parse_event_str(text), parse_event_thorough(text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn arbitrary_json_text_reads_alike_both_ways(text in "[{}\\[\\],:\"a-z0-9.eE+\\- ]{0,200}|\\{\"lines\":\\[[{}\\[\\],:\"a-z0-9 ]{0,60}\\][,:\"a-z0-9 {}]{0,60}") {
+        prop_assert_eq!(parse_event_str(&text), parse_event_thorough(&text));
     }
 
     #[test]
