@@ -31,6 +31,14 @@ pub struct EventMeta {
     pub event_time: DateTime<Utc>,
 }
 
+/// Rows `start .. start + len` of an object's lines all have this event date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRows {
+    pub date: i32,
+    pub start: u32,
+    pub len: u32,
+}
+
 /// A record that goes to quarantine.
 #[derive(Debug, Clone)]
 pub struct QuarantineRow {
@@ -54,7 +62,11 @@ pub struct ObjectParse {
     pub text: Vec<u8>,
     /// Byte offsets of each line in `text` (1-based line n is `line_spans[n - 1]`).
     pub line_spans: Vec<(u32, u32)>,
+    /// The silver lines of the object's valid events, ordered by event date (an event's
+    /// lines stay together and in order).
     pub lines: RecordBatch,
+    /// The rows of `lines` each event date holds, in date order.
+    pub days: Vec<DayRows>,
     pub events: Vec<EventMeta>,
     pub quarantine: Vec<QuarantineRow>,
     pub records: u64,
@@ -279,9 +291,11 @@ pub fn parse_object(
         );
         rows += n;
     }
+    let (lines, days) = by_day(cols.finish()?, &mut events)?;
     Ok(ObjectParse {
         name,
-        lines: cols.finish()?,
+        lines,
+        days,
         text,
         line_spans: spans,
         events,
@@ -290,6 +304,48 @@ pub fn parse_object(
         max_arrived_at: max_arrived,
     }
     .with_record_count())
+}
+
+/// Orders an object's lines by event date, each event's lines together and in order (they
+/// share a date), so that each date's rows are one slice for the writer of its partition.
+/// Lines already in date runs (the usual case: an object holds a stretch of time) are not moved.
+fn by_day(
+    lines: RecordBatch,
+    events: &mut [EventMeta],
+) -> Result<(RecordBatch, Vec<DayRows>), RefineError> {
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|&i| events[i].date);
+    let mut days: Vec<DayRows> = Vec::new();
+    let mut row = 0u32;
+    for &i in &order {
+        let e = &events[i];
+        match days.last_mut() {
+            Some(d) if d.date == e.date => d.len += e.lines,
+            _ => days.push(DayRows {
+                date: e.date,
+                start: row,
+                len: e.lines,
+            }),
+        }
+        row += e.lines;
+    }
+    if order.iter().enumerate().all(|(at, &i)| at == i) {
+        return Ok((lines, days));
+    }
+    let mut take = Vec::with_capacity(lines.num_rows());
+    let mut first = vec![0u32; events.len()];
+    for &i in &order {
+        let e = &events[i];
+        first[i] = take.len() as u32;
+        take.extend(e.first_row..e.first_row + e.lines);
+    }
+    for (e, f) in events.iter_mut().zip(first) {
+        e.first_row = f;
+    }
+    let indices = deltalake::arrow::array::UInt32Array::from(take);
+    let lines = deltalake::arrow::compute::take_record_batch(&lines, &indices)
+        .map_err(|e| RefineError::Internal(format!("ordering lines by date: {e}")))?;
+    Ok((lines, days))
 }
 
 impl ObjectParse {
@@ -369,5 +425,88 @@ fn append_event(
         c.sequence.append_value(sequence);
         c.bronze_object.append_value(object);
         c.bronze_line.append_value(bronze_line as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::{AsArray, Int32Array};
+    use deltalake::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+
+    fn meta(date: i32, first_row: u32, lines: u32) -> EventMeta {
+        EventMeta {
+            id_hash: u128::from(first_row),
+            fingerprint: 0,
+            date,
+            first_row,
+            lines,
+            bronze_line: first_row + 1,
+            event_time: DateTime::from_timestamp(0, 0).expect("epoch"),
+        }
+    }
+
+    fn rows(values: Vec<i32>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(values))]).expect("batch")
+    }
+
+    fn values(b: &RecordBatch) -> Vec<i32> {
+        b.column(0).as_primitive::<Int32Type>().values().to_vec()
+    }
+
+    #[test]
+    fn lines_in_date_runs_stay_where_they_are() {
+        let lines = rows(vec![10, 11, 20, 30, 31, 32]);
+        let mut events = vec![meta(5, 0, 2), meta(5, 2, 1), meta(6, 3, 3)];
+        let (out, days) = by_day(lines.clone(), &mut events).expect("ordered");
+        assert!(out.column(0).to_data().ptr_eq(&lines.column(0).to_data()));
+        assert_eq!(
+            days,
+            vec![
+                DayRows {
+                    date: 5,
+                    start: 0,
+                    len: 3
+                },
+                DayRows {
+                    date: 6,
+                    start: 3,
+                    len: 3
+                },
+            ]
+        );
+        assert_eq!(events[2].first_row, 3);
+    }
+
+    #[test]
+    fn lines_of_a_late_event_join_their_date() {
+        // events: day 6 (2 lines), day 5 (1 line, arrived late), day 6 (3 lines)
+        let lines = rows(vec![60, 61, 50, 62, 63, 64]);
+        let mut events = vec![meta(6, 0, 2), meta(5, 2, 1), meta(6, 3, 3)];
+        let (out, days) = by_day(lines, &mut events).expect("ordered");
+        assert_eq!(values(&out), vec![50, 60, 61, 62, 63, 64]);
+        assert_eq!(
+            days,
+            vec![
+                DayRows {
+                    date: 5,
+                    start: 0,
+                    len: 1
+                },
+                DayRows {
+                    date: 6,
+                    start: 1,
+                    len: 5
+                },
+            ]
+        );
+        // each event still points at its own lines, in the bronze order of events
+        let firsts: Vec<u32> = events.iter().map(|e| e.first_row).collect();
+        assert_eq!(firsts, vec![1, 0, 3]);
+        for e in &events {
+            let own = out.slice(e.first_row as usize, e.lines as usize);
+            assert!(values(&own).iter().all(|v| v / 10 == e.date));
+        }
     }
 }

@@ -20,12 +20,12 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{BooleanArray, RecordBatch};
-use deltalake::arrow::compute::{concat_batches, filter_record_batch};
+use deltalake::arrow::compute::filter_record_batch;
 use deltalake::kernel::Action;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use crate::RefineError;
 use crate::dedup::{DedupIndex, Verdict};
 use crate::parse::{BatchContext, ObjectParse, QuarantineRow, date_days, parse_object};
 use crate::quarantine::quarantine_batch;
-use crate::tables::{LINES_SCHEMA, POS_EVENT_LINES, QUARANTINE, open_or_create};
+use crate::tables::{POS_EVENT_LINES, QUARANTINE, lines_writer_properties, open_or_create};
 
 /// The Delta application transaction id of refine.
 pub const APP_ID: &str = "stocklake-refine";
@@ -461,7 +461,7 @@ impl Refiner {
         // dedup in order, filter lines, gather quarantine
         let mut counts = Counts::default();
         let mut quarantine: Vec<QuarantineRow> = Vec::new();
-        let mut kept: Vec<RecordBatch> = Vec::new();
+        let mut kept: Vec<Rows> = Vec::new();
         let mut max_time = self.progress.watermark;
         let mut max_arrived = self.progress.max_arrived_at;
         for p in &parsed {
@@ -504,10 +504,27 @@ impl Refiner {
                     }
                 }
             }
-            let filtered = filter_record_batch(&p.lines, &BooleanArray::from(mask))
-                .map_err(|e| RefineError::Internal(format!("filtering lines: {e}")))?;
-            if filtered.num_rows() > 0 {
-                kept.push(filtered);
+            for day in &p.days {
+                let (start, len) = (day.start as usize, day.len as usize);
+                let rows = p.lines.slice(start, len);
+                let keep = &mask[start..start + len];
+                // the rows as they are when no duplicate is among them (the usual case), a few
+                // slices around the odd duplicate, or a filtered copy
+                let runs = kept_runs(keep);
+                let parts = if runs.len() <= MAX_SLICES {
+                    runs.into_iter()
+                        .map(|(a, n)| rows.slice(a, n))
+                        .collect::<Vec<_>>()
+                } else {
+                    vec![
+                        filter_record_batch(&rows, &BooleanArray::from(keep.to_vec()))
+                            .map_err(|e| RefineError::Internal(format!("filtering lines: {e}")))?,
+                    ]
+                };
+                kept.extend(parts.into_iter().map(|rows| Rows {
+                    date: Some(day.date),
+                    rows,
+                }));
             }
         }
         counts.quarantined = quarantine.len() as u64;
@@ -556,18 +573,16 @@ impl Refiner {
 
         if !quarantine.is_empty() && redo.is_none() {
             let qb = quarantine_batch(&quarantine, refined_at, batch)?;
-            commit(&mut self.quarantine, QUARANTINE, Some(qb), batch, &progress).await?;
+            let rows = vec![Rows {
+                date: None,
+                rows: qb,
+            }];
+            commit(&mut self.quarantine, QUARANTINE, rows, batch, &progress).await?;
             stocklake_storage::failpoint("refine_after_quarantine_commit");
         }
-        let lines = if kept.is_empty() {
-            None
-        } else {
-            Some(
-                concat_batches(&LINES_SCHEMA, &kept)
-                    .map_err(|e| RefineError::Internal(format!("concatenating lines: {e}")))?,
-            )
-        };
-        let version = commit(&mut self.lines, POS_EVENT_LINES, lines, batch, &progress).await?;
+        // each object's rows of a date go to the writer of that partition as they are, without
+        // gathering them into one batch or splitting them again
+        let version = commit(&mut self.lines, POS_EVENT_LINES, kept, batch, &progress).await?;
         stocklake_storage::failpoint("refine_after_lines_commit");
 
         // committed: remember it
@@ -652,54 +667,67 @@ async fn txn_version(table: &DeltaTable) -> Result<Option<i64>, RefineError> {
 }
 
 /// Commits `batch` rows (or none) with the refine transaction and progress.
-/// Splits rows into at most `ways` batches by the values of a date partition column, whole
-/// partitions to a batch, balanced by rows (largest partition first to the lightest batch).
-/// Rows of any other shape stay one batch.
-pub fn split_by_partition(
-    rows: &RecordBatch,
-    column: &str,
-    ways: usize,
-) -> Result<Vec<RecordBatch>, deltalake::arrow::error::ArrowError> {
-    use deltalake::arrow::array::{Array, Date32Array};
-    let dates = rows
-        .column_by_name(column)
-        .and_then(|c| c.as_any().downcast_ref::<Date32Array>());
-    let Some(dates) = dates.filter(|d| d.null_count() == 0) else {
-        return Ok(vec![rows.clone()]);
-    };
-    let mut sizes: BTreeMap<i32, usize> = BTreeMap::new();
-    for d in dates.values().iter() {
-        *sizes.entry(*d).or_default() += 1;
+/// Beyond this many runs of kept rows in one date of one object, its rows are copied without
+/// the duplicates rather than passed on in slices.
+const MAX_SLICES: usize = 64;
+
+/// The runs of `true` in a mask, as (start, length).
+fn kept_runs(keep: &[bool]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (i, k) in keep.iter().enumerate() {
+        match (k, start) {
+            (true, None) => start = Some(i),
+            (false, Some(a)) => {
+                runs.push((a, i - a));
+                start = None;
+            }
+            _ => {}
+        }
     }
-    if ways < 2 || sizes.len() < 2 {
-        return Ok(vec![rows.clone()]);
+    if let Some(a) = start {
+        runs.push((a, keep.len() - a));
     }
-    let mut by_size: Vec<(i32, usize)> = sizes.into_iter().collect();
+    runs
+}
+
+/// Rows to commit: all of one `event_date` partition, or (`None`) of an unpartitioned table.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    pub date: Option<i32>,
+    pub rows: RecordBatch,
+}
+
+/// Spreads rows over at most `ways` writers, whole dates to a writer, balanced by rows (the
+/// largest date first to the lightest writer); each writer keeps the rows' order.
+pub fn spread_by_date(rows: Vec<Rows>, ways: usize) -> Vec<Vec<Rows>> {
+    let mut sizes: BTreeMap<Option<i32>, usize> = BTreeMap::new();
+    for r in &rows {
+        *sizes.entry(r.date).or_default() += r.rows.num_rows();
+    }
+    let ways = ways.clamp(1, sizes.len().max(1));
+    let mut by_size: Vec<(Option<i32>, usize)> = sizes.into_iter().collect();
     by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let ways = ways.min(by_size.len());
     let mut load = vec![0usize; ways];
-    let mut group: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut writer_of: BTreeMap<Option<i32>, usize> = BTreeMap::new();
     for (date, n) in by_size {
         let lightest = (0..ways).min_by_key(|w| (load[*w], *w)).unwrap_or(0);
         load[lightest] += n;
-        group.insert(date, lightest);
+        writer_of.insert(date, lightest);
     }
-    (0..ways)
-        .map(|w| {
-            let mask: BooleanArray = dates
-                .values()
-                .iter()
-                .map(|d| Some(group.get(d) == Some(&w)))
-                .collect();
-            filter_record_batch(rows, &mask)
-        })
-        .collect()
+    let mut out: Vec<Vec<Rows>> = vec![Vec::new(); ways];
+    for r in rows {
+        let w = writer_of.get(&r.date).copied().unwrap_or(0);
+        out[w].push(r);
+    }
+    out.retain(|w| !w.is_empty());
+    out
 }
 
 async fn commit(
     table: &mut DeltaTable,
     name: &str,
-    rows: Option<RecordBatch>,
+    rows: Vec<Rows>,
     batch: i64,
     progress: &Progress,
 ) -> Result<u64, RefineError> {
@@ -714,21 +742,37 @@ async fn commit(
         (!cols.is_empty()).then_some(cols)
     };
     let mut actions: Vec<Action> = Vec::new();
-    if let Some(rows) = rows {
+    if !rows.is_empty() {
         // Parquet encoding is the costliest step after parsing: partitions are spread over
         // writers that encode in parallel (each partition still gets one file per batch)
         let ways = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-        let parts = match partition_by.as_deref() {
-            Some([column]) => split_by_partition(&rows, column, ways)
-                .map_err(|e| RefineError::Internal(format!("splitting {name}: {e}")))?,
-            _ => vec![rows],
+        let date_column = match partition_by.as_deref() {
+            Some([column]) => Some(column.clone()),
+            _ => None,
         };
-        let mut writing = Vec::with_capacity(parts.len());
-        for part in parts {
+        let mut writing = Vec::with_capacity(ways);
+        for share in spread_by_date(rows, ways) {
             let mut writer =
                 RecordBatchWriter::for_table(table).map_err(|e| RefineError::delta(name, e))?;
+            if name == POS_EVENT_LINES {
+                writer = writer.with_writer_properties(lines_writer_properties());
+            }
+            let date_column = date_column.clone();
             writing.push(tokio::spawn(async move {
-                writer.write(part).await?;
+                for part in share {
+                    match (part.date, &date_column) {
+                        (Some(date), Some(column)) => {
+                            let values = indexmap::IndexMap::from([(
+                                column.clone(),
+                                delta_kernel::expressions::Scalar::Date(date),
+                            )]);
+                            writer
+                                .write_partition(part.rows, &values, WriteMode::Default)
+                                .await?;
+                        }
+                        _ => writer.write(part.rows).await?,
+                    }
+                }
                 writer.flush().await
             }));
         }
@@ -781,58 +825,50 @@ mod tests {
     }
 
     #[test]
-    fn partitions_are_spread_whole_and_balanced_over_writers() {
-        use deltalake::arrow::array::{Array, Date32Array, Int32Array};
+    fn kept_rows_come_in_runs() {
+        assert_eq!(kept_runs(&[]), vec![]);
+        assert_eq!(kept_runs(&[true; 4]), vec![(0, 4)]);
+        assert_eq!(kept_runs(&[false; 3]), vec![]);
+        assert_eq!(
+            kept_runs(&[true, true, false, true, false, false, true]),
+            vec![(0, 2), (3, 1), (6, 1)]
+        );
+        assert_eq!(kept_runs(&[false, true, true]), vec![(1, 2)]);
+    }
+
+    #[test]
+    fn dates_are_spread_whole_and_balanced_over_writers() {
+        use deltalake::arrow::array::Int32Array;
         use deltalake::arrow::datatypes::{DataType, Field, Schema};
-        // day 1: 5 rows, day 2: 3, day 3: 2, day 4: 2
-        let days = [1, 2, 1, 3, 1, 2, 4, 1, 3, 2, 1, 4];
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("event_date", DataType::Date32, false),
-            Field::new("n", DataType::Int32, false),
-        ]));
-        let rows = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Date32Array::from(days.to_vec())),
-                Arc::new(Int32Array::from((0..12).collect::<Vec<i32>>())),
-            ],
-        )
-        .expect("batch");
-        let parts = split_by_partition(&rows, "event_date", 2).expect("split");
-        assert_eq!(parts.len(), 2);
-        let dates = |b: &RecordBatch| -> BTreeSet<i32> {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<Date32Array>()
-                .map(|d| d.values().iter().copied().collect())
-                .unwrap_or_default()
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
+        let rows = |date: i32, n: i32| Rows {
+            date: Some(date),
+            rows: RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int32Array::from(vec![date; n as usize]))],
+            )
+            .expect("batch"),
         };
+        // day 1: 3 + 2 rows, day 2: 3, day 3: 2, day 4: 2 (two objects)
+        let input = vec![rows(1, 3), rows(2, 3), rows(3, 2), rows(1, 2), rows(4, 2)];
+        let shares = spread_by_date(input.clone(), 2);
+        let dates = |w: &Vec<Rows>| w.iter().map(|r| r.date).collect::<Vec<_>>();
         // largest first to the lightest: {1} (5 rows) and {2, 3} (5), then 4 joins {1}
-        assert_eq!(dates(&parts[0]), BTreeSet::from([1, 4]));
-        assert_eq!(dates(&parts[1]), BTreeSet::from([2, 3]));
-        assert_eq!(parts[0].num_rows() + parts[1].num_rows(), 12);
-        // every row once, in its original order within a part
-        let ns = |b: &RecordBatch| -> Vec<i32> {
-            b.column(1)
-                .as_any()
-                .downcast_ref::<Int32Array>()
-                .map(|a| a.values().to_vec())
-                .unwrap_or_default()
-        };
-        assert_eq!(ns(&parts[0]), vec![0, 2, 4, 6, 7, 10, 11]);
-        assert_eq!(ns(&parts[1]), vec![1, 3, 5, 8, 9]);
-        // one partition, one way, or no such column: one batch
-        assert_eq!(
-            split_by_partition(&rows, "event_date", 1)
-                .expect("one")
-                .len(),
-            1
+        assert_eq!(dates(&shares[0]), vec![Some(1), Some(1), Some(4)]);
+        assert_eq!(dates(&shares[1]), vec![Some(2), Some(3)]);
+        // the batches are passed on, not copied
+        assert!(
+            shares[0][0]
+                .rows
+                .column(0)
+                .to_data()
+                .ptr_eq(&input[0].rows.column(0).to_data())
         );
-        assert_eq!(
-            split_by_partition(&rows, "n", 2).expect("not a date").len(),
-            1
-        );
-        assert_eq!(split_by_partition(&rows, "nope", 2).expect("none").len(), 1);
+        // one way, or one date: one writer with everything, in order
+        assert_eq!(spread_by_date(input.clone(), 1).len(), 1);
+        assert_eq!(dates(&spread_by_date(input, 1)[0]).len(), 5);
+        assert_eq!(spread_by_date(vec![rows(7, 1), rows(7, 2)], 4).len(), 1);
+        assert!(spread_by_date(Vec::new(), 2).is_empty());
     }
 
     fn seqs(names: &[ObjectName]) -> Vec<(String, String)> {

@@ -56,6 +56,37 @@ pub static LINES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// How the lines table's Parquet files are encoded. Snappy, as the Delta writer's default; no
+/// dictionary for the columns whose values are unique to an event or a record (a dictionary
+/// of them fills up and is dropped anyway, after every value has been hashed), and no
+/// statistics for the lineage columns nobody filters on.
+pub fn lines_writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
+    use deltalake::parquet::basic::Compression;
+    use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use deltalake::parquet::schema::types::ColumnPath;
+    let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    for column in [
+        "event_id",
+        "transaction_id",
+        "event_fingerprint",
+        "sequence",
+        "bronze_line",
+    ] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    for column in [
+        "event_fingerprint",
+        "source",
+        "partition",
+        "sequence",
+        "bronze_object",
+        "bronze_line",
+    ] {
+        b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+    }
+    b.build()
+}
+
 /// One row per quarantined record, with every reason and where it came from.
 pub static QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
