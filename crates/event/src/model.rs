@@ -185,46 +185,48 @@ impl Event<'_> {
     /// A 64-bit hash of everything the event says (not of how it was spelled), so that a resent
     /// event is recognised as an exact duplicate and the same `event_id` with other content is not.
     pub fn fingerprint(&self) -> u64 {
-        use xxhash_rust::xxh3::Xxh3;
-        fn s(h: &mut Xxh3, v: &str) {
-            h.update(&(v.len() as u64).to_le_bytes());
-            h.update(v.as_bytes());
+        // the fields' bytes gathered and hashed at once: the same value as feeding them to a
+        // streaming XXH3 one by one (which silver's stored fingerprints were made with), for a
+        // fraction of the calls
+        fn s(b: &mut Vec<u8>, v: &str) {
+            b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            b.extend_from_slice(v.as_bytes());
         }
-        fn os(h: &mut Xxh3, v: Option<&str>) {
+        fn os(b: &mut Vec<u8>, v: Option<&str>) {
             match v {
                 Some(v) => {
-                    h.update(&[1]);
-                    s(h, v);
+                    b.push(1);
+                    s(b, v);
                 }
-                None => h.update(&[0]),
+                None => b.push(0),
             }
         }
-        fn d(h: &mut Xxh3, v: Option<Decimal>) {
+        fn d(b: &mut Vec<u8>, v: Option<Decimal>) {
             match v {
                 Some(v) => {
                     let n = v.normalize();
-                    h.update(&[1]);
-                    h.update(&n.mantissa().to_le_bytes());
-                    h.update(&n.scale().to_le_bytes());
+                    b.push(1);
+                    b.extend_from_slice(&n.mantissa().to_le_bytes());
+                    b.extend_from_slice(&n.scale().to_le_bytes());
                 }
-                None => h.update(&[0]),
+                None => b.push(0),
             }
         }
-        let mut h = Xxh3::new();
-        s(&mut h, &self.event_id);
-        s(&mut h, self.event_type.as_str());
-        h.update(&self.event_time.timestamp_micros().to_le_bytes());
-        s(&mut h, &self.store_id);
-        os(&mut h, self.register_id.as_deref());
-        os(&mut h, self.transaction_id.as_deref());
-        h.update(&(self.lines.len() as u64).to_le_bytes());
+        let mut b = Vec::with_capacity(128 + self.lines.len() * 80);
+        s(&mut b, &self.event_id);
+        s(&mut b, self.event_type.as_str());
+        b.extend_from_slice(&self.event_time.timestamp_micros().to_le_bytes());
+        s(&mut b, &self.store_id);
+        os(&mut b, self.register_id.as_deref());
+        os(&mut b, self.transaction_id.as_deref());
+        b.extend_from_slice(&(self.lines.len() as u64).to_le_bytes());
         for l in &self.lines {
-            s(&mut h, &l.sku);
-            d(&mut h, Some(l.quantity));
-            d(&mut h, l.unit_price);
-            d(&mut h, l.discount);
+            s(&mut b, &l.sku);
+            d(&mut b, Some(l.quantity));
+            d(&mut b, l.unit_price);
+            d(&mut b, l.discount);
         }
-        h.digest()
+        xxhash_rust::xxh3::xxh3_64(&b)
     }
 
     /// Writes the canonical JSON form (CONTRACT §1a) of this event, without a newline.
