@@ -308,7 +308,8 @@ pub fn parse_object(
 
 /// Orders an object's lines by event date, each event's lines together and in order (they
 /// share a date), so that each date's rows are one slice for the writer of its partition.
-/// Lines already in date runs (the usual case: an object holds a stretch of time) are not moved.
+/// Lines already in date order (the usual case: an object holds a stretch of time) are not
+/// moved.
 fn by_day(
     lines: RecordBatch,
     events: &mut [EventMeta],

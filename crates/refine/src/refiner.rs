@@ -666,7 +666,6 @@ async fn txn_version(table: &DeltaTable) -> Result<Option<i64>, RefineError> {
         .map_err(|e| RefineError::delta("transaction version", e))
 }
 
-/// Commits `batch` rows (or none) with the refine transaction and progress.
 /// Beyond this many runs of kept rows in one date of one object, its rows are copied without
 /// the duplicates rather than passed on in slices.
 const MAX_SLICES: usize = 64;
@@ -724,6 +723,7 @@ pub fn spread_by_date(rows: Vec<Rows>, ways: usize) -> Vec<Vec<Rows>> {
     out
 }
 
+/// Commits `batch` rows (or none) with the refine transaction and progress.
 async fn commit(
     table: &mut DeltaTable,
     name: &str,
