@@ -51,6 +51,7 @@ struct Shared {
     started: std::time::Instant,
     throttle: bool,
     upstream: std::sync::RwLock<String>,
+    one_at_a_time: Option<tokio::sync::Mutex<()>>,
     client: reqwest::Client,
     counts: Arc<ThrottleCounts>,
 }
@@ -61,12 +62,19 @@ impl ThrottlingProxy {
     /// Starts a throttling proxy to `upstream` (the emulator's URL) on a thread and runtime of
     /// its own.
     pub fn start(upstream: &str) -> Result<ThrottlingProxy, String> {
-        Self::launch(upstream, true)
+        Self::launch(upstream, true, false)
     }
 
     /// A proxy that only forwards (see [`ThrottlingProxy::set_upstream`]).
     pub fn passthrough(upstream: &str) -> Result<ThrottlingProxy, String> {
-        Self::launch(upstream, false)
+        Self::launch(upstream, false, false)
+    }
+
+    /// A forwarding proxy that lets one request at a time through. moto's recorder appends
+    /// each request to its file in pieces, from as many threads as there are requests: two at
+    /// once can interleave into lines it cannot replay.
+    pub fn serial(upstream: &str) -> Result<ThrottlingProxy, String> {
+        Self::launch(upstream, false, true)
     }
 
     /// Forwards from now on to `upstream`.
@@ -76,7 +84,7 @@ impl ThrottlingProxy {
         }
     }
 
-    fn launch(upstream: &str, throttle: bool) -> Result<ThrottlingProxy, String> {
+    fn launch(upstream: &str, throttle: bool, serial: bool) -> Result<ThrottlingProxy, String> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -85,6 +93,7 @@ impl ThrottlingProxy {
             started: std::time::Instant::now(),
             throttle,
             upstream: std::sync::RwLock::new(upstream.trim_end_matches('/').to_string()),
+            one_at_a_time: serial.then(|| tokio::sync::Mutex::new(())),
             client: reqwest::Client::new(),
             counts: counts.clone(),
         });
@@ -235,6 +244,10 @@ async fn forward(s: &Shared, parts: &axum::http::request::Parts, body: Vec<u8>) 
             headers.insert(k.clone(), v.clone());
         }
     }
+    let _turn = match &s.one_at_a_time {
+        Some(m) => Some(m.lock().await),
+        None => None,
+    };
     let upstream = s.upstream.read().map(|u| u.clone()).unwrap_or_default();
     let sent = s
         .client

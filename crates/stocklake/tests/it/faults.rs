@@ -156,10 +156,13 @@ impl OwnMoto {
             c.env("MOTO_ENABLE_RECORDING", "True")
                 .env("MOTO_RECORDER_FILEPATH", file);
         }
+        // its log, beside the recording, says why a replay fails
+        let log = recording
+            .and_then(|r| std::fs::File::create(r.with_extension(format!("{port}.log"))).ok());
         let child = c
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log.map_or_else(std::process::Stdio::null, std::process::Stdio::from))
             .spawn();
         let child = match child {
             Ok(c) => c,
@@ -214,8 +217,13 @@ async fn outage_loses_nothing(outage: Outage) {
     let Some(pg) = stocklake_testkit::postgres().await else {
         return;
     };
-    let proxy =
-        stocklake_testkit::throttle::ThrottlingProxy::passthrough(&moto.url).expect("proxy");
+    // a recording emulator is given one request at a time, or its recording can come out
+    // interleaved and fail to replay
+    let proxy = match outage {
+        Outage::Restarted => stocklake_testkit::throttle::ThrottlingProxy::serial(&moto.url),
+        Outage::Frozen => stocklake_testkit::throttle::ThrottlingProxy::passthrough(&moto.url),
+    }
+    .expect("proxy");
     let aws = stocklake_testkit::AwsOptions::emulator(&proxy.url);
     let name = stocklake_testkit::unique("outage");
     let stream = format!("kinesis://{name}");
@@ -288,11 +296,16 @@ async fn outage_loses_nothing(outage: Outage) {
                 .await
                 .expect("replay the old emulator's requests");
             let status = replay.status();
-            assert!(
-                status.is_success(),
-                "replay: {status} {}",
-                replay.text().await.unwrap_or_default()
-            );
+            if !status.is_success() {
+                let port = again.url.rsplit(':').next().unwrap_or_default();
+                let log = std::fs::read_to_string(recording.with_extension(format!("{port}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "replay: {status}; the emulator's log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
             proxy.set_upstream(&again.url);
             moto = again;
         }
