@@ -452,6 +452,10 @@ mod tests {
         RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(values))]).expect("batch")
     }
 
+    fn day(date: i32, start: u32, len: u32) -> DayRows {
+        DayRows { date, start, len }
+    }
+
     fn values(b: &RecordBatch) -> Vec<i32> {
         b.column(0).as_primitive::<Int32Type>().values().to_vec()
     }
@@ -462,21 +466,7 @@ mod tests {
         let mut events = vec![meta(5, 0, 2), meta(5, 2, 1), meta(6, 3, 3)];
         let (out, days) = by_day(lines.clone(), &mut events).expect("ordered");
         assert!(out.column(0).to_data().ptr_eq(&lines.column(0).to_data()));
-        assert_eq!(
-            days,
-            vec![
-                DayRows {
-                    date: 5,
-                    start: 0,
-                    len: 3
-                },
-                DayRows {
-                    date: 6,
-                    start: 3,
-                    len: 3
-                },
-            ]
-        );
+        assert_eq!(days, vec![day(5, 0, 3), day(6, 3, 3)]);
         assert_eq!(events[2].first_row, 3);
     }
 
@@ -487,21 +477,7 @@ mod tests {
         let mut events = vec![meta(6, 0, 2), meta(5, 2, 1), meta(6, 3, 3)];
         let (out, days) = by_day(lines, &mut events).expect("ordered");
         assert_eq!(values(&out), vec![50, 60, 61, 62, 63, 64]);
-        assert_eq!(
-            days,
-            vec![
-                DayRows {
-                    date: 5,
-                    start: 0,
-                    len: 1
-                },
-                DayRows {
-                    date: 6,
-                    start: 1,
-                    len: 5
-                },
-            ]
-        );
+        assert_eq!(days, vec![day(5, 0, 1), day(6, 1, 5)]);
         // each event still points at its own lines, in the bronze order of events
         let firsts: Vec<u32> = events.iter().map(|e| e.first_row).collect();
         assert_eq!(firsts, vec![1, 0, 3]);

@@ -144,6 +144,8 @@ async fn a_full_bronze_disk_answers_503_and_loses_nothing() {
 struct OwnMoto {
     child: std::process::Child,
     url: String,
+    /// Its log, kept beside a recording: it says why a replay fails.
+    log: Option<PathBuf>,
 }
 
 impl OwnMoto {
@@ -156,13 +158,15 @@ impl OwnMoto {
             c.env("MOTO_ENABLE_RECORDING", "True")
                 .env("MOTO_RECORDER_FILEPATH", file);
         }
-        // its log, beside the recording, says why a replay fails
-        let log = recording
-            .and_then(|r| std::fs::File::create(r.with_extension(format!("{port}.log"))).ok());
+        let log = recording.map(|r| r.with_extension(format!("{port}.log")));
+        let stderr = log
+            .as_ref()
+            .and_then(|l| std::fs::File::create(l).ok())
+            .map_or_else(std::process::Stdio::null, std::process::Stdio::from);
         let child = c
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
-            .stderr(log.map_or_else(std::process::Stdio::null, std::process::Stdio::from))
+            .stderr(stderr)
             .spawn();
         let child = match child {
             Ok(c) => c,
@@ -173,7 +177,7 @@ impl OwnMoto {
         };
         let url = format!("http://127.0.0.1:{port}");
         wait_http(&url);
-        Some(OwnMoto { child, url })
+        Some(OwnMoto { child, url, log })
     }
 
     fn signal(&self, sig: &str) {
@@ -297,8 +301,10 @@ async fn outage_loses_nothing(outage: Outage) {
                 .expect("replay the old emulator's requests");
             let status = replay.status();
             if !status.is_success() {
-                let port = again.url.rsplit(':').next().unwrap_or_default();
-                let log = std::fs::read_to_string(recording.with_extension(format!("{port}.log")))
+                let log = again
+                    .log
+                    .as_ref()
+                    .and_then(|l| std::fs::read_to_string(l).ok())
                     .unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
                 panic!(
