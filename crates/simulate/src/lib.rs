@@ -224,7 +224,7 @@ impl Simulator {
         order.sort_by(|a, b| work(b).total_cmp(&work(a)));
         let queue = std::sync::Mutex::new(order.into_iter());
         let next_store = || queue.lock().ok().and_then(|mut q| q.next());
-        let mut results: Vec<(usize, Vec<OutRecord>, store::StoreDay)> =
+        let mut results: Vec<(usize, Vec<OutRecord>, store::StoreDay<'_>)> =
             std::thread::scope(|scope| {
                 let handles: Vec<_> = (0..threads)
                     .map(|_| {
@@ -247,9 +247,9 @@ impl Simulator {
             });
         results.sort_by_key(|(index, _, _)| *index);
 
-        let mut records = Vec::with_capacity(results.iter().map(|(_, r, _)| r.len()).sum());
-        for (_, mut r, sd) in results {
-            records.append(&mut r);
+        let mut runs = Vec::with_capacity(results.len());
+        for (_, r, sd) in results {
+            runs.push(r);
             self.stats.merge(&sd.stats);
             if !self.cfg.truth {
                 continue;
@@ -265,7 +265,7 @@ impl Simulator {
                     .map(|e| TruthRecord::episode(&self.catalog, e)),
             );
         }
-        records.sort_by_key(|r| r.time);
+        let mut records = merge_in_time_order(runs);
 
         if self.cfg.bad_rate > 0.0 {
             let mut rng = store::store_rng(seed ^ 0xBAD, usize::MAX, day);
@@ -302,23 +302,56 @@ impl Simulator {
     }
 }
 
+/// Merges runs of records, each in time order, into one: the order a stable sort of their
+/// concatenation by time gives (at equal times, the earlier run first), with each record moved
+/// once. Runs not in order are sorted the plain way.
+fn merge_in_time_order(runs: Vec<Vec<OutRecord>>) -> Vec<OutRecord> {
+    use std::cmp::Reverse;
+    if !runs.iter().all(|r| r.is_sorted_by_key(|x| x.time)) {
+        let mut all: Vec<OutRecord> = runs.into_iter().flatten().collect();
+        all.sort_by_key(|r| r.time);
+        return all;
+    }
+    let mut merged = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+    let mut runs: Vec<_> = runs.into_iter().map(|r| r.into_iter().peekable()).collect();
+    let mut heads: std::collections::BinaryHeap<_> = runs
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, run)| run.peek().map(|r| Reverse((r.time, i))))
+        .collect();
+    while let Some(Reverse((_, i))) = heads.pop() {
+        merged.extend(runs[i].next());
+        if let Some(r) = runs[i].peek() {
+            heads.push(Reverse((r.time, i)));
+        }
+    }
+    merged
+}
+
 /// One store's day, simulated and encoded.
-fn simulate_store(
+fn simulate_store<'c>(
     s: &mut StoreSim,
-    catalog: &Catalog,
+    catalog: &'c Catalog,
     cfg: &SimConfig,
     promotions: &[Promotion],
     sku_index: &HashMap<String, usize>,
     day: u32,
     date: NaiveDate,
-) -> (Vec<OutRecord>, store::StoreDay) {
+) -> (Vec<OutRecord>, store::StoreDay<'c>) {
     let (seed, start) = (cfg.seed, cfg.start);
-    let mut events = Vec::new();
-    if day == 0 {
-        events.extend(s.opening_count(catalog, start, seed));
-    }
+    let opening = if day == 0 {
+        s.opening_count(catalog, start, seed)
+    } else {
+        Vec::new()
+    };
     let mut sd = s.simulate_day(catalog, seed, day, date, start, promotions, cfg.shrink);
-    events.append(&mut sd.events);
+    let events = if opening.is_empty() {
+        std::mem::take(&mut sd.events)
+    } else {
+        let mut events = opening;
+        events.append(&mut sd.events);
+        events
+    };
     let mut rng = store::store_rng(seed ^ 0x5EED, s.index, day);
     let lookup = |sku: &str| sku_index.get(sku).copied();
     let mut records = Vec::with_capacity(events.len());

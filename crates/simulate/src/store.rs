@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use stocklake_event::{Event, EventType, Form, Line};
@@ -41,10 +41,10 @@ pub struct Promotion {
     pub discount: f64,
 }
 
-/// What one store's day produced.
+/// What one store's day produced; its events borrow their names from the catalog.
 #[derive(Debug, Default)]
-pub struct StoreDay {
-    pub events: Vec<Event<'static>>,
+pub struct StoreDay<'c> {
+    pub events: Vec<Event<'c>>,
     pub truth_stock: Vec<TruthStock>,
     pub episodes: Vec<Episode>,
     pub stats: crate::stats::Stats,
@@ -159,15 +159,19 @@ impl StoreSim {
     }
 
     /// The opening inventory: a full count of every SKU at `at`.
-    pub fn opening_count(
+    pub fn opening_count<'c>(
         &mut self,
-        catalog: &Catalog,
+        catalog: &'c Catalog,
         at: DateTime<Utc>,
         seed: u64,
-    ) -> Vec<Event<'static>> {
+    ) -> Vec<Event<'c>> {
         let store = &catalog.stores[self.index];
         let mut rng = store_rng(seed, self.index, u32::MAX - 1);
-        let lines: Vec<(u32, Milli)> = self.keys.iter().map(|k| (k.product, k.true_qty)).collect();
+        let lines: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| (k.product, k.true_qty, None))
+            .collect();
         let mut events = Vec::new();
         for chunk in lines.chunks(1000) {
             events.push(self.event(
@@ -177,23 +181,23 @@ impl StoreSim {
                 EventType::StockCount,
                 at,
                 None,
-                chunk.iter().map(|&(p, q)| (p, q, None)).collect(),
+                chunk,
             ));
         }
         events
     }
 
     /// Simulates local day `day` (an index from the first day) of this store.
-    pub fn simulate_day(
+    pub fn simulate_day<'c>(
         &mut self,
-        catalog: &Catalog,
+        catalog: &'c Catalog,
         seed: u64,
         day: u32,
         date: NaiveDate,
         not_before: DateTime<Utc>,
         promotions: &[Promotion],
         shrink: f64,
-    ) -> StoreDay {
+    ) -> StoreDay<'c> {
         let store = &catalog.stores[self.index];
         let mut rng = store_rng(seed, self.index, day);
         let mut out = StoreDay::default();
@@ -262,7 +266,7 @@ impl StoreSim {
                     EventType::Receipt,
                     delivery_at,
                     None,
-                    chunk.to_vec(),
+                    chunk,
                 );
                 out.events.push(e);
             }
@@ -297,11 +301,17 @@ impl StoreSim {
             })
             .collect();
         let chooser = WeightedIndex::new(weights);
-        // each key's promotion today, looked up once rather than for every pick
-        let key_promo: Vec<Option<&Promotion>> =
-            self.keys.iter().map(|k| promo_of(k.product)).collect();
-        // (instant, register, local hour)
-        let mut baskets: Vec<(DateTime<Utc>, u32, u32)> = Vec::new();
+        // the share each key's promotion takes off today, as a decimal, looked up once rather
+        // than for every pick
+        let key_promo: Vec<Option<Decimal>> = self
+            .keys
+            .iter()
+            .map(|k| promo_of(k.product).map(|p| Decimal::try_from(p.discount).unwrap_or_default()))
+            .collect();
+        // (instant in milliseconds, register, local hour, instant): the instants are whole
+        // milliseconds, so ordering by the number orders them, and equal keys are equal baskets
+        // (an unstable sort then gives what a stable one would)
+        let mut baskets: Vec<(i64, u32, u32, DateTime<Utc>)> = Vec::new();
         for (h, w) in hours.iter().enumerate() {
             if *w <= 0.0 {
                 continue;
@@ -314,19 +324,24 @@ impl StoreSim {
                     rng.random_range(0..60),
                     rng.random_range(0..1000),
                 );
-                baskets.push((t, rng.random_range(1..=store.format.registers()), h as u32));
+                let register = rng.random_range(1..=store.format.registers());
+                baskets.push((t.timestamp_millis(), register, h as u32, t));
             }
         }
-        baskets.sort_by_key(|(t, r, _)| (*t, *r));
+        baskets.sort_unstable_by_key(|&(ms, register, hour, _)| (ms, register, hour));
+        out.events.reserve(baskets.len() + 8);
         let mut txn_no = 0u32;
-        let txn_prefix = format!("{}-{}", store.store_id, date.format("%Y%m%d"));
-        for (t, register, hour) in baskets {
+        // a basket's picks and lines, the buffers kept from one basket to the next
+        let mut picks: Vec<(usize, Milli)> = Vec::new();
+        let mut lines = Vec::new();
+        let txn_prefix = format!("{}-{}-", store.store_id, date.format("%Y%m%d"));
+        for (_, register, hour, t) in baskets {
             if t <= not_before {
                 continue;
             }
             txn_no += 1;
-            let txn = format!("{txn_prefix}-{txn_no:06}");
-            let register = format!("POS-{register:02}");
+            let txn = transaction_id(&txn_prefix, txn_no);
+            let register = register_id(register);
             if rng.random_bool(0.004) {
                 // a customer brings something back
                 let ki = chooser.sample(&mut rng);
@@ -348,16 +363,16 @@ impl StoreSim {
                         EventType::Return,
                         t,
                         None,
-                        vec![line],
+                        &[line],
                     );
-                    e.register_id = Some(Cow::Owned(register));
+                    e.register_id = Some(register);
                     e.transaction_id = Some(Cow::Owned(txn));
                     out.events.push(e);
                     continue;
                 }
             }
             let size = basket_size(&mut rng, store.format.basket_scale());
-            let mut picks: Vec<(usize, Milli)> = Vec::with_capacity(size);
+            picks.clear();
             for _ in 0..size {
                 let ki = chooser.sample(&mut rng);
                 let p = &catalog.products[self.keys[ki].product as usize];
@@ -370,8 +385,8 @@ impl StoreSim {
                     None => picks.push((ki, want)),
                 }
             }
-            let mut lines = Vec::with_capacity(picks.len());
-            for (ki, want) in picks {
+            lines.clear();
+            for &(ki, want) in &picks {
                 let product = self.keys[ki].product;
                 let p = &catalog.products[product as usize];
                 let available = self.keys[ki].true_qty.max(0);
@@ -394,11 +409,8 @@ impl StoreSim {
                 k.recorded -= take;
                 k.sold_today += take;
                 out.stats.units_sold += take;
-                let discount = key_promo[ki].map_or(Decimal::ZERO, |pr| {
-                    (p.unit_price
-                        * Decimal::new(take, 3)
-                        * Decimal::try_from(pr.discount).unwrap_or_default())
-                    .round_dp(2)
+                let discount = key_promo[ki].map_or(Decimal::ZERO, |share| {
+                    (p.unit_price * Decimal::new(take, 3) * share).round_dp(2)
                 });
                 lines.push((product, take, Some((p.unit_price, discount))));
             }
@@ -407,8 +419,8 @@ impl StoreSim {
                 continue;
             }
             out.stats.record_basket(lines.len(), hour);
-            let mut e = self.event(&mut rng, catalog, store, EventType::Sale, t, None, lines);
-            e.register_id = Some(Cow::Owned(register));
+            let mut e = self.event(&mut rng, catalog, store, EventType::Sale, t, None, &lines);
+            e.register_id = Some(register);
             e.transaction_id = Some(Cow::Owned(txn));
             out.events.push(e);
         }
@@ -493,7 +505,7 @@ impl StoreSim {
                 (EventType::StockCount, count_at, count_lines),
             ] {
                 for chunk in lines.chunks(1000) {
-                    let e = self.event(&mut rng, catalog, store, t, at, None, chunk.to_vec());
+                    let e = self.event(&mut rng, catalog, store, t, at, None, chunk);
                     out.events.push(e);
                 }
             }
@@ -567,7 +579,7 @@ impl StoreSim {
         q: Milli,
         day: u32,
         at: DateTime<Utc>,
-        out: &mut StoreDay,
+        out: &mut StoreDay<'_>,
     ) {
         let k = &mut self.keys[ki];
         let p = &catalog.products[k.product as usize];
@@ -599,7 +611,7 @@ impl StoreSim {
         catalog: &Catalog,
         q: Milli,
         at: DateTime<Utc>,
-        out: &mut StoreDay,
+        out: &mut StoreDay<'_>,
     ) {
         let k = &mut self.keys[ki];
         k.true_qty -= q;
@@ -627,7 +639,7 @@ impl StoreSim {
         self.update_phantom(ki, at, out);
     }
 
-    fn mark_out(&mut self, ki: usize, at: DateTime<Utc>, out: &mut StoreDay) {
+    fn mark_out(&mut self, ki: usize, at: DateTime<Utc>, out: &mut StoreDay<'_>) {
         let k = &mut self.keys[ki];
         if k.true_qty <= 0 && k.out_since.is_none() {
             k.out_since = Some(at);
@@ -636,7 +648,7 @@ impl StoreSim {
         }
     }
 
-    fn update_phantom(&mut self, ki: usize, at: DateTime<Utc>, out: &mut StoreDay) {
+    fn update_phantom(&mut self, ki: usize, at: DateTime<Utc>, out: &mut StoreDay<'_>) {
         let k = &mut self.keys[ki];
         let phantom = k.true_qty <= 0 && k.recorded > 0;
         match (phantom, k.phantom_since) {
@@ -659,29 +671,36 @@ impl StoreSim {
         }
     }
 
-    fn event(
+    fn event<'c>(
         &mut self,
         rng: &mut ChaCha8Rng,
-        catalog: &Catalog,
-        store: &Store,
+        catalog: &'c Catalog,
+        store: &'c Store,
         event_type: EventType,
         at: DateTime<Utc>,
         transaction_id: Option<String>,
-        lines: Vec<(u32, Milli, Option<(Decimal, Decimal)>)>,
-    ) -> Event<'static> {
+        lines: &[(u32, Milli, Option<(Decimal, Decimal)>)],
+    ) -> Event<'c> {
         self.seq += 1;
-        let id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        // the sixteen bytes `rng.random::<[u8; 16]>()` draws (each the low byte of a 32-bit
+        // draw), without its per-element closure calls
+        let mut bytes = [0u8; 16];
+        for b in &mut bytes {
+            *b = rng.next_u32() as u8;
+        }
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let mut text = uuid::Uuid::encode_buffer();
         Event {
-            event_id: Cow::Owned(id.hyphenated().to_string()),
+            event_id: Cow::Owned(id.hyphenated().encode_lower(&mut text).to_owned()),
             event_type,
             event_time: at,
-            store_id: Cow::Owned(store.store_id.clone()),
+            store_id: Cow::Borrowed(&store.store_id),
             register_id: None,
             transaction_id: transaction_id.map(Cow::Owned),
             lines: lines
-                .into_iter()
-                .map(|(p, q, price)| Line {
-                    sku: Cow::Owned(catalog.products[p as usize].sku.clone()),
+                .iter()
+                .map(|&(p, q, price)| Line {
+                    sku: Cow::Borrowed(&catalog.products[p as usize].sku),
                     quantity: Decimal::new(q, 3),
                     unit_price: price.map(|(p, _)| p),
                     discount: price.and_then(|(_, d)| (!d.is_zero()).then_some(d)),
@@ -691,6 +710,36 @@ impl StoreSim {
             product_name: None,
             category: None,
         }
+    }
+}
+
+/// `{prefix}{n:06}`, as `format!` would write it, without its machinery: one per basket.
+fn transaction_id(prefix: &str, n: u32) -> String {
+    let mut id = String::with_capacity(prefix.len() + 10);
+    id.push_str(prefix);
+    let mut digits = [b'0'; 10];
+    let mut i = digits.len();
+    let mut rest = n;
+    while rest > 0 {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let from = i.min(digits.len() - 6);
+    id.extend(digits[from..].iter().map(|&d| char::from(d)));
+    id
+}
+
+/// `POS-{n:02}`: the registers a store has are few, so their names are written once.
+fn register_id(n: u32) -> Cow<'static, str> {
+    const NAMES: [&str; 24] = [
+        "POS-01", "POS-02", "POS-03", "POS-04", "POS-05", "POS-06", "POS-07", "POS-08", "POS-09",
+        "POS-10", "POS-11", "POS-12", "POS-13", "POS-14", "POS-15", "POS-16", "POS-17", "POS-18",
+        "POS-19", "POS-20", "POS-21", "POS-22", "POS-23", "POS-24",
+    ];
+    match n.checked_sub(1).and_then(|i| NAMES.get(i as usize)) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(format!("POS-{n:02}")),
     }
 }
 

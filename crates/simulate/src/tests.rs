@@ -223,3 +223,41 @@ fn a_week_looks_like_a_week() {
             .any(|t| matches!(t, TruthRecord::Promotion { .. }))
     );
 }
+
+#[test]
+fn runs_merge_as_a_stable_sort_would_order_them() {
+    use rand::{Rng, SeedableRng};
+    let base = default_start();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for case in 0..200 {
+        let run_count = rng.random_range(0..6);
+        let runs: Vec<Vec<OutRecord>> = (0..run_count)
+            .map(|run| {
+                let len = rng.random_range(0..12);
+                // few distinct times, so that equal times across and within runs are common
+                let mut times: Vec<i64> = (0..len).map(|_| rng.random_range(0..5)).collect();
+                if case % 7 != 0 {
+                    times.sort_unstable();
+                }
+                times
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| OutRecord {
+                        time: base + chrono::Duration::seconds(s),
+                        partition_key: format!("{run}-{i}"),
+                        bytes: Vec::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut expected: Vec<OutRecord> = runs.iter().flatten().cloned().collect();
+        expected.sort_by_key(|r| r.time);
+        let merged = merge_in_time_order(runs);
+        let names = |v: &[OutRecord]| {
+            v.iter()
+                .map(|r| r.partition_key.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&merged), names(&expected), "case {case}");
+    }
+}
