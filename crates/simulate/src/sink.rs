@@ -85,7 +85,9 @@ pub struct RunOptions {
 
 /// A file or stdout, written by a thread of its own so that simulating the next day overlaps
 /// writing this one (and freeing its records). It flushes whenever it has caught up, so paced
-/// output is never held back.
+/// output is never held back. A regular file is also synced to disk every
+/// [`SYNC_EVERY_BYTES`] and at the end: the disk then writes while the next days are
+/// simulated, instead of all at once after the last one, and a finished file is on disk.
 struct BackgroundWriter {
     tx: Option<std::sync::mpsc::SyncSender<Vec<OutRecord>>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
@@ -93,9 +95,14 @@ struct BackgroundWriter {
 }
 
 impl BackgroundWriter {
-    fn start(mut out: Box<dyn Write + Send>, path: String) -> BackgroundWriter {
+    fn start(
+        mut out: Box<dyn Write + Send>,
+        path: String,
+        sync: Option<std::fs::File>,
+    ) -> BackgroundWriter {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<OutRecord>>(2);
         let thread = std::thread::spawn(move || {
+            let mut unsynced = 0usize;
             loop {
                 let records = match rx.try_recv() {
                     Ok(r) => r,
@@ -111,9 +118,19 @@ impl BackgroundWriter {
                 for r in &records {
                     out.write_all(&r.bytes)?;
                     out.write_all(b"\n")?;
+                    unsynced += r.bytes.len() + 1;
+                }
+                if let Some(file) = sync.as_ref().filter(|_| unsynced >= SYNC_EVERY_BYTES) {
+                    out.flush()?;
+                    file.sync_data()?;
+                    unsynced = 0;
                 }
             }
-            out.flush()
+            out.flush()?;
+            match &sync {
+                Some(file) => file.sync_data(),
+                None => Ok(()),
+            }
         });
         BackgroundWriter {
             tx: Some(tx),
@@ -143,6 +160,9 @@ impl BackgroundWriter {
     }
 }
 
+/// How much a file writer writes between syncs to disk.
+const SYNC_EVERY_BYTES: usize = 64 << 20;
+
 enum Sink {
     Writer(BackgroundWriter),
     Http {
@@ -165,15 +185,27 @@ impl Sink {
                     std::io::stdout(),
                 )),
                 "stdout".into(),
+                None,
             )),
             Target::File(p) => {
                 let f = std::fs::File::create(p).map_err(|source| SimError::Io {
                     path: p.display().to_string(),
                     source,
                 })?;
+                // only a regular file is synced (not /dev/null, a pipe or a terminal)
+                let sync = f
+                    .metadata()
+                    .is_ok_and(|m| m.is_file())
+                    .then(|| f.try_clone())
+                    .transpose()
+                    .map_err(|source| SimError::Io {
+                        path: p.display().to_string(),
+                        source,
+                    })?;
                 Sink::Writer(BackgroundWriter::start(
                     Box::new(std::io::BufWriter::with_capacity(1 << 20, f)),
                     p.display().to_string(),
+                    sync,
                 ))
             }
             Target::Http { base, token } => Sink::Http {

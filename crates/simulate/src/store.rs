@@ -791,3 +791,31 @@ fn pick_quantity(rng: &mut ChaCha8Rng, p: &Product) -> Milli {
         n * UNIT
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_written_as_format_would_write_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99_999,
+            999_999,
+            1_000_000,
+            12_345_678,
+            u32::MAX,
+        ] {
+            assert_eq!(
+                transaction_id("ST-0001-20261102-", n),
+                format!("ST-0001-20261102-{n:06}")
+            );
+        }
+        for n in [0, 1, 9, 10, 24, 25, 100, u32::MAX] {
+            assert_eq!(register_id(n), format!("POS-{n:02}"));
+        }
+    }
+}
