@@ -25,7 +25,7 @@ use crate::ModelError;
 use crate::db::Gold;
 use crate::master::{read_products, read_stores};
 use crate::rows::*;
-use crate::silver::{SilverLine, lines_between};
+use crate::silver::{SilverLine, latest_version, lines_between};
 use crate::state::*;
 
 /// Settings of the model.
@@ -289,12 +289,8 @@ impl Model {
 
     /// Whether silver holds versions gold has not consumed.
     pub async fn pending(&mut self) -> Result<u64, ModelError> {
-        self.lines
-            .update_state()
-            .await
-            .map_err(|e| ModelError::Silver(e.to_string()))?;
-        let latest = self.lines.version().unwrap_or(0);
         let done = self.checkpoint().unwrap_or(0).max(0) as u64;
+        let latest = latest_version(&mut self.lines, done).await?;
         Ok(latest.saturating_sub(done))
     }
 
@@ -335,12 +331,8 @@ impl Model {
         let now = Utc::now();
         report.master_changes = self.sync_master(&mut ws, now).await?;
 
-        self.lines
-            .update_state()
-            .await
-            .map_err(|e| ModelError::Silver(e.to_string()))?;
-        let latest = self.lines.version().unwrap_or(0);
         let done = self.checkpoint().unwrap_or(0).max(0) as u64;
+        let latest = latest_version(&mut self.lines, done).await?;
         let mut lines = Vec::new();
         if latest > done {
             let to = latest.min(done + self.cfg.max_versions_per_batch.max(1));
