@@ -82,6 +82,7 @@ pub struct RefineSection {
     pub maintenance_interval_secs: u64,
     pub vacuum_retention_hours: u64,
     pub compact_min_files: u32,
+    pub compact_after_commits: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -184,3 +184,56 @@ async fn refine_on_s3() {
     let mut again = lake.refiner().await;
     assert!(again.drain().await.expect("drain").is_empty());
 }
+
+/// Table care beside a refiner that keeps committing (as `stocklake run` does it): the
+/// compaction commit and the appends both land, every line is there once, and refine goes on.
+#[tokio::test]
+async fn compaction_beside_refine_loses_nothing() {
+    let mut lake = Lake::local();
+    let mut r = lake.refiner().await;
+    let mut expected = 0;
+    for i in 0..20 {
+        let recs: Vec<Vec<u8>> = (0..5)
+            .map(|j| event(&format!("a{i}-{j}"), "S", "A", "1"))
+            .collect();
+        lake.put("h1", &recs).await;
+        r.scan().await.expect("scan");
+        r.drain().await.expect("drain");
+        expected += 5;
+    }
+    let (silver, aws) = (lake.silver.clone(), lake.aws.clone());
+    let care =
+        tokio::spawn(async move { maintain(&silver, &aws, &MaintainConfig::default()).await });
+    // commit until the care is done, and then once more
+    let mut i = 0;
+    loop {
+        let done = care.is_finished();
+        let recs: Vec<Vec<u8>> = (0..5)
+            .map(|j| event(&format!("b{i}-{j}"), "S", "A", "1"))
+            .collect();
+        lake.put("h1", &recs).await;
+        r.scan().await.expect("scan");
+        r.drain().await.expect("refine beside table care");
+        expected += 5;
+        i += 1;
+        if done {
+            break;
+        }
+    }
+    let care = care.await.expect("join").expect("table care beside refine");
+    let lines_care = care
+        .iter()
+        .find(|c| c.table == POS_EVENT_LINES)
+        .expect("lines");
+    assert_eq!(lines_care.partitions_compacted, 1, "{lines_care:?}");
+    assert!(i > 1, "the care ran while batches were committed");
+    let lines = lines_of(&lake.table_rows(POS_EVENT_LINES).await);
+    assert_eq!(lines.len(), expected);
+    assert_eq!(lake.line_count().await, expected);
+    // a fresh refiner has nothing left to do, and dedup still knows the compacted events
+    lake.put("h1", &[event("a0-0", "S", "A", "1")]).await;
+    let mut again = lake.refiner().await;
+    let reports = again.drain().await.expect("drain");
+    assert_eq!(reports.iter().map(|b| b.counts.duplicates).sum::<u64>(), 1);
+    assert_eq!(lake.line_count().await, expected);
+}

@@ -13,6 +13,73 @@ use crate::cli::{MaintainArgs, StageArgs};
 use crate::commands::shutdown_token;
 use crate::config::Settings;
 
+/// Table care beside a refine loop: started every `refine.maintenance_interval_secs`, or once
+/// refine has committed `refine.compact_after_commits` batches since the last care, in a task
+/// of its own so that refine keeps committing meanwhile. Compaction commits `dataChange =
+/// false` and conflicts with no append (`compaction_beside_refine_loses_nothing`). Every live
+/// commit adds a file, and Delta keeps the list of active files up to date on every commit:
+/// without compaction a commit's cost grows with the files since the last one (20 ms to 60 ms
+/// within 1,500 files, 75 seconds of a live chain).
+pub struct CareSchedule {
+    settings: Settings,
+    every: Duration,
+    after_commits: u64,
+    last: tokio::time::Instant,
+    commits: u64,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl CareSchedule {
+    pub fn new(settings: &Settings) -> CareSchedule {
+        let c = &settings.config.refine;
+        CareSchedule {
+            settings: settings.clone(),
+            every: Duration::from_secs(c.maintenance_interval_secs.max(60)),
+            after_commits: c.compact_after_commits,
+            last: tokio::time::Instant::now(),
+            commits: 0,
+            running: None,
+        }
+    }
+
+    /// Counts refine commits.
+    pub fn committed(&mut self, batches: u64) {
+        self.commits += batches;
+    }
+
+    /// Starts table care if it is due and none is running.
+    pub fn poll(&mut self) {
+        if self.running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let by_commits = self.after_commits > 0 && self.commits >= self.after_commits;
+        if !by_commits && self.last.elapsed() < self.every {
+            return;
+        }
+        self.last = tokio::time::Instant::now();
+        self.commits = 0;
+        let settings = self.settings.clone();
+        self.running = Some(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match maintain(&settings.silver, &settings.aws, &maintain_config(&settings)).await {
+                Ok(care) => tracing::info!(
+                    ?care,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "silver table care done"
+                ),
+                Err(e) => tracing::warn!(error = %e, "silver table care failed"),
+            }
+        }));
+    }
+
+    /// Waits for table care that is running, so that it is not cut off at shutdown.
+    pub async fn finish(&mut self) {
+        if let Some(h) = self.running.take() {
+            let _ = h.await;
+        }
+    }
+}
+
 /// Refine settings from the configuration.
 pub fn refine_config(settings: &Settings) -> RefineConfig {
     let c = &settings.config.refine;
@@ -110,33 +177,27 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     tracing::info!(bronze = %settings.bronze, silver = %settings.silver, "refining continuously");
-    let maintain_every =
-        Duration::from_secs(settings.config.refine.maintenance_interval_secs.max(60));
-    let mut last_maintain = tokio::time::Instant::now();
+    let mut care = CareSchedule::new(settings);
     while !cancel.is_cancelled() {
         if let Err(e) = refiner.scan().await {
             tracing::warn!(error = %e, "listing bronze failed; retrying");
         }
         match refiner.drain().await {
             Ok(reports) => {
+                care.committed(reports.len() as u64);
                 for r in reports {
                     tracing::info!(batch = r.batch, "{}", summary(&r.counts));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "refine batch failed; retrying"),
         }
-        if last_maintain.elapsed() >= maintain_every {
-            last_maintain = tokio::time::Instant::now();
-            match maintain(&settings.silver, &settings.aws, &maintain_config(settings)).await {
-                Ok(care) => tracing::info!(?care, "silver table care done"),
-                Err(e) => tracing::warn!(error = %e, "silver table care failed"),
-            }
-        }
+        care.poll();
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
+    care.finish().await;
     Ok(())
 }
 

@@ -16,7 +16,6 @@ use stocklake_model::notify::Notifier;
 use stocklake_model::queries::{RunRecord, prune_runs, record_run};
 use stocklake_model::{Gold, Model};
 use stocklake_refine::Refiner;
-use stocklake_refine::maintain::maintain;
 use stocklake_serve::{AppState, Pipeline, RunInfo};
 use stocklake_storage::aws;
 use tokio::sync::{Notify, mpsc};
@@ -26,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::RunArgs;
 use crate::commands::ingest::{http_config, kinesis_config};
 use crate::commands::model::{model_config, notify_config, open_gold};
-use crate::commands::refine::{load_master, maintain_config, refine_config};
+use crate::commands::refine::{CareSchedule, load_master, refine_config};
 use crate::commands::shutdown_token;
 use crate::config::Settings;
 
@@ -247,8 +246,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
             tokio::spawn(async move {
                 let mut failures = 0u32;
                 let mut last_scan = tokio::time::Instant::now();
-                let mut last_care = tokio::time::Instant::now();
-                let care_every = Duration::from_secs(settings.config.refine.maintenance_interval_secs.max(60));
+                let mut care = CareSchedule::new(&settings);
                 // the hand-off dropped objects: nothing newer is consumed before a listing
                 let mut must_scan = false;
                 loop {
@@ -287,6 +285,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                                 });
                                 let _ = runs.try_send(("refine".into(), info));
                                 model_wake.notify_one();
+                                care.committed(1);
                             }
                             Ok(None) => {
                                 pipeline.update("refine", |s| {
@@ -312,19 +311,14 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                     if last_pass {
                         break;
                     }
-                    if last_care.elapsed() >= care_every {
-                        last_care = tokio::time::Instant::now();
-                        match maintain(&settings.silver, &settings.aws, &maintain_config(&settings)).await {
-                            Ok(care) => tracing::info!(?care, "silver table care done"),
-                            Err(e) => tracing::warn!(error = %e, "silver table care failed"),
-                        }
-                    }
+                    care.poll();
                     let pause = if cancel.is_cancelled() { 100 } else { 2000 };
                     tokio::select! {
                         _ = feed.wait() => {}
                         _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
                     }
                 }
+                care.finish().await;
                 pipeline.update("refine", |s| s.state = "stopped".into());
                 refine_stopped.store(true, Ordering::SeqCst);
                 model_wake.notify_one();
