@@ -285,7 +285,9 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                                 });
                                 let _ = runs.try_send(("refine".into(), info));
                                 model_wake.notify_one();
+                                // also while refine has a backlog and does not come round
                                 care.committed(1);
+                                care.poll();
                             }
                             Ok(None) => {
                                 pipeline.update("refine", |s| {
