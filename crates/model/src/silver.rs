@@ -113,7 +113,8 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
 /// The newest version of the table, found by listing its log from `known` on — a version
 /// whose commit is known to exist (gold's checkpoint). Refreshing the table's state instead
 /// would replay the log into the list of every active file, which grows with each small live
-/// commit until compaction: measured, three quarters of a live pipeline's CPU. When the
+/// commit until compaction (with refine's own post-commit updates, 58% of a live pipeline's
+/// CPU samples; bench/RESULTS.md). When the
 /// listing cannot start at `known` (a new table, a log cleaned up behind it), the state is
 /// refreshed as before.
 pub async fn latest_version(table: &mut DeltaTable, known: u64) -> Result<u64, ModelError> {
