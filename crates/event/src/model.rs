@@ -529,6 +529,19 @@ mod tests {
         assert!("Sale".parse::<EventType>().is_err());
     }
 
+    /// `write_decimal` writes `d` as `Display` writes it normalised.
+    fn assert_written_as_display(d: Decimal) {
+        let mut v = Vec::new();
+        write_decimal(&mut v, d);
+        assert_eq!(
+            String::from_utf8_lossy(&v),
+            d.normalize().to_string(),
+            "{}e-{}",
+            d.mantissa(),
+            d.scale()
+        );
+    }
+
     #[test]
     fn decimals_are_written_as_display_writes_them() {
         for (m, scale) in [
@@ -546,14 +559,7 @@ mod tests {
             (i64::MIN, 28),
             (7, 28),
         ] {
-            let d = Decimal::new(m, scale);
-            let mut v = Vec::new();
-            write_decimal(&mut v, d);
-            assert_eq!(
-                String::from_utf8_lossy(&v),
-                d.normalize().to_string(),
-                "{m}e-{scale}"
-            );
+            assert_written_as_display(Decimal::new(m, scale));
         }
         // either side of the 64-bit fast path, and a fraction longer than the digits
         for m in [
@@ -566,14 +572,7 @@ mod tests {
             1,
         ] {
             for scale in [0, 1, 5, 19, 20, 28] {
-                let d = Decimal::from_i128_with_scale(m, scale);
-                let mut v = Vec::new();
-                write_decimal(&mut v, d);
-                assert_eq!(
-                    String::from_utf8_lossy(&v),
-                    d.normalize().to_string(),
-                    "{m}e-{scale}"
-                );
+                assert_written_as_display(Decimal::from_i128_with_scale(m, scale));
             }
         }
         let big = Decimal::MAX;

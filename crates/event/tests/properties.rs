@@ -150,12 +150,7 @@ fn apply(mut bytes: Vec<u8>, m: &Mutation) -> Vec<u8> {
         Mutation::FlipBit(i, bit) => bytes[i % n] ^= 1 << bit,
         Mutation::ReplaceValue(i, v) => {
             // replace the value that follows the i-th ':' (a field value) with `v`
-            let colons: Vec<usize> = bytes
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b':')
-                .map(|(i, _)| i)
-                .collect();
+            let colons = positions(&bytes, b':');
             if let Some(&c) = colons.get(i % colons.len().max(1)) {
                 let end = bytes[c + 1..]
                     .iter()
@@ -167,18 +162,23 @@ fn apply(mut bytes: Vec<u8>, m: &Mutation) -> Vec<u8> {
         }
         Mutation::InsertField(i, f) => {
             // insert a field (maybe one already there) at the start of the i-th object
-            let opens: Vec<usize> = bytes
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'{')
-                .map(|(i, _)| i)
-                .collect();
+            let opens = positions(&bytes, b'{');
             if let Some(&o) = opens.get(i % opens.len().max(1)) {
                 bytes.splice(o + 1..o + 1, f.bytes());
             }
         }
     }
     bytes
+}
+
+/// Where `byte` occurs in `bytes`.
+fn positions(bytes: &[u8], byte: u8) -> Vec<usize> {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == byte)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The fingerprint as it was first computed (a streaming XXH3 fed field by field): silver

@@ -20,6 +20,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
+use stocklake_event::write_json_str;
 
 /// The bronze dataset's directory under the bronze root.
 pub const DATASET: &str = "pos_events";
@@ -177,9 +178,9 @@ pub fn write_line(
     payload: &[u8],
 ) {
     out.extend_from_slice(b"{\"source\":");
-    json_str(out, source_label);
+    write_json_str(out, source_label);
     out.extend_from_slice(b",\"partition\":");
-    json_str(out, partition);
+    write_json_str(out, partition);
     out.extend_from_slice(b",\"sequence\":\"");
     out.extend_from_slice(sequence.as_bytes());
     out.extend_from_slice(b"\",\"arrived_at\":\"");
@@ -191,7 +192,7 @@ pub fn write_line(
     match std::str::from_utf8(payload) {
         Ok(text) => {
             out.extend_from_slice(b"\",\"payload\":");
-            json_str(out, text);
+            write_json_str(out, text);
         }
         Err(_) => {
             out.extend_from_slice(b"\",\"payload_base64\":\"");
@@ -369,35 +370,6 @@ fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
     };
     // anything unusual (a leap second, say) is chrono's to read
     direct().or_else(|| s.parse().ok())
-}
-
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(esc);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 fn base64_encode(out: &mut Vec<u8>, data: &[u8]) {

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use deltalake::arrow::array::{AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Decimal128Type, Int32Type};
+use stocklake_refine::Refiner;
 use stocklake_refine::maintain::{MaintainConfig, maintain};
 use stocklake_refine::master::load_master_data;
 use stocklake_refine::read::{active_files, read_files};
@@ -98,17 +99,22 @@ async fn master_data_is_versioned_only_when_it_changes() {
     assert_eq!(rows, 2);
 }
 
+/// Puts `n` one-line events `{prefix}-0`, `{prefix}-1`, … in one bronze object and refines them.
+async fn put_and_refine(lake: &mut Lake, r: &mut Refiner, prefix: &str, n: usize, quantity: &str) {
+    let recs: Vec<Vec<u8>> = (0..n)
+        .map(|j| event(&format!("{prefix}-{j}"), "S", "A", quantity))
+        .collect();
+    lake.put("h1", &recs).await;
+    r.scan().await.expect("scan");
+    r.drain().await.expect("drain");
+}
+
 #[tokio::test]
 async fn compaction_keeps_every_row_and_old_versions_readable() {
     let mut lake = Lake::local();
     let mut r = lake.refiner().await;
     for i in 0..12 {
-        let recs: Vec<Vec<u8>> = (0..20)
-            .map(|j| event(&format!("e{i}-{j}"), "S", "A", "1.5"))
-            .collect();
-        lake.put("h1", &recs).await;
-        r.scan().await.expect("scan");
-        r.drain().await.expect("drain");
+        put_and_refine(&mut lake, &mut r, &format!("e{i}"), 20, "1.5").await;
     }
     let before = lines_of(&lake.table_rows(POS_EVENT_LINES).await);
     let table = open_or_create(&lake.silver, &lake.aws, POS_EVENT_LINES)
@@ -193,12 +199,7 @@ async fn compaction_beside_refine_loses_nothing() {
     let mut r = lake.refiner().await;
     let mut expected = 0;
     for i in 0..20 {
-        let recs: Vec<Vec<u8>> = (0..5)
-            .map(|j| event(&format!("a{i}-{j}"), "S", "A", "1"))
-            .collect();
-        lake.put("h1", &recs).await;
-        r.scan().await.expect("scan");
-        r.drain().await.expect("drain");
+        put_and_refine(&mut lake, &mut r, &format!("a{i}"), 5, "1").await;
         expected += 5;
     }
     let (silver, aws) = (lake.silver.clone(), lake.aws.clone());
@@ -208,12 +209,7 @@ async fn compaction_beside_refine_loses_nothing() {
     let mut i = 0;
     loop {
         let done = care.is_finished();
-        let recs: Vec<Vec<u8>> = (0..5)
-            .map(|j| event(&format!("b{i}-{j}"), "S", "A", "1"))
-            .collect();
-        lake.put("h1", &recs).await;
-        r.scan().await.expect("scan");
-        r.drain().await.expect("refine beside table care");
+        put_and_refine(&mut lake, &mut r, &format!("b{i}"), 5, "1").await;
         expected += 5;
         i += 1;
         if done {
