@@ -42,6 +42,28 @@ pub struct StageStatus {
     window: VecDeque<(DateTime<Utc>, u64)>,
 }
 
+impl StageStatus {
+    /// Counts `n` records done at `at` into the total and the last minute's throughput.
+    fn add_records(&mut self, at: DateTime<Utc>, n: u64) {
+        self.records_total += n;
+        self.window.push_back((at, n));
+        while self
+            .window
+            .front()
+            .is_some_and(|(t, _)| at - *t > chrono::Duration::seconds(60))
+        {
+            self.window.pop_front();
+        }
+        let sum: u64 = self.window.iter().map(|(_, n)| n).sum();
+        let span = self
+            .window
+            .front()
+            .map(|(t, _)| (at - *t).num_milliseconds().max(1000) as f64 / 1000.0)
+            .unwrap_or(1.0);
+        self.throughput = sum as f64 / span.max(1.0);
+    }
+}
+
 /// Every stage's status, shared.
 #[derive(Debug, Default)]
 pub struct Pipeline {
@@ -92,26 +114,17 @@ impl Pipeline {
         }
     }
 
+    /// Counts records a stage without runs has done since the last call (HTTP ingest, which
+    /// takes requests rather than running batches): its total and throughput, sampled.
+    pub fn counted(&self, stage: &str, at: DateTime<Utc>, n: u64) {
+        self.update(stage, |s| s.add_records(at, n));
+    }
+
     /// Records a finished run (keeps the last ten) and its throughput.
     pub fn run(&self, stage: &str, run: RunInfo) {
         self.update(stage, |s| {
             let ok = run.status == "ok";
-            s.records_total += run.records_in;
-            s.window.push_back((run.finished_at, run.records_in));
-            while s
-                .window
-                .front()
-                .is_some_and(|(t, _)| run.finished_at - *t > chrono::Duration::seconds(60))
-            {
-                s.window.pop_front();
-            }
-            let n: u64 = s.window.iter().map(|(_, n)| n).sum();
-            let span = s
-                .window
-                .front()
-                .map(|(t, _)| (run.finished_at - *t).num_milliseconds().max(1000) as f64 / 1000.0)
-                .unwrap_or(1.0);
-            s.throughput = n as f64 / span.max(1.0);
+            s.add_records(run.finished_at, run.records_in);
             if ok {
                 s.consecutive_failures = 0;
                 s.state = "running".into();
@@ -175,5 +188,34 @@ mod tests {
         assert_eq!(s.records_total, 100);
         assert!((s.throughput - 10.0).abs() < 1e-9, "{}", s.throughput);
         assert_eq!(s.last_runs.len(), 2);
+    }
+
+    #[test]
+    fn counted_records_give_a_total_and_the_last_minutes_rate() {
+        let p = Pipeline::new(&["ingest"]);
+        let t0 = Utc::now();
+        // 50 records a second for 90 seconds, sampled every second
+        for i in 0..=90 {
+            p.counted(
+                "ingest",
+                t0 + chrono::Duration::seconds(i),
+                if i == 0 { 0 } else { 50 },
+            );
+        }
+        let s = p.stage("ingest").expect("stage");
+        assert_eq!(s.records_total, 4500);
+        // the window holds the minute's samples and the one that opens it, as for runs
+        assert!((s.throughput - 50.0).abs() < 1.0, "{}", s.throughput);
+        assert!(s.last_runs.is_empty(), "counting is not a run");
+        assert_eq!(
+            s.state, "starting",
+            "counting leaves the state to the stage"
+        );
+        // then nothing for a minute: the rate falls to zero, the total stays
+        for i in 91..=151 {
+            p.counted("ingest", t0 + chrono::Duration::seconds(i), 0);
+        }
+        let s = p.stage("ingest").expect("stage");
+        assert_eq!((s.records_total, s.throughput), (4500, 0.0));
     }
 }

@@ -136,6 +136,28 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         s.state = "running".into();
         s.checkpoint = serde_json::json!({"http_partition": ingest.partition()});
     });
+    // HTTP ingest takes requests rather than running batches: its records are sampled from its
+    // counter every second, for the stage's total and rate (the dashboard's "records / s in")
+    {
+        let pipeline = pipeline.clone();
+        let cancel = cancel.clone();
+        tasks.push((
+            "ingest-rate",
+            tokio::spawn(async move {
+                let counter = stocklake_telemetry::INGEST_RECORDS.with_label_values(&["http"]);
+                let mut seen = counter.get();
+                while !cancel.is_cancelled() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    let now = counter.get();
+                    pipeline.counted("ingest", Utc::now(), now.saturating_sub(seen));
+                    seen = now;
+                }
+            }),
+        ));
+    }
     if let Some(stream) = settings.stream.clone() {
         let client = aws::kinesis_client(&settings.aws).await;
         let source = KinesisSource::new(client, kinesis_config(settings, &stream), writer.clone());
