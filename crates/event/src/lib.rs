@@ -25,7 +25,9 @@ mod model;
 mod parse;
 mod reason;
 
-pub use model::{Event, EventType, Form, Line, write_decimal, write_json_str, write_rfc3339};
+pub use model::{
+    Event, EventType, Form, Line, escape_mask, write_decimal, write_json_str, write_rfc3339,
+};
 pub use parse::{
     MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_event, parse_event_str, parse_event_thorough,
     parse_json_number, parse_time,

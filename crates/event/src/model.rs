@@ -204,10 +204,10 @@ impl Event<'_> {
         fn d(b: &mut Vec<u8>, v: Option<Decimal>) {
             match v {
                 Some(v) => {
-                    let n = v.normalize();
+                    let (mantissa, scale) = normalized(v);
                     b.push(1);
-                    b.extend_from_slice(&n.mantissa().to_le_bytes());
-                    b.extend_from_slice(&n.scale().to_le_bytes());
+                    b.extend_from_slice(&mantissa.to_le_bytes());
+                    b.extend_from_slice(&scale.to_le_bytes());
                 }
                 None => b.push(0),
             }
@@ -318,21 +318,37 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The mantissa and scale of `d` without trailing zeros (and zero as `(0, 0)`): what
+/// `Decimal::normalize` gives, computed in 64 bits for a mantissa that fits them (every
+/// realistic quantity and price) instead of by 96-bit division.
+pub fn normalized(d: Decimal) -> (i128, u32) {
+    let (mantissa, scale) = (d.mantissa(), d.scale());
+    match i64::try_from(mantissa) {
+        Ok(0) => (0, 0),
+        Ok(mut m) => {
+            let mut s = scale;
+            while s > 0 && m % 10 == 0 {
+                m /= 10;
+                s -= 1;
+            }
+            (i128::from(m), s)
+        }
+        Err(_) => {
+            let n = d.normalize();
+            (n.mantissa(), n.scale())
+        }
+    }
+}
+
 /// Where the first byte that JSON needs escaped (`"`, `\\`, a control character) is, or the
 /// length if there is none. Eight bytes are checked at once: a word has such a byte exactly
 /// when one of the classic "has a zero byte" / "has a byte less than n" tests fires on it. A
 /// tail shorter than a word is checked as the last eight bytes, overlapping the word before.
 fn first_to_escape(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let flagged = |chunk: &[u8]| {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-        control | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\')))
-            != 0
+        escape_mask(u64::from_le_bytes(word)) != 0
     };
     let len = bytes.len();
     let mut at = 0;
@@ -346,6 +362,18 @@ fn first_to_escape(bytes: &[u8]) -> usize {
         .iter()
         .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
         .unwrap_or(len - at)
+}
+
+/// The bytes of a little-endian word that JSON escapes in a string (`"`, `\\`, below 0x20), as
+/// the high bit of each such byte. The lowest flagged byte is always such a byte and none lies
+/// below it (a flag above the first may be false: the subtraction borrows upwards), so
+/// `trailing_zeros() / 8` is the position of the first.
+pub fn escape_mask(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    control | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\')))
 }
 
 /// Writes a decimal as a JSON number with no exponent and no needless trailing zeros.
@@ -595,6 +623,28 @@ mod tests {
             let mut v = Vec::new();
             write_decimal(&mut v, d);
             proptest::prop_assert_eq!(String::from_utf8_lossy(&v), d.normalize().to_string());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_decimal_normalizes_as_rust_decimal_does(
+            m in proptest::prelude::any::<i128>(),
+            small in proptest::prelude::any::<i64>(),
+            zeros in 0u32..20,
+            scale in 0u32..=28,
+        ) {
+            let m = m % 79_228_162_514_264_337_593_543_950_335; // 96 bits
+            // small mantissas with trailing zeros, as quantities and prices are
+            let padded = i128::from(small / 10i64.pow(zeros.min(18))) * 10i128.pow(zeros);
+            let padded = padded % 79_228_162_514_264_337_593_543_950_335;
+            for m in [m, i128::from(small), padded, 0] {
+                for sign in [1, -1] {
+                    let d = Decimal::from_i128_with_scale(sign * m, scale);
+                    let n = d.normalize();
+                    proptest::prop_assert_eq!(normalized(d), (n.mantissa(), n.scale()));
+                }
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::model::{Event, EventType, Form, Line};
+use crate::model::{Event, EventType, Form, Line, normalized};
 use crate::reason::{ReasonCode as R, Rejection, Violation};
 
 /// The largest record accepted, in bytes (the Kinesis record limit).
@@ -455,11 +455,18 @@ fn read_id<'a>(raw: Option<&'a RawValue>) -> IdRead<'a> {
             clip(raw.map(|r| r.get()).unwrap_or(""))
         )),
         Ok(Some(s)) => {
+            // ids are ASCII: counted and checked by byte (the control characters of ASCII
+            // are exactly those below 0x20 and 0x7f)
+            let (chars, control) = if s.is_ascii() {
+                (s.len(), s.bytes().any(|b| b < 0x20 || b == 0x7f))
+            } else {
+                (s.chars().count(), s.chars().any(char::is_control))
+            };
             if s.is_empty() {
                 IdRead::Invalid("empty string".into())
-            } else if s.chars().count() > MAX_ID_CHARS {
+            } else if chars > MAX_ID_CHARS {
                 IdRead::Invalid(format!("longer than {MAX_ID_CHARS} characters"))
-            } else if s.chars().any(char::is_control) {
+            } else if control {
                 IdRead::Invalid("contains control characters".into())
             } else {
                 IdRead::Ok(s)
@@ -568,7 +575,8 @@ fn read_quantity(
         ));
         ok = false;
     }
-    if q.normalize().scale() > 3 {
+    let (mantissa, scale) = normalized(q);
+    if scale > 3 {
         v.push(Violation::new(
             R::QuantityPrecision,
             at.text(),
@@ -587,9 +595,7 @@ fn read_quantity(
         ok = false;
     }
     if ok {
-        let mut q = q.normalize();
-        q.rescale(3);
-        Some(q)
+        Some(at_scale(mantissa, scale, 3))
     } else {
         None
     }
@@ -630,7 +636,8 @@ fn read_money(
         ));
         return Err(());
     }
-    if d.normalize().scale() > 4 {
+    let (mantissa, scale) = normalized(d);
+    if scale > 4 {
         v.push(Violation::new(
             precision,
             at.text(),
@@ -638,9 +645,22 @@ fn read_money(
         ));
         return Err(());
     }
-    let mut d = d.normalize();
-    d.rescale(4);
-    Ok(Some(d))
+    Ok(Some(at_scale(mantissa, scale, 4)))
+}
+
+/// The decimal `mantissa × 10^-scale` (normalized, `scale <= to`) written with `to` decimals:
+/// what `normalize` then `rescale(to)` give, without 96-bit arithmetic for values in range.
+fn at_scale(mantissa: i128, scale: u32, to: u32) -> Decimal {
+    let direct = to
+        .checked_sub(scale)
+        .and_then(|up| 10i128.checked_pow(up))
+        .and_then(|p| mantissa.checked_mul(p))
+        .and_then(|m| Decimal::try_from_i128_with_scale(m, to).ok());
+    direct.unwrap_or_else(|| {
+        let mut d = Decimal::from_i128_with_scale(mantissa, scale);
+        d.rescale(to);
+        d
+    })
 }
 
 /// Reads a JSON number from its exact text into a decimal.
@@ -895,5 +915,32 @@ impl<'de> Deserialize<'de> for Str<'de> {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn any_decimal_is_put_at_scale_as_normalize_then_rescale_put_it(
+            m in proptest::prelude::any::<i64>(),
+            scale in 0u32..=28,
+            to in 0u32..=6,
+        ) {
+            for m in [i128::from(m), i128::from(m % 1_000_000), 0] {
+                let d = Decimal::from_i128_with_scale(m, scale);
+                let (mantissa, s) = normalized(d);
+                if s <= to {
+                    let mut want = d.normalize();
+                    want.rescale(to);
+                    let got = at_scale(mantissa, s, to);
+                    proptest::prop_assert_eq!(got.mantissa(), want.mantissa());
+                    proptest::prop_assert_eq!(got.scale(), want.scale());
+                    proptest::prop_assert_eq!(got.is_sign_negative(), want.is_sign_negative());
+                }
+            }
+        }
     }
 }

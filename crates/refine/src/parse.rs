@@ -186,9 +186,18 @@ impl LineColumns {
 
 /// Decimal with the given scale as the i128 Arrow stores.
 fn scaled(d: rust_decimal::Decimal, scale: u32) -> i128 {
-    let mut d = d;
-    d.rescale(scale);
-    d.mantissa()
+    // a value with no more decimals than the column's (as validation guarantees) is its
+    // mantissa times a power of ten: no 96-bit arithmetic needed
+    let exact = scale
+        .checked_sub(d.scale())
+        .and_then(|up| 10i128.checked_pow(up))
+        .and_then(|p| d.mantissa().checked_mul(p))
+        .filter(|v| v.unsigned_abs() < 1 << 96);
+    exact.unwrap_or_else(|| {
+        let mut d = d;
+        d.rescale(scale);
+        d.mantissa()
+    })
 }
 
 /// Context shared by the objects of one batch.
@@ -458,6 +467,23 @@ mod tests {
 
     fn values(b: &RecordBatch) -> Vec<i32> {
         b.column(0).as_primitive::<Int32Type>().values().to_vec()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimals_scale_as_rescale_does(
+            m in proptest::prelude::any::<i128>(),
+            from in 0u32..=28,
+            to in 0u32..=6,
+        ) {
+            let m = m % 79_228_162_514_264_337_593_543_950_335; // 96 bits
+            for m in [m, m % 1_000_000, 0] {
+                let d = rust_decimal::Decimal::from_i128_with_scale(m, from);
+                let mut r = d;
+                r.rescale(to);
+                proptest::prop_assert_eq!(scaled(d, to), r.mantissa());
+            }
+        }
     }
 
     #[test]

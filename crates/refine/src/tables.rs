@@ -59,7 +59,8 @@ pub static LINES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// How the lines table's Parquet files are encoded. Snappy, as the Delta writer's default; no
 /// dictionary for the columns whose values are unique to an event or a record (a dictionary
 /// of them fills up and is dropped anyway, after every value has been hashed), and no
-/// statistics for the lineage columns nobody filters on.
+/// statistics for the lineage columns nobody filters on nor for the random ids (the minimum
+/// and maximum of UUIDs rule no file out; keeping them compared every value twice).
 pub fn lines_writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
     use deltalake::parquet::basic::Compression;
     use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -75,6 +76,8 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
         b = b.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
     for column in [
+        "event_id",
+        "transaction_id",
         "event_fingerprint",
         "source",
         "partition",

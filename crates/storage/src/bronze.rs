@@ -20,7 +20,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
-use stocklake_event::write_json_str;
+use stocklake_event::{escape_mask, write_json_str};
 
 /// The bronze dataset's directory under the bronze root.
 pub const DATASET: &str = "pos_events";
@@ -283,31 +283,59 @@ fn json_string(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let body = s.strip_prefix('"')?;
     let bytes = body.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => return Some((Cow::Borrowed(&body[..i]), &body[i + 1..])),
-            b'\\' => break,
-            0..=0x1f => return None,
-            _ => i += 1,
+    loop {
+        match word_at(bytes, i) {
+            Some(w) if escape_mask(w) == 0 => i += 8,
+            Some(w) => {
+                i += (escape_mask(w).trailing_zeros() / 8) as usize;
+                break;
+            }
+            None => {
+                i += bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                    .unwrap_or(bytes.len() - i);
+                break;
+            }
         }
     }
-    // escapes: unescape from the first one on, byte by byte (the spans between escapes are
-    // short in an escaped JSON record: copying them one call at a time costs more)
-    let mut out: Vec<u8> = Vec::with_capacity(body.len());
-    out.extend_from_slice(&bytes[..i]);
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b != b'"' && b != b'\\' && b >= 0x20 {
-            out.push(b);
-            i += 1;
-            continue;
+    match bytes.get(i) {
+        Some(b'"') => return Some((Cow::Borrowed(&body[..i]), &body[i + 1..])),
+        Some(b'\\') => {}
+        _ => return None,
+    }
+    // escapes (every quote of an escaped JSON record): the output is never longer than the
+    // input, so each word is copied whole and the output advanced past its clean bytes only
+    let mut out = vec![0u8; bytes.len()];
+    out[..i].copy_from_slice(&bytes[..i]);
+    let mut o = i;
+    loop {
+        if let Some(w) = word_at(bytes, i) {
+            out[o..o + 8].copy_from_slice(&bytes[i..i + 8]);
+            let m = escape_mask(w);
+            if m == 0 {
+                i += 8;
+                o += 8;
+                continue;
+            }
+            let k = (m.trailing_zeros() / 8) as usize;
+            i += k;
+            o += k;
         }
+        let b = *bytes.get(i)?;
         if b == b'"' {
+            out.truncate(o);
             let text = String::from_utf8(out).ok()?;
             return Some((Cow::Owned(text), &body[i + 1..]));
         }
-        if b < 0x20 {
-            return None;
+        if b != b'\\' {
+            if b < 0x20 {
+                return None;
+            }
+            out[o] = b;
+            i += 1;
+            o += 1;
+            continue;
         }
         let esc = *bytes.get(i + 1)?;
         i += 2;
@@ -327,15 +355,23 @@ fn json_string(s: &str) -> Option<(Cow<'_, str>, &str)> {
                 }
                 // a surrogate pair is rare in a record: the JSON parser reads it
                 let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
-                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                let utf8 = c.encode_utf8(&mut [0; 4]).len();
+                c.encode_utf8(&mut out[o..o + utf8]);
+                o += utf8;
                 i += 4;
                 continue;
             }
             _ => return None,
         };
-        out.push(plain);
+        out[o] = plain;
+        o += 1;
     }
-    None
+}
+
+/// The eight bytes at `i` as a little-endian word, if there are eight.
+fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = bytes.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
 }
 
 /// Reads an instant written as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (how [`write_line`] writes it)
@@ -524,6 +560,41 @@ mod tests {
                     let json: BronzeLine<'_> =
                         serde_json::from_slice(&out).expect("the JSON parser accepts it too");
                     prop_assert_eq!(direct, json);
+                }
+            }
+        }
+
+        #[test]
+        fn strings_unescape_as_the_json_parser_reads_them(
+            text in "\\PC{0,60}|[\"\\\\/\\n\\t\\u{1}\\u{7f}é€😀ab]{0,40}",
+            spelled in prop::collection::vec(0u8..3, 0..100),
+            tail in "[,}\"a]{0,3}",
+        ) {
+            // each character written plainly, with its short escape, or as \uXXXX (characters
+            // outside the basic plane always plainly)
+            let mut encoded = String::from("\"");
+            for (i, c) in text.chars().enumerate() {
+                let how = spelled.get(i).copied().unwrap_or(0);
+                match (c, how) {
+                    ('"', _) => encoded.push_str("\\\""),
+                    ('\\', _) => encoded.push_str("\\\\"),
+                    (c, _) if (c as u32) < 0x20 => encoded.push_str(&format!("\\u{:04x}", c as u32)),
+                    ('/', 1) => encoded.push_str("\\/"),
+                    (c, 2) if (c as u32) < 0x10000 => encoded.push_str(&format!("\\u{:04X}", c as u32)),
+                    (c, _) => encoded.push(c),
+                }
+            }
+            encoded.push('"');
+            let parsed: String = serde_json::from_str(&encoded).expect("valid JSON");
+            prop_assert_eq!(&parsed, &text);
+            let whole = format!("{encoded}{tail}");
+            let (got, rest) = json_string(&whole).expect("read");
+            prop_assert_eq!(got.as_ref(), text.as_str());
+            prop_assert_eq!(rest, tail.as_str());
+            // cut short anywhere: never read past the end
+            for cut in 0..encoded.len() {
+                if let Some(prefix) = encoded.get(..cut) {
+                    prop_assert!(json_string(prefix).is_none(), "{:?}", prefix);
                 }
             }
         }
