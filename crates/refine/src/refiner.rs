@@ -211,6 +211,68 @@ pub struct Refiner {
     redo: Option<Progress>,
     /// Set after a failure: reload everything before the next batch.
     dirty: bool,
+    /// The next batch's objects, read and parsed while this batch is written.
+    prefetch: Option<Prefetch>,
+}
+
+/// The objects of the batch after the one being written, read and parsed in a task of their
+/// own. Phase 1 reads nothing but bronze, so it can run ahead; it is used only if the next
+/// batch begins with exactly these objects (nothing older arrived meanwhile) and has the
+/// batch number it was parsed for (the batch before committed).
+struct Prefetch {
+    batch: i64,
+    refined_at: DateTime<Utc>,
+    names: Vec<ObjectName>,
+    task: Option<tokio::task::JoinHandle<Result<Vec<ObjectParse>, RefineError>>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Reads and parses objects, in parallel and in order. With a byte bound, no further object is
+/// started once the objects parsed hold that many bytes (those already under way still join).
+async fn parse_objects(
+    store: Arc<dyn ObjectStore>,
+    names: Vec<ObjectName>,
+    ctx: BatchContext,
+    max_bytes: Option<usize>,
+) -> Result<Vec<ObjectParse>, RefineError> {
+    let full = Arc::new(AtomicBool::new(false));
+    let stop = full.clone();
+    let mut parsing = futures::stream::iter(
+        names
+            .into_iter()
+            .take_while(move |_| !stop.load(Ordering::Relaxed))
+            .map(|name| {
+                let store = store.clone();
+                let ctx = ctx.clone();
+                async move {
+                    let text = read_bronze(store.as_ref(), &name).await.map_err(|e| {
+                        RefineError::Storage(format!("reading {}: {e}", name.path()))
+                    })?;
+                    tokio::task::spawn_blocking(move || parse_object(name, text, &ctx))
+                        .await
+                        .map_err(|e| RefineError::Internal(e.to_string()))?
+                }
+            }),
+    )
+    .buffered(4);
+    let mut parsed: Vec<ObjectParse> = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(p) = parsing.next().await {
+        let p = p?;
+        bytes += p.text.len();
+        parsed.push(p);
+        if max_bytes.is_some_and(|max| bytes >= max) {
+            full.store(true, Ordering::Relaxed);
+        }
+    }
+    Ok(parsed)
 }
 
 impl std::fmt::Debug for Refiner {
@@ -241,6 +303,7 @@ impl Refiner {
             known: BTreeMap::new(),
             redo: None,
             dirty: false,
+            prefetch: None,
         };
         r.recover().await?;
         Ok(r)
@@ -296,6 +359,7 @@ impl Refiner {
             "dedup window loaded from silver"
         );
         self.known.clear();
+        self.prefetch = None;
         self.dirty = false;
         Ok(())
     }
@@ -404,49 +468,64 @@ impl Refiner {
         if names.is_empty() {
             return Ok(None);
         }
-        let refined_at = Utc::now();
-        let ctx = BatchContext {
-            batch,
-            refined_at,
-            window: self.cfg.window,
+        // a batch to redo is redone whole; otherwise it stops at the byte bound
+        let max_bytes = redo.is_none().then_some(self.cfg.batch_max_bytes);
+        let ready = self
+            .prefetch
+            .take()
+            .filter(|p| redo.is_none() && p.batch == batch && names.starts_with(&p.names));
+        let (refined_at, parsed) = match ready {
+            Some(mut p) => {
+                let task = p
+                    .task
+                    .take()
+                    .ok_or_else(|| RefineError::Internal("a prefetch without its task".into()))?;
+                let parsed = task
+                    .await
+                    .map_err(|e| RefineError::Internal(format!("prefetch: {e}")))??;
+                (p.refined_at, parsed)
+            }
+            None => {
+                let refined_at = Utc::now();
+                let ctx = BatchContext {
+                    batch,
+                    refined_at,
+                    window: self.cfg.window,
+                };
+                let parsed =
+                    parse_objects(self.bronze.clone(), names.clone(), ctx, max_bytes).await?;
+                (refined_at, parsed)
+            }
         };
-        // fetch and parse, objects in parallel and in order; once the batch holds enough bytes
-        // no further object is started (those already under way still join the batch)
-        let store = self.bronze.clone();
-        let full = Arc::new(AtomicBool::new(false));
-        let stop = full.clone();
-        let mut parsing = futures::stream::iter(
-            names
-                .clone()
-                .into_iter()
-                .take_while(move |_| !stop.load(Ordering::Relaxed))
-                .map(|name| {
-                    let store = store.clone();
-                    let ctx = ctx.clone();
-                    async move {
-                        let text = read_bronze(store.as_ref(), &name).await.map_err(|e| {
-                            RefineError::Storage(format!("reading {}: {e}", name.path()))
-                        })?;
-                        tokio::task::spawn_blocking(move || parse_object(name, text, &ctx))
-                            .await
-                            .map_err(|e| RefineError::Internal(e.to_string()))?
-                    }
-                }),
-        )
-        .buffered(4);
-        let mut parsed: Vec<ObjectParse> = Vec::with_capacity(names.len());
-        let mut bytes = 0usize;
-        while let Some(p) = parsing.next().await {
-            let p = p?;
-            bytes += p.text.len();
-            parsed.push(p);
-            // a batch to redo is redone whole
-            if redo.is_none() && bytes >= self.cfg.batch_max_bytes {
-                full.store(true, Ordering::Relaxed);
+        let names: Vec<ObjectName> = names.into_iter().take(parsed.len()).collect();
+        if redo.is_none() {
+            // the objects after these are read and parsed while this batch is written
+            let next: Vec<ObjectName> = self
+                .known
+                .values()
+                .skip(names.len())
+                .take(self.cfg.batch_max_objects.max(1))
+                .cloned()
+                .collect();
+            if !next.is_empty() {
+                let ctx = BatchContext {
+                    batch: batch + 1,
+                    refined_at: Utc::now(),
+                    window: self.cfg.window,
+                };
+                self.prefetch = Some(Prefetch {
+                    batch: batch + 1,
+                    refined_at: ctx.refined_at,
+                    names: next.clone(),
+                    task: Some(tokio::spawn(parse_objects(
+                        self.bronze.clone(),
+                        next,
+                        ctx,
+                        max_bytes,
+                    ))),
+                });
             }
         }
-        drop(parsing);
-        let names: Vec<ObjectName> = names.into_iter().take(parsed.len()).collect();
 
         // days older than what dedup holds are read from silver first
         let days = self
@@ -697,27 +776,83 @@ pub struct Rows {
     pub rows: RecordBatch,
 }
 
-/// Spreads rows over at most `ways` writers, whole dates to a writer, balanced by rows (the
-/// largest date first to the lightest writer); each writer keeps the rows' order.
-pub fn spread_by_date(rows: Vec<Rows>, ways: usize) -> Vec<Vec<Rows>> {
+/// A date with fewer rows than twice this is never split over writers: its rows go to one
+/// file. Live batches (a few thousand lines) stay one file per partition.
+pub const MIN_SPLIT_ROWS: usize = 1 << 17;
+
+/// Spreads rows over at most `ways` writers, balanced by rows (the largest piece first to the
+/// lightest writer); each writer keeps the rows' order. A date goes whole to one writer unless
+/// it holds more than a writer's fair share and at least `2 * min_split_rows` rows: then it is
+/// cut into up to `ways` contiguous pieces (zero-copy slices) that are encoded in parallel, one
+/// file each. A bulk load of one day's records would otherwise be encoded on one core.
+pub fn spread_by_date(rows: Vec<Rows>, ways: usize, min_split_rows: usize) -> Vec<Vec<Rows>> {
     let mut sizes: BTreeMap<Option<i32>, usize> = BTreeMap::new();
     for r in &rows {
         *sizes.entry(r.date).or_default() += r.rows.num_rows();
     }
-    let ways = ways.clamp(1, sizes.len().max(1));
-    let mut by_size: Vec<(Option<i32>, usize)> = sizes.into_iter().collect();
-    by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let total: usize = sizes.values().sum();
+    let ways = ways.max(1);
+    let share = total.div_ceil(ways).max(1);
+    // each date's pieces, as the row (within the date) where each piece ends
+    let mut ends: BTreeMap<Option<i32>, Vec<usize>> = BTreeMap::new();
+    let mut pieces: Vec<(usize, Option<i32>, usize)> = Vec::new();
+    for (&date, &n) in &sizes {
+        let k = if n > share && n >= 2 * min_split_rows.max(1) {
+            n.div_ceil(share)
+                .min(ways)
+                .min(n / min_split_rows.max(1))
+                .max(1)
+        } else {
+            1
+        };
+        let e: Vec<usize> = (1..=k).map(|i| n * i / k).collect();
+        let mut from = 0;
+        for (i, &to) in e.iter().enumerate() {
+            pieces.push((to - from, date, i));
+            from = to;
+        }
+        ends.insert(date, e);
+    }
+    pieces.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let ways = ways.min(pieces.len().max(1));
     let mut load = vec![0usize; ways];
-    let mut writer_of: BTreeMap<Option<i32>, usize> = BTreeMap::new();
-    for (date, n) in by_size {
+    let mut writer_of: BTreeMap<(Option<i32>, usize), usize> = BTreeMap::new();
+    for (n, date, i) in pieces {
         let lightest = (0..ways).min_by_key(|w| (load[*w], *w)).unwrap_or(0);
         load[lightest] += n;
-        writer_of.insert(date, lightest);
+        writer_of.insert((date, i), lightest);
     }
     let mut out: Vec<Vec<Rows>> = vec![Vec::new(); ways];
+    let mut seen: BTreeMap<Option<i32>, usize> = BTreeMap::new();
     for r in rows {
-        let w = writer_of.get(&r.date).copied().unwrap_or(0);
-        out[w].push(r);
+        let n = r.rows.num_rows();
+        let at = seen.entry(r.date).or_default();
+        let piece_ends = ends.get(&r.date).map(Vec::as_slice).unwrap_or(&[]);
+        if piece_ends.len() <= 1 {
+            let w = writer_of.get(&(r.date, 0)).copied().unwrap_or(0);
+            *at += n;
+            out[w].push(r);
+            continue;
+        }
+        // cut at the piece boundaries that fall inside these rows
+        let mut done = 0;
+        while done < n {
+            let row = *at + done;
+            let piece = piece_ends.partition_point(|&end| end <= row);
+            let end = piece_ends.get(piece).copied().unwrap_or(*at + n);
+            let len = (end - row).min(n - done);
+            let w = writer_of.get(&(r.date, piece)).copied().unwrap_or(0);
+            out[w].push(Rows {
+                date: r.date,
+                rows: if len == n {
+                    r.rows.clone()
+                } else {
+                    r.rows.slice(done, len)
+                },
+            });
+            done += len;
+        }
+        *at += n;
     }
     out.retain(|w| !w.is_empty());
     out
@@ -744,14 +879,15 @@ async fn commit(
     let mut actions: Vec<Action> = Vec::new();
     if !rows.is_empty() {
         // Parquet encoding is the costliest step after parsing: partitions are spread over
-        // writers that encode in parallel (each partition still gets one file per batch)
+        // writers that encode in parallel (a partition gets one file per batch, or one per
+        // writer when it alone holds more than a writer's share of a large batch)
         let ways = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let date_column = match partition_by.as_deref() {
             Some([column]) => Some(column.clone()),
             _ => None,
         };
         let mut writing = Vec::with_capacity(ways);
-        for share in spread_by_date(rows, ways) {
+        for share in spread_by_date(rows, ways, MIN_SPLIT_ROWS) {
             let mut writer =
                 RecordBatchWriter::for_table(table).map_err(|e| RefineError::delta(name, e))?;
             if name == POS_EVENT_LINES {
@@ -851,7 +987,7 @@ mod tests {
         };
         // day 1: 3 + 2 rows, day 2: 3, day 3: 2, day 4: 2 (two objects)
         let input = vec![rows(1, 3), rows(2, 3), rows(3, 2), rows(1, 2), rows(4, 2)];
-        let shares = spread_by_date(input.clone(), 2);
+        let shares = spread_by_date(input.clone(), 2, 100);
         let dates = |w: &Vec<Rows>| w.iter().map(|r| r.date).collect::<Vec<_>>();
         // largest first to the lightest: {1} (5 rows) and {2, 3} (5), then 4 joins {1}
         assert_eq!(dates(&shares[0]), vec![Some(1), Some(1), Some(4)]);
@@ -865,10 +1001,81 @@ mod tests {
                 .ptr_eq(&input[0].rows.column(0).to_data())
         );
         // one way, or one date: one writer with everything, in order
-        assert_eq!(spread_by_date(input.clone(), 1).len(), 1);
-        assert_eq!(dates(&spread_by_date(input, 1)[0]).len(), 5);
-        assert_eq!(spread_by_date(vec![rows(7, 1), rows(7, 2)], 4).len(), 1);
-        assert!(spread_by_date(Vec::new(), 2).is_empty());
+        assert_eq!(spread_by_date(input.clone(), 1, 1).len(), 1);
+        assert_eq!(dates(&spread_by_date(input, 1, 1)[0]).len(), 5);
+        assert_eq!(
+            spread_by_date(vec![rows(7, 1), rows(7, 2)], 4, 100).len(),
+            1
+        );
+        assert!(spread_by_date(Vec::new(), 2, 1).is_empty());
+    }
+
+    #[test]
+    fn a_large_date_is_cut_into_contiguous_pieces_one_per_writer() {
+        use deltalake::arrow::array::{AsArray, Int32Array};
+        use deltalake::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
+        let rows = |date: i32, values: std::ops::Range<i32>| Rows {
+            date: Some(date),
+            rows: RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int32Array::from_iter_values(values))],
+            )
+            .expect("batch"),
+        };
+        let values = |w: &Vec<Rows>| -> Vec<(Option<i32>, Vec<i32>)> {
+            w.iter()
+                .map(|r| {
+                    let v = r
+                        .rows
+                        .column(0)
+                        .as_primitive::<Int32Type>()
+                        .values()
+                        .to_vec();
+                    (r.date, v)
+                })
+                .collect()
+        };
+        // one date of 10 rows in two objects (6 + 4): 5 rows to each of two writers
+        let input = vec![rows(1, 0..6), rows(1, 6..10)];
+        let shares = spread_by_date(input.clone(), 2, 2);
+        assert_eq!(shares.len(), 2);
+        assert_eq!(values(&shares[0]), vec![(Some(1), (0..5).collect())]);
+        assert_eq!(
+            values(&shares[1]),
+            vec![(Some(1), vec![5]), (Some(1), (6..10).collect())]
+        );
+        // the second object goes on whole, not copied
+        assert!(
+            shares[1][1]
+                .rows
+                .column(0)
+                .to_data()
+                .ptr_eq(&input[1].rows.column(0).to_data())
+        );
+        // below twice the smallest piece, or within a writer's share: whole
+        assert_eq!(spread_by_date(input.clone(), 2, 6).len(), 1);
+        let mixed = vec![rows(1, 0..5), rows(2, 10..15)];
+        let shares = spread_by_date(mixed, 2, 1);
+        assert_eq!(values(&shares[0]), vec![(Some(1), (0..5).collect())]);
+        assert_eq!(values(&shares[1]), vec![(Some(2), (10..15).collect())]);
+        // a large date beside a small one: cut so the writers come out even
+        let uneven = vec![rows(1, 0..9), rows(2, 100..103)];
+        let shares = spread_by_date(uneven, 2, 2);
+        let loads: Vec<usize> = shares
+            .iter()
+            .map(|w| w.iter().map(|r| r.rows.num_rows()).sum())
+            .collect();
+        assert_eq!(loads.iter().sum::<usize>(), 12);
+        assert!(loads.iter().all(|&n| n <= 7), "{loads:?}");
+        // every row once
+        let mut all: Vec<i32> = shares
+            .iter()
+            .flat_map(values)
+            .flat_map(|(_, v)| v)
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..9).chain(100..103).collect::<Vec<_>>());
     }
 
     fn seqs(names: &[ObjectName]) -> Vec<(String, String)> {
