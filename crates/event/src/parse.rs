@@ -699,6 +699,15 @@ fn read_string<'a>(raw: Option<&'a RawValue>) -> Result<Option<Cow<'a, str>>, ()
     match raw {
         None => Ok(None),
         Some(r) if r.get() == "null" => Ok(None),
+        // a raw value the JSON parser already took is one token: a string without a backslash
+        // is its text between the quotes (no escapes to undo, no control characters)
+        Some(r)
+            if r.get().len() >= 2
+                && r.get().starts_with('"')
+                && !r.get().as_bytes()[1..].contains(&b'\\') =>
+        {
+            Ok(r.get().get(1..r.get().len() - 1).map(Cow::Borrowed))
+        }
         Some(r) => match serde_json::from_str::<Str<'a>>(r.get()) {
             Ok(s) => Ok(Some(s.0)),
             Err(_) => Err(()),
@@ -756,6 +765,12 @@ impl<'a> Fields<'a> {
 
     /// `line`: the index of the line these fields belong to, `None` at the top level.
     fn check_duplicates(&self, known: &[&str], line: Option<usize>, v: &mut Vec<Violation>) {
+        // the usual case, no key twice, decided pair by pair (keys of other lengths differ at
+        // once) before any known name is counted
+        let e = &self.entries;
+        if !(1..e.len()).any(|j| e[..j].iter().any(|(k, _)| *k == e[j].0)) {
+            return;
+        }
         for name in known {
             if self.entries.iter().filter(|(k, _)| k == name).count() > 1 {
                 let path = match line {
