@@ -197,6 +197,16 @@ fn q(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
+/// A quantity expected on the way (inferred from the receipt rhythm, a forecast rather than a
+/// count): whole units for products sold by the unit, grams for products sold by weight.
+fn expected(d: Decimal, unit: &str) -> String {
+    if unit == "units" {
+        q(d.round())
+    } else {
+        q(d.round_dp(3))
+    }
+}
+
 fn when(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
 }
@@ -221,7 +231,10 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
             q(i.params.case_pack)
         )
     } else if i.position.on_order > Decimal::ZERO {
-        format!(" {} {unit} are already on order.", q(i.position.on_order))
+        format!(
+            " About {} {unit} are expected on the way.",
+            expected(i.position.on_order, unit)
+        )
     } else {
         String::new()
     };
@@ -425,7 +438,10 @@ pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Co
                 .map(|d| format!("{} days of cover", q(d.round_dp(1))))
                 .unwrap_or_default();
             let transit = if i.position.on_order > Decimal::ZERO {
-                format!(", {} {unit} expected on the way", q(i.position.on_order))
+                format!(
+                    ", about {} {unit} expected on the way",
+                    expected(i.position.on_order, unit)
+                )
             } else {
                 String::new()
             };
@@ -648,6 +664,15 @@ mod tests {
             v.sort_by_key(|c| c.alert_type);
             v
         }
+    }
+
+    #[test]
+    fn quantities_on_the_way_are_whole_units_or_grams() {
+        assert_eq!(expected(Decimal::new(198_468, 3), "units"), "198");
+        assert_eq!(expected(Decimal::new(198_568, 3), "units"), "199");
+        assert_eq!(expected(Decimal::new(24, 0), "units"), "24");
+        assert_eq!(expected(Decimal::new(123_456, 4), "kg"), "12.346");
+        assert_eq!(expected(Decimal::new(2_500, 3), "kg"), "2.5");
     }
 
     #[test]
