@@ -53,8 +53,10 @@ fn init_logging(format: Option<cli::LogFormat>) {
     let directives = match asked {
         Some(s) if s.contains("kernel") => s,
         Some(s) => format!("{s},{QUIET}"),
+        // delta-rs warns of every commit that met another one (table care commits beside
+        // refine by design) and retries it; one that still fails reaches stocklake as an error
         None => format!(
-            "info,aws_config=warn,aws_smithy_runtime=warn,deltalake=warn,deltalake_core=warn,deltalake_aws=warn,{QUIET}"
+            "info,aws_config=warn,aws_smithy_runtime=warn,deltalake=warn,deltalake_core=warn,deltalake_core::kernel::transaction=error,deltalake_aws=warn,{QUIET}"
         ),
     };
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
