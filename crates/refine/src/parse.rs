@@ -114,8 +114,11 @@ struct LineColumns {
 }
 
 impl LineColumns {
-    fn new(cap: usize) -> LineColumns {
-        let s = || StringBuilder::with_capacity(cap, cap * 16);
+    /// Builders for `cap` lines, each string column's buffer sized for its usual width (an
+    /// event id is 36 bytes, the object's path is `object_len`): growing them by doubling had
+    /// copied every value buffer several times.
+    fn new(cap: usize, object_len: usize) -> LineColumns {
+        let s = |width: usize| StringBuilder::with_capacity(cap, cap * width);
         let ts = || TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC");
         let dec = |(p, sc): (u8, i8)| {
             Decimal128Builder::with_capacity(cap)
@@ -123,30 +126,30 @@ impl LineColumns {
                 .unwrap_or_else(|_| Decimal128Builder::with_capacity(cap))
         };
         LineColumns {
-            event_id: s(),
+            event_id: s(36),
             line_no: Int32Builder::with_capacity(cap),
             line_count: Int32Builder::with_capacity(cap),
-            event_type: s(),
+            event_type: s(8),
             event_time: ts(),
             event_date: Date32Builder::with_capacity(cap),
-            store_id: s(),
-            register_id: s(),
-            transaction_id: s(),
-            sku: s(),
+            store_id: s(8),
+            register_id: s(8),
+            transaction_id: s(24),
+            sku: s(12),
             quantity: dec(QTY),
             unit_price: dec(MONEY),
             discount: dec(MONEY),
-            source_form: s(),
-            product_name: s(),
-            category: s(),
+            source_form: s(9),
+            product_name: s(0),
+            category: s(0),
             fingerprint: Int64Builder::with_capacity(cap),
             arrived_at: ts(),
             refined_at: ts(),
             refine_batch: Int64Builder::with_capacity(cap),
-            source: s(),
-            partition: s(),
-            sequence: s(),
-            bronze_object: s(),
+            source: s(8),
+            partition: s(16),
+            sequence: s(16),
+            bronze_object: s(object_len),
             bronze_line: Int32Builder::with_capacity(cap),
         }
     }
@@ -228,7 +231,7 @@ pub fn parse_object(
     if start < text.len() {
         spans.push((start as u32, text.len() as u32));
     }
-    let mut cols = LineColumns::new(spans.len() * 8);
+    let mut cols = LineColumns::new(spans.len() * 8, object_path.len());
     let mut events = Vec::with_capacity(spans.len());
     let mut quarantine = Vec::new();
     let mut rows: u32 = 0;

@@ -311,7 +311,13 @@ fn json_string(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let mut o = i;
     loop {
         if let Some(w) = word_at(bytes, i) {
-            out[o..o + 8].copy_from_slice(&bytes[i..i + 8]);
+            // one 8-byte store (through an array, so that no call to memcpy is left to the
+            // inliner); `o + 8 <= i + 8 <= len` always holds
+            if let Some(dst) = out.get_mut(o..o + 8)
+                && let Ok(dst) = <&mut [u8; 8]>::try_from(dst)
+            {
+                *dst = w.to_le_bytes();
+            }
             let m = escape_mask(w);
             if m == 0 {
                 i += 8;
