@@ -69,6 +69,7 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
     for column in [
         "event_id",
         "transaction_id",
+        "event_time",
         "event_fingerprint",
         "sequence",
         "bronze_line",
