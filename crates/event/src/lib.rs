@@ -26,7 +26,8 @@ mod parse;
 mod reason;
 
 pub use model::{
-    Event, EventType, Form, Line, escape_mask, write_decimal, write_json_str, write_rfc3339,
+    Event, EventType, Form, Line, escape_mask, rescaled, write_decimal, write_json_str,
+    write_rfc3339,
 };
 pub use parse::{
     MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_event, parse_event_str, parse_event_thorough,

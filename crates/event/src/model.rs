@@ -340,6 +340,22 @@ pub fn normalized(d: Decimal) -> (i128, u32) {
     }
 }
 
+/// `d` written with `to` decimals, as `rescale(to)` writes it: a value with no more decimals
+/// is its mantissa times a power of ten, done in 128 bits instead of 96-bit arithmetic (a zero
+/// comes out unsigned).
+pub fn rescaled(d: Decimal, to: u32) -> Decimal {
+    let direct = to
+        .checked_sub(d.scale())
+        .and_then(|up| 10i128.checked_pow(up))
+        .and_then(|p| d.mantissa().checked_mul(p))
+        .and_then(|m| Decimal::try_from_i128_with_scale(m, to).ok());
+    direct.unwrap_or_else(|| {
+        let mut d = d;
+        d.rescale(to);
+        d
+    })
+}
+
 /// Where the first byte that JSON needs escaped (`"`, `\\`, a control character) is, or the
 /// length if there is none. Eight bytes are checked at once: a word has such a byte exactly
 /// when one of the classic "has a zero byte" / "has a byte less than n" tests fires on it. A

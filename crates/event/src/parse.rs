@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::model::{Event, EventType, Form, Line, normalized};
+use crate::model::{Event, EventType, Form, Line, normalized, rescaled};
 use crate::reason::{ReasonCode as R, Rejection, Violation};
 
 /// The largest record accepted, in bytes (the Kinesis record limit).
@@ -651,16 +651,7 @@ fn read_money(
 /// The decimal `mantissa × 10^-scale` (normalized, `scale <= to`) written with `to` decimals:
 /// what `normalize` then `rescale(to)` give, without 96-bit arithmetic for values in range.
 fn at_scale(mantissa: i128, scale: u32, to: u32) -> Decimal {
-    let direct = to
-        .checked_sub(scale)
-        .and_then(|up| 10i128.checked_pow(up))
-        .and_then(|p| mantissa.checked_mul(p))
-        .and_then(|m| Decimal::try_from_i128_with_scale(m, to).ok());
-    direct.unwrap_or_else(|| {
-        let mut d = Decimal::from_i128_with_scale(mantissa, scale);
-        d.rescale(to);
-        d
-    })
+    rescaled(Decimal::from_i128_with_scale(mantissa, scale), to)
 }
 
 /// Reads a JSON number from its exact text into a decimal.

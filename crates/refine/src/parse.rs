@@ -189,18 +189,7 @@ impl LineColumns {
 
 /// Decimal with the given scale as the i128 Arrow stores.
 fn scaled(d: rust_decimal::Decimal, scale: u32) -> i128 {
-    // a value with no more decimals than the column's (as validation guarantees) is its
-    // mantissa times a power of ten: no 96-bit arithmetic needed
-    let exact = scale
-        .checked_sub(d.scale())
-        .and_then(|up| 10i128.checked_pow(up))
-        .and_then(|p| d.mantissa().checked_mul(p))
-        .filter(|v| v.unsigned_abs() < 1 << 96);
-    exact.unwrap_or_else(|| {
-        let mut d = d;
-        d.rescale(scale);
-        d.mantissa()
-    })
+    stocklake_event::rescaled(d, scale).mantissa()
 }
 
 /// Context shared by the objects of one batch.

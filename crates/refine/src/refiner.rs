@@ -972,19 +972,24 @@ mod tests {
         assert_eq!(kept_runs(&[false, true, true]), vec![(1, 2)]);
     }
 
-    #[test]
-    fn dates_are_spread_whole_and_balanced_over_writers() {
+    /// Rows of one Int32 column `n` for `date`.
+    fn int_rows(date: i32, values: impl IntoIterator<Item = i32>) -> Rows {
         use deltalake::arrow::array::Int32Array;
         use deltalake::arrow::datatypes::{DataType, Field, Schema};
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
-        let rows = |date: i32, n: i32| Rows {
+        Rows {
             date: Some(date),
             rows: RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(Int32Array::from(vec![date; n as usize]))],
+                schema,
+                vec![Arc::new(Int32Array::from_iter_values(values))],
             )
             .expect("batch"),
-        };
+        }
+    }
+
+    #[test]
+    fn dates_are_spread_whole_and_balanced_over_writers() {
+        let rows = |date: i32, n: usize| int_rows(date, vec![date; n]);
         // day 1: 3 + 2 rows, day 2: 3, day 3: 2, day 4: 2 (two objects)
         let input = vec![rows(1, 3), rows(2, 3), rows(3, 2), rows(1, 2), rows(4, 2)];
         let shares = spread_by_date(input.clone(), 2, 100);
@@ -1012,17 +1017,9 @@ mod tests {
 
     #[test]
     fn a_large_date_is_cut_into_contiguous_pieces_one_per_writer() {
-        use deltalake::arrow::array::{AsArray, Int32Array};
-        use deltalake::arrow::datatypes::{DataType, Field, Int32Type, Schema};
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
-        let rows = |date: i32, values: std::ops::Range<i32>| Rows {
-            date: Some(date),
-            rows: RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(Int32Array::from_iter_values(values))],
-            )
-            .expect("batch"),
-        };
+        use deltalake::arrow::array::AsArray;
+        use deltalake::arrow::datatypes::Int32Type;
+        let rows = int_rows;
         let values = |w: &Vec<Rows>| -> Vec<(Option<i32>, Vec<i32>)> {
             w.iter()
                 .map(|r| {

@@ -71,6 +71,21 @@ impl Lake {
             .expect("bronze write");
     }
 
+    /// Writes `n` bronze objects of HTTP partition `h1`, each of two events: `{a}{i}` (SKU X,
+    /// quantity 1) and `{b}{i}` (SKU Y, quantity 2).
+    pub async fn put_pairs(&mut self, n: usize, a: &str, b: &str) {
+        for i in 0..n {
+            self.put(
+                "h1",
+                &[
+                    event(&format!("{a}{i}"), "S", "X", "1"),
+                    event(&format!("{b}{i}"), "S", "Y", "2"),
+                ],
+            )
+            .await;
+        }
+    }
+
     pub async fn table_rows(&self, name: &str) -> Vec<RecordBatch> {
         let t = open_or_create(&self.silver, &self.aws, name)
             .await

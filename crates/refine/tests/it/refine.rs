@@ -251,16 +251,7 @@ async fn scans_racing_writers_miss_nothing() {
 #[tokio::test]
 async fn a_batch_stops_taking_objects_at_its_byte_budget() {
     let mut lake = Lake::local();
-    for i in 0..12 {
-        lake.put(
-            "h1",
-            &[
-                event(&format!("a{i}"), "S", "X", "1"),
-                event(&format!("b{i}"), "S", "Y", "2"),
-            ],
-        )
-        .await;
-    }
+    lake.put_pairs(12, "a", "b").await;
     // one byte: every object is over budget on its own, so a batch holds only the objects
     // already under way when the first one came back (at most the four read in parallel)
     let cfg = stocklake_refine::RefineConfig {
@@ -334,16 +325,7 @@ async fn an_older_object_offered_meanwhile_comes_before_the_prefetched_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_read_ahead_commit_every_object_once_in_order() {
     let mut lake = Lake::local();
-    for i in 0..9 {
-        lake.put(
-            "h1",
-            &[
-                event(&format!("p{i}"), "S", "X", "1"),
-                event(&format!("q{i}"), "S", "Y", "2"),
-            ],
-        )
-        .await;
-    }
+    lake.put_pairs(9, "p", "q").await;
     let cfg = stocklake_refine::RefineConfig {
         batch_max_objects: 2,
         ..lake.config()
