@@ -21,10 +21,12 @@
 //! assert_eq!(codes, ["missing_event_id", "missing_event_time", "missing_store_id", "empty_lines"]);
 //! ```
 
+mod fast;
 mod model;
 mod parse;
 mod reason;
 
+pub use fast::parse_event_escaped;
 pub use model::{
     Event, EventType, Form, Line, escape_mask, rescaled, write_decimal, write_json_str,
     write_rfc3339,

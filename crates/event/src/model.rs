@@ -358,26 +358,34 @@ pub fn rescaled(d: Decimal, to: u32) -> Decimal {
 
 /// Where the first byte that JSON needs escaped (`"`, `\\`, a control character) is, or the
 /// length if there is none. Eight bytes are checked at once: a word has such a byte exactly
-/// when one of the classic "has a zero byte" / "has a byte less than n" tests fires on it. A
-/// tail shorter than a word is checked as the last eight bytes, overlapping the word before.
+/// when one of the classic "has a zero byte" / "has a byte less than n" tests fires on it, and
+/// its first flagged byte is the first such byte in it ([`escape_mask`]). A tail shorter than a
+/// word is checked as the last eight bytes, overlapping the word before (whose bytes are clean).
 fn first_to_escape(bytes: &[u8]) -> usize {
-    let flagged = |chunk: &[u8]| {
+    let first = |at: usize| {
         let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        escape_mask(u64::from_le_bytes(word)) != 0
+        word.copy_from_slice(&bytes[at..at + 8]);
+        let m = escape_mask(u64::from_le_bytes(word));
+        (m != 0).then(|| at + (m.trailing_zeros() / 8) as usize)
     };
     let len = bytes.len();
     let mut at = 0;
-    while at + 8 <= len && !flagged(&bytes[at..at + 8]) {
+    while at + 8 <= len {
+        if let Some(i) = first(at) {
+            return i;
+        }
         at += 8;
     }
-    if at == len || (at + 8 > len && len >= 8 && !flagged(&bytes[len - 8..])) {
-        return len;
+    if at == len {
+        len
+    } else if len >= 8 {
+        first(len - 8).unwrap_or(len)
+    } else {
+        bytes
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .unwrap_or(len)
     }
-    at + bytes[at..]
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .unwrap_or(len - at)
 }
 
 /// The bytes of a little-endian word that JSON escapes in a string (`"`, `\\`, below 0x20), as
@@ -748,6 +756,14 @@ mod tests {
                     let mut bytes = vec![b'x'; len];
                     bytes[at] = special;
                     assert_eq!(first_to_escape(&bytes), at, "{len} {at} {special}");
+                    // the first is found whatever follows it in the word
+                    for then in at + 1..len {
+                        for second in [b'"', b'\\', 0x01, 0x00, 0x21] {
+                            let mut two = bytes.clone();
+                            two[then] = second;
+                            assert_eq!(first_to_escape(&two), at, "{len} {at} {then}");
+                        }
+                    }
                 }
                 // bytes that look close to the special ones but need no escape
                 let near: Vec<u8> = (0..len)

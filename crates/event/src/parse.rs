@@ -52,9 +52,13 @@ pub fn parse_event_str(text: &str) -> Result<Event<'_>, Rejection> {
             format!("{} bytes, the limit is {MAX_RECORD_BYTES}", text.len()),
         )));
     }
-    // most records are valid canonical events: one pass splits the top object and its lines
-    // together; any record that pass cannot take, or that breaks a rule, is read again the
-    // thorough way below, which names every rule it breaks
+    // most records are plain valid canonical events, read in one pass over their bytes
+    if let Some(event) = crate::fast::parse_plain(text) {
+        return Ok(event);
+    }
+    // then one pass of serde splits the top object and its lines together; any record that
+    // pass cannot take, or that breaks a rule, is read again the thorough way below, which
+    // names every rule it breaks
     if let Ok(split) = serde_json::from_str::<Split<'_>>(text) {
         let mut v = Vec::new();
         if let Some(event) = parse_canonical(&split.fields, LinesIn::Split(split.lines), &mut v)

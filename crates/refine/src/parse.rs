@@ -10,8 +10,8 @@ use deltalake::arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use stocklake_event::{Event, Rejection, TimeWindow, parse_event};
-use stocklake_storage::bronze::{ObjectName, parse_line};
+use stocklake_event::{Event, Rejection, TimeWindow, parse_event, parse_event_escaped};
+use stocklake_storage::bronze::{ObjectName, parse_line, parse_line_lazy};
 
 use crate::RefineError;
 use crate::tables::{LINES_SCHEMA, MONEY, QTY};
@@ -229,18 +229,15 @@ pub fn parse_object(
     for (idx, &(a, b)) in spans.iter().enumerate() {
         let line_no = (idx + 1) as u32;
         let raw = &text[a as usize..b as usize];
-        let bl = parse_line(raw).map_err(|e| RefineError::CorruptBronze {
+        let corrupt = |message: String| RefineError::CorruptBronze {
             object: object_path.clone(),
             line: line_no,
-            message: e,
-        })?;
-        let payload = bl.payload_bytes().map_err(|e| RefineError::CorruptBronze {
-            object: object_path.clone(),
-            line: line_no,
-            message: e,
-        })?;
+            message,
+        };
+        let lazy = parse_line_lazy(raw).map_err(corrupt)?;
+        let bl = &lazy.line;
         max_arrived = Some(max_arrived.map_or(bl.arrived_at, |m| m.max(bl.arrived_at)));
-        let quarantined = |rej: Rejection| QuarantineRow {
+        let quarantined = |rej: Rejection, payload: &[u8]| QuarantineRow {
             reasons: rej.codes().iter().map(|c| c.as_str().to_string()).collect(),
             details: rej.detail(),
             event_id: rej.event_id.clone(),
@@ -252,18 +249,31 @@ pub fn parse_object(
             bronze_object: object_path.clone(),
             bronze_line: line_no,
         };
-        let event = match parse_event(&payload) {
-            Ok(e) => e,
-            Err(rej) => {
-                quarantine.push(quarantined(rej));
-                continue;
+        // a plain valid event is read where it stands in the bronze line; any other record is
+        // unescaped and read by the general parser, which names every rule it breaks
+        let payload;
+        let event = match lazy.escaped_payload().and_then(parse_event_escaped) {
+            Some(e) => e,
+            None => {
+                payload = lazy.payload_bytes().map_err(corrupt)?;
+                match parse_event(&payload) {
+                    Ok(e) => e,
+                    Err(rej) => {
+                        quarantine.push(quarantined(rej, &payload));
+                        continue;
+                    }
+                }
             }
         };
         if let Some(v) = ctx.window.check(event.event_time, bl.arrived_at) {
-            quarantine.push(quarantined(Rejection {
+            let rejection = Rejection {
                 violations: vec![v],
                 event_id: Some(event.event_id.to_string()),
-            }));
+            };
+            quarantine.push(quarantined(
+                rejection,
+                &lazy.payload_bytes().map_err(corrupt)?,
+            ));
             continue;
         }
         let fp = event.fingerprint();

@@ -243,8 +243,80 @@ pub fn parse_line(line: &[u8]) -> Result<BronzeLine<'_>, String> {
     }
 }
 
+/// A bronze line whose text payload may be left as written, for a reader that can take a
+/// record inside its JSON string (`stocklake_event::parse_event_escaped`) and so need not
+/// unescape it.
+#[derive(Debug, Clone)]
+pub struct LazyLine<'a> {
+    /// The line; its `payload` is `None` while it is left as written.
+    pub line: BronzeLine<'a>,
+    /// The payload's JSON string as written, quotes included.
+    written: Option<&'a str>,
+    raw: &'a [u8],
+}
+
+impl<'a> LazyLine<'a> {
+    /// The text between the quotes of the payload's JSON string, escapes not undone, when the
+    /// payload was left as written.
+    pub fn escaped_payload(&self) -> Option<&'a str> {
+        self.written.and_then(|w| w.get(1..w.len() - 1))
+    }
+
+    /// The record's bytes exactly as received (as [`BronzeLine::payload_bytes`]).
+    pub fn payload_bytes(&self) -> Result<Cow<'a, [u8]>, String> {
+        let Some(written) = self.written else {
+            return self
+                .line
+                .payload_bytes()
+                .map(|p| Cow::Owned(p.into_owned()));
+        };
+        match json_string(written) {
+            Some((Cow::Borrowed(p), "")) => Ok(Cow::Borrowed(p.as_bytes())),
+            Some((Cow::Owned(p), "")) => Ok(Cow::Owned(p.into_bytes())),
+            // not a JSON string that ends where the line's layout says, or one with escapes
+            // left to the JSON parser: read the whole line as `parse_line` would
+            _ => {
+                let line: BronzeLine<'_> =
+                    serde_json::from_slice(self.raw).map_err(|e| e.to_string())?;
+                line.payload_bytes().map(|p| Cow::Owned(p.into_owned()))
+            }
+        }
+    }
+}
+
+/// Parses one bronze line as [`parse_line`] does, leaving a text payload as written when the
+/// line has the layout [`write_line`] writes.
+pub fn parse_line_lazy(line: &[u8]) -> Result<LazyLine<'_>, String> {
+    match written_layout(line) {
+        Some((header, Some(written))) => Ok(LazyLine {
+            line: header,
+            written: Some(written),
+            raw: line,
+        }),
+        _ => parse_line(line).map(|l| LazyLine {
+            line: l,
+            written: None,
+            raw: line,
+        }),
+    }
+}
+
 /// Reads a line laid out exactly as [`write_line`] writes it; `None` for anything else.
 fn parse_written(line: &[u8]) -> Option<BronzeLine<'_>> {
+    let (mut header, written) = written_layout(line)?;
+    if let Some(written) = written {
+        let (payload, rest) = json_string(written)?;
+        if !rest.is_empty() {
+            return None;
+        }
+        header.payload = Some(payload);
+    }
+    Some(header)
+}
+
+/// The fields of a line in [`write_line`]'s layout but a text payload, which is given as its
+/// JSON string as written (quotes included, not checked); `None` for any other layout.
+fn written_layout(line: &[u8]) -> Option<(BronzeLine<'_>, Option<&str>)> {
     let line = std::str::from_utf8(line).ok()?;
     let rest = line.strip_prefix("{\"source\":")?;
     let (source, rest) = json_string(rest)?;
@@ -255,25 +327,29 @@ fn parse_written(line: &[u8]) -> Option<BronzeLine<'_>> {
     let rest = rest.strip_prefix(",\"arrived_at\":")?;
     let (arrived_at, rest) = json_string(rest)?;
     let arrived_at = parse_instant(&arrived_at)?;
-    let (payload, payload_base64, rest) = if let Some(r) = rest.strip_prefix(",\"payload\":") {
-        let (p, r) = json_string(r)?;
-        (Some(p), None, r)
-    } else {
-        let r = rest.strip_prefix(",\"payload_base64\":")?;
-        let (p, r) = json_string(r)?;
-        (None, Some(p), r)
-    };
-    if rest.trim_end_matches([' ', '\t', '\r', '\n']) != "}" {
-        return None;
-    }
-    Some(BronzeLine {
+    let mut header = BronzeLine {
         source,
         partition,
         sequence,
         arrived_at,
-        payload,
-        payload_base64,
-    })
+        payload: None,
+        payload_base64: None,
+    };
+    if let Some(r) = rest.strip_prefix(",\"payload\":") {
+        // the payload is the last field: its string runs to the line's closing brace
+        let written = r
+            .trim_end_matches([' ', '\t', '\r', '\n'])
+            .strip_suffix('}')?;
+        let ok = written.len() >= 2 && written.starts_with('"') && written.ends_with('"');
+        return ok.then_some((header, Some(written)));
+    }
+    let r = rest.strip_prefix(",\"payload_base64\":")?;
+    let (p, r) = json_string(r)?;
+    if r.trim_end_matches([' ', '\t', '\r', '\n']) != "}" {
+        return None;
+    }
+    header.payload_base64 = Some(p);
+    Some((header, None))
 }
 
 /// Reads a JSON string at the start of `s`: its value and what follows it. Borrows when the
@@ -559,7 +635,17 @@ mod tests {
                 prop_assert_eq!(&direct, &json);
                 let bytes = direct.payload_bytes().expect("payload");
                 prop_assert_eq!(bytes.as_ref(), p);
-                // a changed byte: whatever the direct scan accepts, the JSON parser reads alike
+                // left as written: the text of the payload's JSON string, which unescapes to it
+                let lazy = parse_line_lazy(&out).expect("the writer's own layout");
+                if let Some(escaped) = lazy.escaped_payload() {
+                    let quoted = format!("\"{escaped}\"");
+                    let text: String = serde_json::from_str(&quoted).expect("a JSON string");
+                    prop_assert_eq!(text.as_bytes(), p);
+                }
+                let bytes = lazy.payload_bytes().expect("payload");
+                prop_assert_eq!(bytes.as_ref(), p);
+                // a changed byte: whatever the direct scan accepts, the JSON parser reads alike,
+                // and a line read lazily gives what it gives read whole
                 let i = cut.index(out.len());
                 out[i] = byte;
                 if let Some(direct) = parse_written(&out) {
@@ -567,6 +653,14 @@ mod tests {
                         serde_json::from_slice(&out).expect("the JSON parser accepts it too");
                     prop_assert_eq!(direct, json);
                 }
+                let read = |l: &BronzeLine<'_>| {
+                    (l.source.to_string(), l.partition.to_string(), l.sequence.to_string(), l.arrived_at)
+                };
+                let lazy = parse_line_lazy(&out)
+                    .and_then(|l| Ok((read(&l.line), l.payload_bytes()?.into_owned())));
+                let whole = parse_line(&out)
+                    .and_then(|l| Ok((read(&l), l.payload_bytes()?.into_owned())));
+                prop_assert_eq!(lazy.ok(), whole.ok());
             }
         }
 

@@ -1,0 +1,698 @@
+//! The one-pass reading of a valid canonical event straight from its bytes.
+//!
+//! Almost every record is a canonical event that breaks no rule, written the plain way: no
+//! escapes in its strings, no exponents in its numbers, no repeated fields. Such a record is
+//! read here in one pass over its bytes, every value taken and checked where it stands.
+//! Anything else — an escape, a rule broken, JSON this reader does not follow — makes it answer
+//! `None`, and the record is read by the general parser, which names every rule it breaks.
+//! Whenever this reader answers, its event is the general parser's, to the scale of every
+//! decimal (property tests in `tests/properties.rs` and below).
+//!
+//! The same reader also takes a record as it stands inside a JSON string (a bronze line's
+//! `payload`), escapes not undone: there its quotes are `\"` and its line breaks `\n`, and a
+//! string of the record with no escapes of its own is the same text on both layers, so the
+//! record need not be unescaped first.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::model::{Event, EventType, Form, Line, escape_mask};
+use crate::parse::{MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_time};
+
+/// The event `text` holds, when it is a plain valid canonical event; `None` otherwise.
+pub(crate) fn parse_plain(text: &str) -> Option<Event<'_>> {
+    Cursor::<false>::new(text).whole()
+}
+
+/// The event held by a JSON string whose text between the quotes is `escaped` (escapes not
+/// undone), when the record is a plain valid canonical event; `None` otherwise, and the record
+/// is to be unescaped and read by [`crate::parse_event`].
+pub fn parse_event_escaped(escaped: &str) -> Option<Event<'_>> {
+    // unescaping never lengthens a text: within the limit here, within it unescaped
+    if escaped.len() > MAX_RECORD_BYTES {
+        return None;
+    }
+    Cursor::<true>::new(escaped).whole()
+}
+
+/// Top-level fields, one bit each, to refuse a repeated one.
+const SCHEMA_VERSION: u16 = 1;
+const EVENT_ID: u16 = 1 << 1;
+const EVENT_TYPE: u16 = 1 << 2;
+const EVENT_TIME: u16 = 1 << 3;
+const STORE_ID: u16 = 1 << 4;
+const REGISTER_ID: u16 = 1 << 5;
+const TRANSACTION_ID: u16 = 1 << 6;
+const LINES: u16 = 1 << 7;
+const REQUIRED: u16 = EVENT_ID | EVENT_TYPE | EVENT_TIME | STORE_ID | LINES;
+
+/// A line's fields, one bit each.
+const SKU: u8 = 1;
+const QUANTITY: u8 = 1 << 1;
+const UNIT_PRICE: u8 = 1 << 2;
+const DISCOUNT: u8 = 1 << 3;
+
+/// Below 10^12, as the general parser requires of quantities and prices.
+const LIMIT: u64 = 1_000_000_000_000;
+
+/// A reader of the record's bytes; `ESCAPED` when they are the text of a JSON string holding
+/// the record.
+struct Cursor<'a, const ESCAPED: bool> {
+    text: &'a str,
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
+    fn new(text: &'a str) -> Self {
+        Cursor {
+            text,
+            b: text.as_bytes(),
+            at: 0,
+        }
+    }
+
+    /// The event, when it is all the text holds but whitespace.
+    fn whole(mut self) -> Option<Event<'a>> {
+        let event = self.event()?;
+        self.ws();
+        (self.at == self.b.len()).then_some(event)
+    }
+
+    fn ws(&mut self) {
+        loop {
+            match (self.b.get(self.at), ESCAPED) {
+                (Some(b' '), _) | (Some(b'\t' | b'\n' | b'\r'), false) => self.at += 1,
+                (Some(b'\\'), true)
+                    if matches!(self.b.get(self.at + 1), Some(b't' | b'n' | b'r')) =>
+                {
+                    self.at += 2
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Skips whitespace, then takes `byte` if it is next.
+    fn eat(&mut self, byte: u8) -> bool {
+        self.ws();
+        if self.b.get(self.at) == Some(&byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips whitespace, then takes a quote (`\"` in an escaped record) if it is next.
+    fn quote(&mut self) -> bool {
+        self.ws();
+        let b = self.b;
+        if !ESCAPED {
+            self.eat(b'"')
+        } else if b.get(self.at) == Some(&b'\\') && b.get(self.at + 1) == Some(&b'"') {
+            self.at += 2;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string with no escapes (and so no control characters), without its quotes.
+    fn string(&mut self) -> Option<&'a str> {
+        if !self.quote() {
+            return None;
+        }
+        let b = self.b;
+        let start = self.at;
+        // the first byte a JSON string escapes, eight bytes at a time (see `escape_mask`)
+        let mut at = start;
+        let end = loop {
+            match b.get(at..at + 8) {
+                Some(chunk) => {
+                    let m = escape_mask(u64::from_le_bytes(chunk.try_into().ok()?));
+                    if m != 0 {
+                        break at + (m.trailing_zeros() / 8) as usize;
+                    }
+                    at += 8;
+                }
+                None => {
+                    break at
+                        + b[at..]
+                            .iter()
+                            .position(|&c| c < 0x20 || c == b'"' || c == b'\\')?;
+                }
+            }
+        };
+        // the string ends at that byte if it is a quote, escaped as `\"` in an escaped record;
+        // any other is an escape or a control character, for the general parser
+        self.at = if ESCAPED {
+            (b[end] == b'\\' && b.get(end + 1) == Some(&b'"')).then_some(end + 2)?
+        } else {
+            (b[end] == b'"').then_some(end + 1)?
+        };
+        // both ends are ASCII, so the slice lies on character boundaries
+        self.text.get(start..end)
+    }
+
+    /// The literal `null`, taken if it is next.
+    fn null(&mut self) -> bool {
+        self.ws();
+        if self.b.get(self.at..self.at + 4) == Some(b"null".as_slice()) {
+            self.at += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// An identifier: 1 to `MAX_ID_CHARS` printable ASCII characters.
+    fn id(&mut self) -> Option<&'a str> {
+        let s = self.string()?;
+        let ok = !s.is_empty()
+            && s.len() <= MAX_ID_CHARS
+            && s.bytes().all(|b| (0x20..0x7f).contains(&b));
+        ok.then_some(s)
+    }
+
+    /// An identifier or `null`.
+    fn optional_id(&mut self) -> Option<Option<&'a str>> {
+        if self.null() {
+            Some(None)
+        } else {
+            self.id().map(Some)
+        }
+    }
+
+    /// A JSON number without an exponent and with at most 18 digits: its sign, and its value
+    /// as a mantissa and a scale without trailing zeros (zero as `(0, 0)`).
+    fn number(&mut self) -> Option<(bool, u64, u32)> {
+        self.ws();
+        let b = self.b;
+        let mut i = self.at;
+        let negative = b.get(i) == Some(&b'-');
+        if negative {
+            i += 1;
+        }
+        let mut m: u64 = 0;
+        let mut digits = 0u32;
+        match b.get(i) {
+            Some(b'0') => {
+                i += 1;
+                if b.get(i).is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+            }
+            Some(d) if d.is_ascii_digit() => {
+                while let Some(d @ b'0'..=b'9') = b.get(i) {
+                    m = m * 10 + u64::from(d - b'0');
+                    digits += 1;
+                    if digits > 18 {
+                        return None;
+                    }
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+        let mut scale = 0u32;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !b.get(i).is_some_and(u8::is_ascii_digit) {
+                return None;
+            }
+            while let Some(d @ b'0'..=b'9') = b.get(i) {
+                m = m * 10 + u64::from(d - b'0');
+                digits += 1;
+                scale += 1;
+                if digits > 18 {
+                    return None;
+                }
+                i += 1;
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            return None;
+        }
+        self.at = i;
+        if m == 0 {
+            return Some((negative, 0, 0));
+        }
+        while scale > 0 && m.is_multiple_of(10) {
+            m /= 10;
+            scale -= 1;
+        }
+        Some((negative, m, scale))
+    }
+
+    /// A non-negative amount below 10^12 with at most four decimals, at scale 4, or `null`.
+    fn money(&mut self) -> Option<Option<Decimal>> {
+        if self.null() {
+            return Some(None);
+        }
+        match self.number()? {
+            (false, m, scale) if scale <= 4 && m < LIMIT * 10u64.pow(scale) => {
+                Some(Some(at_scale(i128::from(m), scale, 4)))
+            }
+            _ => None,
+        }
+    }
+
+    fn line(&mut self) -> Option<(Line<'a>, bool)> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        let mut seen = 0u8;
+        let (mut sku, mut quantity) = (None, None);
+        let (mut unit_price, mut discount) = (None, None);
+        let mut negative = false;
+        if !self.eat(b'}') {
+            loop {
+                let key = self.string()?;
+                if !self.eat(b':') {
+                    return None;
+                }
+                let bit = match key {
+                    "sku" => {
+                        sku = Some(self.id()?);
+                        SKU
+                    }
+                    "quantity" => {
+                        let (neg, m, scale) = self.number()?;
+                        // a negative zero, or a quantity out of range or too precise, is for
+                        // the general parser to explain
+                        if (neg && m == 0) || scale > 3 || m >= LIMIT * 10u64.pow(scale) {
+                            return None;
+                        }
+                        negative = neg;
+                        let m = i128::from(m);
+                        quantity = Some(at_scale(if neg { -m } else { m }, scale, 3));
+                        QUANTITY
+                    }
+                    "unit_price" => {
+                        unit_price = self.money()?;
+                        UNIT_PRICE
+                    }
+                    "discount" => {
+                        discount = self.money()?;
+                        DISCOUNT
+                    }
+                    _ => {
+                        self.skip(0)?;
+                        0
+                    }
+                };
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
+                if self.eat(b'}') {
+                    break;
+                }
+                if !self.eat(b',') {
+                    return None;
+                }
+            }
+        }
+        let line = Line {
+            sku: Cow::Borrowed(sku?),
+            quantity: quantity?,
+            unit_price,
+            discount,
+        };
+        Some((line, negative))
+    }
+
+    /// The lines, and whether each quantity is negative (its sign rule depends on the event
+    /// type, which may come after them).
+    fn lines(&mut self) -> Option<(Vec<Line<'a>>, Vec<bool>)> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        let mut lines = Vec::with_capacity(8);
+        let mut negative = Vec::with_capacity(8);
+        loop {
+            let (line, neg) = self.line()?;
+            lines.push(line);
+            negative.push(neg);
+            if lines.len() > MAX_LINES {
+                return None;
+            }
+            if self.eat(b']') {
+                return Some((lines, negative));
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    fn event(&mut self) -> Option<Event<'a>> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        let mut seen = 0u16;
+        let (mut event_id, mut event_type, mut event_time) = (None, None, None);
+        let (mut store_id, mut register_id, mut transaction_id) = (None, None, None);
+        let mut lines = None;
+        loop {
+            let key = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            let bit = match key {
+                "schema_version" => {
+                    // only `1` itself, as the general parser reads it
+                    if !self.null() {
+                        self.ws();
+                        let start = self.at;
+                        self.number()?;
+                        if &self.b[start..self.at] != b"1" {
+                            return None;
+                        }
+                    }
+                    SCHEMA_VERSION
+                }
+                "event_id" => {
+                    event_id = Some(self.id()?);
+                    EVENT_ID
+                }
+                "event_type" => {
+                    event_type = Some(self.string()?.parse::<EventType>().ok()?);
+                    EVENT_TYPE
+                }
+                "event_time" => {
+                    event_time = Some(self.time()?);
+                    EVENT_TIME
+                }
+                "store_id" => {
+                    store_id = Some(self.id()?);
+                    STORE_ID
+                }
+                "register_id" => {
+                    register_id = self.optional_id()?;
+                    REGISTER_ID
+                }
+                "transaction_id" => {
+                    transaction_id = self.optional_id()?;
+                    TRANSACTION_ID
+                }
+                "lines" => {
+                    lines = Some(self.lines()?);
+                    LINES
+                }
+                // unknown fields are kept in bronze and ignored downstream
+                _ => {
+                    self.skip(0)?;
+                    0
+                }
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            if self.eat(b'}') {
+                break;
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+        if seen & REQUIRED != REQUIRED {
+            return None;
+        }
+        let event_type: EventType = event_type?;
+        let (lines, negative) = lines?;
+        let signs_ok = lines
+            .iter()
+            .zip(&negative)
+            .all(|(l, &neg)| match event_type {
+                EventType::Adjustment => !l.quantity.is_zero(),
+                EventType::StockCount => !neg,
+                _ => !neg && !l.quantity.is_zero(),
+            });
+        if !signs_ok {
+            return None;
+        }
+        Some(Event {
+            event_id: Cow::Borrowed(event_id?),
+            event_type,
+            event_time: event_time?,
+            store_id: Cow::Borrowed(store_id?),
+            register_id: register_id.map(Cow::Borrowed),
+            transaction_id: transaction_id.map(Cow::Borrowed),
+            lines,
+            form: Form::Canonical,
+            product_name: None,
+            category: None,
+        })
+    }
+
+    /// Passes over any JSON value without escapes in its strings, nested at most
+    /// `MAX_DEPTH` deep.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        const MAX_DEPTH: usize = 32;
+        self.ws();
+        match *self.b.get(self.at)? {
+            b'"' | b'\\' => self.string().map(drop),
+            b'{' | b'[' if depth < MAX_DEPTH => {
+                let close = if self.b[self.at] == b'{' { b'}' } else { b']' };
+                self.at += 1;
+                if self.eat(close) {
+                    return Some(());
+                }
+                loop {
+                    if close == b'}' {
+                        self.string()?;
+                        if !self.eat(b':') {
+                            return None;
+                        }
+                    }
+                    self.skip(depth + 1)?;
+                    if self.eat(close) {
+                        return Some(());
+                    }
+                    if !self.eat(b',') {
+                        return None;
+                    }
+                }
+            }
+            b't' | b'f' | b'n' => {
+                let word: &[u8] = match self.b[self.at] {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                self.b[self.at..]
+                    .starts_with(word)
+                    .then(|| self.at += word.len())
+            }
+            _ => {
+                // a number: the general grammar, exponent included
+                let b = self.b;
+                let mut i = self.at;
+                let digits = |i: &mut usize| {
+                    let from = *i;
+                    while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                        *i += 1;
+                    }
+                    *i > from
+                };
+                if b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+                let first = i;
+                if !digits(&mut i) || (b[first] == b'0' && i > first + 1) {
+                    return None;
+                }
+                if b.get(i) == Some(&b'.') {
+                    i += 1;
+                    if !digits(&mut i) {
+                        return None;
+                    }
+                }
+                if let Some(b'e' | b'E') = b.get(i) {
+                    i += 1;
+                    if let Some(b'+' | b'-') = b.get(i) {
+                        i += 1;
+                    }
+                    if !digits(&mut i) {
+                        return None;
+                    }
+                }
+                self.at = i;
+                Some(())
+            }
+        }
+    }
+
+    fn time(&mut self) -> Option<DateTime<Utc>> {
+        parse_time(self.string()?)
+    }
+}
+
+/// `mantissa × 10^-scale` written with `to ≥ scale` decimals.
+fn at_scale(mantissa: i128, scale: u32, to: u32) -> Decimal {
+    Decimal::from_i128_with_scale(mantissa * 10i128.pow(to - scale), to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_event_thorough;
+
+    const PLAIN: &str = r#"{"schema_version":1,"event_id":"7d1c0c5e-3f0e-4b43-9a53-3f0a3c1f6d11","event_type":"sale","event_time":"2026-11-26T10:15:03.123Z","store_id":"ST-0042","register_id":"POS-07","transaction_id":"ST-0042-20261126-000123","lines":[{"sku":"SKU-000123","quantity":2,"unit_price":1.99,"discount":0.20},{"sku":"SKU-004711","quantity":0.532,"unit_price":3.49}]}"#;
+
+    /// The text of the JSON string that holds `text`, escapes not undone.
+    fn escaped(text: &str) -> String {
+        let mut quoted = Vec::new();
+        crate::write_json_str(&mut quoted, text);
+        String::from_utf8(quoted[1..quoted.len() - 1].to_vec()).expect("UTF-8")
+    }
+
+    /// Whether `text` is read here (as it is and inside a JSON string alike), with what the
+    /// general parser reads.
+    fn read_here(text: &str) -> bool {
+        let inside = escaped(text);
+        let both = [parse_plain(text), parse_event_escaped(&inside)];
+        assert_eq!(format!("{:?}", both[0]), format!("{:?}", both[1]), "{text}");
+        match parse_plain(text) {
+            Some(e) => {
+                let general = parse_event_thorough(text).expect("the general parser accepts it");
+                assert_eq!(format!("{e:?}"), format!("{general:?}"), "{text}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn plain_valid_events_are_read_here_as_the_general_parser_reads_them() {
+        assert!(read_here(PLAIN));
+        let e = parse_plain(PLAIN).expect("plain");
+        assert_eq!(e.lines[0].discount.expect("discount").to_string(), "0.2000");
+        assert_eq!(e.lines[1].quantity.to_string(), "0.532");
+        for text in [
+            PLAIN.replace(r#""schema_version":1,"#, ""),
+            PLAIN.replace(r#""register_id":"POS-07""#, r#""register_id":null"#),
+            PLAIN
+                .replace("{", " {\n ")
+                .replace("\":", "\" : ")
+                .replace(',', " ,\t"),
+            PLAIN.replace(
+                r#""lines""#,
+                r#""extra":{"kept":["in bronze",1.5e3,true,null]},"lines""#,
+            ),
+            PLAIN.replace(r#""quantity":2,"#, r#""quantity":2.000,"note":"x","#),
+            PLAIN
+                .replace("sale", "adjustment")
+                .replace(r#""quantity":2"#, r#""quantity":-2"#),
+            PLAIN
+                .replace("sale", "stock_count")
+                .replace(r#""quantity":2"#, r#""quantity":0"#),
+        ] {
+            assert!(read_here(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_the_general_parser() {
+        for (what, from, to) in [
+            ("an escape in an id", "ST-0042", r"ST-\u0030042"),
+            ("an escape in a key", r#""store_id""#, r#""store\u005fid""#),
+            (
+                "an escape in an unknown field",
+                r#""lines""#,
+                r#""x":"\n","lines""#,
+            ),
+            ("a non-ASCII id", "ST-0042", "ST-é"),
+            ("an exponent", r#""quantity":2"#, r#""quantity":2e0"#),
+            ("a negative zero", r#""quantity":2"#, r#""quantity":-0"#),
+            (
+                "19 digits",
+                r#""quantity":2"#,
+                r#""quantity":1234567890.123456789"#,
+            ),
+            (
+                "a repeated field",
+                r#""store_id":"ST-0042""#,
+                r#""store_id":"ST-0042","store_id":"ST-1""#,
+            ),
+            (
+                "a repeated line field",
+                r#""quantity":2,"#,
+                r#""quantity":2,"quantity":3,"#,
+            ),
+            (
+                "too many decimals",
+                r#""quantity":2"#,
+                r#""quantity":2.0001"#,
+            ),
+            (
+                "a negative price",
+                r#""unit_price":1.99"#,
+                r#""unit_price":-1.99"#,
+            ),
+            (
+                "a sale of less than nothing",
+                r#""quantity":2"#,
+                r#""quantity":-2"#,
+            ),
+            (
+                "a price too precise",
+                r#""unit_price":1.99"#,
+                r#""unit_price":1.99001"#,
+            ),
+            (
+                "a quantity too large",
+                r#""quantity":2"#,
+                r#""quantity":1000000000000"#,
+            ),
+            ("no lines", r#""lines":["#, r#""lines":[],"x":["#),
+            (
+                "another schema",
+                r#""schema_version":1"#,
+                r#""schema_version":1.0"#,
+            ),
+            (
+                "a missing event id",
+                r#""event_id":"7d1c0c5e-3f0e-4b43-9a53-3f0a3c1f6d11","#,
+                "",
+            ),
+            ("a bad time", "10:15:03.123Z", "10:15:03.123"),
+            ("an unknown type", r#""sale""#, r#""sell""#),
+            ("a leading zero", r#""quantity":2"#, r#""quantity":02"#),
+            (
+                "nested too deep",
+                r#""lines""#,
+                &format!(r#""x":{}1{},"lines""#, "[".repeat(40), "]".repeat(40)),
+            ),
+        ] {
+            let text = PLAIN.replacen(from, to, 1);
+            assert_ne!(text, PLAIN, "{what}");
+            assert!(!read_here(&text), "{what}: {text}");
+        }
+        for text in [
+            format!("{PLAIN}x"),
+            format!("{PLAIN}{{}}"),
+            PLAIN[..PLAIN.len() - 1].to_string(),
+        ] {
+            assert!(!read_here(&text), "{text}");
+        }
+        // inside a JSON string: a bare quote or control character, an unknown escape
+        for inside in [
+            escaped(PLAIN).replacen(r#"\"ST-0042\""#, r#"\"ST-"0042\""#, 1),
+            escaped(PLAIN).replacen(r#"\"ST-0042\""#, "\\\"ST-\t0042\\\"", 1),
+            escaped(PLAIN).replacen(r#"\"ST-0042\""#, r#"\"ST-\\0042\""#, 1),
+            escaped(PLAIN).replacen(r#"\"ST-0042\""#, r#"\"ST-\u00410042\""#, 1),
+            escaped(PLAIN).replacen(',', r#"\f,"#, 1),
+            format!("{}\\", escaped(PLAIN)),
+        ] {
+            assert_ne!(inside, escaped(PLAIN));
+            assert!(parse_event_escaped(&inside).is_none(), "{inside}");
+        }
+        assert!(parse_event_escaped(&escaped(PLAIN)).is_some());
+    }
+}
