@@ -189,7 +189,12 @@ impl LineColumns {
 
 /// Decimal with the given scale as the i128 Arrow stores.
 fn scaled(d: rust_decimal::Decimal, scale: u32) -> i128 {
-    stocklake_event::rescaled(d, scale).mantissa()
+    // parsed events hold their decimals at the stored scale already
+    if d.scale() == scale {
+        d.mantissa()
+    } else {
+        stocklake_event::rescaled(d, scale).mantissa()
+    }
 }
 
 /// Context shared by the objects of one batch.
@@ -209,13 +214,11 @@ pub fn parse_object(
     let object_path = name.path();
     let mut spans = Vec::new();
     let mut start = 0usize;
-    for (i, b) in text.iter().enumerate() {
-        if *b == b'\n' {
-            if i > start {
-                spans.push((start as u32, i as u32));
-            }
-            start = i + 1;
+    for i in memchr::memchr_iter(b'\n', &text) {
+        if i > start {
+            spans.push((start as u32, i as u32));
         }
+        start = i + 1;
     }
     if start < text.len() {
         spans.push((start as u32, text.len() as u32));
