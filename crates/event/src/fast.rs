@@ -49,10 +49,10 @@ const LINES: u16 = 1 << 7;
 const REQUIRED: u16 = EVENT_ID | EVENT_TYPE | EVENT_TIME | STORE_ID | LINES;
 
 /// A line's fields, one bit each.
-const SKU: u8 = 1;
-const QUANTITY: u8 = 1 << 1;
-const UNIT_PRICE: u8 = 1 << 2;
-const DISCOUNT: u8 = 1 << 3;
+const SKU: u16 = 1;
+const QUANTITY: u16 = 1 << 1;
+const UNIT_PRICE: u16 = 1 << 2;
+const DISCOUNT: u16 = 1 << 3;
 
 /// Below 10^12, as the general parser requires of quantities and prices.
 const LIMIT: u64 = 1_000_000_000_000;
@@ -127,7 +127,8 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         }
         let b = self.b;
         let start = self.at;
-        // the first byte a JSON string escapes, eight bytes at a time (see `escape_mask`)
+        // the first byte a JSON string escapes, eight bytes at a time (see `escape_mask`); the
+        // shared `first_to_escape` is not inlined here, and a call per string cost 3% of refine
         let mut at = start;
         let end = loop {
             match b.get(at..at + 8) {
@@ -149,9 +150,9 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         // the string ends at that byte if it is a quote, escaped as `\"` in an escaped record;
         // any other is an escape or a control character, for the general parser
         self.at = if ESCAPED {
-            (b[end] == b'\\' && b.get(end + 1) == Some(&b'"')).then_some(end + 2)?
+            (b.get(end) == Some(&b'\\') && b.get(end + 1) == Some(&b'"')).then_some(end + 2)?
         } else {
-            (b[end] == b'"').then_some(end + 1)?
+            (b.get(end) == Some(&b'"')).then_some(end + 1)?
         };
         // both ends are ASCII, so the slice lies on character boundaries
         self.text.get(start..end)
@@ -260,62 +261,71 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         }
     }
 
-    fn line(&mut self) -> Option<(Line<'a>, bool)> {
+    /// An object: `field` reads the value of a key it knows and answers the key's bit, or
+    /// answers 0 for a key it does not know, whose value is passed over. Answers the bits of
+    /// the keys met; a key met twice refuses the object.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<u16>) -> Option<u16> {
         if !self.eat(b'{') {
             return None;
         }
-        let mut seen = 0u8;
+        let mut seen = 0u16;
+        if self.eat(b'}') {
+            return Some(seen);
+        }
+        loop {
+            let key = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            let bit = field(self, key)?;
+            if bit == 0 {
+                self.skip(0)?;
+            } else if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            if self.eat(b'}') {
+                return Some(seen);
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    fn line(&mut self) -> Option<(Line<'a>, bool)> {
         let (mut sku, mut quantity) = (None, None);
         let (mut unit_price, mut discount) = (None, None);
         let mut negative = false;
-        if !self.eat(b'}') {
-            loop {
-                let key = self.string()?;
-                if !self.eat(b':') {
-                    return None;
+        self.object(|c, key| {
+            Some(match key {
+                "sku" => {
+                    sku = Some(c.id()?);
+                    SKU
                 }
-                let bit = match key {
-                    "sku" => {
-                        sku = Some(self.id()?);
-                        SKU
+                "quantity" => {
+                    let (neg, m, scale) = c.number()?;
+                    // a negative zero, or a quantity out of range or too precise, is for
+                    // the general parser to explain
+                    if (neg && m == 0) || scale > 3 || m >= LIMIT * 10u64.pow(scale) {
+                        return None;
                     }
-                    "quantity" => {
-                        let (neg, m, scale) = self.number()?;
-                        // a negative zero, or a quantity out of range or too precise, is for
-                        // the general parser to explain
-                        if (neg && m == 0) || scale > 3 || m >= LIMIT * 10u64.pow(scale) {
-                            return None;
-                        }
-                        negative = neg;
-                        let m = i128::from(m);
-                        quantity = Some(at_scale(if neg { -m } else { m }, scale, 3));
-                        QUANTITY
-                    }
-                    "unit_price" => {
-                        unit_price = self.money()?;
-                        UNIT_PRICE
-                    }
-                    "discount" => {
-                        discount = self.money()?;
-                        DISCOUNT
-                    }
-                    _ => {
-                        self.skip(0)?;
-                        0
-                    }
-                };
-                if seen & bit != 0 {
-                    return None;
+                    negative = neg;
+                    let m = i128::from(m);
+                    quantity = Some(at_scale(if neg { -m } else { m }, scale, 3));
+                    QUANTITY
                 }
-                seen |= bit;
-                if self.eat(b'}') {
-                    break;
+                "unit_price" => {
+                    unit_price = c.money()?;
+                    UNIT_PRICE
                 }
-                if !self.eat(b',') {
-                    return None;
+                "discount" => {
+                    discount = c.money()?;
+                    DISCOUNT
                 }
-            }
-        }
+                _ => 0,
+            })
+        })?;
         let line = Line {
             sku: Cow::Borrowed(sku?),
             quantity: quantity?,
@@ -350,76 +360,55 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
     }
 
     fn event(&mut self) -> Option<Event<'a>> {
-        if !self.eat(b'{') {
-            return None;
-        }
-        let mut seen = 0u16;
         let (mut event_id, mut event_type, mut event_time) = (None, None, None);
         let (mut store_id, mut register_id, mut transaction_id) = (None, None, None);
         let mut lines = None;
-        loop {
-            let key = self.string()?;
-            if !self.eat(b':') {
-                return None;
-            }
-            let bit = match key {
+        let seen = self.object(|c, key| {
+            Some(match key {
                 "schema_version" => {
                     // only `1` itself, as the general parser reads it
-                    if !self.null() {
-                        self.ws();
-                        let start = self.at;
-                        self.number()?;
-                        if &self.b[start..self.at] != b"1" {
+                    if !c.null() {
+                        c.ws();
+                        let start = c.at;
+                        c.number()?;
+                        if &c.b[start..c.at] != b"1" {
                             return None;
                         }
                     }
                     SCHEMA_VERSION
                 }
                 "event_id" => {
-                    event_id = Some(self.id()?);
+                    event_id = Some(c.id()?);
                     EVENT_ID
                 }
                 "event_type" => {
-                    event_type = Some(self.string()?.parse::<EventType>().ok()?);
+                    event_type = Some(c.string()?.parse::<EventType>().ok()?);
                     EVENT_TYPE
                 }
                 "event_time" => {
-                    event_time = Some(self.time()?);
+                    event_time = Some(c.time()?);
                     EVENT_TIME
                 }
                 "store_id" => {
-                    store_id = Some(self.id()?);
+                    store_id = Some(c.id()?);
                     STORE_ID
                 }
                 "register_id" => {
-                    register_id = self.optional_id()?;
+                    register_id = c.optional_id()?;
                     REGISTER_ID
                 }
                 "transaction_id" => {
-                    transaction_id = self.optional_id()?;
+                    transaction_id = c.optional_id()?;
                     TRANSACTION_ID
                 }
                 "lines" => {
-                    lines = Some(self.lines()?);
+                    lines = Some(c.lines()?);
                     LINES
                 }
                 // unknown fields are kept in bronze and ignored downstream
-                _ => {
-                    self.skip(0)?;
-                    0
-                }
-            };
-            if seen & bit != 0 {
-                return None;
-            }
-            seen |= bit;
-            if self.eat(b'}') {
-                break;
-            }
-            if !self.eat(b',') {
-                return None;
-            }
-        }
+                _ => 0,
+            })
+        })?;
         if seen & REQUIRED != REQUIRED {
             return None;
         }

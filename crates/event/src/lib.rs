@@ -28,8 +28,8 @@ mod reason;
 
 pub use fast::parse_event_escaped;
 pub use model::{
-    Event, EventType, Form, Line, escape_mask, rescaled, write_decimal, write_json_str,
-    write_rfc3339,
+    Event, EventType, Form, Line, escape_mask, first_to_escape, rescaled, write_decimal,
+    write_json_str, write_rfc3339,
 };
 pub use parse::{
     MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_event, parse_event_str, parse_event_thorough,

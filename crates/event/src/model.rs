@@ -361,7 +361,7 @@ pub fn rescaled(d: Decimal, to: u32) -> Decimal {
 /// when one of the classic "has a zero byte" / "has a byte less than n" tests fires on it, and
 /// its first flagged byte is the first such byte in it ([`escape_mask`]). A tail shorter than a
 /// word is checked as the last eight bytes, overlapping the word before (whose bytes are clean).
-fn first_to_escape(bytes: &[u8]) -> usize {
+pub fn first_to_escape(bytes: &[u8]) -> usize {
     let first = |at: usize| {
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[at..at + 8]);

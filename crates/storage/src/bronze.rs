@@ -20,7 +20,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
-use stocklake_event::{escape_mask, write_json_str};
+use stocklake_event::{escape_mask, first_to_escape, write_json_str};
 
 /// The bronze dataset's directory under the bronze root.
 pub const DATASET: &str = "pos_events";
@@ -358,23 +358,7 @@ fn written_layout(line: &[u8]) -> Option<(BronzeLine<'_>, Option<&str>)> {
 fn json_string(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let body = s.strip_prefix('"')?;
     let bytes = body.as_bytes();
-    let mut i = 0;
-    loop {
-        match word_at(bytes, i) {
-            Some(w) if escape_mask(w) == 0 => i += 8,
-            Some(w) => {
-                i += (escape_mask(w).trailing_zeros() / 8) as usize;
-                break;
-            }
-            None => {
-                i += bytes[i..]
-                    .iter()
-                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                    .unwrap_or(bytes.len() - i);
-                break;
-            }
-        }
-    }
+    let mut i = first_to_escape(bytes);
     match bytes.get(i) {
         Some(b'"') => return Some((Cow::Borrowed(&body[..i]), &body[i + 1..])),
         Some(b'\\') => {}
