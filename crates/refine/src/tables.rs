@@ -58,9 +58,12 @@ pub static LINES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 /// How the lines table's Parquet files are encoded. Snappy, as the Delta writer's default; no
 /// dictionary for the columns whose values are unique to an event or a record (a dictionary
-/// of them fills up and is dropped anyway, after every value has been hashed), and no
-/// statistics for the lineage columns nobody filters on nor for the random ids (the minimum
-/// and maximum of UUIDs rule no file out; keeping them compared every value twice).
+/// of them fills up and is dropped anyway, after every value has been hashed) nor for the line
+/// numbers (small integers that plain encoding and Snappy keep nearly as small); statistics only
+/// for the columns a reader filters files on — event type and time, store, SKU, arrival time,
+/// refine batch and the legacy product fields. The minimum and maximum of a random id, a line
+/// number, a quantity, a price or a lineage column rule no file out, and keeping them compared
+/// every value (`bench/RESULTS.md`: 7% of refine's instructions).
 pub fn lines_writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
     use deltalake::parquet::basic::Compression;
     use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -73,6 +76,8 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
         "event_fingerprint",
         "sequence",
         "bronze_line",
+        "line_no",
+        "line_count",
     ] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
@@ -85,6 +90,14 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
         "sequence",
         "bronze_object",
         "bronze_line",
+        "line_no",
+        "line_count",
+        "register_id",
+        "quantity",
+        "unit_price",
+        "discount",
+        "source_form",
+        "refined_at",
     ] {
         b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
@@ -241,5 +254,78 @@ async fn create(
             .await
             .map_err(|e| RefineError::delta(name, e)),
         Err(e) => Err(RefineError::delta(name, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::{
+        ArrayRef, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
+        TimestampMicrosecondArray,
+    };
+    use deltalake::parquet::arrow::ArrowWriter;
+    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    /// Two rows of the lines schema, every column filled.
+    fn two_lines() -> RecordBatch {
+        let columns: Vec<ArrayRef> = LINES_SCHEMA
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.data_type() {
+                    DataType::Utf8 => Arc::new(StringArray::from(vec!["a", "b"])),
+                    DataType::Int32 => Arc::new(Int32Array::from(vec![1, 2])),
+                    DataType::Int64 => Arc::new(Int64Array::from(vec![1, 2])),
+                    DataType::Date32 => Arc::new(Date32Array::from(vec![1, 2])),
+                    DataType::Timestamp(_, _) => {
+                        Arc::new(TimestampMicrosecondArray::from(vec![1, 2]).with_timezone("UTC"))
+                    }
+                    DataType::Decimal128(p, s) => Arc::new(
+                        Decimal128Array::from(vec![1, 2])
+                            .with_precision_and_scale(*p, *s)
+                            .expect("precision"),
+                    ),
+                    other => panic!("no sample for {other:?}"),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(LINES_SCHEMA.clone(), columns).expect("batch")
+    }
+
+    #[test]
+    fn the_columns_readers_filter_on_keep_their_statistics() {
+        // (`event_date` is the partition: Delta files do not hold it)
+        let mut file = Vec::new();
+        let mut w = ArrowWriter::try_new(
+            &mut file,
+            LINES_SCHEMA.clone(),
+            Some(lines_writer_properties()),
+        )
+        .expect("writer");
+        w.write(&two_lines()).expect("write");
+        w.close().expect("close");
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).expect("reader");
+        let group = reader.metadata().row_group(0);
+        let with_stats: Vec<String> = group
+            .columns()
+            .iter()
+            .filter(|c| c.statistics().is_some_and(|s| s.min_bytes_opt().is_some()))
+            .map(|c| c.column_path().string())
+            .collect();
+        assert_eq!(
+            with_stats,
+            [
+                "event_type",
+                "event_time",
+                "event_date",
+                "store_id",
+                "sku",
+                "product_name",
+                "category",
+                "arrived_at",
+                "refine_batch"
+            ]
+        );
     }
 }
