@@ -86,7 +86,8 @@ pub async fn read_bronze(
 
 /// Gunzips a bronze object (concatenated gzip members are read as one stream).
 pub fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
+    use flate2::{Decompress, FlushDecompress, Status};
+    use std::io::{Error, ErrorKind};
     // a gzip member ends with its uncompressed size (mod 2^32): the buffer is sized once for
     // it instead of doubled (and copied) on the way; a size deflate cannot reach from this
     // input (about 1032:1) is not trusted
@@ -100,8 +101,36 @@ pub fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
         gz.len() * 4
     };
     let mut out = Vec::with_capacity(hint);
-    flate2::read::MultiGzDecoder::new(gz).read_to_end(&mut out)?;
-    Ok(out)
+    let mut rest = gz;
+    // at least one member: no bytes at all are not gzip (nor are they to a gzip reader)
+    loop {
+        // each member inflated straight into the buffer's spare room (a reader would have
+        // zero-filled it first); zlib checks the member's header, CRC-32 and size
+        let mut member = Decompress::new_gzip(15);
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(1 << 16));
+            }
+            let (read, written) = (member.total_in(), member.total_out());
+            let input = rest.get(read as usize..).unwrap_or_default();
+            let status = member
+                .decompress_vec(input, &mut out, FlushDecompress::None)
+                .map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
+            if status == Status::StreamEnd {
+                break;
+            }
+            if member.total_in() == read && member.total_out() == written {
+                return Err(Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the gzip data ends inside a member",
+                ));
+            }
+        }
+        rest = rest.get(member.total_in() as usize..).unwrap_or_default();
+        if rest.is_empty() {
+            return Ok(out);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -138,5 +167,41 @@ mod tests {
         assert_eq!(gunzip(&gz(b"")).expect("empty"), b"");
         assert!(gunzip(&[0x1f, 0x8b, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(gunzip(b"not gzip at all, \xff\xff\xff\x7f").is_err());
+    }
+
+    #[test]
+    fn damaged_or_cut_gzip_is_an_error_as_for_a_reader() {
+        use std::io::Read;
+        let a = b"{\"record\": 1}\n".repeat(1000);
+        let whole = gz(&a);
+        let reader = |data: &[u8]| {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(data)
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        // nothing at all, cut anywhere, a byte of the CRC-32 or the size changed, a second member cut short
+        let mut cases: Vec<Vec<u8>> = (0..whole.len()).map(|n| whole[..n].to_vec()).collect();
+        for at in whole.len() - 8..whole.len() {
+            let mut bad = whole.clone();
+            bad[at] ^= 0x01;
+            cases.push(bad);
+        }
+        let mut two = whole.clone();
+        two.extend(&whole[..whole.len() / 2]);
+        cases.push(two);
+        for case in cases {
+            assert!(gunzip(&case).is_err(), "{} bytes", case.len());
+            assert!(reader(&case).is_err(), "{} bytes", case.len());
+        }
+
+        // whole members after a whole member read as the reader reads them
+        let mut three = whole.clone();
+        three.extend(gz(b""));
+        three.extend(&whole);
+        assert_eq!(
+            gunzip(&three).expect("three"),
+            reader(&three).expect("three")
+        );
     }
 }
