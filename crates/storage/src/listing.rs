@@ -180,7 +180,8 @@ mod tests {
                 .read_to_end(&mut out)
                 .map(|_| out)
         };
-        // nothing at all, cut anywhere, a byte of the CRC-32 or the size changed, a second member cut short
+        // nothing at all, cut anywhere, a byte of the CRC-32 or of the size changed, a second
+        // member cut short
         let mut cases: Vec<Vec<u8>> = (0..whole.len()).map(|n| whole[..n].to_vec()).collect();
         for at in whole.len() - 8..whole.len() {
             let mut bad = whole.clone();
@@ -194,7 +195,6 @@ mod tests {
             assert!(gunzip(&case).is_err(), "{} bytes", case.len());
             assert!(reader(&case).is_err(), "{} bytes", case.len());
         }
-
         // whole members after a whole member read as the reader reads them
         let mut three = whole.clone();
         three.extend(gz(b""));
