@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stocklake_testkit::AwsOptions;
@@ -56,41 +57,82 @@ pub fn ok(mut c: Command) -> Output {
 }
 
 /// A spawned process that is killed when the test lets go of it, also when an assertion fails
-/// first: a failed test never leaves a `stocklake run` behind.
-pub struct Spawned(Child);
+/// first: a failed test never leaves a `stocklake run` behind. Its stderr, when piped, is read
+/// as it comes: a pipe nobody reads fills up (64 KiB) and then blocks every thread of the
+/// process that writes a log line.
+pub struct Spawned {
+    child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
 
 impl std::ops::Deref for Spawned {
     type Target = Child;
     fn deref(&self) -> &Child {
-        &self.0
+        &self.child
     }
 }
 
 impl std::ops::DerefMut for Spawned {
     fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
+        &mut self.child
     }
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
 
 impl Spawned {
     /// Takes charge of a process spawned with other settings.
+    pub fn guard(mut child: Child) -> Spawned {
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let reader = child.stderr.take().map(|mut from| {
+            let to = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
+                    to.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .extend_from_slice(&buf[..n]);
+                }
+            })
+        });
+        Spawned {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    /// What the process has written to stderr so far.
     #[allow(dead_code)]
-    pub fn guard(child: Child) -> Spawned {
-        Spawned(child)
+    pub fn stderr_text(&self) -> String {
+        let bytes = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Everything the process wrote to stderr: waits for it to exit and for its last words.
+    #[allow(dead_code)]
+    pub fn wait_stderr_text(&mut self) -> String {
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.stderr_text()
     }
 }
 
 pub fn spawn(mut c: Command) -> Spawned {
-    Spawned(
+    Spawned::guard(
         c.stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -212,19 +254,28 @@ pub async fn gold_count(url: &str, sql: &str) -> i64 {
     }
 }
 
-/// Waits until gold holds at least `want` inventory movements; returns how many it holds.
+/// Waits until gold holds at least `want` inventory movements; returns how many it holds. When
+/// it does not, the panic shows the end of the pipeline's log.
 #[allow(dead_code)]
-pub async fn wait_for_gold_lines(url: &str, want: u64, within: Duration, what: &str) -> i64 {
+pub async fn wait_for_gold_lines(
+    url: &str,
+    want: u64,
+    within: Duration,
+    what: &str,
+    pipeline: &Spawned,
+) -> i64 {
     let deadline = std::time::Instant::now() + within;
     loop {
         let n = gold_count(url, "SELECT COUNT(*) FROM fact_inventory_movement").await;
         if n >= want as i64 {
             return n;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gold has {n} of {want} lines {what}"
-        );
+        if std::time::Instant::now() >= deadline {
+            let log = pipeline.stderr_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            panic!("gold has {n} of {want} lines {what}; the pipeline's log ends:\n{tail}");
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

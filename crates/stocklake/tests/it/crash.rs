@@ -76,11 +76,10 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
         let wait = 200 + rng % 2800;
         std::thread::sleep(Duration::from_millis(wait));
         if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("run {i} exited by itself ({status}): {err}");
+            panic!(
+                "run {i} exited by itself ({status}): {}",
+                child.wait_stderr_text()
+            );
         }
         kill9(&mut child);
     }
@@ -99,6 +98,7 @@ async fn run_killed_at_random_moments_ends_with_every_event_once_and_exact_stock
         want_lines,
         Duration::from_secs(300),
         "after 5 minutes",
+        &child,
     )
     .await;
     // let the day close and stock levels settle, then stop cleanly

@@ -326,6 +326,7 @@ async fn outage_loses_nothing(outage: Outage) {
         want_lines,
         Duration::from_secs(240),
         "4 minutes after the outage",
+        &run,
     )
     .await;
     assert_eq!(n, want_lines as i64, "a line is in gold twice");
@@ -355,16 +356,6 @@ async fn thirty_seconds_without_s3_and_kinesis_lose_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_and_kinesis_killed_and_restarted_lose_nothing() {
     outage_loses_nothing(Outage::Restarted).await;
-}
-
-/// Copies a spawned process's stderr into a file as it comes (a pipe nobody reads fills up and
-/// blocks the process).
-fn keep_stderr(child: &mut crate::common::Spawned, path: &Path) {
-    if let (Some(mut from), Ok(mut to)) = (child.stderr.take(), std::fs::File::create(path)) {
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut from, &mut to);
-        });
-    }
 }
 
 /// `/v1/pipeline` as text, when it answers within 5 s.
@@ -422,8 +413,6 @@ async fn a_postgresql_restart_under_load_loses_nothing() {
     assert!(events.len() > 1000 && want_stock.len() > 50);
 
     let (mut run, base) = start_run(dir.path(), None, &settings);
-    let run_log = dir.path().join("run.log");
-    keep_stderr(&mut run, &run_log);
     let mut c = stocklake(dir.path(), None);
     c.arg("simulate")
         .args(sim)
@@ -486,7 +475,7 @@ async fn a_postgresql_restart_under_load_loses_nothing() {
         eprintln!("bronze objects:\n{bronze}");
         panic!(
             "gold has {n} of {want_lines} lines 90 s after the restart\nsilver: {silver}\npipeline: {pipeline}\nrun's log:\n{}",
-            std::fs::read_to_string(&run_log).unwrap_or_default()
+            run.stderr_text()
         );
     }
     // let stock levels settle, then stop cleanly
@@ -566,6 +555,7 @@ async fn kinesis_throttling_is_reported_retried_and_loses_nothing() {
         want_lines,
         Duration::from_secs(180),
         "3 minutes under throttling",
+        &run,
     )
     .await;
     assert_eq!(n, want_lines as i64, "a line is in gold twice");

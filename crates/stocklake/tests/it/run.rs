@@ -285,14 +285,11 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let stderr = {
-        let mut s = String::new();
-        if let Some(mut e) = run.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    };
-    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        run.wait_stderr_text()
+    );
     let out = ok({
         let mut c = stocklake(root, None);
         c.args(["status", "--data-dir", "data"]);
@@ -326,26 +323,18 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
             .stderr(Stdio::piped());
         Spawned::guard(c.spawn().expect("spawn stocklake run"))
     };
-    // drain both pipes while it runs, so that logging never blocks on a full pipe
-    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+    // stdout is drained while it runs, as `Spawned` drains stderr: logging never blocks on a
+    // full pipe
+    let out_reader = {
+        let stdout = run.stdout.take();
         std::thread::spawn(move || {
             let mut s = String::new();
-            if let Some(mut r) = r {
+            if let Some(mut r) = stdout {
                 let _ = r.read_to_string(&mut s);
             }
             s
         })
     };
-    let out_reader = drain(
-        run.stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>),
-    );
-    let err_reader = drain(
-        run.stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn std::io::Read + Send>),
-    );
     wait_http(&base);
     let http = reqwest::Client::new();
     let post = |token: Option<&str>| {
@@ -407,7 +396,7 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
     let logs = format!(
         "{}{}{}{}",
         out_reader.join().expect("stdout"),
-        err_reader.join().expect("stderr"),
+        run.wait_stderr_text(),
         String::from_utf8_lossy(&status.stdout),
         String::from_utf8_lossy(&status.stderr)
     );
