@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     // choose one before any client is built.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     init_logging(cli.global.log_format);
+    log_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,4 +73,52 @@ fn init_logging(format: Option<cli::LogFormat>) {
         Some(cli::LogFormat::Json) => builder.json().try_init(),
         _ => builder.compact().try_init(),
     };
+}
+
+/// A panic is logged as one ERROR event in the log's own format (JSON logs stay JSON lines),
+/// with where it happened; its backtrace only when `RUST_BACKTRACE` asks for one. Not every
+/// panic ends the process: during an S3 outage delta-rs catches the one object_store raises
+/// when a failed upload is aborted, and the batch is retried, so the hook has to speak the
+/// log's language rather than print a bare backtrace between its lines.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = panic_message(info.payload());
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(%location, thread, %backtrace, "panic: {message}");
+        } else {
+            tracing::error!(%location, thread, "panic: {message}");
+        }
+    }));
+}
+
+/// The text a panic was raised with (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a panic without a message)")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_panic_is_logged_with_its_message() {
+        let fixed = std::panic::catch_unwind(|| panic!("Already shut down"));
+        let formatted = std::panic::catch_unwind(|| panic!("{} of {}", 3, 4));
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8));
+        let message = |r: std::thread::Result<()>| {
+            r.err().map(|p| super::panic_message(p.as_ref()).to_owned())
+        };
+        assert_eq!(message(fixed).as_deref(), Some("Already shut down"));
+        assert_eq!(message(formatted).as_deref(), Some("3 of 4"));
+        assert_eq!(
+            message(other).as_deref(),
+            Some("(a panic without a message)")
+        );
+    }
 }
