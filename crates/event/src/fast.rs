@@ -341,8 +341,9 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         if !self.eat(b'[') {
             return None;
         }
-        let mut lines = Vec::with_capacity(8);
-        let mut negative = Vec::with_capacity(8);
+        // a third of records hold more than 8 lines, a ninth more than 16 (stock counts)
+        let mut lines = Vec::with_capacity(16);
+        let mut negative = Vec::with_capacity(16);
         loop {
             let (line, neg) = self.line()?;
             lines.push(line);

@@ -147,7 +147,8 @@ impl LineColumns {
             refined_at: ts(),
             refine_batch: Int64Builder::with_capacity(cap),
             source: s(8),
-            partition: s(16),
+            // a shard id or an HTTP ingest's partition name (29 bytes)
+            partition: s(32),
             sequence: s(16),
             bronze_object: s(object_len),
             bronze_line: Int32Builder::with_capacity(cap),
@@ -223,7 +224,11 @@ pub fn parse_object(
     if start < text.len() {
         spans.push((start as u32, text.len() as u32));
     }
-    let mut cols = LineColumns::new(spans.len() * 8, object_path.len());
+    // builders sized from the object's bytes (an event line takes 85–105 bytes of bronze, a
+    // stock count's line fewer), not from its records (1 to 1,000 lines each), so that they
+    // seldom grow while filled; capacity never touched is never paged in
+    let lines_guess = (text.len() / 64).max(spans.len());
+    let mut cols = LineColumns::new(lines_guess, object_path.len());
     let mut events = Vec::with_capacity(spans.len());
     let mut quarantine = Vec::new();
     let mut rows: u32 = 0;
