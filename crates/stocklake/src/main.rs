@@ -87,7 +87,14 @@ fn log_panics() {
         let thread = std::thread::current();
         let thread = thread.name().unwrap_or("unnamed");
         let backtrace = std::backtrace::Backtrace::capture();
-        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        let captured = backtrace.status() == std::backtrace::BacktraceStatus::Captured;
+        if !tracing::enabled!(tracing::Level::ERROR) {
+            // logging switched off (`STOCKLAKE_LOG=off`): a panic is still said, plainly
+            eprintln!("panic at {location} in thread {thread}: {message}");
+            if captured {
+                eprintln!("{backtrace}");
+            }
+        } else if captured {
             tracing::error!(%location, thread, %backtrace, "panic: {message}");
         } else {
             tracing::error!(%location, thread, "panic: {message}");
