@@ -57,13 +57,53 @@ pub fn ok(mut c: Command) -> Output {
 }
 
 /// A spawned process that is killed when the test lets go of it, also when an assertion fails
-/// first: a failed test never leaves a `stocklake run` behind. Its stderr, when piped, is read
-/// as it comes: a pipe nobody reads fills up (64 KiB) and then blocks every thread of the
-/// process that writes a log line.
+/// first: a failed test never leaves a `stocklake run` behind. Its stdout and stderr, when
+/// piped, are read as they come: a pipe nobody reads fills up (64 KiB) and then blocks every
+/// thread of the process that writes to it.
 pub struct Spawned {
     child: Child,
-    stderr: Arc<Mutex<Vec<u8>>>,
+    stdout: Drained,
+    stderr: Drained,
+}
+
+/// What a pipe has carried so far, and the thread reading it.
+struct Drained {
+    text: Arc<Mutex<Vec<u8>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drained {
+    fn from(pipe: Option<impl std::io::Read + Send + 'static>) -> Drained {
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let reader = pipe.map(|mut from| {
+            let to = Arc::clone(&text);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = from.read(&mut buf) {
+                    to.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .extend_from_slice(&buf[..n]);
+                }
+            })
+        });
+        Drained { text, reader }
+    }
+
+    fn text(&self) -> String {
+        let bytes = self
+            .text
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Everything, once the writer has gone (the process has exited).
+    fn all(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.text()
+    }
 }
 
 impl std::ops::Deref for Spawned {
@@ -91,43 +131,33 @@ impl Drop for Spawned {
 impl Spawned {
     /// Takes charge of a process spawned with other settings.
     pub fn guard(mut child: Child) -> Spawned {
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let reader = child.stderr.take().map(|mut from| {
-            let to = Arc::clone(&stderr);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
-                    to.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .extend_from_slice(&buf[..n]);
-                }
-            })
-        });
+        let stdout = Drained::from(child.stdout.take());
+        let stderr = Drained::from(child.stderr.take());
         Spawned {
             child,
+            stdout,
             stderr,
-            reader,
         }
     }
 
     /// What the process has written to stderr so far.
     #[allow(dead_code)]
     pub fn stderr_text(&self) -> String {
-        let bytes = self
-            .stderr
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes).into_owned()
+        self.stderr.text()
     }
 
     /// Everything the process wrote to stderr: waits for it to exit and for its last words.
     #[allow(dead_code)]
     pub fn wait_stderr_text(&mut self) -> String {
         let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        self.stderr_text()
+        self.stderr.all()
+    }
+
+    /// Everything the process wrote to stdout: waits for it to exit and for its last words.
+    #[allow(dead_code)]
+    pub fn wait_stdout_text(&mut self) -> String {
+        let _ = self.child.wait();
+        self.stdout.all()
     }
 }
 

@@ -2,7 +2,6 @@
 //! simulator, read through the API and the dashboard (in headless Chromium), stopped with
 //! SIGTERM.
 
-use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -323,18 +322,6 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
             .stderr(Stdio::piped());
         Spawned::guard(c.spawn().expect("spawn stocklake run"))
     };
-    // stdout is drained while it runs, as `Spawned` drains stderr: logging never blocks on a
-    // full pipe
-    let out_reader = {
-        let stdout = run.stdout.take();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut r) = stdout {
-                let _ = r.read_to_string(&mut s);
-            }
-            s
-        })
-    };
     wait_http(&base);
     let http = reqwest::Client::new();
     let post = |token: Option<&str>| {
@@ -395,7 +382,7 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
     let exit = run.wait().expect("wait");
     let logs = format!(
         "{}{}{}{}",
-        out_reader.join().expect("stdout"),
+        run.wait_stdout_text(),
         run.wait_stderr_text(),
         String::from_utf8_lossy(&status.stdout),
         String::from_utf8_lossy(&status.stderr)
