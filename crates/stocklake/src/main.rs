@@ -23,6 +23,11 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     init_logging(cli.global.log_format);
     log_panics();
+    // the end-to-end tests' way to see a panic reach the log (debug builds only)
+    #[cfg(debug_assertions)]
+    if std::env::var_os("STOCKLAKE_DEBUG_PANIC").is_some() {
+        panic!("STOCKLAKE_DEBUG_PANIC is set");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `stocklake alerts | head`: the reader had all it wanted
+        Err(e) if e.downcast_ref::<commands::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

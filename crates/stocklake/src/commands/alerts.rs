@@ -19,19 +19,24 @@ pub async fn run(settings: &Settings, args: AlertsArgs) -> anyhow::Result<()> {
     )
     .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        say!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     if list.is_empty() {
-        println!("no {}alerts", if args.all { "" } else { "open " });
+        say!("no {}alerts", if args.all { "" } else { "open " });
         return Ok(());
     }
-    println!(
+    say!(
         "{:>7}  {:<8} {:<8} {:<24} {:>10} {:>9}  message",
-        "alert", "severity", "store", "type", "on hand", "order"
+        "alert",
+        "severity",
+        "store",
+        "type",
+        "on hand",
+        "order"
     );
     for a in &list {
-        println!(
+        say!(
             "{:>7}  {:<8} {:<8} {:<24} {:>10} {:>9}  {}{}",
             a.alert_id,
             a.severity,

@@ -84,17 +84,17 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
 
     let cancel = shutdown_token();
     let running = run::start(&settings, cancel.clone()).await?;
-    println!(
+    progress!(
         "stocklake demo: {} stores, {} products, {}x real time (a simulated day every {:.0} s)",
         args.stores,
         args.skus,
         args.speed,
         86_400.0 / args.speed
     );
-    println!("  dashboard  {}/", running.url);
-    println!("  API        {}/v1/alerts?status=open", running.url);
-    println!("  data       {}", demo_dir.display());
-    println!(
+    progress!("  dashboard  {}/", running.url);
+    progress!("  API        {}/v1/alerts?status=open", running.url);
+    progress!("  data       {}", demo_dir.display());
+    progress!(
         "  stop with Ctrl-C{}",
         duration
             .map(|d| format!(" (or it ends after {} s)", d.as_secs()))
@@ -143,7 +143,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
                     .stage("refine")
                     .map(|s| s.records_total)
                     .unwrap_or(0);
-                println!(
+                progress!(
                     "  {:>4} s: {} records refined, {} stock levels, {} open alerts",
                     started.elapsed().as_secs(),
                     refined.max(ingested),
@@ -181,19 +181,22 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     .await
     .unwrap_or_default();
     let by_type = |t: &str| all.iter().filter(|a| a.alert_type == t).count();
-    println!("\nstocklake demo summary");
-    println!(
+    progress!("\nstocklake demo summary");
+    progress!(
         "  simulated   {} events ({} sale baskets), {} stock-outs on the shelves, {:.1} units lost to empty shelves",
         stats.events(),
         stats.baskets,
         stats.stockouts,
         stats.units_lost as f64 / 1000.0
     );
-    println!(
+    progress!(
         "  gold        {} movements, {} stock levels, {} alerts ({} open)",
-        c["movements"], c["stock_levels"], c["alerts"], c["open_alerts"]
+        c["movements"],
+        c["stock_levels"],
+        c["alerts"],
+        c["open_alerts"]
     );
-    println!(
+    progress!(
         "  alerts      {} out of stock, {} projected stock-out, {} below reorder point, {} below safety stock, {} phantom stock, {} overstock, {} negative",
         by_type("out_of_stock"),
         by_type("projected_stockout"),
@@ -203,7 +206,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         by_type("overstock"),
         by_type("negative_stock")
     );
-    println!(
+    progress!(
         "  the data stays in {} (rerun `stocklake demo` to start afresh)",
         demo_dir.display()
     );

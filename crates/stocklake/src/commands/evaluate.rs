@@ -239,10 +239,10 @@ pub async fn run(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> 
     if args.workdir.is_some() {
         tracing::info!(dir = %dir.display(), "the evaluation's lake, gold database and truth are kept");
     }
-    print!("{report}");
+    crate::commands::write_stdout(format_args!("{report}"))?;
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
-        println!("\nwritten to {}", out.display());
+        say!("\nwritten to {}", out.display());
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         let client = aws::kinesis_client(&settings.aws).await;
         let source = KinesisSource::new(client, kinesis_config(settings, stream), writer);
         let n = source.run(true, cancel).await?;
-        println!(
+        say!(
             "ingested {n} records from kinesis://{stream} into {}",
             settings.bronze
         );

@@ -11,13 +11,13 @@ async fn ensure_location(settings: &Settings, what: &str, loc: &Location) -> any
         Location::Local(p) => {
             std::fs::create_dir_all(p)
                 .with_context(|| format!("creating {what} directory {}", p.display()))?;
-            println!("{what:<8} {} (local directory ready)", loc.url());
+            say!("{what:<8} {} (local directory ready)", loc.url());
         }
         Location::S3 { bucket, .. } => {
             let created = aws::ensure_bucket(&settings.aws, bucket)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            println!(
+            say!(
                 "{what:<8} {} (bucket {bucket} {})",
                 loc.url(),
                 if created { "created" } else { "exists" }
@@ -36,7 +36,7 @@ pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
         let created = aws::ensure_bucket(&settings.aws, &bucket)
             .await
             .map_err(anyhow::Error::msg)?;
-        println!(
+        say!(
             "gold     s3://{bucket} (bucket for gold exports {})",
             if created { "created" } else { "exists" }
         );
@@ -50,7 +50,7 @@ pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
         let t = stocklake_refine::tables::open_or_create(&settings.silver, &settings.aws, name)
             .await
             .with_context(|| format!("creating silver table {name}"))?;
-        println!(
+        say!(
             "silver   {name} (Delta table at version {})",
             t.version().map_or("-".into(), |v| v.to_string())
         );
@@ -58,7 +58,7 @@ pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
     crate::commands::refine::load_master(settings).await?;
     let gold = stocklake_model::Gold::connect(&settings.gold).await?;
     let applied = gold.migrate().await?;
-    println!(
+    say!(
         "gold     {} ({})",
         crate::config::redact_url(&settings.gold),
         if applied.is_empty() {
@@ -71,7 +71,7 @@ pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
         let shards = args.shards.unwrap_or(settings.config.ingest.shards).max(1);
         let client = aws::kinesis_client(&settings.aws).await;
         let created = stocklake_ingest::ensure_stream(&client, stream, shards).await?;
-        println!(
+        say!(
             "stream   kinesis://{stream} ({})",
             if created {
                 format!("created with {shards} shards")

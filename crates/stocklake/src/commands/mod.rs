@@ -1,5 +1,25 @@
 //! One module per subcommand.
 
+/// A line of a command's report on stdout, in a function returning `anyhow::Result`. When the
+/// reader has gone away (`stocklake alerts | head`) the command stops and `main` exits quietly,
+/// as other Unix tools do, instead of panicking the way `println!` does.
+macro_rules! say {
+    () => {
+        $crate::commands::write_stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::commands::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// A line of a long-running command's progress on stdout: a reader that went away loses the
+/// line and stops nothing (a server keeps serving).
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        let _ = $crate::commands::write_stdout(format_args!("{}\n", format_args!($($arg)*)));
+    };
+}
+
 mod alerts;
 mod demo;
 mod evaluate;
@@ -11,6 +31,8 @@ mod replay;
 pub mod run;
 mod simulate;
 mod status;
+
+use std::io::Write;
 
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +53,28 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&config::load(&cli.global)?, args).await,
         Command::Replay(args) => replay::run(&config::load(&cli.global)?, args).await,
         Command::Maintain(args) => refine::run_maintain(&config::load(&cli.global)?, args).await,
+    }
+}
+
+/// Stdout's reader went away: the report has nowhere to go, and nothing failed.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout's reader has gone away")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes to stdout (through [`say!`]); a closed pipe is [`StdoutClosed`].
+pub fn write_stdout(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
     }
 }
 

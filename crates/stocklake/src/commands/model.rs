@@ -94,8 +94,8 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         }
         bar.finish_and_clear();
         let (sent, failed) = notifier.deliver_all().await?;
-        println!("{}", summary(&reports));
-        println!(
+        say!("{}", summary(&reports));
+        say!(
             "{sent} alert notifications delivered{}",
             if failed > 0 {
                 format!(", {failed} failed (retried next run)")

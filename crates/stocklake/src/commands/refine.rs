@@ -168,8 +168,8 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
             }
         }
         bar.finish_and_clear();
-        println!("refined {}", summary(&total));
-        println!(
+        say!("refined {}", summary(&total));
+        say!(
             "silver {} is at batch {}",
             settings.silver,
             refiner.progress().batch
@@ -205,12 +205,17 @@ pub async fn run_maintain(settings: &Settings, args: MaintainArgs) -> anyhow::Re
     let mut cfg = maintain_config(settings);
     cfg.retention_hours = args.retention_hours;
     let care = maintain(&settings.silver, &settings.aws, &cfg).await?;
-    println!(
+    say!(
         "{:<16} {:>12} {:>12} {:>11} {:>11} {:>9}",
-        "table", "files before", "files after", "compacted", "checkpoint", "vacuumed"
+        "table",
+        "files before",
+        "files after",
+        "compacted",
+        "checkpoint",
+        "vacuumed"
     );
     for c in care {
-        println!(
+        say!(
             "{:<16} {:>12} {:>12} {:>11} {:>11} {:>9}",
             c.table,
             c.files_before,

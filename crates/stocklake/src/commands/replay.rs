@@ -100,7 +100,7 @@ pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
             b.set_message(format!("{records} records"));
         }
         b.finish_and_clear();
-        println!(
+        say!(
             "silver rebuilt from {n} bronze objects: {}",
             crate::commands::refine::summary(&refiner.progress().totals)
         );
@@ -114,7 +114,7 @@ pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
         reports.push(r);
     }
     b.finish_and_clear();
-    println!(
+    say!(
         "gold rebuilt: {}",
         crate::commands::model::summary(&reports)
     );

@@ -498,6 +498,6 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
 pub async fn run(settings: &Settings, _args: RunArgs) -> anyhow::Result<()> {
     let cancel = shutdown_token();
     let running = start(settings, cancel).await?;
-    println!("stocklake is running: dashboard and API at {}", running.url);
+    progress!("stocklake is running: dashboard and API at {}", running.url);
     running.wait().await
 }

@@ -96,11 +96,11 @@ pub async fn collect(settings: &Settings) -> anyhow::Result<serde_json::Value> {
 pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
     let s = collect(settings).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        say!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
     let b = &s["bronze"];
-    println!(
+    say!(
         "bronze  {}  {} objects, {:.1} MB, newest ingest date {}",
         b["location"].as_str().unwrap_or(""),
         b["objects"],
@@ -109,12 +109,12 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
     );
     if let Some(parts) = b["partitions"].as_object() {
         for (k, v) in parts {
-            println!("        {k}: up to sequence {}", v.as_str().unwrap_or(""));
+            say!("        {k}: up to sequence {}", v.as_str().unwrap_or(""));
         }
     }
     let sv = &s["silver"];
     let t = &sv["totals"];
-    println!(
+    say!(
         "silver  {}  batch {}, watermark {}, {} bronze objects waiting (lag {} s)",
         sv["location"].as_str().unwrap_or(""),
         sv["batch"],
@@ -122,24 +122,28 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
         sv["backlog_objects"],
         sv["lag_seconds"]
     );
-    println!(
+    say!(
         "        {} records: {} events ({} lines), {} quarantined, {} duplicates",
-        t["records"], t["events"], t["lines"], t["quarantined"], t["duplicates"]
+        t["records"],
+        t["events"],
+        t["lines"],
+        t["quarantined"],
+        t["duplicates"]
     );
     if let Some(r) = t["reasons"].as_object().filter(|r| !r.is_empty()) {
         let list: Vec<String> = r.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("        quarantine reasons: {}", list.join(", "));
+        say!("        quarantine reasons: {}", list.join(", "));
     }
     let g = &s["gold"];
     let c = &g["counts"];
-    println!(
+    say!(
         "gold    {}  silver version {} of {} ({} behind)",
         g["database"].as_str().unwrap_or(""),
         g["silver_version_consumed"],
         sv["pos_event_lines_version"],
         g["versions_behind"]
     );
-    println!(
+    say!(
         "        {} movements, {} sales lines, {} stock levels, {} open alerts ({} in all), {} notifications waiting",
         c["movements"],
         c["sales_lines"],
@@ -149,9 +153,9 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
         c["undelivered_notifications"]
     );
     if let Some(runs) = s["recent_runs"].as_array().filter(|r| !r.is_empty()) {
-        println!("recent runs");
+        say!("recent runs");
         for r in runs {
-            println!(
+            say!(
                 "        {:<8} {} {:>6} in {:>8} out  {}{}",
                 r["stage"].as_str().unwrap_or(""),
                 r["finished_at"].as_str().unwrap_or(""),

@@ -406,35 +406,55 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
 
 /// A panic is one event in the log's own format, text or JSON, and is still said with logging
 /// switched off; never a bare "thread … panicked at" with a backtrace between the log's lines.
-/// The panic here: `stocklake status` writing to a reader that has gone away.
+/// The panic here is asked for (debug builds only) by `STOCKLAKE_DEBUG_PANIC`.
 #[test]
 fn a_panic_is_one_event_in_the_logs_format() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (format, level, want) in [
-        ("text", "warn", "ERROR panic: failed printing to stdout"),
+        ("text", "warn", "ERROR panic: STOCKLAKE_DEBUG_PANIC is set"),
         ("json", "warn", "\"level\":\"ERROR\""),
         ("text", "off", "panic at "),
     ] {
-        let (reader, writer) = std::io::pipe().expect("pipe");
-        drop(reader);
         let out = stocklake(dir.path(), None)
             .args(["status", "--data-dir", "data"])
             .env("STOCKLAKE_LOG_FORMAT", format)
             .env("STOCKLAKE_LOG", level)
+            .env("STOCKLAKE_DEBUG_PANIC", "1")
             .env("RUST_BACKTRACE", "0")
-            .stdout(writer)
             .output()
             .expect("stocklake status");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let case = format!("{format}, logging {level}: {stderr}");
         assert_eq!(out.status.code(), Some(101), "{case}");
         assert!(stderr.contains(want), "{case}");
-        assert!(stderr.contains("failed printing to stdout"), "{case}");
+        assert!(stderr.contains("STOCKLAKE_DEBUG_PANIC is set"), "{case}");
         assert!(!stderr.contains("panicked at"), "{case}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{case}");
         if format == "json" {
             let event: Value = serde_json::from_str(stderr.trim_end()).expect("one JSON line");
             assert_eq!(event["level"], "ERROR", "{case}");
         }
+    }
+}
+
+/// `stocklake status | head -0`, `stocklake alerts | head`: a report whose reader has gone away
+/// ends the command quietly and successfully, as it ends other Unix tools; nothing is logged.
+#[test]
+fn a_report_to_a_reader_that_went_away_ends_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["status", "--data-dir", "data"][..],
+        &["status", "--data-dir", "data", "--json"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = stocklake(dir.path(), None)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("stocklake status");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
     }
 }
