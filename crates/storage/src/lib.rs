@@ -6,10 +6,12 @@
 
 pub mod aws;
 pub mod bronze;
+mod gzip;
 mod listing;
 mod location;
 
-pub use listing::{BronzeObject, gunzip, high_water_marks, list_bronze, read_bronze};
+pub use gzip::gunzip;
+pub use listing::{BronzeObject, high_water_marks, list_bronze, read_bronze};
 pub use location::{AwsOptions, Location, LocationError, s3_builder};
 
 /// A crash hook for reliability tests: when the environment variable `STOCKLAKE_FAILPOINT`
