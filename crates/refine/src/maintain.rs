@@ -17,13 +17,15 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove};
 use deltalake::protocol::DeltaOperation;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::DeltaWriter;
 use stocklake_storage::{AwsOptions, Location};
 
 use crate::RefineError;
 use crate::dedup::parse_day;
 use crate::read::{SilverFile, active_files, read_files};
-use crate::tables::{POS_EVENT_LINES, PRODUCTS, QUARANTINE, STORES, open_or_create, table_spec};
+use crate::tables::{
+    POS_EVENT_LINES, PRODUCTS, QUARANTINE, STORES, open_or_create, table_spec, table_writer,
+};
 
 /// Settings of table care.
 #[derive(Debug, Clone)]
@@ -122,8 +124,7 @@ pub async fn compact(
         }
         let merged = concat_batches(&schema, &batches)
             .map_err(|e| RefineError::Internal(format!("compacting {name}: {e}")))?;
-        let mut writer =
-            RecordBatchWriter::for_table(table).map_err(|e| RefineError::delta(name, e))?;
+        let mut writer = table_writer(table, name)?;
         writer
             .write(merged)
             .await

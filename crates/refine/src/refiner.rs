@@ -25,7 +25,7 @@ use deltalake::kernel::Action;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use deltalake::writer::{DeltaWriter, WriteMode};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use crate::RefineError;
 use crate::dedup::{DedupIndex, Verdict};
 use crate::parse::{BatchContext, ObjectParse, QuarantineRow, date_days, parse_object};
 use crate::quarantine::quarantine_batch;
-use crate::tables::{POS_EVENT_LINES, QUARANTINE, lines_writer_properties, open_or_create};
+use crate::tables::{POS_EVENT_LINES, QUARANTINE, open_or_create, table_writer};
 
 /// The Delta application transaction id of refine.
 pub const APP_ID: &str = "stocklake-refine";
@@ -888,11 +888,7 @@ async fn commit(
         };
         let mut writing = Vec::with_capacity(ways);
         for share in spread_by_date(rows, ways, MIN_SPLIT_ROWS) {
-            let mut writer =
-                RecordBatchWriter::for_table(table).map_err(|e| RefineError::delta(name, e))?;
-            if name == POS_EVENT_LINES {
-                writer = writer.with_writer_properties(lines_writer_properties());
-            }
+            let mut writer = table_writer(table, name)?;
             let date_column = date_column.clone();
             writing.push(tokio::spawn(async move {
                 for part in share {

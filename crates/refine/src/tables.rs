@@ -56,21 +56,41 @@ pub static LINES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// How the lines table's Parquet files are encoded. Snappy, as the Delta writer's default; no
-/// dictionary for the columns whose values are unique to an event or a record (a dictionary
-/// of them fills up and is dropped anyway, after every value has been hashed) nor for the line
-/// numbers (small integers that plain encoding and Snappy keep nearly as small); statistics only
-/// for the columns a reader filters files on — event type and time, store, SKU, arrival time,
-/// refine batch and the legacy product fields. The minimum and maximum of a random id, a line
-/// number, a quantity, a price or a lineage column rule no file out, and keeping them compared
-/// every value (`bench/RESULTS.md`: 7% of refine's instructions).
+/// How the lines table's Parquet files are encoded (decision 0017 for the pages and encodings,
+/// 0015 for the statistics). Snappy, as the Delta writer's default, in data pages v2: a page's
+/// values are compressed where they lie, where a v1 page is first copied whole behind its levels
+/// and compressed into a buffer then shrunk (two more copies of every page). Every column is
+/// plain or dictionary encoded except the timestamps and batch number that are the same for a
+/// whole record or batch (`arrived_at`, `refined_at`, `refine_batch`): delta-encoded integers,
+/// a few bytes a page, where a dictionary hashed every value. `event_id` has a dictionary, with
+/// room for a whole file's ids: an event's lines repeat its id, so the file keeps each id once
+/// and a run of small indices. No dictionary for the other columns unique to an event or a
+/// record (measured: hashing them cost more than plain encoding and Snappy) nor for the line
+/// numbers. Statistics only for the columns a reader filters files on — event type and time,
+/// store, SKU, arrival time, refine batch and the legacy product fields; the minimum and
+/// maximum of a random id, a line number, a quantity, a price or a lineage column rule no file
+/// out, and keeping them compared every value (`bench/RESULTS.md`: 7% of refine's
+/// instructions).
 pub fn lines_writer_properties() -> deltalake::parquet::file::properties::WriterProperties {
-    use deltalake::parquet::basic::Compression;
-    use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use deltalake::parquet::basic::{Compression, Encoding};
+    use deltalake::parquet::file::properties::{
+        EnabledStatistics, WriterProperties, WriterVersion,
+    };
     use deltalake::parquet::schema::types::ColumnPath;
-    let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_writer_version(WriterVersion::PARQUET_2_0)
+        // the v2 writer's default for columns without a dictionary is delta encoding, which
+        // compares every string with the one before it, byte by byte (5% more instructions)
+        .set_encoding(Encoding::PLAIN)
+        // room for the ids of a file's events (40 bytes each with their length: 1 MiB held 26k)
+        .set_dictionary_page_size_limit(16 << 20);
+    for column in ["arrived_at", "refined_at", "refine_batch"] {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(column), false)
+            .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
+    }
     for column in [
-        "event_id",
         "transaction_id",
         "event_time",
         "event_fingerprint",
@@ -102,6 +122,21 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
         b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
     b.build()
+}
+
+/// A writer of new files for the silver table `name`, encoded as that table's files are
+/// (refine's batches and table care's compactions alike).
+pub fn table_writer(
+    table: &DeltaTable,
+    name: &str,
+) -> Result<deltalake::writer::RecordBatchWriter, RefineError> {
+    let writer = deltalake::writer::RecordBatchWriter::for_table(table)
+        .map_err(|e| RefineError::delta(name, e))?;
+    Ok(if name == POS_EVENT_LINES {
+        writer.with_writer_properties(lines_writer_properties())
+    } else {
+        writer
+    })
 }
 
 /// One row per quarantined record, with every reason and where it came from.
@@ -293,9 +328,8 @@ mod tests {
         RecordBatch::try_new(LINES_SCHEMA.clone(), columns).expect("batch")
     }
 
-    #[test]
-    fn the_columns_readers_filter_on_keep_their_statistics() {
-        // (`event_date` is the partition: Delta files do not hold it)
+    /// The lines file of `two_lines`, written as refine writes it.
+    fn two_lines_file() -> SerializedFileReader<bytes::Bytes> {
         let mut file = Vec::new();
         let mut w = ArrowWriter::try_new(
             &mut file,
@@ -305,7 +339,50 @@ mod tests {
         .expect("writer");
         w.write(&two_lines()).expect("write");
         w.close().expect("close");
-        let reader = SerializedFileReader::new(bytes::Bytes::from(file)).expect("reader");
+        SerializedFileReader::new(bytes::Bytes::from(file)).expect("reader")
+    }
+
+    #[test]
+    fn per_batch_columns_are_delta_encoded_and_event_ids_kept_once() {
+        use deltalake::parquet::basic::Encoding;
+        use deltalake::parquet::column::page::Page;
+        let reader = two_lines_file();
+        let group = reader.metadata().row_group(0);
+        let encodings = |name: &str| -> Vec<Encoding> {
+            let at = (0..group.num_columns())
+                .find(|&i| group.column(i).column_path().string() == name)
+                .expect("column");
+            group.column(at).encodings().collect()
+        };
+        for column in ["arrived_at", "refined_at", "refine_batch"] {
+            assert!(
+                encodings(column).contains(&Encoding::DELTA_BINARY_PACKED),
+                "{column}: {:?}",
+                encodings(column)
+            );
+        }
+        assert!(encodings("event_id").contains(&Encoding::RLE_DICTIONARY));
+        for column in ["transaction_id", "sequence", "event_fingerprint"] {
+            assert!(encodings(column).contains(&Encoding::PLAIN), "{column}");
+        }
+        // data pages v2
+        let mut pages = reader
+            .get_row_group(0)
+            .expect("row group")
+            .get_column_page_reader(0)
+            .expect("pages");
+        let mut kinds = Vec::new();
+        while let Some(page) = pages.get_next_page().expect("page") {
+            kinds.push(matches!(page, Page::DataPageV2 { .. }));
+        }
+        assert!(kinds.contains(&true), "{kinds:?}");
+        assert!(!matches!(kinds.last(), Some(false)), "{kinds:?}");
+    }
+
+    #[test]
+    fn the_columns_readers_filter_on_keep_their_statistics() {
+        // (`event_date` is the partition: Delta files do not hold it)
+        let reader = two_lines_file();
         let group = reader.metadata().row_group(0);
         let with_stats: Vec<String> = group
             .columns()
