@@ -3,6 +3,7 @@
 //! The `stocklake` binary: command line, configuration and orchestration of the stages
 //! (ingest → refine → model) that live in their own crates.
 
+mod allocator;
 mod cli;
 mod commands;
 mod config;
@@ -11,12 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc: every stage allocates many small, short-lived buffers across threads (records,
-/// lines, Arrow builders), where glibc's allocator spent a fifth of the simulator's time.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = cli::Cli::parse();
     // Both rustls providers are compiled in (the AWS SDK and object_store pick different ones);
     // choose one before any client is built.
