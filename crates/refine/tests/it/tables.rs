@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use deltalake::arrow::array::{AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Decimal128Type, Int32Type};
+use deltalake::parquet::basic::Encoding;
+use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
 use stocklake_refine::Refiner;
 use stocklake_refine::maintain::{MaintainConfig, maintain};
 use stocklake_refine::master::load_master_data;
@@ -130,6 +132,25 @@ async fn compaction_keeps_every_row_and_old_versions_readable() {
         .find(|c| c.table == POS_EVENT_LINES)
         .expect("lines");
     assert_eq!((lines_care.files_before, lines_care.files_after), (12, 1));
+    // the compacted file is encoded as refine encodes the table's files (decision 0017)
+    let compacted = open_or_create(&lake.silver, &lake.aws, POS_EVENT_LINES)
+        .await
+        .expect("open");
+    let file = &active_files(&compacted).await.expect("files")[0];
+    let root = lake.silver.join(POS_EVENT_LINES);
+    let path = root.local_path().expect("local").join(&file.path);
+    let bytes = std::fs::read(&path).expect("compacted file");
+    let parquet = SerializedFileReader::new(bytes::Bytes::from(bytes)).expect("parquet");
+    let group = parquet.metadata().row_group(0);
+    let arrived_at = (0..group.num_columns())
+        .map(|i| group.column(i))
+        .find(|c| c.column_path().string() == "arrived_at")
+        .expect("arrived_at");
+    assert!(
+        arrived_at
+            .encodings()
+            .any(|e| e == Encoding::DELTA_BINARY_PACKED)
+    );
     let after = lines_of(&lake.table_rows(POS_EVENT_LINES).await);
     assert_eq!(before, after);
     assert_eq!(after.len(), 240);
