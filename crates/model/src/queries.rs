@@ -307,27 +307,9 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
     let mut sql = String::from(
         "SELECT a.alert_id, s.store_id, s.name AS store_name, p.sku, p.name AS product_name, p.category,
                 a.alert_type, a.severity, a.opened_at, a.resolved_at, a.on_hand, a.threshold,
-                a.suggested_order_qty, a.message
-         FROM stock_alert a
-         JOIN dim_store s ON s.store_key = a.store_key
-         JOIN dim_product p ON p.product_key = a.product_key
-         WHERE 1 = 1",
+                a.suggested_order_qty, a.message",
     );
-    let mut params = Vec::new();
-    if f.open {
-        sql.push_str(" AND a.resolved_at IS NULL");
-    }
-    for (col, v) in [
-        ("s.store_id", &f.store_id),
-        ("p.sku", &f.sku),
-        ("a.alert_type", &f.alert_type),
-        ("a.severity", &f.severity),
-    ] {
-        if let Some(v) = v {
-            sql.push_str(&format!(" AND {col} = ?"));
-            params.push(P::Text(v.clone()));
-        }
-    }
+    let mut params = alerts_where(f, &mut sql);
     sql.push_str(" ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, a.opened_at DESC, a.alert_id DESC LIMIT ?");
     params.push(P::Int(f.limit.clamp(1, i64::MAX as usize) as i64));
     let rows = query(gold, &sql, params).await?;
@@ -350,6 +332,43 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
             message: get(r, "message").text().unwrap_or_default(),
         })
         .collect())
+}
+
+/// How many alerts `f` matches, whatever its limit.
+pub async fn alerts_total(gold: &Gold, f: &AlertFilter) -> Result<i64, ModelError> {
+    let mut sql = String::from("SELECT COUNT(*) AS n");
+    let params = alerts_where(f, &mut sql);
+    let rows = query(gold, &sql, params).await?;
+    Ok(rows
+        .first()
+        .and_then(|r| get(r, "n").int())
+        .unwrap_or_default())
+}
+
+/// The FROM and WHERE of the alert queries for `f`, after `select`; the parameters in order.
+fn alerts_where(f: &AlertFilter, select: &mut String) -> Vec<P> {
+    select.push_str(
+        " FROM stock_alert a
+         JOIN dim_store s ON s.store_key = a.store_key
+         JOIN dim_product p ON p.product_key = a.product_key
+         WHERE 1 = 1",
+    );
+    let mut params = Vec::new();
+    if f.open {
+        select.push_str(" AND a.resolved_at IS NULL");
+    }
+    for (col, v) in [
+        ("s.store_id", &f.store_id),
+        ("p.sku", &f.sku),
+        ("a.alert_type", &f.alert_type),
+        ("a.severity", &f.severity),
+    ] {
+        if let Some(v) = v {
+            select.push_str(&format!(" AND {col} = ?"));
+            params.push(P::Text(v.clone()));
+        }
+    }
+    params
 }
 
 /// Per store and category: how many products are fine, below their reorder point, out.

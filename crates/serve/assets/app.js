@@ -80,7 +80,7 @@
 
   async function alerts() {
     const d = await get("v1/alerts", { status: "open", store_id: store, limit: 60 });
-    $("k-alerts").textContent = fmt(d.count, 0) + (d.count >= 60 ? "+" : "");
+    $("k-alerts").textContent = fmt(d.total ?? d.count, 0);
     if (!d.alerts.length) { $("alerts").innerHTML = '<tr><td colspan="8" class="empty">no open alerts</td></tr>'; return; }
     $("alerts").innerHTML = d.alerts.map((a) => `<tr data-testid="alert-row">
       <td><span class="sev ${esc(a.severity)}">${esc(a.severity)}</span></td>

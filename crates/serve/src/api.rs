@@ -188,12 +188,15 @@ async fn alerts(
         severity: q.severity,
         limit,
     };
-    match queries::alerts(&s.gold, &f).await {
-        Ok(rows) => {
-            axum::Json(serde_json::json!({"count": rows.len(), "alerts": rows})).into_response()
-        }
-        Err(e) => db_error(e),
-    }
+    let (rows, total) = match tokio::try_join!(
+        queries::alerts(&s.gold, &f),
+        queries::alerts_total(&s.gold, &f)
+    ) {
+        Ok(both) => both,
+        Err(e) => return db_error(e),
+    };
+    axum::Json(serde_json::json!({"count": rows.len(), "total": total, "alerts": rows}))
+        .into_response()
 }
 
 /// How long `/v1/pipeline` waits for gold's counts before it answers without them.

@@ -243,11 +243,33 @@ async fn analysts_queries_agree(
 /// outbox, the sales-velocity chart — works alike on both databases.
 async fn operations_agree(sqlite: &stocklake_model::Gold, postgres: &stocklake_model::Gold) {
     use stocklake_model::queries::{
-        RunRecord, mark_notification, pending_notifications, recent_runs, record_run,
-        sales_velocity,
+        AlertFilter, RunRecord, alerts, alerts_total, mark_notification, pending_notifications,
+        recent_runs, record_run, sales_velocity,
     };
     let mut velocity = Vec::new();
+    let mut totals = Vec::new();
     for gold in [sqlite, postgres] {
+        // an alert count whatever the limit: the one alert shown of all of them
+        let every = AlertFilter {
+            limit: 100_000,
+            ..AlertFilter::default()
+        };
+        let all = alerts(gold, &every).await.expect("alerts");
+        let one = AlertFilter {
+            limit: 1,
+            ..AlertFilter::default()
+        };
+        assert_eq!(alerts(gold, &one).await.expect("one alert").len(), 1);
+        let total = alerts_total(gold, &one).await.expect("alert total");
+        assert_eq!(total, all.len() as i64);
+        let open = AlertFilter { open: true, ..one };
+        let open_total = alerts_total(gold, &open).await.expect("open total");
+        assert_eq!(
+            open_total,
+            all.iter().filter(|a| a.resolved_at.is_none()).count() as i64
+        );
+        totals.push((total, open_total));
+
         let finished = chrono::Utc::now();
         let run = RunRecord {
             stage: "refine".into(),
@@ -288,6 +310,7 @@ async fn operations_agree(sqlite: &stocklake_model::Gold, postgres: &stocklake_m
 
         velocity.push(sales_velocity(gold, None, 24).await.expect("velocity"));
     }
+    assert_eq!(totals[0], totals[1], "the same alerts on both databases");
     assert!(!velocity[0].is_empty());
     let units = |rows: &[serde_json::Value]| -> Vec<(String, Decimal)> {
         rows.iter()
