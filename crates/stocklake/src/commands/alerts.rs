@@ -1,6 +1,6 @@
 //! `stocklake alerts`: the open stock alerts, most severe first.
 
-use stocklake_model::queries::{AlertFilter, alerts};
+use stocklake_model::queries::{AlertFilter, alerts, alerts_total};
 
 use crate::cli::AlertsArgs;
 use crate::commands::model::open_gold;
@@ -8,16 +8,13 @@ use crate::config::Settings;
 
 pub async fn run(settings: &Settings, args: AlertsArgs) -> anyhow::Result<()> {
     let gold = open_gold(settings).await?;
-    let list = alerts(
-        &gold,
-        &AlertFilter {
-            open: !args.all,
-            store_id: args.store_id.clone(),
-            limit: args.limit,
-            ..AlertFilter::default()
-        },
-    )
-    .await?;
+    let filter = AlertFilter {
+        open: !args.all,
+        store_id: args.store_id.clone(),
+        limit: args.limit,
+        ..AlertFilter::default()
+    };
+    let list = alerts(&gold, &filter).await?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -48,6 +45,14 @@ pub async fn run(settings: &Settings, args: AlertsArgs) -> anyhow::Result<()> {
             a.resolved_at
                 .map(|t| format!(" (resolved {})", t.format("%Y-%m-%d %H:%M")))
                 .unwrap_or_default()
+        );
+    }
+    let total = alerts_total(&gold, &filter).await?;
+    if total > list.len() as i64 {
+        say!(
+            "{} of {total} {}alerts shown, most severe first (--limit for more)",
+            list.len(),
+            if args.all { "" } else { "open " }
         );
     }
     Ok(())

@@ -192,6 +192,22 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
         agree.then_some(Value::Null)
     })
     .await;
+    // the CLI's table says when it shows only some of them
+    let (_, all) = get(&format!("{base}/v1/alerts?limit=2")).await;
+    assert_eq!(
+        all["count"], 2,
+        "the live run has opened several alerts: {all}"
+    );
+    let table = stocklake(root, None)
+        .args(["alerts", "--all", "--limit", "1", "--data-dir", "data"])
+        .output()
+        .expect("stocklake alerts");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("1 of ")
+            && l.ends_with("alerts shown, most severe first (--limit for more)")),
+        "{table}"
+    );
     let (_, summary) = get(&format!("{base}/v1/stock/summary?store_id={store}")).await;
     let products: u64 = summary["categories"]
         .as_array()
