@@ -334,6 +334,21 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
         .collect())
 }
 
+/// The alerts `alerts` gives for `f`, and how many `f` matches whatever its limit. Counted only
+/// when the page is full: a shorter page holds all of them.
+pub async fn alerts_and_total(
+    gold: &Gold,
+    f: &AlertFilter,
+) -> Result<(Vec<AlertView>, i64), ModelError> {
+    let rows = alerts(gold, f).await?;
+    let total = if rows.len() < f.limit.max(1) {
+        rows.len() as i64
+    } else {
+        alerts_total(gold, f).await?
+    };
+    Ok((rows, total))
+}
+
 /// How many alerts `f` matches, whatever its limit.
 pub async fn alerts_total(gold: &Gold, f: &AlertFilter) -> Result<i64, ModelError> {
     let mut sql = String::from("SELECT COUNT(*) AS n");

@@ -188,10 +188,7 @@ async fn alerts(
         severity: q.severity,
         limit,
     };
-    let (rows, total) = match tokio::try_join!(
-        queries::alerts(&s.gold, &f),
-        queries::alerts_total(&s.gold, &f)
-    ) {
+    let (rows, total) = match queries::alerts_and_total(&s.gold, &f).await {
         Ok(both) => both,
         Err(e) => return db_error(e),
     };

@@ -243,8 +243,8 @@ async fn analysts_queries_agree(
 /// outbox, the sales-velocity chart — works alike on both databases.
 async fn operations_agree(sqlite: &stocklake_model::Gold, postgres: &stocklake_model::Gold) {
     use stocklake_model::queries::{
-        AlertFilter, RunRecord, alerts, alerts_total, mark_notification, pending_notifications,
-        recent_runs, record_run, sales_velocity,
+        AlertFilter, RunRecord, alerts, alerts_and_total, alerts_total, mark_notification,
+        pending_notifications, recent_runs, record_run, sales_velocity,
     };
     let mut velocity = Vec::new();
     let mut totals = Vec::new();
@@ -262,6 +262,11 @@ async fn operations_agree(sqlite: &stocklake_model::Gold, postgres: &stocklake_m
         assert_eq!(alerts(gold, &one).await.expect("one alert").len(), 1);
         let total = alerts_total(gold, &one).await.expect("alert total");
         assert_eq!(total, all.len() as i64);
+        // a full page is counted, a shorter one is all there is
+        let (page, page_total) = alerts_and_total(gold, &one).await.expect("page");
+        assert_eq!((page.len(), page_total), (1, total));
+        let (_, every_total) = alerts_and_total(gold, &every).await.expect("every");
+        assert_eq!(every_total, total);
         let open = AlertFilter { open: true, ..one };
         let open_total = alerts_total(gold, &open).await.expect("open total");
         assert_eq!(

@@ -1,6 +1,6 @@
 //! `stocklake alerts`: the open stock alerts, most severe first.
 
-use stocklake_model::queries::{AlertFilter, alerts, alerts_total};
+use stocklake_model::queries::{AlertFilter, alerts_and_total};
 
 use crate::cli::AlertsArgs;
 use crate::commands::model::open_gold;
@@ -14,7 +14,7 @@ pub async fn run(settings: &Settings, args: AlertsArgs) -> anyhow::Result<()> {
         limit: args.limit,
         ..AlertFilter::default()
     };
-    let list = alerts(&gold, &filter).await?;
+    let (list, total) = alerts_and_total(&gold, &filter).await?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -47,7 +47,6 @@ pub async fn run(settings: &Settings, args: AlertsArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
-    let total = alerts_total(&gold, &filter).await?;
     if total > list.len() as i64 {
         say!(
             "{} of {total} {}alerts shown, most severe first (--limit for more)",
