@@ -48,6 +48,104 @@ const TRANSACTION_ID: u16 = 1 << 6;
 const LINES: u16 = 1 << 7;
 const REQUIRED: u16 = EVENT_ID | EVENT_TYPE | EVENT_TIME | STORE_ID | LINES;
 
+/// The top-level keys read, in the order of CONTRACT §1; any other key is kept in bronze and
+/// ignored downstream.
+static EVENT_KEYS: Keys<8> = Keys::new([
+    "schema_version",
+    "event_id",
+    "event_type",
+    "event_time",
+    "store_id",
+    "register_id",
+    "transaction_id",
+    "lines",
+]);
+
+/// A line's keys, in the order of CONTRACT §1.
+static LINE_KEYS: Keys<4> = Keys::new(["sku", "quantity", "unit_price", "discount"]);
+
+/// The keys an object's reader knows, by name and as they stand in a record, quotes included.
+struct Keys<const N: usize> {
+    names: [&'static str; N],
+    plain: [Quoted; N],
+    escaped: [Quoted; N],
+}
+
+impl<const N: usize> Keys<N> {
+    const fn new(names: [&'static str; N]) -> Keys<N> {
+        let mut plain = [Quoted::EMPTY; N];
+        let mut escaped = [Quoted::EMPTY; N];
+        let mut i = 0;
+        while i < N {
+            plain[i] = Quoted::new(names[i], false);
+            escaped[i] = Quoted::new(names[i], true);
+            i += 1;
+        }
+        Keys {
+            names,
+            plain,
+            escaped,
+        }
+    }
+}
+
+/// A key between its quotes (`\"` in an escaped record): `len` bytes, padded with zeros.
+struct Quoted {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl Quoted {
+    const EMPTY: Quoted = Quoted {
+        bytes: [0; 24],
+        len: 0,
+    };
+
+    const fn new(key: &str, escaped: bool) -> Quoted {
+        let quote: &[u8] = if escaped { b"\\\"" } else { b"\"" };
+        Quoted::EMPTY.then(quote).then(key.as_bytes()).then(quote)
+    }
+
+    const fn then(mut self, bytes: &[u8]) -> Quoted {
+        let mut i = 0;
+        while i < bytes.len() {
+            self.bytes[self.len] = bytes[i];
+            self.len += 1;
+            i += 1;
+        }
+        self
+    }
+
+    /// Whether `b[at..]` starts with the key. Compared a word at a time, the last word
+    /// overlapping the one before; a key shorter than a word is compared under a mask, and
+    /// only where a word is there to read (a key is always followed by more of its record).
+    fn is_at(&self, b: &[u8], at: usize) -> bool {
+        let n = self.len;
+        let (Some(text), Some(key)) = (b.get(at..at + n.max(8)), self.bytes.get(..n.max(8))) else {
+            return false;
+        };
+        let word = |s: &[u8], i: usize| s.get(i..i + 8).and_then(|w| w.try_into().ok());
+        let same = |i: usize| {
+            word(text, i).map(u64::from_le_bytes) == word(key, i).map(u64::from_le_bytes)
+        };
+        if n < 8 {
+            let mask = u64::MAX >> (64 - 8 * n);
+            let (Some(t), Some(k)) = (word(text, 0), word(key, 0)) else {
+                return false;
+            };
+            return (u64::from_le_bytes(t) ^ u64::from_le_bytes(k)) & mask == 0;
+        }
+        let mut i = 0;
+        while i + 8 < n {
+            if !same(i) {
+                return false;
+            }
+            i += 8;
+        }
+        same(n - 8)
+    }
+}
+
 /// A line's fields, one bit each.
 const SKU: u16 = 1;
 const QUANTITY: u16 = 1 << 1;
@@ -109,14 +207,12 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
     /// Skips whitespace, then takes a quote (`\"` in an escaped record) if it is next.
     fn quote(&mut self) -> bool {
         self.ws();
-        let b = self.b;
-        if !ESCAPED {
-            self.eat(b'"')
-        } else if b.get(self.at) == Some(&b'\\') && b.get(self.at + 1) == Some(&b'"') {
-            self.at += 2;
-            true
-        } else {
-            false
+        match self.quote_at(self.at) {
+            Some(end) => {
+                self.at = end;
+                true
+            }
+            None => false,
         }
     }
 
@@ -149,11 +245,7 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         };
         // the string ends at that byte if it is a quote, escaped as `\"` in an escaped record;
         // any other is an escape or a control character, for the general parser
-        self.at = if ESCAPED {
-            (b.get(end) == Some(&b'\\') && b.get(end + 1) == Some(&b'"')).then_some(end + 2)?
-        } else {
-            (b.get(end) == Some(&b'"')).then_some(end + 1)?
-        };
+        self.at = self.quote_at(end)?;
         // both ends are ASCII, so the slice lies on character boundaries
         self.text.get(start..end)
     }
@@ -188,7 +280,8 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
     }
 
     /// A JSON number without an exponent and with at most 18 digits: its sign, and its value
-    /// as a mantissa and a scale without trailing zeros (zero as `(0, 0)`).
+    /// as a mantissa and a scale as written (zero as `(0, 0)`). Trailing zeros are kept: a
+    /// value with more decimals than it is stored with is for the general parser.
     fn number(&mut self) -> Option<(bool, u64, u32)> {
         self.ws();
         let b = self.b;
@@ -241,10 +334,6 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         if m == 0 {
             return Some((negative, 0, 0));
         }
-        while scale > 0 && m.is_multiple_of(10) {
-            m /= 10;
-            scale -= 1;
-        }
         Some((negative, m, scale))
     }
 
@@ -254,17 +343,47 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
             return Some(None);
         }
         match self.number()? {
-            (false, m, scale) if scale <= 4 && m < LIMIT * 10u64.pow(scale) => {
-                Some(Some(at_scale(i128::from(m), scale, 4)))
-            }
+            (false, m, scale) => at_scale(m, false, scale, 4).map(Some),
             _ => None,
         }
     }
 
-    /// An object: `field` reads the value of a key it knows and answers the key's bit, or
-    /// answers 0 for a key it does not know, whose value is passed over. Answers the bits of
-    /// the keys met; a key met twice refuses the object.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<u16>) -> Option<u16> {
+    /// Takes a quote (`\"` in an escaped record) at `at`, answering where it ends.
+    fn quote_at(&self, at: usize) -> Option<usize> {
+        let b = self.b;
+        if !ESCAPED {
+            (b.get(at) == Some(&b'"')).then_some(at + 1)
+        } else {
+            (b.get(at) == Some(&b'\\') && b.get(at + 1) == Some(&b'"')).then_some(at + 2)
+        }
+    }
+
+    /// The next key, as its place in `keys` (`keys.len()` for a key not among them). The key
+    /// at `keys[hint]` is compared first, where it stands and a word at a time: producers
+    /// write the keys in one order, and reading each key as a string and then matching it cost
+    /// a twentieth of refine.
+    fn key<const N: usize>(&mut self, keys: &Keys<N>, hint: usize) -> Option<usize> {
+        self.ws();
+        let quoted = if ESCAPED { &keys.escaped } else { &keys.plain };
+        if let Some(k) = quoted.get(hint)
+            && k.is_at(self.b, self.at)
+        {
+            self.at += k.len;
+            return Some(hint);
+        }
+        let key = self.string()?;
+        Some(keys.names.iter().position(|k| *k == key).unwrap_or(N))
+    }
+
+    /// An object whose known keys are `keys` (in the order producers write them): `field`
+    /// reads the value of the key at a place in `keys` and answers the key's bit; the value of
+    /// a key not among them is passed over. Answers the bits of the keys met; a key met twice
+    /// refuses the object.
+    fn object<const N: usize>(
+        &mut self,
+        keys: &Keys<N>,
+        mut field: impl FnMut(&mut Self, usize) -> Option<u16>,
+    ) -> Option<u16> {
         if !self.eat(b'{') {
             return None;
         }
@@ -272,18 +391,22 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         if self.eat(b'}') {
             return Some(seen);
         }
+        let mut next = 0;
         loop {
-            let key = self.string()?;
+            let key = self.key(keys, next)?;
             if !self.eat(b':') {
                 return None;
             }
-            let bit = field(self, key)?;
-            if bit == 0 {
+            if key < N {
+                let bit = field(self, key)?;
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
+                next = key + 1;
+            } else {
                 self.skip(0)?;
-            } else if seen & bit != 0 {
-                return None;
             }
-            seen |= bit;
             if self.eat(b'}') {
                 return Some(seen);
             }
@@ -297,33 +420,31 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         let (mut sku, mut quantity) = (None, None);
         let (mut unit_price, mut discount) = (None, None);
         let mut negative = false;
-        self.object(|c, key| {
+        self.object(&LINE_KEYS, |c, key| {
             Some(match key {
-                "sku" => {
+                0 => {
                     sku = Some(c.id()?);
                     SKU
                 }
-                "quantity" => {
+                1 => {
                     let (neg, m, scale) = c.number()?;
                     // a negative zero, or a quantity out of range or too precise, is for
                     // the general parser to explain
-                    if (neg && m == 0) || scale > 3 || m >= LIMIT * 10u64.pow(scale) {
+                    if neg && m == 0 {
                         return None;
                     }
                     negative = neg;
-                    let m = i128::from(m);
-                    quantity = Some(at_scale(if neg { -m } else { m }, scale, 3));
+                    quantity = Some(at_scale(m, neg, scale, 3)?);
                     QUANTITY
                 }
-                "unit_price" => {
+                2 => {
                     unit_price = c.money()?;
                     UNIT_PRICE
                 }
-                "discount" => {
+                _ => {
                     discount = c.money()?;
                     DISCOUNT
                 }
-                _ => 0,
             })
         })?;
         let line = Line {
@@ -364,9 +485,9 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         let (mut event_id, mut event_type, mut event_time) = (None, None, None);
         let (mut store_id, mut register_id, mut transaction_id) = (None, None, None);
         let mut lines = None;
-        let seen = self.object(|c, key| {
+        let seen = self.object(&EVENT_KEYS, |c, key| {
             Some(match key {
-                "schema_version" => {
+                0 => {
                     // only `1` itself, as the general parser reads it
                     if !c.null() {
                         c.ws();
@@ -378,36 +499,34 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
                     }
                     SCHEMA_VERSION
                 }
-                "event_id" => {
+                1 => {
                     event_id = Some(c.id()?);
                     EVENT_ID
                 }
-                "event_type" => {
+                2 => {
                     event_type = Some(c.string()?.parse::<EventType>().ok()?);
                     EVENT_TYPE
                 }
-                "event_time" => {
+                3 => {
                     event_time = Some(c.time()?);
                     EVENT_TIME
                 }
-                "store_id" => {
+                4 => {
                     store_id = Some(c.id()?);
                     STORE_ID
                 }
-                "register_id" => {
+                5 => {
                     register_id = c.optional_id()?;
                     REGISTER_ID
                 }
-                "transaction_id" => {
+                6 => {
                     transaction_id = c.optional_id()?;
                     TRANSACTION_ID
                 }
-                "lines" => {
+                _ => {
                     lines = Some(c.lines()?);
                     LINES
                 }
-                // unknown fields are kept in bronze and ignored downstream
-                _ => 0,
             })
         })?;
         if seen & REQUIRED != REQUIRED {
@@ -523,9 +642,17 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
     }
 }
 
-/// `mantissa × 10^-scale` written with `to ≥ scale` decimals.
-fn at_scale(mantissa: i128, scale: u32, to: u32) -> Decimal {
-    Decimal::from_i128_with_scale(mantissa * 10i128.pow(to - scale), to)
+/// `±mantissa × 10^-scale` written with `to` decimals (at most 4), when it is below 10^12 and
+/// has at most `to` decimals; `None` otherwise.
+fn at_scale(mantissa: u64, negative: bool, scale: u32, to: u32) -> Option<Decimal> {
+    const POW10: [u64; 5] = [1, 10, 100, 1_000, 10_000];
+    let up = POW10.get(to.checked_sub(scale)? as usize)?;
+    if mantissa >= LIMIT * POW10.get(scale as usize)? {
+        return None;
+    }
+    // below 10^16: an i64
+    let m = i64::try_from(mantissa * up).ok()?;
+    Decimal::try_new(if negative { -m } else { m }, to).ok()
 }
 
 #[cfg(test)]
@@ -582,8 +709,49 @@ mod tests {
             PLAIN
                 .replace("sale", "stock_count")
                 .replace(r#""quantity":2"#, r#""quantity":0"#),
+            // keys in another order than the contract's, or a prefix of a known key
+            PLAIN.replace(
+                r#"{"sku":"SKU-000123","quantity":2,"unit_price":1.99,"discount":0.20}"#,
+                r#"{"discount":0.20,"unit_price":1.99,"quantity":2,"sku":"SKU-000123"}"#,
+            ),
+            format!(
+                r#"{{"lines":{},"store_id":"ST-9","event_time":"2026-11-26T10:15:03Z","event_type":"receipt","event_id":"e-1"}}"#,
+                &PLAIN[PLAIN.find('[').expect("lines")..PLAIN.len() - 1]
+            ),
+            PLAIN.replace(r#""sku":"#, r#""sk":"x","skus":1,"sku":"#),
         ] {
             assert!(read_here(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_known_key_is_found_where_it_stands_and_nowhere_else() {
+        let names = EVENT_KEYS.names.iter().chain(LINE_KEYS.names.iter());
+        let quoted = EVENT_KEYS.plain.iter().chain(&EVENT_KEYS.escaped);
+        let quoted = quoted.chain(&LINE_KEYS.plain).chain(&LINE_KEYS.escaped);
+        let names: Vec<&str> = names.copied().collect();
+        assert_eq!(quoted.clone().count(), 2 * names.len());
+        for q in quoted {
+            let key = &q.bytes[..q.len];
+            let text = [b"  ", key, b":1}"].concat();
+            assert!(q.is_at(&text, 2), "{}", String::from_utf8_lossy(key));
+            assert!(!q.is_at(&text, 1) && !q.is_at(&text, 3));
+            // any byte of it changed
+            for i in 0..key.len() {
+                let mut other = text.clone();
+                other[2 + i] ^= 0x20;
+                assert!(!q.is_at(&other, 2), "{}", String::from_utf8_lossy(&other));
+            }
+            // a longer key that starts with it
+            let longer = [&key[..key.len() - 1], b"s", &key[key.len() - 1..], b":1}"].concat();
+            assert!(!q.is_at(&longer, 0));
+        }
+        let plain = |name: &str| format!("\"{name}\"");
+        for (name, q) in names
+            .iter()
+            .zip(EVENT_KEYS.plain.iter().chain(&LINE_KEYS.plain))
+        {
+            assert_eq!(&q.bytes[..q.len], plain(name).as_bytes());
         }
     }
 

@@ -414,37 +414,41 @@ fn append_event(
     object: &str,
     bronze_line: u32,
 ) {
-    let n = e.lines.len() as i32;
-    let t = e.event_time.timestamp_micros();
-    let date = date_days(e.event_time);
+    // an event's own columns are the same on each of its lines: appended once for them all
+    let n = e.lines.len();
+    let repeat = |b: &mut StringBuilder, v: Option<&str>| match v {
+        Some(v) => b.append_value_n(v, n),
+        None => b.append_nulls(n),
+    };
+    repeat(&mut c.event_id, Some(&e.event_id));
+    c.line_count.append_value_n(n as i32, n);
+    repeat(&mut c.event_type, Some(e.event_type.as_str()));
+    c.event_time
+        .append_value_n(e.event_time.timestamp_micros(), n);
+    c.event_date.append_value_n(date_days(e.event_time), n);
+    repeat(&mut c.store_id, Some(&e.store_id));
+    repeat(&mut c.register_id, e.register_id.as_deref());
+    repeat(&mut c.transaction_id, e.transaction_id.as_deref());
+    repeat(&mut c.source_form, Some(e.form.as_str()));
+    repeat(&mut c.product_name, e.product_name.as_deref());
+    repeat(&mut c.category, e.category.as_deref());
+    c.fingerprint.append_value_n(fingerprint as i64, n);
+    c.arrived_at.append_value_n(arrived_micros, n);
+    c.refined_at.append_value_n(refined_micros, n);
+    c.refine_batch.append_value_n(batch, n);
+    repeat(&mut c.source, Some(source));
+    repeat(&mut c.partition, Some(partition));
+    repeat(&mut c.sequence, Some(sequence));
+    repeat(&mut c.bronze_object, Some(object));
+    c.bronze_line.append_value_n(bronze_line as i32, n);
     for (i, l) in e.lines.iter().enumerate() {
-        c.event_id.append_value(&e.event_id);
         c.line_no.append_value(i as i32);
-        c.line_count.append_value(n);
-        c.event_type.append_value(e.event_type.as_str());
-        c.event_time.append_value(t);
-        c.event_date.append_value(date);
-        c.store_id.append_value(&e.store_id);
-        c.register_id.append_option(e.register_id.as_deref());
-        c.transaction_id.append_option(e.transaction_id.as_deref());
         c.sku.append_value(&l.sku);
         c.quantity.append_value(scaled(l.quantity, QTY.1 as u32));
         c.unit_price
             .append_option(l.unit_price.map(|p| scaled(p, MONEY.1 as u32)));
         c.discount
             .append_option(l.discount.map(|d| scaled(d, MONEY.1 as u32)));
-        c.source_form.append_value(e.form.as_str());
-        c.product_name.append_option(e.product_name.as_deref());
-        c.category.append_option(e.category.as_deref());
-        c.fingerprint.append_value(fingerprint as i64);
-        c.arrived_at.append_value(arrived_micros);
-        c.refined_at.append_value(refined_micros);
-        c.refine_batch.append_value(batch);
-        c.source.append_value(source);
-        c.partition.append_value(partition);
-        c.sequence.append_value(sequence);
-        c.bronze_object.append_value(object);
-        c.bronze_line.append_value(bronze_line as i32);
     }
 }
 
