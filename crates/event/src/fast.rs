@@ -37,7 +37,8 @@ pub fn parse_event_escaped(escaped: &str) -> Option<Event<'_>> {
     Cursor::<true>::new(escaped).whole()
 }
 
-/// Top-level fields, one bit each, to refuse a repeated one.
+/// Top-level fields, one bit each, to refuse a repeated one: `1 << ` the key's place in
+/// `EVENT_KEYS`.
 const SCHEMA_VERSION: u16 = 1;
 const EVENT_ID: u16 = 1 << 1;
 const EVENT_TYPE: u16 = 1 << 2;
@@ -146,7 +147,7 @@ impl Quoted {
     }
 }
 
-/// A line's fields, one bit each.
+/// A line's fields, one bit each: `1 << ` the key's place in `LINE_KEYS`.
 const SKU: u16 = 1;
 const QUANTITY: u16 = 1 << 1;
 const UNIT_PRICE: u16 = 1 << 2;
@@ -376,13 +377,13 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
     }
 
     /// An object whose known keys are `keys` (in the order producers write them): `field`
-    /// reads the value of the key at a place in `keys` and answers the key's bit; the value of
-    /// a key not among them is passed over. Answers the bits of the keys met; a key met twice
-    /// refuses the object.
+    /// reads the value of a known key, given as its bit (`1 <<` its place in `keys`); the value
+    /// of a key not among them is passed over. Answers the bits of the keys met; a key met
+    /// twice refuses the object.
     fn object<const N: usize>(
         &mut self,
         keys: &Keys<N>,
-        mut field: impl FnMut(&mut Self, usize) -> Option<u16>,
+        mut field: impl FnMut(&mut Self, u16) -> Option<()>,
     ) -> Option<u16> {
         if !self.eat(b'{') {
             return None;
@@ -398,10 +399,11 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
                 return None;
             }
             if key < N {
-                let bit = field(self, key)?;
+                let bit = 1u16 << key;
                 if seen & bit != 0 {
                     return None;
                 }
+                field(self, bit)?;
                 seen |= bit;
                 next = key + 1;
             } else {
@@ -420,13 +422,10 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         let (mut sku, mut quantity) = (None, None);
         let (mut unit_price, mut discount) = (None, None);
         let mut negative = false;
-        self.object(&LINE_KEYS, |c, key| {
-            Some(match key {
-                0 => {
-                    sku = Some(c.id()?);
-                    SKU
-                }
-                1 => {
+        self.object(&LINE_KEYS, |c, bit| {
+            match bit {
+                SKU => sku = Some(c.id()?),
+                QUANTITY => {
                     let (neg, m, scale) = c.number()?;
                     // a negative zero, or a quantity out of range or too precise, is for
                     // the general parser to explain
@@ -435,17 +434,12 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
                     }
                     negative = neg;
                     quantity = Some(at_scale(m, neg, scale, 3)?);
-                    QUANTITY
                 }
-                2 => {
-                    unit_price = c.money()?;
-                    UNIT_PRICE
-                }
-                _ => {
-                    discount = c.money()?;
-                    DISCOUNT
-                }
-            })
+                UNIT_PRICE => unit_price = c.money()?,
+                DISCOUNT => discount = c.money()?,
+                _ => return None,
+            }
+            Some(())
         })?;
         let line = Line {
             sku: Cow::Borrowed(sku?),
@@ -485,9 +479,9 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         let (mut event_id, mut event_type, mut event_time) = (None, None, None);
         let (mut store_id, mut register_id, mut transaction_id) = (None, None, None);
         let mut lines = None;
-        let seen = self.object(&EVENT_KEYS, |c, key| {
-            Some(match key {
-                0 => {
+        let seen = self.object(&EVENT_KEYS, |c, bit| {
+            match bit {
+                SCHEMA_VERSION => {
                     // only `1` itself, as the general parser reads it
                     if !c.null() {
                         c.ws();
@@ -497,37 +491,17 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
                             return None;
                         }
                     }
-                    SCHEMA_VERSION
                 }
-                1 => {
-                    event_id = Some(c.id()?);
-                    EVENT_ID
-                }
-                2 => {
-                    event_type = Some(c.string()?.parse::<EventType>().ok()?);
-                    EVENT_TYPE
-                }
-                3 => {
-                    event_time = Some(c.time()?);
-                    EVENT_TIME
-                }
-                4 => {
-                    store_id = Some(c.id()?);
-                    STORE_ID
-                }
-                5 => {
-                    register_id = c.optional_id()?;
-                    REGISTER_ID
-                }
-                6 => {
-                    transaction_id = c.optional_id()?;
-                    TRANSACTION_ID
-                }
-                _ => {
-                    lines = Some(c.lines()?);
-                    LINES
-                }
-            })
+                EVENT_ID => event_id = Some(c.id()?),
+                EVENT_TYPE => event_type = Some(c.string()?.parse::<EventType>().ok()?),
+                EVENT_TIME => event_time = Some(c.time()?),
+                STORE_ID => store_id = Some(c.id()?),
+                REGISTER_ID => register_id = c.optional_id()?,
+                TRANSACTION_ID => transaction_id = c.optional_id()?,
+                LINES => lines = Some(c.lines()?),
+                _ => return None,
+            }
+            Some(())
         })?;
         if seen & REQUIRED != REQUIRED {
             return None;
