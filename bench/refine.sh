@@ -38,6 +38,9 @@ for bo in $BATCH_OBJECTS; do
 for run in $(seq 1 "$RUNS"); do
   say "stocklake refine, batches of up to $bo objects and $BATCH_MB MB, run $run"
   rm -rf "$W/sl/silver" "$W/sl/gold.db"*
+  # written back before the clock starts: the input file and the previous run's output are
+  # otherwise flushed during the next run, on its time
+  sync
   t0=$(now)
   STOCKLAKE_REFINE_BATCH_MAX_OBJECTS="$bo" STOCKLAKE_REFINE_BATCH_MAX_MB="$BATCH_MB" /usr/bin/time -v "$SL" refine --once --data-dir "$W/sl" > "$W/refine.out" 2> "$W/refine.time"
   s=$(elapsed "$t0")
@@ -50,6 +53,7 @@ cat "$W/refine.out" >&2
 
 for engine in $PEERS; do
   say "$engine"
+  sync
   /usr/bin/time -v "$PY" "$BENCH/refine_peers.py" "$W/input.ndjson" "$W/out-$engine" "$engine" \
     > "$W/$engine.json" 2> "$W/$engine.time" || { tail -20 "$W/$engine.time" >&2; continue; }
   read -r s start events lines < <("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["seconds"], d["startup_seconds"], d["events"], d["lines"])' "$W/$engine.json")
