@@ -19,7 +19,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::model::{Event, EventType, Form, Line, escape_mask};
-use crate::parse::{MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_time};
+use crate::parse::{
+    CANONICAL_FIELDS, LINE_FIELDS, MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_time,
+};
 
 /// The event `text` holds, when it is a plain valid canonical event; `None` otherwise.
 pub(crate) fn parse_plain(text: &str) -> Option<Event<'_>> {
@@ -49,21 +51,11 @@ const TRANSACTION_ID: u16 = 1 << 6;
 const LINES: u16 = 1 << 7;
 const REQUIRED: u16 = EVENT_ID | EVENT_TYPE | EVENT_TIME | STORE_ID | LINES;
 
-/// The top-level keys read, in the order of CONTRACT §1; any other key is kept in bronze and
-/// ignored downstream.
-static EVENT_KEYS: Keys<8> = Keys::new([
-    "schema_version",
-    "event_id",
-    "event_type",
-    "event_time",
-    "store_id",
-    "register_id",
-    "transaction_id",
-    "lines",
-]);
+/// The top-level keys read; any other key is kept in bronze and ignored downstream.
+static EVENT_KEYS: Keys<8> = Keys::new(CANONICAL_FIELDS);
 
-/// A line's keys, in the order of CONTRACT §1.
-static LINE_KEYS: Keys<4> = Keys::new(["sku", "quantity", "unit_price", "discount"]);
+/// A line's keys.
+static LINE_KEYS: Keys<4> = Keys::new(LINE_FIELDS);
 
 /// The keys an object's reader knows, by name and as they stand in a record, quotes included.
 struct Keys<const N: usize> {

@@ -155,25 +155,28 @@ fn line_count_ok(n: usize, v: &mut Vec<Violation>) -> bool {
     }
 }
 
+/// The top-level fields of a canonical event (CONTRACT §1), in the contract's order; any other
+/// field is kept in bronze and ignored downstream.
+pub(crate) const CANONICAL_FIELDS: [&str; 8] = [
+    "schema_version",
+    "event_id",
+    "event_type",
+    "event_time",
+    "store_id",
+    "register_id",
+    "transaction_id",
+    "lines",
+];
+
+/// A line's fields (CONTRACT §1), in the contract's order.
+pub(crate) const LINE_FIELDS: [&str; 4] = ["sku", "quantity", "unit_price", "discount"];
+
 fn parse_canonical<'a>(
     f: &Fields<'a>,
     lines_in: LinesIn<'a>,
     v: &mut Vec<Violation>,
 ) -> Option<Event<'a>> {
-    f.check_duplicates(
-        &[
-            "schema_version",
-            "event_id",
-            "event_type",
-            "event_time",
-            "store_id",
-            "register_id",
-            "transaction_id",
-            "lines",
-        ],
-        None,
-        v,
-    );
+    f.check_duplicates(&CANONICAL_FIELDS, None, v);
     if let Some(raw) = f.get("schema_version")
         && raw.get() != "1"
         && raw.get() != "null"
@@ -296,7 +299,7 @@ fn parse_line_fields<'a>(
     v: &mut Vec<Violation>,
 ) -> Option<Line<'a>> {
     let p = |name: &'static str| At::Line(i, name);
-    f.check_duplicates(&["sku", "quantity", "unit_price", "discount"], Some(i), v);
+    f.check_duplicates(&LINE_FIELDS, Some(i), v);
     let sku = match read_id(f.get("sku")) {
         IdRead::Ok(s) => Some(s),
         IdRead::Missing => {
