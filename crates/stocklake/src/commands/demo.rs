@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use stocklake_model::queries::{AlertFilter, alerts, counts};
+use stocklake_model::queries::{AlertFilter, alerts_total, counts};
 use stocklake_simulate::{RunOptions, SimConfig, Simulator, Target, WireFormat};
+use stocklake_stock::AlertType;
 
 use crate::cli::{DemoArgs, GlobalArgs};
 use crate::commands::{run, shutdown_token};
@@ -170,17 +171,17 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "the simulator stopped early");
     }
     let c = counts(&gold).await.unwrap_or_default();
-    let all = alerts(
-        &gold,
-        &AlertFilter {
+    // every alert of each type, counted by the database (a listing would stop at its limit)
+    let mut by_type = std::collections::HashMap::new();
+    for t in AlertType::ALL.map(AlertType::as_str) {
+        let f = AlertFilter {
             open: false,
-            limit: 10_000,
+            alert_type: Some(t.to_string()),
             ..AlertFilter::default()
-        },
-    )
-    .await
-    .unwrap_or_default();
-    let by_type = |t: &str| all.iter().filter(|a| a.alert_type == t).count();
+        };
+        by_type.insert(t, alerts_total(&gold, &f).await.unwrap_or_default());
+    }
+    let by_type = |t: &str| by_type.get(t).copied().unwrap_or_default();
     progress!("\nstocklake demo summary");
     progress!(
         "  simulated   {} events ({} sale baskets), {} stock-outs on the shelves, {:.1} units lost to empty shelves",

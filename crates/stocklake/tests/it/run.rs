@@ -490,3 +490,82 @@ fn a_report_to_a_reader_that_went_away_ends_quietly() {
         assert_eq!(stderr, "", "{args:?}");
     }
 }
+
+/// The number in `text` right before `label` (`"12 open alerts"` → 12 for `"open alerts"`).
+fn count_before(text: &str, label: &str) -> u64 {
+    let at = text
+        .find(&format!(" {label}"))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"));
+    let digits: String = text[..at]
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .chars()
+        .rev()
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|e| panic!("no count before {label:?} ({e}) in:\n{text}"))
+}
+
+/// `stocklake demo` as the README runs it, smaller and shorter: history then live trading on the
+/// embedded default, ended by `--duration`, with a summary whose alerts by type add up to the
+/// alerts gold holds, all of them listed by `stocklake alerts --all` on the demo's data.
+#[test]
+fn the_demo_runs_the_chain_through_gold_and_sums_it_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let out = ok({
+        let mut c = stocklake(dir.path(), None);
+        c.args(["demo", "--duration", "20s", "--stores", "2", "--skus", "60"])
+            .args([
+                "--data-dir",
+                "data",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ]);
+        c
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
+        .split("stocklake demo summary")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no summary in:\n{stdout}"));
+    let gold = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("gold"))
+        .unwrap_or_else(|| panic!("no gold line in:\n{summary}"));
+    assert!(count_before(gold, "movements") > 0, "{gold}");
+    assert!(count_before(gold, "stock levels") > 0, "{gold}");
+    let total = count_before(gold, "alerts");
+    assert!(total > 0, "{gold}");
+    let by_type_line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("alerts"))
+        .unwrap_or_else(|| panic!("no alerts line in:\n{summary}"));
+    let by_type: u64 = [
+        "out of stock",
+        "projected stock-out",
+        "below reorder point",
+        "below safety stock",
+        "phantom stock",
+        "overstock",
+        "negative",
+    ]
+    .iter()
+    .map(|t| count_before(by_type_line, t))
+    .sum();
+    assert_eq!(by_type, total, "{summary}");
+
+    // the demo's gold is there to read afterwards
+    let listed = ok({
+        let mut c = stocklake(dir.path(), None);
+        c.args(["alerts", "--data-dir", "data/demo", "--all", "--json"])
+            .args(["--limit", "100000"]);
+        c
+    });
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("alerts as JSON");
+    let listed = listed.as_array().map(Vec::len);
+    assert_eq!(listed, usize::try_from(total).ok());
+}
