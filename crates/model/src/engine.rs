@@ -39,6 +39,10 @@ pub struct ModelConfig {
     pub default_service_level: f64,
     /// Most silver versions loaded in one gold transaction.
     pub max_versions_per_batch: u64,
+    /// A batch takes no further silver version once it holds this many lines: a backlog (the
+    /// demo's history, a restart behind a bulk load) reaches gold, the API and the dashboard
+    /// in steps of a few seconds each instead of one transaction of minutes.
+    pub max_lines_per_batch: u64,
     /// A key that time alone can change (demand history, a delivery rhythm, open alerts) is
     /// looked at again this long (store time) after its last look, for the alerts that time
     /// alone can raise (projected stock-out, phantom stock). Each key keeps its own due
@@ -63,6 +67,7 @@ impl ModelConfig {
             default_lead_time_days: 2,
             default_service_level: 0.95,
             max_versions_per_batch: 64,
+            max_lines_per_batch: 200_000,
             evaluate_every: Duration::minutes(30),
         }
     }
@@ -335,8 +340,10 @@ impl Model {
         let latest = latest_version(&mut self.lines, done).await?;
         let mut lines = Vec::new();
         if latest > done {
-            let to = latest.min(done + self.cfg.max_versions_per_batch.max(1));
-            lines = lines_between(&self.lines, done + 1, to).await?;
+            let cap = latest.min(done + self.cfg.max_versions_per_batch.max(1));
+            let (to, taken) =
+                lines_between(&self.lines, done + 1, cap, self.cfg.max_lines_per_batch).await?;
+            lines = taken;
             report.from_version = done + 1;
             report.to_version = to;
             let prev = self.checkpoints.get(POS_EVENT_LINES);

@@ -130,24 +130,36 @@ pub async fn latest_version(table: &mut DeltaTable, known: u64) -> Result<u64, M
     Ok(table.version().unwrap_or(0))
 }
 
-/// The lines that versions `from ..= to` of the table added.
+/// The lines that versions `from ..= to` of the table added, stopping after the first version
+/// that brings them to `max_rows` (by the row counts in the log; a file without them fills the
+/// budget): a backlog is worked off in batches of about that size rather than all at once, so
+/// gold and what reads it move on while a bulk load catches up. Always at least version `from`.
+/// Returns the last version taken and its lines.
 pub async fn lines_between(
     table: &DeltaTable,
     from: u64,
     to: u64,
-) -> Result<Vec<SilverLine>, ModelError> {
+    max_rows: u64,
+) -> Result<(u64, Vec<SilverLine>), ModelError> {
     let mut files = Vec::new();
-    for v in from..=to {
-        match added_files(table, v)
+    let mut rows = 0u64;
+    let mut last = from;
+    for v in from..=to.max(from) {
+        let Some(added) = added_files(table, v)
             .await
             .map_err(|e| ModelError::Silver(e.to_string()))?
-        {
-            Some(f) => files.extend(f),
-            None => {
-                return Err(ModelError::Silver(format!(
-                    "silver version {v} is no longer in the Delta log (its history was cleaned up); rebuild gold with `stocklake replay --gold-only`"
-                )));
-            }
+        else {
+            return Err(ModelError::Silver(format!(
+                "silver version {v} is no longer in the Delta log (its history was cleaned up); rebuild gold with `stocklake replay --gold-only`"
+            )));
+        };
+        rows = added
+            .iter()
+            .fold(rows, |n, f| n.saturating_add(f.rows.unwrap_or(max_rows)));
+        files.extend(added);
+        last = v;
+        if rows >= max_rows {
+            break;
         }
     }
     let mut out = Vec::new();
@@ -159,5 +171,5 @@ pub async fn lines_between(
             decode(b, &mut out)?;
         }
     }
-    Ok(out)
+    Ok((last, out))
 }

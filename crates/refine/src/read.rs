@@ -22,6 +22,18 @@ pub struct SilverFile {
     pub path: String,
     pub size: i64,
     pub partition: HashMap<String, Option<String>>,
+    /// Its rows, as its statistics in the log say (`numRecords`), when they do.
+    pub rows: Option<u64>,
+}
+
+/// The row count in an `add` action's statistics, when it has them.
+fn rows_in(stats: Option<&str>) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Stats {
+        #[serde(rename = "numRecords")]
+        num_records: Option<u64>,
+    }
+    serde_json::from_str::<Stats>(stats?).ok()?.num_records
 }
 
 /// The files of the table's current snapshot.
@@ -37,6 +49,7 @@ pub async fn active_files(table: &DeltaTable) -> Result<Vec<SilverFile>, RefineE
             path: v.path().to_string(),
             size: v.size(),
             partition: v.partition_values_map(),
+            rows: v.num_records().map(|n| n as u64),
         })
         .collect())
 }
@@ -140,6 +153,7 @@ pub async fn added_files(
                     // serde already decoded the log's URL-encoded path
                     path: add.path,
                     size: add.size,
+                    rows: rows_in(add.stats.as_deref()),
                     partition: add.partition_values,
                 }),
                 _ => None,

@@ -76,13 +76,15 @@ impl Lake {
     }
 
     pub async fn model(&self, url: &str) -> Model {
+        self.model_with(url, |_| {}).await
+    }
+
+    /// A model whose configuration `change` has altered.
+    pub async fn model_with(&self, url: &str, change: impl FnOnce(&mut ModelConfig)) -> Model {
         let gold = Gold::connect(url).await.expect("gold");
-        Model::open(
-            ModelConfig::new(self.silver.clone(), AwsOptions::default()),
-            gold,
-        )
-        .await
-        .expect("model")
+        let mut config = ModelConfig::new(self.silver.clone(), AwsOptions::default());
+        change(&mut config);
+        Model::open(config, gold).await.expect("model")
     }
 
     /// On hand per (store, sku) by CONTRACT §2, computed from silver alone.

@@ -111,6 +111,95 @@ async fn shuffled_arrival_gives_the_same_stock() {
     let _ = Decimal::ZERO;
 }
 
+/// A backlog of silver versions reaches gold in batches of about `max_lines_per_batch` lines,
+/// a version at least, and the gold is the same as from one batch: stock, daily snapshot and
+/// alerts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_reaches_gold_in_bounded_batches_with_the_same_result() {
+    let (records, _) = chain(4, 17);
+    let mut lake = Lake::new();
+    let mut versions = 0u64;
+    for chunk in records.chunks(records.len() / 6 + 1) {
+        lake.put(chunk).await;
+        lake.refine().await;
+        versions += 1;
+    }
+    let whole_url = lake.sqlite_url();
+    let mut whole = lake.model(&whole_url).await;
+    let one = whole.drain().await.expect("model");
+    assert_eq!(
+        one.len(),
+        1,
+        "the default budget takes this backlog at once"
+    );
+
+    let steps_url = format!("sqlite://{}", lake.dir.path().join("steps.db").display());
+    let mut steps = lake
+        .model_with(&steps_url, |c| c.max_lines_per_batch = 1)
+        .await;
+    let reports = steps.drain().await.expect("model");
+    assert!(
+        reports.len() as u64 >= versions,
+        "{} batches",
+        reports.len()
+    );
+    for r in &reports {
+        assert_eq!(r.from_version, r.to_version, "one version a batch");
+    }
+    assert_eq!(
+        reports.iter().map(|r| r.lines).sum::<usize>(),
+        one[0].lines,
+        "every line once"
+    );
+
+    let mid_url = format!("sqlite://{}", lake.dir.path().join("mid.db").display());
+    let mut mid = lake
+        .model_with(&mid_url, |c| {
+            c.max_lines_per_batch = one[0].lines as u64 / 3
+        })
+        .await;
+    let mid_reports = mid.drain().await.expect("model");
+    assert!(
+        (2..reports.len()).contains(&mid_reports.len()),
+        "{} batches",
+        mid_reports.len()
+    );
+
+    for model in [&steps, &mid] {
+        assert_eq!(
+            gold_on_hand(model.gold()).await,
+            gold_on_hand(whole.gold()).await
+        );
+        assert_eq!(
+            latest_closing(model.gold()).await,
+            latest_closing(whole.gold()).await
+        );
+        assert_eq!(
+            open_alert_keys(model.gold()).await,
+            open_alert_keys(whole.gold()).await
+        );
+    }
+}
+
+/// The open alerts, as (store, SKU, type).
+async fn open_alert_keys(gold: &stocklake_model::Gold) -> Vec<(String, String, String)> {
+    let mut keys: Vec<_> = stocklake_model::queries::alerts(
+        gold,
+        &stocklake_model::queries::AlertFilter {
+            open: true,
+            limit: 1_000_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("alerts")
+    .into_iter()
+    .map(|a| (a.store_id, a.sku, a.alert_type))
+    .collect();
+    keys.sort();
+    keys
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_gets_the_same_gold_as_sqlite() {
     let Some(pg) = stocklake_testkit::postgres().await else {
