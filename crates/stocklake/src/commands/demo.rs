@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use stocklake_model::queries::{AlertFilter, alerts_total, counts};
+use stocklake_model::queries::{AlertFilter, alerts_total, counts, status_by_category};
 use stocklake_simulate::{RunOptions, SimConfig, Simulator, Target, WireFormat};
 use stocklake_stock::AlertType;
 
@@ -136,6 +136,8 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
                     _ = tokio::time::sleep(Duration::from_secs(10)) => {}
                 }
                 let c = counts(&gold).await.unwrap_or_default();
+                let shelves = status_by_category(&gold, None).await.unwrap_or_default();
+                let shelves = |k: &str| shelves.iter().filter_map(|r| r[k].as_i64()).sum::<i64>();
                 let ingested = pipeline
                     .stage("ingest")
                     .map(|s| s.records_total)
@@ -145,10 +147,12 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
                     .map(|s| s.records_total)
                     .unwrap_or(0);
                 progress!(
-                    "  {:>4} s: {} records refined, {} stock levels, {} open alerts",
+                    "  {:>4} s: {} records refined, {} stock levels ({} out, {} below reorder point), {} open alerts",
                     started.elapsed().as_secs(),
                     refined.max(ingested),
                     c["stock_levels"],
+                    shelves("out_of_stock"),
+                    shelves("below_reorder_point"),
                     c["open_alerts"],
                 );
             }

@@ -112,17 +112,30 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
         c
     });
 
-    // settled: stock rows there and unchanged for two seconds (every product that moved)
+    // settled: refine and gold have no backlog, and the stock rows (every product that moved)
+    // and gold's checkpoint are unchanged for two seconds — gold takes a backlog in steps
     let deadline = Instant::now() + Duration::from_secs(180);
-    let mut last = 0;
+    let mut last = (0, Value::Null);
     let stock = loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (s, v) = get(&format!("{base}/v1/stock?limit=10000")).await;
         let n = v["count"].as_u64().unwrap_or(0);
-        if s == 200 && n > 0 && n == last {
+        let (_, pipeline) = get(&format!("{base}/v1/pipeline")).await;
+        let stage = |name: &str| {
+            pipeline["stages"]
+                .as_array()
+                .and_then(|a| a.iter().find(|st| st["stage"] == name))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let idle = ["refine", "model"]
+            .iter()
+            .all(|name| stage(name)["backlog"] == 0);
+        let now = (n, stage("model")["checkpoint"].clone());
+        if s == 200 && n > 0 && idle && now == last {
             break v;
         }
-        last = n;
+        last = now;
         assert!(
             Instant::now() < deadline,
             "gave up waiting for stock levels"
@@ -532,6 +545,16 @@ fn the_demo_runs_the_chain_through_gold_and_sums_it_up() {
         .split("stocklake demo summary")
         .nth(1)
         .unwrap_or_else(|| panic!("no summary in:\n{stdout}"));
+    // the progress line, every ten seconds: how many keys are out or short, how many alerts
+    let progress = stdout
+        .lines()
+        .find(|l| l.contains(" s: ") && l.contains("records refined"))
+        .unwrap_or_else(|| panic!("no progress line in:\n{stdout}"));
+    assert!(
+        count_before(progress, "out,") + count_before(progress, "below reorder point")
+            <= count_before(progress, "stock levels"),
+        "{progress}"
+    );
     let gold = summary
         .lines()
         .find(|l| l.trim_start().starts_with("gold"))
