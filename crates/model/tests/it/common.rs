@@ -72,7 +72,12 @@ impl Lake {
     }
 
     pub fn sqlite_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("gold.db").display())
+        self.sqlite_url_of("gold.db")
+    }
+
+    /// A SQLite gold database of its own in the lake's directory.
+    pub fn sqlite_url_of(&self, file: &str) -> String {
+        format!("sqlite://{}", self.dir.path().join(file).display())
     }
 
     pub async fn model(&self, url: &str) -> Model {

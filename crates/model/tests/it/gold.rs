@@ -133,7 +133,7 @@ async fn a_backlog_reaches_gold_in_bounded_batches_with_the_same_result() {
         "the default budget takes this backlog at once"
     );
 
-    let steps_url = format!("sqlite://{}", lake.dir.path().join("steps.db").display());
+    let steps_url = lake.sqlite_url_of("steps.db");
     let mut steps = lake
         .model_with(&steps_url, |c| c.max_lines_per_batch = 1)
         .await;
@@ -152,7 +152,7 @@ async fn a_backlog_reaches_gold_in_bounded_batches_with_the_same_result() {
         "every line once"
     );
 
-    let mid_url = format!("sqlite://{}", lake.dir.path().join("mid.db").display());
+    let mid_url = lake.sqlite_url_of("mid.db");
     let mut mid = lake
         .model_with(&mid_url, |c| {
             c.max_lines_per_batch = one[0].lines as u64 / 3

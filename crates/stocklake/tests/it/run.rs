@@ -509,15 +509,10 @@ fn count_before(text: &str, label: &str) -> u64 {
     let at = text
         .find(&format!(" {label}"))
         .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"));
-    let digits: String = text[..at]
-        .chars()
-        .rev()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits
-        .chars()
-        .rev()
-        .collect::<String>()
+    text[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or_default()
         .parse()
         .unwrap_or_else(|e| panic!("no count before {label:?} ({e}) in:\n{text}"))
 }
