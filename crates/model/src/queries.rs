@@ -409,23 +409,24 @@ pub async fn status_by_category(
     Ok(to_json(query(gold, &sql, params).await?))
 }
 
-/// Units sold per hour (UTC) over the last `hours` hours of sales (of one store or all).
+/// Units sold per hour (UTC) in the last `hours` hours that had sales (of one store or all),
+/// the newest included. Read from `fact_sales_hourly`, which the batches keep as they insert
+/// the sales: the chart the dashboard redraws every two seconds reads a row per store and hour,
+/// never the sales lines themselves.
 pub async fn sales_velocity(
     gold: &Gold,
     store_id: Option<&str>,
     hours: i64,
 ) -> Result<Vec<serde_json::Value>, ModelError> {
     let hour = match gold.dialect() {
-        Dialect::Postgres => {
-            "to_char(date_trunc('hour', f.event_time), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')"
-        }
-        Dialect::Sqlite => "substr(f.event_time, 1, 13) || ':00:00Z'",
+        Dialect::Postgres => "to_char(h.hour, 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')",
+        Dialect::Sqlite => "substr(h.hour, 1, 13) || ':00:00Z'",
     };
     let latest = match store_id {
         Some(_) => {
-            "SELECT MAX(f2.event_time) FROM fact_sales f2 JOIN dim_store s2 ON s2.store_key = f2.store_key WHERE s2.store_id = ?"
+            "SELECT MAX(h.hour) FROM fact_sales_hourly h JOIN dim_store s ON s.store_key = h.store_key WHERE s.store_id = ?"
         }
-        None => "SELECT MAX(event_time) FROM fact_sales",
+        None => "SELECT MAX(hour) FROM fact_sales_hourly",
     };
     let mut params = Vec::new();
     if let Some(s) = store_id {
@@ -439,12 +440,13 @@ pub async fn sales_velocity(
     else {
         return Ok(Vec::new());
     };
-    let since = last - chrono::Duration::hours(hours.clamp(1, 24 * 60));
+    let since = last - chrono::Duration::hours(hours.clamp(1, 24 * 60) - 1);
     let (since_p, cast) = time_param(gold, since);
+    // on SQLite the units are summed as doubles: rounded back to their scale
     let mut sql = format!(
-        "SELECT {hour} AS hour, SUM(f.quantity) AS units, COUNT(DISTINCT f.event_id) AS sales
-         FROM fact_sales f JOIN dim_store s ON s.store_key = f.store_key
-         WHERE f.event_time >= {cast}"
+        "SELECT {hour} AS hour, ROUND(SUM(h.units), 3) AS units, CAST(SUM(h.sales) AS BIGINT) AS sales
+         FROM fact_sales_hourly h JOIN dim_store s ON s.store_key = h.store_key
+         WHERE h.hour >= {cast}"
     );
     let mut params = vec![since_p];
     if let Some(s) = store_id {
@@ -508,11 +510,15 @@ pub async fn checkpoints(gold: &Gold) -> Result<Vec<serde_json::Value>, ModelErr
     ))
 }
 
-/// Counts for the status page.
+/// Counts for the status page. The fact tables' counts are the ones the batches keep in
+/// `gold_row_count` (migration 3): counting those tables, which grow with every line event,
+/// would scan them whole on each read of `/v1/pipeline`, `stocklake status` or the demo's
+/// progress line. The other tables are as large as the chain's keys at most, or their rows
+/// are found by index.
 pub async fn counts(gold: &Gold) -> Result<serde_json::Value, ModelError> {
     let sql = "SELECT
-        (SELECT COUNT(*) FROM fact_inventory_movement) AS movements,
-        (SELECT COUNT(*) FROM fact_sales) AS sales_lines,
+        COALESCE((SELECT row_count FROM gold_row_count WHERE table_name = 'fact_inventory_movement'), 0) AS movements,
+        COALESCE((SELECT row_count FROM gold_row_count WHERE table_name = 'fact_sales'), 0) AS sales_lines,
         (SELECT COUNT(*) FROM stock_level) AS stock_levels,
         (SELECT COUNT(*) FROM stock_alert WHERE resolved_at IS NULL) AS open_alerts,
         (SELECT COUNT(*) FROM stock_alert) AS alerts,
@@ -523,6 +529,24 @@ pub async fn counts(gold: &Gold) -> Result<serde_json::Value, ModelError> {
         .into_iter()
         .next()
         .unwrap_or(serde_json::Value::Null))
+}
+
+/// The rows of a gold table, counted one by one (`COUNT(*)`): what `gold_row_count` keeps
+/// for the fact tables, found the slow way.
+pub async fn count_rows(gold: &Gold, table: &str) -> Result<i64, ModelError> {
+    if !crate::schema::TABLES.contains(&table) {
+        return Err(ModelError::Database(format!("no gold table {table}")));
+    }
+    let rows = query(
+        gold,
+        &format!("SELECT COUNT(*) AS n FROM {table}"),
+        Vec::new(),
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| get(r, "n").int())
+        .unwrap_or_default())
 }
 
 /// One run of a stage, as recorded in `pipeline_run`.

@@ -12,7 +12,8 @@ pub enum Dialect {
 }
 
 /// One migration: its version, name, and SQL written once with placeholders for the types
-/// that differ (`{TS}` time, `{BOOL}`, `{BIGINT}`, `{F64}`, `{JSON}`).
+/// that differ (`{TS}` time, `{BOOL}`, `{BIGINT}`, `{F64}`, `{JSON}`, and `{EVENT_HOUR}`, the
+/// hour of a row's `event_time`).
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
@@ -33,11 +34,21 @@ impl Migration {
             Dialect::Sqlite => ("TEXT", "INTEGER", "INTEGER", "REAL", "TEXT"),
         };
         self.sql
+            .replace("{EVENT_HOUR}", event_hour(d))
             .replace("{TS}", ts)
             .replace("{BOOL}", boolean)
             .replace("{BIGINT}", bigint)
             .replace("{F64}", f64t)
             .replace("{JSON}", json)
+    }
+}
+
+/// The hour (UTC) that `event_time` falls in, as a time of the dialect: what
+/// `fact_sales_hourly.hour` holds (on SQLite, the text `sqlite::ts` writes for that hour).
+pub fn event_hour(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Postgres => "date_trunc('hour', event_time)",
+        Dialect::Sqlite => "substr(event_time, 1, 13) || ':00:00.000000Z'",
     }
 }
 
@@ -250,7 +261,35 @@ ALTER TABLE stock_level ADD COLUMN order_level {F64} NOT NULL DEFAULT 0;
 ALTER TABLE stock_level ADD COLUMN ordered_at {TS};
 "#,
     },
+    Migration {
+        version: 3,
+        name: "units sold per store and hour, and the fact tables' row counts, kept by the batches that insert the sales",
+        sql: r#"
+CREATE TABLE fact_sales_hourly (
+    store_key  INTEGER NOT NULL REFERENCES dim_store (store_key),
+    hour       {TS} NOT NULL,
+    units      NUMERIC(18,3) NOT NULL,
+    sales      {BIGINT} NOT NULL,
+    PRIMARY KEY (store_key, hour)
+);
+CREATE INDEX fact_sales_hourly_hour ON fact_sales_hourly (hour);
+INSERT INTO fact_sales_hourly (store_key, hour, units, sales)
+    SELECT store_key, {EVENT_HOUR}, SUM(quantity), COUNT(DISTINCT event_id) FROM fact_sales GROUP BY 1, 2;
+CREATE TABLE gold_row_count (
+    table_name  TEXT PRIMARY KEY,
+    row_count   {BIGINT} NOT NULL
+);
+INSERT INTO gold_row_count (table_name, row_count)
+    SELECT 'fact_inventory_movement', COUNT(*) FROM fact_inventory_movement;
+INSERT INTO gold_row_count (table_name, row_count)
+    SELECT 'fact_sales', COUNT(*) FROM fact_sales;
+"#,
+    },
 ];
+
+/// The tables whose rows `gold_row_count` counts: only batches insert into them, and they grow
+/// with every line event, so that counting them on each status read would scan them whole.
+pub const COUNTED_TABLES: &[&str] = &["fact_inventory_movement", "fact_sales"];
 
 /// The statements of a migration, split on `;` at line ends.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -267,11 +306,13 @@ pub const TABLES: &[&str] = &[
     "dim_store",
     "dim_product",
     "fact_sales",
+    "fact_sales_hourly",
     "fact_inventory_movement",
     "fact_stock_daily",
     "stock_level",
     "stock_alert",
     "gold_checkpoint",
+    "gold_row_count",
     "gold_store_state",
     "alert_outbox",
     "pipeline_run",
@@ -294,8 +335,17 @@ mod tests {
             }
         }
         assert!(statements(&MIGRATIONS[0].sql(Dialect::Sqlite)).len() > 10);
-        let pg = MIGRATIONS[0].sql(Dialect::Postgres);
+        let pg: String = MIGRATIONS
+            .iter()
+            .map(|m| m.sql(Dialect::Postgres))
+            .collect();
         assert!(pg.contains("TIMESTAMPTZ") && pg.contains("JSONB"));
+        for t in COUNTED_TABLES {
+            assert!(
+                pg.contains(&format!("SELECT '{t}', COUNT(*) FROM {t};")),
+                "{t}"
+            );
+        }
         for t in TABLES {
             assert!(pg.contains(&format!("CREATE TABLE {t} (")), "{t}");
         }

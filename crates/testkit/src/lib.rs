@@ -154,6 +154,13 @@ pub async fn postgres() -> Option<PgDb> {
     }
 }
 
+impl PgDb {
+    /// Runs statements in this database, on a connection of their own.
+    pub async fn execute(&self, sql: &str) -> Result<(), String> {
+        admin(&self.url, sql).await
+    }
+}
+
 async fn admin(base: &str, sql: &str) -> Result<(), String> {
     let (client, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await

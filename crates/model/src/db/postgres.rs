@@ -469,6 +469,22 @@ fn b<T: ToSql + Sync + Send + 'static>(v: T) -> Value {
     Box::new(v)
 }
 
+/// Adds the rows a batch inserted into `table` to its count in `gold_row_count`, in the batch's
+/// transaction: the count moves exactly when the rows do.
+async fn add_rows(tx: &Transaction<'_>, table: &str, rows: u64) -> Result<(), ModelError> {
+    if rows == 0 {
+        return Ok(());
+    }
+    let rows = i64::try_from(rows).map_err(|_| ModelError::Database(format!("{rows} rows")))?;
+    tx.execute(
+        "INSERT INTO gold_row_count (table_name, row_count) VALUES ($1, $2) ON CONFLICT (table_name) DO UPDATE SET row_count = gold_row_count.row_count + EXCLUDED.row_count",
+        &[&table, &rows],
+    )
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
 async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError> {
     use Type as T;
     copy(
@@ -649,7 +665,8 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO fact_inventory_movement SELECT * FROM stg_fact_inventory_movement ON CONFLICT (event_id, line_no) DO NOTHING").await.map_err(err)?;
+    let moved = tx.execute("INSERT INTO fact_inventory_movement SELECT * FROM stg_fact_inventory_movement ON CONFLICT (event_id, line_no) DO NOTHING", &[]).await.map_err(err)?;
+    add_rows(tx, "fact_inventory_movement", moved).await?;
 
     copy(
         tx,
@@ -689,7 +706,25 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO fact_sales SELECT * FROM stg_fact_sales ON CONFLICT (event_id, line_no) DO NOTHING").await.map_err(err)?;
+    // the sales lines this batch adds (a line delivered again adds nothing), summed into their
+    // store's hour in the same statement
+    let sold: i64 = tx
+        .query_one(
+            "WITH new AS (
+                INSERT INTO fact_sales SELECT * FROM stg_fact_sales ON CONFLICT (event_id, line_no) DO NOTHING
+                RETURNING store_key, event_time, quantity, event_id
+             ), hourly AS (
+                INSERT INTO fact_sales_hourly (store_key, hour, units, sales)
+                SELECT store_key, date_trunc('hour', event_time), SUM(quantity), COUNT(DISTINCT event_id) FROM new GROUP BY 1, 2
+                ON CONFLICT (store_key, hour) DO UPDATE SET units = fact_sales_hourly.units + EXCLUDED.units, sales = fact_sales_hourly.sales + EXCLUDED.sales
+             )
+             SELECT COUNT(*) FROM new",
+            &[],
+        )
+        .await
+        .map_err(err)?
+        .get(0);
+    add_rows(tx, "fact_sales", u64::try_from(sold).unwrap_or_default()).await?;
 
     copy(
         tx,

@@ -4,11 +4,12 @@
 //! every value stocklake stores has at most 15 significant digits, so the round trip is exact.
 //! Times are RFC 3339 text in UTC with microseconds, which sorts as time does.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use rust_decimal::Decimal;
@@ -581,37 +582,68 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             tx.execute("UPDATE stock_alert SET product_key = ?2 WHERE product_key = ?1 AND resolved_at IS NULL", params![old, new]).map_err(err)?;
         }
         let mut s = tx.prepare_cached("INSERT INTO fact_inventory_movement (event_id, line_no, date_key, store_key, product_key, event_type, quantity, quantity_delta, event_time) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
+        let mut moved = 0;
         for m in &ws.movements {
-            s.execute(params![
-                m.event_id,
-                m.line_no,
-                m.date_key,
-                m.store_key,
-                m.product_key,
-                m.event_type,
-                Dec(m.quantity),
-                Dec(m.quantity_delta),
-                ts(m.event_time)
-            ])
-            .map_err(err)?;
+            moved += s
+                .execute(params![
+                    m.event_id,
+                    m.line_no,
+                    m.date_key,
+                    m.store_key,
+                    m.product_key,
+                    m.event_type,
+                    Dec(m.quantity),
+                    Dec(m.quantity_delta),
+                    ts(m.event_time)
+                ])
+                .map_err(err)?;
         }
         let mut s = tx.prepare_cached("INSERT INTO fact_sales (event_id, line_no, date_key, store_key, product_key, transaction_id, register_id, event_time, quantity, unit_price, discount, net_amount) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
+        let mut sold = 0;
+        // the sales lines this batch adds, by store and hour: units, and the events among them
+        let mut hourly: BTreeMap<(i32, String), (Decimal, HashSet<&str>)> = BTreeMap::new();
         for r in &ws.sales {
-            s.execute(params![
-                r.event_id,
-                r.line_no,
-                r.date_key,
-                r.store_key,
-                r.product_key,
-                r.transaction_id,
-                r.register_id,
-                ts(r.event_time),
-                Dec(r.quantity),
-                od(r.unit_price),
-                od(r.discount),
-                od(r.net_amount)
-            ])
-            .map_err(err)?;
+            let added = s
+                .execute(params![
+                    r.event_id,
+                    r.line_no,
+                    r.date_key,
+                    r.store_key,
+                    r.product_key,
+                    r.transaction_id,
+                    r.register_id,
+                    ts(r.event_time),
+                    Dec(r.quantity),
+                    od(r.unit_price),
+                    od(r.discount),
+                    od(r.net_amount)
+                ])
+                .map_err(err)?;
+            if added > 0 {
+                sold += added;
+                let hour = r
+                    .event_time
+                    .duration_trunc(TimeDelta::hours(1))
+                    .map_err(|e| {
+                        ModelError::Database(format!("the hour of {}: {e}", r.event_time))
+                    })?;
+                let h = hourly.entry((r.store_key, ts(hour))).or_default();
+                h.0 += r.quantity;
+                h.1.insert(&r.event_id);
+            }
+        }
+        let mut s = tx.prepare_cached("INSERT INTO fact_sales_hourly (store_key, hour, units, sales) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store_key, hour) DO UPDATE SET units = fact_sales_hourly.units + excluded.units, sales = fact_sales_hourly.sales + excluded.sales").map_err(err)?;
+        for ((store_key, hour), (units, events)) in &hourly {
+            s.execute(params![store_key, hour, Dec(*units), events.len() as i64])
+                .map_err(err)?;
+        }
+        // the rows inserted, counted in the batch's transaction: the count moves exactly when
+        // the rows do
+        let mut s = tx.prepare_cached("INSERT INTO gold_row_count (table_name, row_count) VALUES (?1, ?2) ON CONFLICT (table_name) DO UPDATE SET row_count = gold_row_count.row_count + excluded.row_count").map_err(err)?;
+        for (table, rows) in [("fact_inventory_movement", moved), ("fact_sales", sold)] {
+            if rows > 0 {
+                s.execute(params![table, rows as i64]).map_err(err)?;
+            }
         }
         let mut s = tx.prepare_cached(&format!("INSERT INTO fact_stock_daily ({DAILY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = excluded.units_sold, units_received = excluded.units_received, units_wasted = excluded.units_wasted, units_returned = excluded.units_returned, units_adjusted = excluded.units_adjusted, net_movement = excluded.net_movement, sales_count = excluded.sales_count, count_time = excluded.count_time, count_quantity = excluded.count_quantity, movement_after_count = excluded.movement_after_count, closing_on_hand = excluded.closing_on_hand, was_out_of_stock = excluded.was_out_of_stock, out_of_stock_share = excluded.out_of_stock_share")).map_err(err)?;
         for d in &ws.daily {

@@ -157,6 +157,79 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// Units sold (returns negative) and sale or return events per hour (UTC) of the whole
+    /// chain, computed from silver alone, with the hour written as `/v1/sales/velocity` writes it.
+    pub async fn sales_by_hour_from_silver(&self) -> BTreeMap<String, (Decimal, usize)> {
+        let t = open_or_create(&self.silver, &AwsOptions::default(), POS_EVENT_LINES)
+            .await
+            .expect("lines");
+        let files = active_files(&t).await.expect("files");
+        let mut hours: BTreeMap<String, (Decimal, std::collections::HashSet<String>)> =
+            BTreeMap::new();
+        for (_, batches) in read_files(t.object_store(), &files, None)
+            .await
+            .expect("read")
+        {
+            for b in &batches {
+                let id = b.column_by_name("event_id").expect("c").as_string::<i32>();
+                let kind = b
+                    .column_by_name("event_type")
+                    .expect("c")
+                    .as_string::<i32>();
+                let time = b
+                    .column_by_name("event_time")
+                    .expect("c")
+                    .as_primitive::<TimestampMicrosecondType>();
+                let qty = b
+                    .column_by_name("quantity")
+                    .expect("c")
+                    .as_primitive::<Decimal128Type>();
+                for i in 0..b.num_rows() {
+                    let sign = match kind.value(i) {
+                        "sale" => Decimal::ONE,
+                        "return" => Decimal::NEGATIVE_ONE,
+                        _ => continue,
+                    };
+                    let at = DateTime::from_timestamp_micros(time.value(i)).expect("time");
+                    let h = hours
+                        .entry(at.format("%Y-%m-%dT%H:00:00Z").to_string())
+                        .or_default();
+                    h.0 += sign * Decimal::from_i128_with_scale(qty.value(i), 3);
+                    h.1.insert(id.value(i).to_string());
+                }
+            }
+        }
+        hours
+            .into_iter()
+            .map(|(h, (units, events))| (h, (units.normalize(), events.len())))
+            .collect()
+    }
+}
+
+/// The whole chain's sales per hour as `/v1/sales/velocity` reads them from gold, every hour
+/// there is; the same form as `Lake::sales_by_hour_from_silver`.
+pub async fn sales_by_hour(gold: &Gold) -> BTreeMap<String, (Decimal, usize)> {
+    stocklake_model::queries::sales_velocity(gold, None, 24 * 60)
+        .await
+        .expect("velocity")
+        .iter()
+        .map(|r| {
+            let units: Decimal = match &r["units"] {
+                serde_json::Value::String(s) => s.parse().expect("units"),
+                other => other.to_string().parse().expect("units"),
+            };
+            (
+                r["hour"].as_str().expect("hour").to_string(),
+                (
+                    units.normalize(),
+                    r["sales"].as_u64().expect("sales") as usize,
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Every stock level, read page by page as the model reads them (small pages, so that the
 /// page boundaries are crossed).
 pub async fn all_levels(gold: &Gold) -> Vec<LevelRow> {
@@ -237,4 +310,19 @@ pub async fn latest_closing(gold: &Gold) -> BTreeMap<(String, String), Decimal> 
         );
     }
     out
+}
+
+/// The fact tables' counts that the batches keep (`queries::counts`) are their rows, counted
+/// one by one; returns them (movements, sales lines).
+pub async fn kept_counts_are_exact(gold: &Gold) -> (i64, i64) {
+    use stocklake_model::queries::{count_rows, counts};
+    let c = counts(gold).await.expect("counts");
+    let kept = |k: &str| c[k].as_i64().unwrap_or(-1);
+    let movements = count_rows(gold, "fact_inventory_movement")
+        .await
+        .expect("count");
+    let sales = count_rows(gold, "fact_sales").await.expect("count");
+    assert_eq!(kept("movements"), movements, "movements");
+    assert_eq!(kept("sales_lines"), sales, "sales lines");
+    (movements, sales)
 }

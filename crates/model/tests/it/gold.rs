@@ -74,11 +74,64 @@ async fn sqlite_stock_levels_equal_silver_and_the_stores_records() {
         }
     }
     assert!(n > 50);
+    let (movements, sales) = kept_counts_are_exact(model.gold()).await;
+    assert!(movements > sales && sales > 1000, "{movements} {sales}");
     // nothing left: running again changes nothing
     assert!(model.run_batch().await.expect("batch").is_none());
     let mut again = lake.model(&url).await;
     assert!(again.run_batch().await.expect("batch").is_none());
     assert_eq!(gold_on_hand(again.gold()).await, got);
+    // emptied for a replay, then built again: the counts start over with the rows
+    again.gold().truncate().await.expect("truncate");
+    assert_eq!(kept_counts_are_exact(again.gold()).await, (0, 0));
+    let mut rebuilt = lake.model(&url).await;
+    rebuilt.drain().await.expect("model");
+    assert_eq!(
+        kept_counts_are_exact(rebuilt.gold()).await,
+        (movements, sales)
+    );
+}
+
+/// A gold database made before the fact tables' rows were counted and the sales summed by hour
+/// gets both from the rows themselves when it migrates, and the batches after keep them.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_gold_gets_its_row_counts_and_hourly_sales_when_it_migrates() {
+    let (records, _) = chain(3, 5);
+    let half = records.len() / 2;
+    let mut lake = Lake::new();
+    lake.put(&records[..half]).await;
+    lake.refine().await;
+    let url = lake.sqlite_url();
+    let mut model = lake.model(&url).await;
+    model.drain().await.expect("model");
+    let before = kept_counts_are_exact(model.gold()).await;
+    assert!(before.0 > 0);
+    drop(model);
+    // back to the schema of version 2
+    let path = lake.dir.path().join("gold.db");
+    let c = rusqlite::Connection::open(&path).expect("open");
+    c.execute_batch(
+        "DROP TABLE gold_row_count; DROP TABLE fact_sales_hourly;
+         DELETE FROM stocklake_migrations WHERE version = 3",
+    )
+    .expect("downgrade");
+    drop(c);
+    let mut model = lake.model(&url).await;
+    assert_eq!(kept_counts_are_exact(model.gold()).await, before);
+    assert_eq!(
+        sales_by_hour(model.gold()).await,
+        lake.sales_by_hour_from_silver().await,
+        "the hours summed from the sales already there"
+    );
+    lake.put(&records[half..]).await;
+    lake.refine().await;
+    model.drain().await.expect("model");
+    let after = kept_counts_are_exact(model.gold()).await;
+    assert!(after.0 > before.0 && after.1 > before.1, "{after:?}");
+    assert_eq!(
+        sales_by_hour(model.gold()).await,
+        lake.sales_by_hour_from_silver().await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,6 +155,11 @@ async fn shuffled_arrival_gives_the_same_stock() {
     }
     assert!(late > 1000, "late lines: {late}");
     check_exact(&lake, model.gold()).await;
+    kept_counts_are_exact(model.gold()).await;
+    // the sales of an hour arrive over many batches: each batch adds its own
+    let by_hour = lake.sales_by_hour_from_silver().await;
+    assert!(by_hour.len() > 24, "{} hours", by_hour.len());
+    assert_eq!(sales_by_hour(model.gold()).await, by_hour);
     // the daily snapshot ends where the stock level is
     let closing = latest_closing(model.gold()).await;
     let levels = gold_on_hand(model.gold()).await;
@@ -181,6 +239,44 @@ async fn a_backlog_reaches_gold_in_bounded_batches_with_the_same_result() {
     }
 }
 
+/// Lines the model meets again — its checkpoint set back behind facts it wrote — are not
+/// inserted again, and add nothing to the fact tables' counts or the hourly sales.
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_met_again_add_nothing_to_the_counts_or_the_hours() {
+    let (records, _) = chain(2, 29);
+    let mut lake = Lake::new();
+    lake.put(&records).await;
+    lake.refine().await;
+    let truth = lake.sales_by_hour_from_silver().await;
+    let sqlite = lake.sqlite_url();
+    let pg = stocklake_testkit::postgres().await;
+    let mut urls = vec![sqlite.clone()];
+    urls.extend(pg.as_ref().map(|p| p.url.clone()));
+    for url in urls {
+        let mut model = lake.model(&url).await;
+        model.drain().await.expect("model");
+        let counts = kept_counts_are_exact(model.gold()).await;
+        assert_eq!(sales_by_hour(model.gold()).await, truth, "{url}");
+        drop(model);
+        let back = "UPDATE gold_checkpoint SET silver_version = 0 WHERE name = 'pos_event_lines'";
+        match &pg {
+            Some(p) if url == p.url => p.execute(back).await.expect("checkpoint back"),
+            _ => {
+                let c = rusqlite::Connection::open(lake.dir.path().join("gold.db")).expect("open");
+                assert_eq!(c.execute(back, []).expect("checkpoint back"), 1);
+            }
+        }
+        let mut again = lake.model(&url).await;
+        let reports = again.drain().await.expect("model");
+        assert!(
+            reports.iter().map(|r| r.lines).sum::<usize>() > 1000,
+            "read again"
+        );
+        assert_eq!(kept_counts_are_exact(again.gold()).await, counts, "{url}");
+        assert_eq!(sales_by_hour(again.gold()).await, truth, "{url}");
+    }
+}
+
 /// The open alerts, as (store, SKU, type).
 async fn open_alert_keys(gold: &stocklake_model::Gold) -> Vec<(String, String, String)> {
     let mut keys: Vec<_> = stocklake_model::queries::alerts(
@@ -222,11 +318,19 @@ async fn postgres_gets_the_same_gold_as_sqlite() {
     check_exact(&lake, b.gold()).await;
     assert_eq!(gold_on_hand(a.gold()).await, gold_on_hand(b.gold()).await);
     assert_eq!(
+        sales_by_hour(b.gold()).await,
+        lake.sales_by_hour_from_silver().await
+    );
+    assert_eq!(
         latest_closing(a.gold()).await,
         latest_closing(b.gold()).await
     );
     analysts_queries_agree(&records, a.gold(), b.gold()).await;
     operations_agree(a.gold(), b.gold()).await;
+    assert_eq!(
+        kept_counts_are_exact(a.gold()).await,
+        kept_counts_are_exact(b.gold()).await
+    );
     // a second model on the same database finds nothing to do
     let mut again = lake.model(&pg.url).await;
     assert!(again.run_batch().await.expect("batch").is_none());
