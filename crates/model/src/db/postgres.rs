@@ -710,15 +710,15 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
     // store's hour in the same statement
     let sold: i64 = tx
         .query_one(
-            "WITH new AS (
+            &format!("WITH new AS (
                 INSERT INTO fact_sales SELECT * FROM stg_fact_sales ON CONFLICT (event_id, line_no) DO NOTHING
                 RETURNING store_key, event_time, quantity, event_id
              ), hourly AS (
                 INSERT INTO fact_sales_hourly (store_key, hour, units, sales)
-                SELECT store_key, date_trunc('hour', event_time), SUM(quantity), COUNT(DISTINCT event_id) FROM new GROUP BY 1, 2
+                SELECT store_key, {}, SUM(quantity), COUNT(DISTINCT event_id) FROM new GROUP BY 1, 2
                 ON CONFLICT (store_key, hour) DO UPDATE SET units = fact_sales_hourly.units + EXCLUDED.units, sales = fact_sales_hourly.sales + EXCLUDED.sales
              )
-             SELECT COUNT(*) FROM new",
+             SELECT COUNT(*) FROM new", crate::schema::event_hour(Dialect::Postgres)),
             &[],
         )
         .await
