@@ -263,7 +263,7 @@ ALTER TABLE stock_level ADD COLUMN ordered_at {TS};
     },
     Migration {
         version: 3,
-        name: "units sold per store and hour, and the fact tables' row counts, kept by the batches that insert the sales",
+        name: "units sold per store and hour, and the row counts of the fact tables and alerts, kept by the batches that insert them",
         sql: r#"
 CREATE TABLE fact_sales_hourly (
     store_key  INTEGER NOT NULL REFERENCES dim_store (store_key),
@@ -283,13 +283,16 @@ INSERT INTO gold_row_count (table_name, row_count)
     SELECT 'fact_inventory_movement', COUNT(*) FROM fact_inventory_movement;
 INSERT INTO gold_row_count (table_name, row_count)
     SELECT 'fact_sales', COUNT(*) FROM fact_sales;
+INSERT INTO gold_row_count (table_name, row_count)
+    SELECT 'stock_alert', COUNT(*) FROM stock_alert;
 "#,
     },
 ];
 
 /// The tables whose rows `gold_row_count` counts: only batches insert into them, and they grow
-/// with every line event, so that counting them on each status read would scan them whole.
-pub const COUNTED_TABLES: &[&str] = &["fact_inventory_movement", "fact_sales"];
+/// with every line event or alert change, so that counting them on each status read would scan
+/// them whole.
+pub const COUNTED_TABLES: &[&str] = &["fact_inventory_movement", "fact_sales", "stock_alert"];
 
 /// The statements of a migration, split on `;` at line ends.
 pub fn statements(sql: &str) -> Vec<String> {

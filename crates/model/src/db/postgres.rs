@@ -890,6 +890,12 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             .collect(),
     )
     .await?;
+    let opened: i64 = tx
+        .query_one("SELECT COUNT(*) FROM stg_stock_alert s WHERE NOT EXISTS (SELECT 1 FROM stock_alert a WHERE a.alert_id = s.alert_id)", &[])
+        .await
+        .map_err(err)?
+        .get(0);
+    add_rows(tx, "stock_alert", u64::try_from(opened).unwrap_or_default()).await?;
     // resolutions first, so that a reopened alert never meets its predecessor still open
     tx.batch_execute("UPDATE stock_alert a SET severity = s.severity, resolved_at = s.resolved_at, on_hand = s.on_hand, threshold = s.threshold, suggested_order_qty = s.suggested_order_qty, message = s.message, updated_at = s.updated_at, product_key = s.product_key FROM stg_stock_alert s WHERE a.alert_id = s.alert_id AND s.resolved_at IS NOT NULL;
         INSERT INTO stock_alert SELECT * FROM stg_stock_alert WHERE resolved_at IS NULL ON CONFLICT (alert_id) DO UPDATE SET severity = EXCLUDED.severity, on_hand = EXCLUDED.on_hand, threshold = EXCLUDED.threshold, suggested_order_qty = EXCLUDED.suggested_order_qty, message = EXCLUDED.message, updated_at = EXCLUDED.updated_at, product_key = EXCLUDED.product_key;

@@ -494,6 +494,18 @@ fn date_str(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
+/// Adds the rows a batch inserted into `table` to its count in `gold_row_count`, in the batch's
+/// transaction: the count moves exactly when the rows do.
+fn add_rows(tx: &rusqlite::Transaction<'_>, table: &str, rows: usize) -> Result<(), ModelError> {
+    if rows > 0 {
+        tx.prepare_cached("INSERT INTO gold_row_count (table_name, row_count) VALUES (?1, ?2) ON CONFLICT (table_name) DO UPDATE SET row_count = gold_row_count.row_count + excluded.row_count")
+            .map_err(err)?
+            .execute(params![table, rows as i64])
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError> {
     {
         let mut s = tx.prepare_cached("INSERT INTO dim_date (date_key, full_date, day_of_week, day_name, week_of_year, month, quarter, year, is_weekend) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (date_key) DO NOTHING").map_err(err)?;
@@ -637,14 +649,8 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             s.execute(params![store_key, hour, Dec(*units), events.len() as i64])
                 .map_err(err)?;
         }
-        // the rows inserted, counted in the batch's transaction: the count moves exactly when
-        // the rows do
-        let mut s = tx.prepare_cached("INSERT INTO gold_row_count (table_name, row_count) VALUES (?1, ?2) ON CONFLICT (table_name) DO UPDATE SET row_count = gold_row_count.row_count + excluded.row_count").map_err(err)?;
-        for (table, rows) in [("fact_inventory_movement", moved), ("fact_sales", sold)] {
-            if rows > 0 {
-                s.execute(params![table, rows as i64]).map_err(err)?;
-            }
-        }
+        add_rows(tx, "fact_inventory_movement", moved)?;
+        add_rows(tx, "fact_sales", sold)?;
         let mut s = tx.prepare_cached(&format!("INSERT INTO fact_stock_daily ({DAILY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = excluded.units_sold, units_received = excluded.units_received, units_wasted = excluded.units_wasted, units_returned = excluded.units_returned, units_adjusted = excluded.units_adjusted, net_movement = excluded.net_movement, sales_count = excluded.sales_count, count_time = excluded.count_time, count_quantity = excluded.count_quantity, movement_after_count = excluded.movement_after_count, closing_on_hand = excluded.closing_on_hand, was_out_of_stock = excluded.was_out_of_stock, out_of_stock_share = excluded.out_of_stock_share")).map_err(err)?;
         for d in &ws.daily {
             s.execute(params![
@@ -708,7 +714,14 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
         // resolutions first, so that a reopened alert never meets its predecessor open
         let mut alerts: Vec<&AlertRow> = ws.alerts.iter().collect();
         alerts.sort_by_key(|a| a.resolved_at.is_none());
+        let mut known = tx
+            .prepare_cached("SELECT 1 FROM stock_alert WHERE alert_id = ?1")
+            .map_err(err)?;
+        let mut opened = 0;
         for a in alerts {
+            if !known.exists([a.alert_id]).map_err(err)? {
+                opened += 1;
+            }
             s.execute(params![
                 a.alert_id,
                 a.store_key,
@@ -725,6 +738,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             ])
             .map_err(err)?;
         }
+        add_rows(tx, "stock_alert", opened)?;
         let mut s = tx.prepare_cached("INSERT INTO alert_outbox (id, alert_id, change, payload, created_at, delivered_at, attempts, last_error) VALUES (?1,?2,?3,?4,?5,NULL,0,NULL)").map_err(err)?;
         for o in &ws.outbox {
             s.execute(params![

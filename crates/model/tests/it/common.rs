@@ -312,8 +312,8 @@ pub async fn latest_closing(gold: &Gold) -> BTreeMap<(String, String), Decimal> 
     out
 }
 
-/// The fact tables' counts that the batches keep (`queries::counts`) are their rows, counted
-/// one by one; returns them (movements, sales lines).
+/// The counts that the batches keep (`queries::counts`: movements, sales lines, alerts) are
+/// the tables' rows, counted one by one; returns the first two.
 pub async fn kept_counts_are_exact(gold: &Gold) -> (i64, i64) {
     use stocklake_model::queries::{count_rows, counts};
     let c = counts(gold).await.expect("counts");
@@ -324,5 +324,7 @@ pub async fn kept_counts_are_exact(gold: &Gold) -> (i64, i64) {
     let sales = count_rows(gold, "fact_sales").await.expect("count");
     assert_eq!(kept("movements"), movements, "movements");
     assert_eq!(kept("sales_lines"), sales, "sales lines");
+    let alerts = count_rows(gold, "stock_alert").await.expect("count");
+    assert_eq!(kept("alerts"), alerts, "alerts");
     (movements, sales)
 }
