@@ -471,11 +471,10 @@ fn b<T: ToSql + Sync + Send + 'static>(v: T) -> Value {
 
 /// Adds the rows a batch inserted into `table` to its count in `gold_row_count`, in the batch's
 /// transaction: the count moves exactly when the rows do.
-async fn add_rows(tx: &Transaction<'_>, table: &str, rows: u64) -> Result<(), ModelError> {
-    if rows == 0 {
+async fn add_rows(tx: &Transaction<'_>, table: &str, rows: i64) -> Result<(), ModelError> {
+    if rows <= 0 {
         return Ok(());
     }
-    let rows = i64::try_from(rows).map_err(|_| ModelError::Database(format!("{rows} rows")))?;
     tx.execute(
         "INSERT INTO gold_row_count (table_name, row_count) VALUES ($1, $2) ON CONFLICT (table_name) DO UPDATE SET row_count = gold_row_count.row_count + EXCLUDED.row_count",
         &[&table, &rows],
@@ -666,6 +665,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
     )
     .await?;
     let moved = tx.execute("INSERT INTO fact_inventory_movement SELECT * FROM stg_fact_inventory_movement ON CONFLICT (event_id, line_no) DO NOTHING", &[]).await.map_err(err)?;
+    let moved = i64::try_from(moved).map_err(|_| ModelError::Database(format!("{moved} rows")))?;
     add_rows(tx, "fact_inventory_movement", moved).await?;
 
     copy(
@@ -724,7 +724,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
         .await
         .map_err(err)?
         .get(0);
-    add_rows(tx, "fact_sales", u64::try_from(sold).unwrap_or_default()).await?;
+    add_rows(tx, "fact_sales", sold).await?;
 
     copy(
         tx,
@@ -895,7 +895,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
         .await
         .map_err(err)?
         .get(0);
-    add_rows(tx, "stock_alert", u64::try_from(opened).unwrap_or_default()).await?;
+    add_rows(tx, "stock_alert", opened).await?;
     // resolutions first, so that a reopened alert never meets its predecessor still open
     tx.batch_execute("UPDATE stock_alert a SET severity = s.severity, resolved_at = s.resolved_at, on_hand = s.on_hand, threshold = s.threshold, suggested_order_qty = s.suggested_order_qty, message = s.message, updated_at = s.updated_at, product_key = s.product_key FROM stg_stock_alert s WHERE a.alert_id = s.alert_id AND s.resolved_at IS NOT NULL;
         INSERT INTO stock_alert SELECT * FROM stg_stock_alert WHERE resolved_at IS NULL ON CONFLICT (alert_id) DO UPDATE SET severity = EXCLUDED.severity, on_hand = EXCLUDED.on_hand, threshold = EXCLUDED.threshold, suggested_order_qty = EXCLUDED.suggested_order_qty, message = EXCLUDED.message, updated_at = EXCLUDED.updated_at, product_key = EXCLUDED.product_key;

@@ -1,8 +1,8 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{AsArray, RecordBatch};
+use deltalake::arrow::array::AsArray;
 use deltalake::arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
 use rust_decimal::Decimal;
 use stocklake_event::EventType;
@@ -92,52 +92,62 @@ impl Lake {
         Model::open(config, gold).await.expect("model")
     }
 
-    /// On hand per (store, sku) by CONTRACT §2, computed from silver alone.
-    pub async fn on_hand_from_silver(&self) -> BTreeMap<(String, String), Decimal> {
+    /// Every line of silver's `pos_event_lines`, with the columns the checks here compute from.
+    pub async fn silver_lines(&self) -> Vec<SilverLine> {
         let t = open_or_create(&self.silver, &AwsOptions::default(), POS_EVENT_LINES)
             .await
             .expect("lines");
         let files = active_files(&t).await.expect("files");
-        let batches: Vec<RecordBatch> = read_files(t.object_store(), &files, None)
+        let mut out = Vec::new();
+        for (_, batches) in read_files(t.object_store(), &files, None)
             .await
             .expect("read")
-            .into_iter()
-            .flat_map(|(_, b)| b)
-            .collect();
+        {
+            for b in &batches {
+                let text = |c: &str| b.column_by_name(c).expect("column").as_string::<i32>();
+                let (id, store, sku, kind) = (
+                    text("event_id"),
+                    text("store_id"),
+                    text("sku"),
+                    text("event_type"),
+                );
+                let time = b
+                    .column_by_name("event_time")
+                    .expect("column")
+                    .as_primitive::<TimestampMicrosecondType>();
+                let qty = b
+                    .column_by_name("quantity")
+                    .expect("column")
+                    .as_primitive::<Decimal128Type>();
+                out.extend((0..b.num_rows()).map(|i| SilverLine {
+                    event_id: id.value(i).to_string(),
+                    store_id: store.value(i).to_string(),
+                    sku: sku.value(i).to_string(),
+                    event_type: kind.value(i).parse().expect("type"),
+                    event_time: time.value(i),
+                    quantity: Decimal::from_i128_with_scale(qty.value(i), 3),
+                }));
+            }
+        }
+        out
+    }
+
+    /// On hand per (store, sku) by CONTRACT §2, computed from silver alone.
+    pub async fn on_hand_from_silver(&self) -> BTreeMap<(String, String), Decimal> {
         #[derive(Default)]
         struct K {
             count: Option<(i64, Decimal)>,
             moves: Vec<(i64, Decimal)>,
         }
         let mut keys: HashMap<(String, String), K> = HashMap::new();
-        for b in &batches {
-            let store = b.column_by_name("store_id").expect("c").as_string::<i32>();
-            let sku = b.column_by_name("sku").expect("c").as_string::<i32>();
-            let kind = b
-                .column_by_name("event_type")
-                .expect("c")
-                .as_string::<i32>();
-            let time = b
-                .column_by_name("event_time")
-                .expect("c")
-                .as_primitive::<TimestampMicrosecondType>();
-            let qty = b
-                .column_by_name("quantity")
-                .expect("c")
-                .as_primitive::<Decimal128Type>();
-            for i in 0..b.num_rows() {
-                let q = Decimal::from_i128_with_scale(qty.value(i), 3);
-                let t = time.value(i);
-                let k = keys
-                    .entry((store.value(i).to_string(), sku.value(i).to_string()))
-                    .or_default();
-                let et: EventType = kind.value(i).parse().expect("type");
-                match et.stock_delta(q) {
-                    Some(d) => k.moves.push((t, d)),
-                    None => {
-                        if k.count.is_none_or(|(ct, cq)| t > ct || (t == ct && q > cq)) {
-                            k.count = Some((t, q));
-                        }
+        for l in self.silver_lines().await {
+            let (t, q) = (l.event_time, l.quantity);
+            let k = keys.entry((l.store_id, l.sku)).or_default();
+            match l.event_type.stock_delta(q) {
+                Some(d) => k.moves.push((t, d)),
+                None => {
+                    if k.count.is_none_or(|(ct, cq)| t > ct || (t == ct && q > cq)) {
+                        k.count = Some((t, q));
                     }
                 }
             }
@@ -155,56 +165,40 @@ impl Lake {
             })
             .collect()
     }
-}
 
-impl Lake {
     /// Units sold (returns negative) and sale or return events per hour (UTC) of the whole
     /// chain, computed from silver alone, with the hour written as `/v1/sales/velocity` writes it.
     pub async fn sales_by_hour_from_silver(&self) -> BTreeMap<String, (Decimal, usize)> {
-        let t = open_or_create(&self.silver, &AwsOptions::default(), POS_EVENT_LINES)
-            .await
-            .expect("lines");
-        let files = active_files(&t).await.expect("files");
-        let mut hours: BTreeMap<String, (Decimal, std::collections::HashSet<String>)> =
-            BTreeMap::new();
-        for (_, batches) in read_files(t.object_store(), &files, None)
-            .await
-            .expect("read")
-        {
-            for b in &batches {
-                let id = b.column_by_name("event_id").expect("c").as_string::<i32>();
-                let kind = b
-                    .column_by_name("event_type")
-                    .expect("c")
-                    .as_string::<i32>();
-                let time = b
-                    .column_by_name("event_time")
-                    .expect("c")
-                    .as_primitive::<TimestampMicrosecondType>();
-                let qty = b
-                    .column_by_name("quantity")
-                    .expect("c")
-                    .as_primitive::<Decimal128Type>();
-                for i in 0..b.num_rows() {
-                    let sign = match kind.value(i) {
-                        "sale" => Decimal::ONE,
-                        "return" => Decimal::NEGATIVE_ONE,
-                        _ => continue,
-                    };
-                    let at = DateTime::from_timestamp_micros(time.value(i)).expect("time");
-                    let h = hours
-                        .entry(at.format("%Y-%m-%dT%H:00:00Z").to_string())
-                        .or_default();
-                    h.0 += sign * Decimal::from_i128_with_scale(qty.value(i), 3);
-                    h.1.insert(id.value(i).to_string());
-                }
-            }
+        let mut hours: BTreeMap<String, (Decimal, HashSet<String>)> = BTreeMap::new();
+        for l in self.silver_lines().await {
+            let sign = match l.event_type {
+                EventType::Sale => Decimal::ONE,
+                EventType::Return => Decimal::NEGATIVE_ONE,
+                _ => continue,
+            };
+            let at = DateTime::from_timestamp_micros(l.event_time).expect("time");
+            let h = hours
+                .entry(at.format("%Y-%m-%dT%H:00:00Z").to_string())
+                .or_default();
+            h.0 += sign * l.quantity;
+            h.1.insert(l.event_id);
         }
         hours
             .into_iter()
             .map(|(h, (units, events))| (h, (units.normalize(), events.len())))
             .collect()
     }
+}
+
+/// A line of silver, as the checks here read it.
+pub struct SilverLine {
+    pub event_id: String,
+    pub store_id: String,
+    pub sku: String,
+    pub event_type: EventType,
+    /// Microseconds since the epoch.
+    pub event_time: i64,
+    pub quantity: Decimal,
 }
 
 /// The whole chain's sales per hour as `/v1/sales/velocity` reads them from gold, every hour
