@@ -145,8 +145,9 @@ const QUANTITY: u16 = 1 << 1;
 const UNIT_PRICE: u16 = 1 << 2;
 const DISCOUNT: u16 = 1 << 3;
 
-/// Below 10^12, as the general parser requires of quantities and prices.
-const LIMIT: u64 = 1_000_000_000_000;
+/// The general parser's limits: quantities below 10^12, money below 10^11.
+const QUANTITY_LIMIT: u64 = crate::parse::QUANTITY_LIMIT as u64;
+const MONEY_LIMIT: u64 = crate::parse::MONEY_LIMIT as u64;
 
 /// A reader of the record's bytes; `ESCAPED` when they are the text of a JSON string holding
 /// the record.
@@ -336,7 +337,7 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
             return Some(None);
         }
         match self.number()? {
-            (false, m, scale) => at_scale(m, false, scale, 4).map(Some),
+            (false, m, scale) => at_scale(m, false, scale, 4, MONEY_LIMIT).map(Some),
             _ => None,
         }
     }
@@ -425,7 +426,7 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
                         return None;
                     }
                     negative = neg;
-                    quantity = Some(at_scale(m, neg, scale, 3)?);
+                    quantity = Some(at_scale(m, neg, scale, 3, QUANTITY_LIMIT)?);
                 }
                 UNIT_PRICE => unit_price = c.money()?,
                 DISCOUNT => discount = c.money()?,
@@ -433,9 +434,16 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
             }
             Some(())
         })?;
+        let quantity = quantity?;
+        // an amount out of range is for the general parser to explain
+        if let Some(price) = unit_price
+            && quantity.abs() * price >= Decimal::from(MONEY_LIMIT)
+        {
+            return None;
+        }
         let line = Line {
             sku: Cow::Borrowed(sku?),
-            quantity: quantity?,
+            quantity,
             unit_price,
             discount,
         };
@@ -608,12 +616,12 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
     }
 }
 
-/// `±mantissa × 10^-scale` written with `to` decimals (at most 4), when it is below 10^12 and
-/// has at most `to` decimals; `None` otherwise.
-fn at_scale(mantissa: u64, negative: bool, scale: u32, to: u32) -> Option<Decimal> {
+/// `±mantissa × 10^-scale` written with `to` decimals (at most 4), when it is below `limit`
+/// (at most 10^12) and has at most `to` decimals; `None` otherwise.
+fn at_scale(mantissa: u64, negative: bool, scale: u32, to: u32, limit: u64) -> Option<Decimal> {
     const POW10: [u64; 5] = [1, 10, 100, 1_000, 10_000];
     let up = POW10.get(to.checked_sub(scale)? as usize)?;
-    if mantissa >= LIMIT * POW10.get(scale as usize)? {
+    if mantissa >= limit * POW10.get(scale as usize)? {
         return None;
     }
     // below 10^16: an i64

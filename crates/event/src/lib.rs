@@ -32,8 +32,9 @@ pub use model::{
     write_json_str, write_rfc3339,
 };
 pub use parse::{
-    MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, parse_event, parse_event_str, parse_event_thorough,
-    parse_json_number, parse_time,
+    MAX_ID_CHARS, MAX_LINES, MAX_RECORD_BYTES, MAX_TEXT_CHARS, MONEY_LIMIT, QUANTITY_LIMIT,
+    parse_event, parse_event_str, parse_event_thorough, parse_json_number, parse_time,
+    text_problem,
 };
 pub use reason::{ReasonCode, Rejection, Violation};
 

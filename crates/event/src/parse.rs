@@ -23,6 +23,14 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const MAX_LINES: usize = 1000;
 /// The longest identifier (event, store, SKU, register, transaction), in characters.
 pub const MAX_ID_CHARS: usize = 128;
+/// The longest product name or category a legacy record may carry, in characters.
+pub const MAX_TEXT_CHARS: usize = 256;
+/// Quantities are below this in absolute value: with their 3 decimals, 15 significant digits,
+/// which every gold column and SQLite's numbers hold exactly (decision 0004).
+pub const QUANTITY_LIMIT: i64 = 1_000_000_000_000;
+/// Money — a price, a discount, and a line's amount (quantity × unit price) — is below this:
+/// with 4 decimals, 15 significant digits.
+pub const MONEY_LIMIT: i64 = 100_000_000_000;
 
 /// Parses and validates one record. `Ok` only when the record breaks no rule.
 pub fn parse_event(bytes: &[u8]) -> Result<Event<'_>, Rejection> {
@@ -326,6 +334,9 @@ fn parse_line_fields<'a>(
         p("discount"),
         v,
     );
+    if let (Some(q), Ok(Some(price))) = (quantity, &unit_price) {
+        check_amount(q, *price, p("unit_price"), v);
+    }
     Some(Line {
         sku: sku?,
         quantity: quantity?,
@@ -398,6 +409,9 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
             }
         },
     };
+    if let (Some(q), Some(p)) = (quantity, unit_price) {
+        check_amount(q, p, At::Top("unit_price"), v);
+    }
     if let (Some(q), Some(p), Some(t)) = (quantity, unit_price, total_price) {
         let expected = q * p;
         if (t - expected).abs() > Decimal::new(1, 2) {
@@ -408,8 +422,8 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
             ));
         }
     }
-    let product_name = read_string(f.get("product_name")).ok().flatten();
-    let category = read_string(f.get("category")).ok().flatten();
+    let product_name = read_text(f, "product_name", R::InvalidProductName, v);
+    let category = read_text(f, "category", R::InvalidCategory, v);
     let transaction_id = transaction_id?;
     let sku = sku?;
     // the event id a legacy record gets must itself be a valid event id, or its canonical
@@ -574,7 +588,7 @@ fn read_quantity(
         }
     };
     let mut ok = true;
-    if q.abs() >= Decimal::from(1_000_000_000_000i64) {
+    if q.abs() >= Decimal::from(QUANTITY_LIMIT) {
         v.push(Violation::new(
             R::QuantityOutOfRange,
             at.text(),
@@ -635,7 +649,7 @@ fn read_money(
         ));
         return Err(());
     }
-    if d >= Decimal::from(1_000_000_000_000i64) {
+    if d >= Decimal::from(MONEY_LIMIT) {
         v.push(Violation::new(
             invalid,
             at.text(),
@@ -693,6 +707,66 @@ pub fn parse_json_number(text: &str) -> Option<Decimal> {
 }
 
 /// Reads a string field: `Ok(None)` when absent or null, `Err` when not a string.
+/// A line's amount, quantity × unit price, must be below [`MONEY_LIMIT`]: it becomes
+/// `fact_sales.net_amount`.
+fn check_amount(quantity: Decimal, unit_price: Decimal, at: At<'_>, v: &mut Vec<Violation>) {
+    // both are below 10^12, so the product (below 10^24) is within a decimal's range
+    let amount = quantity.abs() * unit_price;
+    if amount >= Decimal::from(MONEY_LIMIT) {
+        v.push(Violation::new(
+            R::AmountOutOfRange,
+            at.text(),
+            format!(
+                "quantity × unit_price = {} is not below {MONEY_LIMIT}",
+                amount.normalize()
+            ),
+        ));
+    }
+}
+
+/// An optional text of master data a legacy record carries (product name, category): a string
+/// of at most [`MAX_TEXT_CHARS`] characters without control characters, or absent or null.
+fn read_text<'a>(
+    f: &Fields<'a>,
+    name: &'static str,
+    invalid: R,
+    v: &mut Vec<Violation>,
+) -> Option<Cow<'a, str>> {
+    match read_string(f.get(name)) {
+        Ok(None) => None,
+        Ok(Some(s)) => match text_problem(&s) {
+            None => Some(s),
+            Some(why) => {
+                v.push(Violation::new(invalid, name, why));
+                None
+            }
+        },
+        Err(()) => {
+            v.push(Violation::new(
+                invalid,
+                name,
+                format!(
+                    "{} is not a string",
+                    clip(f.get(name).map_or("", |r| r.get()))
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// Why a name or category is not printable text of at most [`MAX_TEXT_CHARS`] characters.
+pub fn text_problem(s: &str) -> Option<String> {
+    let chars = s.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        Some(format!("{chars} characters, the limit is {MAX_TEXT_CHARS}"))
+    } else if s.chars().any(char::is_control) {
+        Some("holds a control character".into())
+    } else {
+        None
+    }
+}
+
 fn read_string<'a>(raw: Option<&'a RawValue>) -> Result<Option<Cow<'a, str>>, ()> {
     match raw {
         None => Ok(None),

@@ -100,11 +100,11 @@ reason_codes! {
     QuantityOutOfRange => "quantity_out_of_range",
     /// `unit_price` is absent in a legacy record (where it is required).
     MissingUnitPrice => "missing_unit_price",
-    /// `unit_price` is not a number, is negative, or is 1e12 or more.
+    /// `unit_price` is not a number, is negative, or is 1e11 or more.
     InvalidUnitPrice => "invalid_unit_price",
     /// `unit_price` has more than 4 decimals.
     UnitPricePrecision => "unit_price_precision",
-    /// `discount` is not a number, is negative, or is 1e12 or more.
+    /// `discount` is not a number, is negative, or is 1e11 or more.
     InvalidDiscount => "invalid_discount",
     /// `discount` has more than 4 decimals.
     DiscountPrecision => "discount_precision",
@@ -116,6 +116,12 @@ reason_codes! {
     TotalPriceMismatch => "total_price_mismatch",
     /// An event with the same `event_id` but other content was already accepted.
     DuplicateConflict => "duplicate_conflict",
+    /// A line's amount, `quantity` × `unit_price`, is 1e11 or more: more than any gold column of money holds exactly.
+    AmountOutOfRange => "amount_out_of_range",
+    /// `product_name` (legacy) is not a string of at most 256 characters without control characters.
+    InvalidProductName => "invalid_product_name",
+    /// `category` (legacy) is not a string of at most 256 characters without control characters.
+    InvalidCategory => "invalid_category",
 }
 
 impl fmt::Display for ReasonCode {

@@ -325,6 +325,49 @@ fn every_reason_code_has_a_case() {
         with_line("discount", Some("0.00001"), "sale").as_bytes(),
         &["discount_precision"],
     );
+    // money stops below 1e11 (15 significant digits with its 4 decimals), a line's amount too
+    check(
+        with_line("unit_price", Some("100000000000"), "sale").as_bytes(),
+        &["invalid_unit_price"],
+    );
+    check(
+        with_line("discount", Some("100000000000"), "sale").as_bytes(),
+        &["invalid_discount"],
+    );
+    check(
+        with_line("quantity", Some("99999999999"), "sale").as_bytes(),
+        &["amount_out_of_range"],
+    );
+    assert!(
+        parse_event(with_line("quantity", Some("66666666666"), "sale").as_bytes()).is_ok(),
+        "66666666666 × 1.5 is below 1e11"
+    );
+    check(
+        legacy_with("quantity", Some("1000000"))
+            .replace("\"unit_price\":1.2", "\"unit_price\":100000.0")
+            .replace("\"total_price\":3.6", "\"total_price\":100000000000.0")
+            .as_bytes(),
+        &["amount_out_of_range"],
+    );
+    check(
+        legacy_with("product_name", Some(&format!("\"{}\"", "n".repeat(257)))).as_bytes(),
+        &["invalid_product_name"],
+    );
+    check(
+        legacy_with("product_name", Some("\"Milk\\n2026-12-07 INFO forged\"")).as_bytes(),
+        &["invalid_product_name"],
+    );
+    assert!(
+        parse_event(
+            legacy_with("product_name", Some(&format!("\"{}\"", "é".repeat(256)))).as_bytes()
+        )
+        .is_ok(),
+        "256 characters are allowed"
+    );
+    check(
+        legacy_with("category", Some("5")).as_bytes(),
+        &["invalid_category"],
+    );
     check(
         legacy_with("transaction_id", None).as_bytes(),
         &["missing_transaction_id"],

@@ -1,12 +1,17 @@
 //! Splitting an HTTP body into records (CONTRACT §4), as a pure function.
 //!
-//! - `application/x-ndjson` (also `application/jsonl`, `text/plain`, or no content type): one
-//!   record per line, each kept byte for byte (a trailing `\r` is a line ending, not data;
-//!   empty lines are not records). A line that is not JSON is still a record: it is kept in
-//!   bronze and quarantined by refine.
+//! - `application/x-ndjson`: one record per line, each kept byte for byte (a trailing `\r` is a
+//!   line ending, not data; empty lines are not records). A line that is not JSON is still a
+//!   record: it is kept in bronze and quarantined by refine.
 //! - `application/json`: the body must parse as a whole, or nothing is accepted. An array gives
 //!   one record per element (its exact text); anything else is one record.
 //! - `Content-Encoding: gzip` bodies are decompressed first, within the same size limit.
+//! - No other content type, and no missing one: `text/plain`, a form or no `Content-Type` at
+//!   all are what a page on any other site may send a browser's way without asking first (no
+//!   CORS preflight), so accepting them would let any web page post events to a stocklake
+//!   its visitor can reach.
+//! - At most a configured number of records per body: a body of a million one-byte lines is
+//!   refused whole (413) before it costs more than its own bytes.
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -22,13 +27,15 @@ pub enum BodyError {
     UnsupportedMediaType(String),
     /// 415: an unsupported or corrupt content encoding.
     BadEncoding(String),
+    /// 413: more records than one request may carry.
+    TooManyRecords { limit: usize },
 }
 
 impl BodyError {
     pub fn status(&self) -> u16 {
         match self {
             BodyError::InvalidJson(_) => 400,
-            BodyError::TooLarge { .. } => 413,
+            BodyError::TooLarge { .. } | BodyError::TooManyRecords { .. } => 413,
             BodyError::UnsupportedMediaType(_) | BodyError::BadEncoding(_) => 415,
         }
     }
@@ -37,6 +44,7 @@ impl BodyError {
         match self {
             BodyError::InvalidJson(_) => "invalid_json",
             BodyError::TooLarge { .. } => "payload_too_large",
+            BodyError::TooManyRecords { .. } => "too_many_records",
             BodyError::UnsupportedMediaType(_) => "unsupported_media_type",
             BodyError::BadEncoding(_) => "unsupported_content_encoding",
         }
@@ -48,10 +56,17 @@ impl BodyError {
                 format!("the body is not valid JSON ({e}); nothing was accepted")
             }
             BodyError::TooLarge { limit } => format!("the body is larger than {limit} bytes"),
+            BodyError::UnsupportedMediaType(t) if t.is_empty() => {
+                "a Content-Type header is required: application/x-ndjson or application/json"
+                    .to_string()
+            }
             BodyError::UnsupportedMediaType(t) => format!(
                 "content type {t:?} is not supported: send application/x-ndjson or application/json"
             ),
             BodyError::BadEncoding(e) => e.clone(),
+            BodyError::TooManyRecords { limit } => format!(
+                "the body holds more than {limit} records; send them in several requests (nothing was accepted)"
+            ),
         }
     }
 }
@@ -63,10 +78,11 @@ pub enum BodyKind {
     Json,
 }
 
-/// Reads a `Content-Type` header value.
+/// Reads a `Content-Type` header value: `application/x-ndjson` or `application/json`, with any
+/// parameters (`; charset=utf-8`); anything else, or none, is refused.
 pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, BodyError> {
     let Some(ct) = content_type else {
-        return Ok(BodyKind::Ndjson);
+        return Err(BodyError::UnsupportedMediaType(String::new()));
     };
     let mime = ct
         .split(';')
@@ -75,13 +91,7 @@ pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, BodyError> {
         .trim()
         .to_ascii_lowercase();
     match mime.as_str() {
-        ""
-        | "application/x-ndjson"
-        | "application/ndjson"
-        | "application/jsonl"
-        | "application/x-jsonlines"
-        | "application/jsonlines"
-        | "text/plain" => Ok(BodyKind::Ndjson),
+        "application/x-ndjson" => Ok(BodyKind::Ndjson),
         "application/json" => Ok(BodyKind::Json),
         _ => Err(BodyError::UnsupportedMediaType(ct.to_string())),
     }
@@ -116,15 +126,26 @@ pub fn decode_body(encoding: Option<&str>, body: Bytes, limit: usize) -> Result<
     }
 }
 
-/// Splits a body into records, each a slice of the body (no copy).
-pub fn split_body(kind: BodyKind, body: &Bytes) -> Result<Vec<Bytes>, BodyError> {
-    match kind {
-        BodyKind::Ndjson => Ok(split_lines(body)),
-        BodyKind::Json => split_json(body),
+/// Splits a body into records, each a slice of the body (no copy); more than `max_records`
+/// is an error, found before the rest is split.
+pub fn split_body(
+    kind: BodyKind,
+    body: &Bytes,
+    max_records: usize,
+) -> Result<Vec<Bytes>, BodyError> {
+    let records = match kind {
+        BodyKind::Ndjson => split_lines(body, max_records),
+        BodyKind::Json => split_json(body, max_records)?,
+    };
+    if records.len() > max_records {
+        return Err(BodyError::TooManyRecords { limit: max_records });
     }
+    Ok(records)
 }
 
-fn split_lines(body: &Bytes) -> Vec<Bytes> {
+/// The lines of an NDJSON body, at most `max + 1` of them (one more tells that there are
+/// too many).
+fn split_lines(body: &Bytes, max: usize) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut start = 0;
     let n = body.len();
@@ -136,6 +157,9 @@ fn split_lines(body: &Bytes) -> Vec<Bytes> {
         }
         if line_end > start {
             out.push(body.slice(start..line_end));
+            if out.len() > max {
+                break;
+            }
         }
         start = end + 1;
     }
@@ -143,15 +167,58 @@ fn split_lines(body: &Bytes) -> Vec<Bytes> {
 }
 
 fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|c| *c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
-fn split_json(body: &Bytes) -> Result<Vec<Bytes>, BodyError> {
+/// The elements of a JSON array as raw text, refusing more than `max` while reading (a 16 MB
+/// array of one-character elements is not collected first and counted after).
+struct Elements<'a>(Vec<&'a RawValue>);
+
+struct ElementsUpTo(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ElementsUpTo {
+    type Value = Elements<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ElementsUpTo {
+    type Value = Elements<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an array of at most {} records", self.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if out.len() == self.0 {
+                return Err(serde::de::Error::custom(TOO_MANY));
+            }
+            out.push(item);
+        }
+        Ok(Elements(out))
+    }
+}
+
+const TOO_MANY: &str = "stocklake: too many records";
+
+fn split_json(body: &Bytes, max: usize) -> Result<Vec<Bytes>, BodyError> {
     let text = std::str::from_utf8(body).map_err(|e| BodyError::InvalidJson(e.to_string()))?;
     let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
     if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> =
-            serde_json::from_str(trimmed).map_err(|e| BodyError::InvalidJson(e.to_string()))?;
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_str(trimmed);
+        let items = ElementsUpTo(max)
+            .deserialize(&mut de)
+            .and_then(|items| de.end().map(|()| items))
+            .map_err(|e| {
+                if e.to_string().starts_with(TOO_MANY) {
+                    BodyError::TooManyRecords { limit: max }
+                } else {
+                    BodyError::InvalidJson(e.to_string())
+                }
+            })?
+            .0;
         let base = text.as_ptr() as usize;
         Ok(items
             .into_iter()
@@ -182,7 +249,7 @@ mod tests {
     #[test]
     fn ndjson_lines_are_kept_byte_for_byte() {
         let body = b(b"{\"a\":1}\r\nnot json \xff\n\n  {\"b\" : 2}  \n{\"c\":3}");
-        let recs = split_body(BodyKind::Ndjson, &body).expect("split");
+        let recs = split_body(BodyKind::Ndjson, &body, 100).expect("split");
         assert_eq!(
             recs,
             vec![
@@ -197,26 +264,65 @@ mod tests {
     #[test]
     fn json_arrays_and_objects() {
         let body = b(b" [ {\"a\": 1},\n {\"b\":[1, 2]} , 3 ] ");
-        let recs = split_body(BodyKind::Json, &body).expect("split");
+        let recs = split_body(BodyKind::Json, &body, 100).expect("split");
         assert_eq!(recs, vec![b(b"{\"a\": 1}"), b(b"{\"b\":[1, 2]}"), b(b"3")]);
         let body = b(b"\n{\"event_id\": \"x\"}\n");
         assert_eq!(
-            split_body(BodyKind::Json, &body).expect("split"),
+            split_body(BodyKind::Json, &body, 100).expect("split"),
             vec![b(b"{\"event_id\": \"x\"}")]
         );
         assert!(matches!(
-            split_body(BodyKind::Json, &b(b"{\"a\":1}\n{\"b\":2}")),
+            split_body(BodyKind::Json, &b(b"{\"a\":1}\n{\"b\":2}"), 100),
             Err(BodyError::InvalidJson(_))
         ));
         assert!(matches!(
-            split_body(BodyKind::Json, &b(b"[{\"a\":1},")),
+            split_body(BodyKind::Json, &b(b"[{\"a\":1},"), 100),
             Err(BodyError::InvalidJson(_))
         ));
     }
 
     #[test]
+    fn more_records_than_allowed_are_refused_whole() {
+        let lines = b(b"a\nb\n\nc\n");
+        assert_eq!(
+            split_body(BodyKind::Ndjson, &lines, 3).map(|r| r.len()),
+            Ok(3)
+        );
+        assert_eq!(
+            split_body(BodyKind::Ndjson, &lines, 2),
+            Err(BodyError::TooManyRecords { limit: 2 })
+        );
+        let array = b(b"[1, {\"a\": [2, 3]}, \"x\"]");
+        assert_eq!(
+            split_body(BodyKind::Json, &array, 3).map(|r| r.len()),
+            Ok(3)
+        );
+        let e = split_body(BodyKind::Json, &array, 2).expect_err("too many");
+        assert_eq!((e.status(), e.code()), (413, "too_many_records"));
+        // a million one-byte lines in two megabytes
+        let flood = Bytes::from("x\n".repeat(1_000_000));
+        assert_eq!(
+            split_body(BodyKind::Ndjson, &flood, 100_000),
+            Err(BodyError::TooManyRecords { limit: 100_000 })
+        );
+    }
+
+    #[test]
     fn content_types() {
-        assert_eq!(body_kind(None), Ok(BodyKind::Ndjson));
+        for refused in [
+            None,
+            Some(""),
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonl"),
+        ] {
+            assert_eq!(
+                body_kind(refused).map_err(|e| e.status()),
+                Err(415),
+                "{refused:?}"
+            );
+        }
         assert_eq!(
             body_kind(Some("application/x-ndjson")),
             Ok(BodyKind::Ndjson)
@@ -257,7 +363,7 @@ mod tests {
         #[test]
         fn splitting_never_panics_and_loses_no_byte(body in prop::collection::vec(any::<u8>(), 0..400)) {
             let body = Bytes::from(body);
-            let recs = split_body(BodyKind::Ndjson, &body).expect("ndjson never fails");
+            let recs = split_body(BodyKind::Ndjson, &body, 1000).expect("ndjson never fails");
             let expected: Vec<&[u8]> = body
                 .split(|c| *c == b'\n')
                 .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -265,7 +371,7 @@ mod tests {
                 .collect();
             let got: Vec<&[u8]> = recs.iter().map(|r| r.as_ref()).collect();
             prop_assert_eq!(got, expected);
-            let _ = split_body(BodyKind::Json, &body);
+            let _ = split_body(BodyKind::Json, &body, 1000);
         }
     }
 }

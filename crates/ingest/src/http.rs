@@ -18,10 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use chrono::Utc;
+use stocklake_http::TokenSet;
+use stocklake_http::auth::unauthorized;
 use stocklake_storage::bronze::Source;
 use stocklake_telemetry as metrics;
-use subtle::ConstantTimeEq;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::body::{BodyError, body_kind, decode_body, split_body};
@@ -29,33 +30,35 @@ use crate::bronze::{BronzeWriter, PendingRecord};
 use crate::ratelimit::RateLimiter;
 
 /// Settings of HTTP ingest.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpIngestConfig {
     /// Largest accepted body, after decompression.
     pub max_body_bytes: usize,
-    /// Payload bytes that may wait for bronze before new requests get 503.
+    /// Bytes that may wait for bronze before new requests get 503: each record's payload plus
+    /// [`RECORD_OVERHEAD`], so a flood of tiny records is charged for what it really holds.
     pub max_queued_bytes: usize,
     /// Target size of one bronze object; requests beyond wait for the next write.
     pub max_object_bytes: usize,
+    /// Most records one request may carry (413 beyond).
+    pub max_records_per_request: usize,
+    /// Body bytes all requests together may hold while their bodies are read and split: a
+    /// request reserves its declared length (or `max_body_bytes` when it declares none, or
+    /// sends gzip) before a byte is read, and gets 503 when the reservation does not fit.
+    pub max_inflight_body_bytes: usize,
+    /// A body must arrive whole within this (408 beyond).
+    pub body_read_timeout: Duration,
     /// Accepted bearer tokens; empty means no authentication.
-    pub tokens: Vec<String>,
+    pub tokens: TokenSet,
     /// `Retry-After` seconds on 503.
     pub retry_after_secs: u64,
     /// Requests per second per client address; 0 means no limit.
     pub rate_limit_per_second: u64,
 }
 
-impl std::fmt::Debug for HttpIngestConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpIngestConfig")
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_queued_bytes", &self.max_queued_bytes)
-            .field("max_object_bytes", &self.max_object_bytes)
-            .field("tokens", &format!("{} configured", self.tokens.len()))
-            .field("rate_limit_per_second", &self.rate_limit_per_second)
-            .finish()
-    }
-}
+/// What one record costs in memory besides its payload while it waits for bronze and is
+/// written (its slice, sequence number, arrival time and bronze envelope): charged against
+/// `max_queued_bytes` and the object size, so that a million one-byte records are not free.
+pub const RECORD_OVERHEAD: usize = 128;
 
 impl Default for HttpIngestConfig {
     fn default() -> Self {
@@ -63,11 +66,19 @@ impl Default for HttpIngestConfig {
             max_body_bytes: 16 << 20,
             max_queued_bytes: 256 << 20,
             max_object_bytes: 8 << 20,
-            tokens: Vec::new(),
+            max_records_per_request: 100_000,
+            max_inflight_body_bytes: 128 << 20,
+            body_read_timeout: Duration::from_secs(30),
+            tokens: TokenSet::default(),
             retry_after_secs: 1,
             rate_limit_per_second: 0,
         }
     }
+}
+
+/// What a batch of records costs against the queue and object bounds.
+pub fn charged_bytes(records: &[Bytes]) -> usize {
+    records.iter().map(|r| r.len() + RECORD_OVERHEAD).sum()
 }
 
 struct Submission {
@@ -81,6 +92,8 @@ struct Submission {
 pub struct HttpIngest {
     tx: mpsc::Sender<Submission>,
     queued: Arc<Semaphore>,
+    /// KiB of request bodies being read now (`max_inflight_body_bytes`).
+    inflight: Arc<Semaphore>,
     cfg: Arc<HttpIngestConfig>,
     partition: Arc<str>,
     accepted: Arc<AtomicU64>,
@@ -115,6 +128,8 @@ impl HttpIngest {
         let (tx, rx) = mpsc::channel(4096);
         let kib = (cfg.max_queued_bytes / 1024).clamp(1, u32::MAX as usize / 2);
         let queued = Arc::new(Semaphore::new(kib));
+        let inflight_kib = (cfg.max_inflight_body_bytes / 1024).clamp(1, u32::MAX as usize / 2);
+        let inflight = Arc::new(Semaphore::new(inflight_kib));
         let partition: Arc<str> = instance_id().into();
         let limiter = RateLimiter::new(cfg.rate_limit_per_second).map(Arc::new);
         let cfg = Arc::new(cfg);
@@ -128,6 +143,7 @@ impl HttpIngest {
             HttpIngest {
                 tx,
                 queued,
+                inflight,
                 cfg,
                 partition,
                 accepted: Arc::new(AtomicU64::new(0)),
@@ -152,7 +168,7 @@ impl HttpIngest {
         if records.is_empty() {
             return Ok(0);
         }
-        let bytes: usize = records.iter().map(|r| r.len()).sum();
+        let bytes = charged_bytes(&records);
         let kib = (bytes / 1024 + 1).min(u32::MAX as usize) as u32;
         let permit = self
             .queued
@@ -185,34 +201,6 @@ impl HttpIngest {
         result
     }
 
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        if self.cfg.tokens.is_empty() {
-            return true;
-        }
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(presented) = presented else {
-            return false;
-        };
-        // constant time per token; every token is compared so timing does not tell which matched
-        let mut ok = subtle::Choice::from(0);
-        for t in &self.cfg.tokens {
-            let same_len = t.len() == presented.len();
-            let eq = if same_len {
-                t.as_bytes().ct_eq(presented.as_bytes())
-            } else {
-                // compare against itself to spend the same time, then discard
-                let _ = presented.as_bytes().ct_eq(presented.as_bytes());
-                subtle::Choice::from(0)
-            };
-            ok |= eq;
-        }
-        ok.into()
-    }
-
     /// The `POST /v1/events` route.
     pub fn router(self) -> Router {
         Router::new()
@@ -230,12 +218,12 @@ async fn group_commit(
     let mut next_seq: u64 = 1;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        let mut size: usize = batch[0].records.iter().map(|r| r.len()).sum();
+        let mut size = charged_bytes(&batch[0].records);
         // everything that queued up while the last write was in flight goes in this one
         while size < max_object_bytes {
             match rx.try_recv() {
                 Ok(s) => {
-                    size += s.records.iter().map(|r| r.len()).sum::<usize>();
+                    size += charged_bytes(&s.records);
                     batch.push(s);
                 }
                 Err(_) => break,
@@ -287,8 +275,7 @@ async fn write_with_retry(
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"error": code, "message": message});
-    (status, axum::Json(body)).into_response()
+    stocklake_http::json_error(status, code, message)
 }
 
 fn count(status: StatusCode) {
@@ -297,66 +284,92 @@ fn count(status: StatusCode) {
         .inc();
 }
 
-/// The `POST /v1/events` handler. Serve the router with
-/// `into_make_service_with_connect_info::<SocketAddr>()` for the per-client rate limit to see
-/// client addresses (without it every client shares one allowance).
+/// The `POST /v1/events` handler. Serve the router with the client's address as
+/// `ConnectInfo<SocketAddr>` (`stocklake_http::serve` does) for the per-client rate limit to
+/// tell clients apart (without it every client shares one allowance).
+///
+/// The order of the checks is the order of their cost: the token (a request without one
+/// spends nobody's allowance), the client's rate, the declared size and type, a reservation
+/// of memory for the body, and only then the body itself, read within a time limit.
 async fn post_events(State(ingest): State<HttpIngest>, request: Request) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let response = match ingest
-        .limiter
-        .as_ref()
-        .map(|l| l.check(client, Instant::now()))
-    {
-        Some(Err(wait)) => {
-            let mut r = json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                &format!(
-                    "more than {} requests per second from {client}; retry later",
-                    ingest.cfg.rate_limit_per_second
-                ),
-            );
-            retry_after(&mut r, wait.as_secs_f64().ceil() as u64);
-            r
+    let response = if ingest.cfg.tokens.admits(request.headers()) {
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        match ingest
+            .limiter
+            .as_ref()
+            .map(|l| l.check(client, Instant::now()))
+        {
+            Some(Err(wait)) => {
+                let mut r = json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    &format!(
+                        "more than {} requests per second from {client}; retry later",
+                        ingest.cfg.rate_limit_per_second
+                    ),
+                );
+                retry_after(&mut r, wait.as_secs_f64().ceil() as u64);
+                r
+            }
+            _ => {
+                let (parts, body) = request.into_parts();
+                handle(&ingest, &parts.headers, body).await
+            }
         }
-        _ => {
-            let (parts, body) = request.into_parts();
-            handle(&ingest, &parts.headers, body).await
-        }
+    } else {
+        unauthorized("POST /v1/events")
     };
     count(response.status());
     response
 }
 
-async fn handle(ingest: &HttpIngest, headers: &HeaderMap, body: Body) -> Response {
-    if !ingest.authorized(headers) {
-        let mut r = json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid `Authorization: Bearer <token>` header is required",
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+fn too_large(what: String) -> Response {
+    json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &what)
+}
+
+/// Memory reserved for a body while it is read and split, released when dropped.
+struct Reservation {
+    _permit: OwnedSemaphorePermit,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        metrics::HTTP_INGEST_INFLIGHT_BYTES.sub(self.bytes as i64);
     }
+}
+
+impl HttpIngest {
+    /// Reserves `bytes` of the in-flight body budget, or `None` when it does not fit now.
+    fn reserve(&self, bytes: usize) -> Option<Reservation> {
+        let kib = (bytes / 1024 + 1).min(u32::MAX as usize) as u32;
+        let permit = self.inflight.clone().try_acquire_many_owned(kib).ok()?;
+        metrics::HTTP_INGEST_INFLIGHT_BYTES.add(bytes as i64);
+        Some(Reservation {
+            _permit: permit,
+            bytes,
+        })
+    }
+
+    fn overloaded(&self, what: &str) -> Response {
+        let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", what);
+        retry_after(&mut r, self.cfg.retry_after_secs);
+        r
+    }
+}
+
+async fn handle(ingest: &HttpIngest, headers: &HeaderMap, body: Body) -> Response {
     let limit = ingest.cfg.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let too_large = || {
-        json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("the body is larger than {limit} bytes"),
-        )
-    };
     if declared.is_some_and(|n| n > limit) {
-        return too_large();
+        return too_large(format!("the body is larger than {limit} bytes"));
     }
     let kind = match body_kind(
         headers
@@ -366,14 +379,34 @@ async fn handle(ingest: &HttpIngest, headers: &HeaderMap, body: Body) -> Respons
         Ok(k) => k,
         Err(e) => return body_error(e),
     };
-    let raw = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(e) => {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let identity =
+        encoding.is_none_or(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"));
+    // a compressed body may grow to the limit once decompressed; one of unknown length may
+    // reach it as it arrives
+    let reserve = match (identity, declared) {
+        (true, Some(n)) => n,
+        (false, Some(n)) => n + limit,
+        (_, None) => limit,
+    };
+    let Some(_reservation) = ingest.reserve(reserve) else {
+        return ingest.overloaded("too many request bodies are being read at once; retry later");
+    };
+    let raw = match tokio::time::timeout(
+        ingest.cfg.body_read_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
             let over = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.to_string().contains("length limit");
             return if over {
-                too_large()
+                too_large(format!("the body is larger than {limit} bytes"))
             } else {
                 json_error(
                     StatusCode::BAD_REQUEST,
@@ -382,18 +415,37 @@ async fn handle(ingest: &HttpIngest, headers: &HeaderMap, body: Body) -> Respons
                 )
             };
         }
+        Err(_) => {
+            return json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} s; nothing was accepted",
+                    ingest.cfg.body_read_timeout.as_secs()
+                ),
+            );
+        }
     };
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
     let body = match decode_body(encoding, raw, limit) {
         Ok(b) => b,
         Err(e) => return body_error(e),
     };
-    let records = match split_body(kind, &body) {
+    let records = match split_body(kind, &body, ingest.cfg.max_records_per_request) {
         Ok(r) => r,
         Err(e) => return body_error(e),
     };
+    if let Some((i, r)) = records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.len() > stocklake_event::MAX_RECORD_BYTES)
+    {
+        return too_large(format!(
+            "record {} is {} bytes; a record is at most {} bytes (the Kinesis record limit); nothing was accepted",
+            i + 1,
+            r.len(),
+            stocklake_event::MAX_RECORD_BYTES
+        ));
+    }
     match ingest.submit(records).await {
         Ok(n) => (
             StatusCode::ACCEPTED,
@@ -401,13 +453,7 @@ async fn handle(ingest: &HttpIngest, headers: &HeaderMap, body: Body) -> Respons
         )
             .into_response(),
         Err(SubmitError::Overloaded) => {
-            let mut r = json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "too many records are waiting to be written; retry later",
-            );
-            retry_after(&mut r, ingest.cfg.retry_after_secs);
-            r
+            ingest.overloaded("too many records are waiting to be written; retry later")
         }
         Err(SubmitError::Unavailable(why)) => {
             let mut r = json_error(

@@ -94,6 +94,31 @@ pub struct ModelReport {
 /// Stock levels read per query when the state is loaded.
 const LEVEL_PAGE: i64 = 50_000;
 
+/// The input of one batch: the silver lines of versions `from..=to` in event-time order, and
+/// the checkpoint consuming them writes (none when silver has nothing new).
+#[derive(Debug)]
+struct Increment {
+    from: u64,
+    to: u64,
+    lines: Vec<SilverLine>,
+    checkpoint: Option<CheckpointRow>,
+}
+
+/// Which lines of an increment a batch applies.
+enum Lines<'a> {
+    All,
+    /// Those marked, the rest set aside as these dead letters.
+    Only(&'a [bool], Vec<DeadLetterRow>),
+}
+
+/// What becomes of a batch's writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Commit,
+    /// Written in a transaction that is rolled back: does gold take it?
+    Trial,
+}
+
 /// A movement of a day already closed, to correct in the daily snapshot.
 #[derive(Debug, Clone)]
 struct LateMove {
@@ -309,11 +334,18 @@ impl Model {
     }
 
     /// One batch; `None` when there is nothing new.
+    ///
+    /// A batch gold rejects for its data (a value out of a column's range, a constraint:
+    /// [`ModelError::Rejected`]) is tried once more from gold's state; rejected again, the lines
+    /// that cause it are isolated by bisection — trial transactions that are rolled back — and
+    /// the batch commits without them, those lines set aside in `gold_dead_letter` with the
+    /// error. One bad line never stops gold. Every other error (a lost connection, silver that
+    /// cannot be read) fails the batch, to be retried with backoff.
     pub async fn run_batch(&mut self) -> Result<Option<ModelReport>, ModelError> {
         if self.dirty {
             self.reload().await?;
         }
-        let r = self.try_batch().await;
+        let r = self.run_increment().await;
         match &r {
             Ok(Some(_)) => metrics::STAGE_RUNS
                 .with_label_values(&["model", "ok"])
@@ -329,38 +361,219 @@ impl Model {
         r
     }
 
-    async fn try_batch(&mut self) -> Result<Option<ModelReport>, ModelError> {
+    async fn run_increment(&mut self) -> Result<Option<ModelReport>, ModelError> {
+        let inc = self.increment().await?;
+        let first = match self.process(&inc, &Lines::All, Write::Commit).await {
+            Err(e) if e.is_rejected() => e,
+            other => return other,
+        };
+        tracing::warn!(error = %first, from = inc.from, to = inc.to, "gold rejected a batch; trying it once more");
+        self.reload().await?;
+        let second = match self.process(&inc, &Lines::All, Write::Commit).await {
+            Err(e) if e.is_rejected() => e,
+            other => return other,
+        };
+        self.isolate(&inc, second).await
+    }
+
+    /// Finds the lines of `inc` that gold rejects (`rejected` is the batch's error), and commits
+    /// the batch without them, setting them aside.
+    async fn isolate(
+        &mut self,
+        inc: &Increment,
+        rejected: ModelError,
+    ) -> Result<Option<ModelReport>, ModelError> {
+        let n = inc.lines.len();
+        let none = vec![false; n];
+        if self.trial(inc, &none).await?.is_some() {
+            // not the lines: master data or the state itself; nothing to set aside
+            return Err(rejected);
+        }
+        let mut poison: Vec<(usize, String)> = Vec::new();
+        let mut base = none;
+        let mut trials = 0usize;
+        self.bisect(
+            inc,
+            &mut base,
+            (0..n).collect(),
+            rejected.to_string(),
+            &mut poison,
+            &mut trials,
+        )
+        .await?;
+        tracing::warn!(
+            lines = poison.len(),
+            trials,
+            from = inc.from,
+            to = inc.to,
+            "gold rejected lines of a batch: they are set aside in gold_dead_letter, the rest goes on"
+        );
+        let keep: Vec<bool> = {
+            let mut k = vec![true; n];
+            poison.iter().for_each(|(i, _)| k[*i] = false);
+            k
+        };
+        let now = Utc::now();
+        let dead: Vec<DeadLetterRow> = poison
+            .iter()
+            .map(|(i, why)| {
+                let l = &inc.lines[*i];
+                DeadLetterRow {
+                    event_id: l.event_id.clone(),
+                    line_no: l.line_no,
+                    event_type: l.event_type.as_str().to_string(),
+                    event_time: l.event_time,
+                    store_id: l.store_id.clone(),
+                    sku: l.sku.clone(),
+                    quantity: l.quantity.normalize().to_string(),
+                    unit_price: l.unit_price.map(|d| d.normalize().to_string()),
+                    discount: l.discount.map(|d| d.normalize().to_string()),
+                    silver_version: inc.to as i64,
+                    error: why.clone(),
+                    dead_at: now,
+                }
+            })
+            .collect();
+        self.reload().await?;
+        let r = self
+            .process(inc, &Lines::Only(&keep, dead), Write::Commit)
+            .await?;
+        metrics::DEAD_LETTERS.inc_by(poison.len() as u64);
+        Ok(r)
+    }
+
+    /// The lines of `cand` that gold rejects, into `poison`, with the error of a trial that
+    /// failed with each. On entry `base` (lines kept) passes and `base ∪ cand` fails with `why`;
+    /// on return `base` holds every line of `cand` that is not poison, and passes.
+    fn bisect<'a>(
+        &'a mut self,
+        inc: &'a Increment,
+        base: &'a mut Vec<bool>,
+        cand: Vec<usize>,
+        why: String,
+        poison: &'a mut Vec<(usize, String)>,
+        trials: &'a mut usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ModelError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            if cand.len() <= 1 {
+                poison.extend(cand.into_iter().map(|i| (i, why.clone())));
+                return Ok(());
+            }
+            let (a, b) = cand.split_at(cand.len() / 2);
+            let mut with_a = base.clone();
+            a.iter().for_each(|&i| with_a[i] = true);
+            *trials += 1;
+            match self.trial(inc, &with_a).await? {
+                None => {
+                    // base ∪ a passes, so base ∪ a ∪ b (all of cand) is what fails
+                    *base = with_a;
+                    self.bisect(inc, base, b.to_vec(), why, poison, trials)
+                        .await
+                }
+                Some(e) => {
+                    self.bisect(inc, base, a.to_vec(), e.to_string(), poison, trials)
+                        .await?;
+                    // what of a passes is in base now; b's fate with it is unknown
+                    let mut with_b = base.clone();
+                    b.iter().for_each(|&i| with_b[i] = true);
+                    *trials += 1;
+                    match self.trial(inc, &with_b).await? {
+                        None => {
+                            *base = with_b;
+                            Ok(())
+                        }
+                        Some(e) => {
+                            self.bisect(inc, base, b.to_vec(), e.to_string(), poison, trials)
+                                .await
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Runs `inc` with only the lines `keep` marks in a transaction that is rolled back: the
+    /// error gold gave, if it rejected them. The state is rebuilt after.
+    async fn trial(
+        &mut self,
+        inc: &Increment,
+        keep: &[bool],
+    ) -> Result<Option<ModelError>, ModelError> {
+        self.reload().await?;
+        let r = self
+            .process(inc, &Lines::Only(keep, Vec::new()), Write::Trial)
+            .await;
+        self.dirty = true;
+        match r {
+            Ok(_) => Ok(None),
+            Err(e) if e.is_rejected() => Ok(Some(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The silver lines after the checkpoint, within the batch bounds, in event-time order.
+    async fn increment(&mut self) -> Result<Increment, ModelError> {
+        let done = self.checkpoint().unwrap_or(0).max(0) as u64;
+        let latest = latest_version(&mut self.lines, done).await?;
+        let mut inc = Increment {
+            from: done + 1,
+            to: done,
+            lines: Vec::new(),
+            checkpoint: None,
+        };
+        if latest > done {
+            let cap = latest.min(done + self.cfg.max_versions_per_batch.max(1));
+            let (to, taken) =
+                lines_between(&self.lines, done + 1, cap, self.cfg.max_lines_per_batch).await?;
+            let prev = self.checkpoints.get(POS_EVENT_LINES);
+            inc.checkpoint = Some(CheckpointRow {
+                name: POS_EVENT_LINES.into(),
+                silver_version: to as i64,
+                batch: prev.map_or(0, |c| c.batch) + 1,
+                lines: prev.map_or(0, |c| c.lines) + taken.len() as i64,
+            });
+            inc.to = to;
+            inc.lines = taken;
+        }
+        inc.lines.sort_by(|a, b| {
+            (a.event_time, &a.event_id, a.line_no).cmp(&(b.event_time, &b.event_id, b.line_no))
+        });
+        Ok(inc)
+    }
+
+    /// Applies `inc` (the lines `which` selects) to the state and writes the batch: committed,
+    /// or in a trial rolled back.
+    async fn process(
+        &mut self,
+        inc: &Increment,
+        which: &Lines<'_>,
+        write: Write,
+    ) -> Result<Option<ModelReport>, ModelError> {
         let started = Instant::now();
         let mut ws = WriteSet::default();
         let mut report = ModelReport::default();
         let now = Utc::now();
         report.master_changes = self.sync_master(&mut ws, now).await?;
-
-        let done = self.checkpoint().unwrap_or(0).max(0) as u64;
-        let latest = latest_version(&mut self.lines, done).await?;
-        let mut lines = Vec::new();
-        if latest > done {
-            let cap = latest.min(done + self.cfg.max_versions_per_batch.max(1));
-            let (to, taken) =
-                lines_between(&self.lines, done + 1, cap, self.cfg.max_lines_per_batch).await?;
-            lines = taken;
-            report.from_version = done + 1;
-            report.to_version = to;
-            let prev = self.checkpoints.get(POS_EVENT_LINES);
-            let cp = CheckpointRow {
-                name: POS_EVENT_LINES.into(),
-                silver_version: to as i64,
-                batch: prev.map_or(0, |c| c.batch) + 1,
-                lines: prev.map_or(0, |c| c.lines) + lines.len() as i64,
-            };
-            ws.checkpoints.push(cp);
+        if let Some(cp) = &inc.checkpoint {
+            report.from_version = inc.from;
+            report.to_version = inc.to;
+            ws.checkpoints.push(cp.clone());
         }
+        let lines: Vec<&SilverLine> = match which {
+            Lines::All => inc.lines.iter().collect(),
+            Lines::Only(keep, dead) => {
+                ws.dead_letters = dead.clone();
+                inc.lines
+                    .iter()
+                    .zip(keep.iter())
+                    .filter_map(|(l, k)| k.then_some(l))
+                    .collect()
+            }
+        };
         if lines.is_empty() && ws.is_empty() {
             return Ok(None);
         }
-        lines.sort_by(|a, b| {
-            (a.event_time, &a.event_id, a.line_no).cmp(&(b.event_time, &b.event_id, b.line_no))
-        });
         report.lines = lines.len();
         report.max_arrived_at = lines.iter().map(|l| l.arrived_at).max();
 
@@ -369,7 +582,7 @@ impl Model {
         let mut daily_out: HashMap<(i32, i32, i32), DailyRow> = HashMap::new();
         let mut late: Vec<LateMove> = Vec::new();
         let mut batch_moves: HashMap<(i32, u32), Vec<(DateTime<Utc>, Decimal)>> = HashMap::new();
-        for line in &lines {
+        for line in lines {
             self.apply_line(
                 line,
                 now,
@@ -418,6 +631,12 @@ impl Model {
                 local_date: s.local_date.map(date_key),
                 state: serde_json::to_value(&s.extra).unwrap_or(serde_json::Value::Null),
             });
+        }
+        if let Some(why) = ws.out_of_range() {
+            return Err(ModelError::Rejected(why));
+        }
+        if write == Write::Trial {
+            return self.gold.trial(ws).await.map(|()| None);
         }
         self.gold.apply(ws.clone()).await?;
         stocklake_storage::failpoint("model_after_commit");
@@ -1232,9 +1451,7 @@ impl Model {
             projected_stockout_at: pol.projected_stockout_at,
             updated_at: now,
             status,
-            demand_sd: rust_decimal::prelude::FromPrimitive::from_f64(k.demand.sd())
-                .map(|d: Decimal| d.round_dp(3))
-                .unwrap_or_default(),
+            demand_sd: stocklake_stock::policy::estimate(k.demand.sd(), 3),
             order_up_to: pol.order_up_to,
             suggested_order_qty: pol.suggested_order_qty,
             on_order: k.on_order,

@@ -32,12 +32,25 @@ pub use engine::{Model, ModelConfig, ModelReport};
 pub enum ModelError {
     #[error("gold database: {0}")]
     Database(String),
+    /// Gold refused the batch's data itself — a value out of a column's range, a constraint —
+    /// and will refuse it again however often it is retried (PostgreSQL SQLSTATE classes 22
+    /// and 23, SQLite's constraint and size errors, the batch's own range checks). The model
+    /// isolates the lines that cause it and sets them aside (`gold_dead_letter`).
+    #[error("gold rejected the batch's data: {0}")]
+    Rejected(String),
     #[error("reading silver: {0}")]
     Silver(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl ModelError {
+    /// Whether retrying the same data can only fail the same way.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, ModelError::Rejected(_))
+    }
 }
 
 /// A database URL with its password hidden, for messages.

@@ -78,10 +78,14 @@ pub async fn read_products(table: &DeltaTable) -> Result<Vec<ProductRow>, ModelE
                 brand: os(brand, r),
                 unit_of_measure: os(uom, r),
                 case_pack: (!case_pack.is_null(r)).then(|| case_pack.value(r)),
+                // refine refuses money gold cannot hold; silver written before it did may hold
+                // some: that attribute is left out rather than the product or the batch
                 unit_cost: (!cost.is_null(r))
-                    .then(|| Decimal::from_i128_with_scale(cost.value(r), 4)),
+                    .then(|| Decimal::from_i128_with_scale(cost.value(r), 4))
+                    .filter(in_money_range),
                 unit_price: (!price.is_null(r))
-                    .then(|| Decimal::from_i128_with_scale(price.value(r), 4)),
+                    .then(|| Decimal::from_i128_with_scale(price.value(r), 4))
+                    .filter(in_money_range),
                 lead_time_days: (!lead.is_null(r)).then(|| lead.value(r)),
                 service_level: (!sl.is_null(r))
                     .then(|| Decimal::from_f64(sl.value(r)).map(|d| d.round_dp(4)))
@@ -94,6 +98,10 @@ pub async fn read_products(table: &DeltaTable) -> Result<Vec<ProductRow>, ModelE
         }
     }
     Ok(out)
+}
+
+fn in_money_range(d: &Decimal) -> bool {
+    d.abs() < Decimal::from(crate::rows::MONEY_BOUND)
 }
 
 /// The store master as dimension rows.

@@ -25,7 +25,10 @@ pub struct NotifyConfig {
 impl std::fmt::Debug for NotifyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotifyConfig")
-            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_url",
+                &self.webhook_url.as_deref().map(webhook_display),
+            )
             .field(
                 "webhook_token",
                 &self.webhook_token.as_ref().map(|_| "<set>"),
@@ -33,6 +36,22 @@ impl std::fmt::Debug for NotifyConfig {
             .field("log", &self.log)
             .finish()
     }
+}
+
+/// A webhook URL as logs and `alert_outbox.last_error` show it: scheme, host and port only.
+/// Webhook URLs carry their secret anywhere — in the user-info, a `?key=` or the path itself
+/// (a chat tool's `/services/T…/B…/secret`) — so nothing after the host is shown.
+pub fn webhook_display(url: &str) -> String {
+    if url.is_empty() {
+        return String::new();
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<a webhook URL>".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let more = rest.len() > authority.len() && rest[authority.len()..] != *"/";
+    format!("{scheme}://{host}{}", if more { "/…" } else { "" })
 }
 
 /// Delivers pending notifications.
@@ -136,8 +155,9 @@ impl Notifier {
         }
         match req.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("{} answered {}", url, r.status())),
-            Err(e) => Err(format!("{url}: {e}")),
+            Ok(r) => Err(format!("{} answered {}", webhook_display(url), r.status())),
+            // reqwest's message names the whole URL: left out
+            Err(e) => Err(format!("{}: {}", webhook_display(url), e.without_url())),
         }
     }
 
@@ -169,6 +189,31 @@ impl Notifier {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::webhook_display;
+
+    #[test]
+    fn webhook_secrets_never_show() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/services/T0/B0/s3cr3t",
+                "https://hooks.example.com/…",
+            ),
+            (
+                "https://user:pw@alerts.example.com:8443/in?key=abc",
+                "https://alerts.example.com:8443/…",
+            ),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+            ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+            ("https://tok@example.com?key=x", "https://example.com/…"),
+            ("not a url with s3cr3t", "<a webhook URL>"),
+        ] {
+            assert_eq!(webhook_display(url), shown, "{url}");
         }
     }
 }

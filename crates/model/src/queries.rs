@@ -33,6 +33,29 @@ pub struct AlertFilter {
     pub alert_type: Option<String>,
     pub severity: Option<String>,
     pub limit: usize,
+    pub offset: usize,
+}
+
+/// A page of a list: how many rows, from where. Every list the API serves takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Page {
+    /// The most rows one page may hold.
+    pub const MAX_LIMIT: usize = 10_000;
+    /// The largest offset accepted: past it a list is not paged through but queried.
+    pub const MAX_OFFSET: usize = 1_000_000_000;
+
+    /// `LIMIT ? OFFSET ?` parameters, within the bounds.
+    fn params(self) -> [P; 2] {
+        [
+            P::Int(self.limit.clamp(1, Page::MAX_LIMIT) as i64),
+            P::Int(self.offset.min(Page::MAX_OFFSET) as i64),
+        ]
+    }
 }
 
 /// A parameter for either database.
@@ -276,8 +299,13 @@ pub async fn stock(gold: &Gold, f: &StockFilter) -> Result<Vec<StockView>, Model
         params.push(P::Text(v.clone()));
     }
     sql.push_str(" ORDER BY CASE l.status WHEN 'out' THEN 0 WHEN 'below_reorder_point' THEN 1 ELSE 2 END, l.days_of_cover, s.store_id, p.sku LIMIT ? OFFSET ?");
-    params.push(P::Int(f.limit.clamp(1, 10_000) as i64));
-    params.push(P::Int(f.offset as i64));
+    params.extend(
+        Page {
+            limit: f.limit,
+            offset: f.offset,
+        }
+        .params(),
+    );
     let rows = query(gold, &sql, params).await?;
     Ok(rows
         .iter()
@@ -310,8 +338,10 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
                 a.suggested_order_qty, a.message",
     );
     let mut params = alerts_where(f, &mut sql);
-    sql.push_str(" ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, a.opened_at DESC, a.alert_id DESC LIMIT ?");
+    sql.push_str(" ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, a.opened_at DESC, a.alert_id DESC LIMIT ? OFFSET ?");
+    // the API pages by at most `Page::MAX_LIMIT`; the evaluation and the CLI read every alert
     params.push(P::Int(f.limit.clamp(1, i64::MAX as usize) as i64));
+    params.push(P::Int(f.offset.min(Page::MAX_OFFSET) as i64));
     let rows = query(gold, &sql, params).await?;
     Ok(rows
         .iter()
@@ -341,8 +371,8 @@ pub async fn alerts_and_total(
     f: &AlertFilter,
 ) -> Result<(Vec<AlertView>, i64), ModelError> {
     let rows = alerts(gold, f).await?;
-    let total = if rows.len() < f.limit.max(1) {
-        rows.len() as i64
+    let total = if rows.len() < f.limit.max(1) && (f.offset == 0 || !rows.is_empty()) {
+        (f.offset + rows.len()) as i64
     } else {
         alerts_total(gold, f).await?
     };
@@ -386,11 +416,44 @@ fn alerts_where(f: &AlertFilter, select: &mut String) -> Vec<P> {
     params
 }
 
+/// Per store: how many products are fine, below their reorder point, out; one page, by store.
+pub async fn status_by_store(
+    gold: &Gold,
+    page: Page,
+) -> Result<Vec<serde_json::Value>, ModelError> {
+    let sql = "SELECT s.store_id, s.name,
+                SUM(CASE WHEN l.status = 'fine' THEN 1 ELSE 0 END) AS fine,
+                SUM(CASE WHEN l.status = 'below_reorder_point' THEN 1 ELSE 0 END) AS below_reorder_point,
+                SUM(CASE WHEN l.status = 'out' THEN 1 ELSE 0 END) AS out_of_stock
+         FROM stock_level l
+         JOIN dim_store s ON s.store_key = l.store_key
+         GROUP BY s.store_id, s.name ORDER BY s.store_id LIMIT ? OFFSET ?";
+    Ok(to_json(query(gold, sql, page.params().to_vec()).await?))
+}
+
+/// Per store and category: how many products are fine, below their reorder point, out; one
+/// page, by store and category.
+pub async fn status_by_category_page(
+    gold: &Gold,
+    store_id: Option<&str>,
+    page: Page,
+) -> Result<Vec<serde_json::Value>, ModelError> {
+    let (mut sql, mut params) = status_by_category_sql(store_id);
+    sql.push_str(" LIMIT ? OFFSET ?");
+    params.extend(page.params());
+    Ok(to_json(query(gold, &sql, params).await?))
+}
+
 /// Per store and category: how many products are fine, below their reorder point, out.
 pub async fn status_by_category(
     gold: &Gold,
     store_id: Option<&str>,
 ) -> Result<Vec<serde_json::Value>, ModelError> {
+    let (sql, params) = status_by_category_sql(store_id);
+    Ok(to_json(query(gold, &sql, params).await?))
+}
+
+fn status_by_category_sql(store_id: Option<&str>) -> (String, Vec<P>) {
     let mut sql = String::from(
         "SELECT s.store_id, s.name AS store_name, COALESCE(p.category, 'Unknown') AS category,
                 SUM(CASE WHEN l.status = 'fine' THEN 1 ELSE 0 END) AS fine,
@@ -406,7 +469,7 @@ pub async fn status_by_category(
         params.push(P::Text(s.to_string()));
     }
     sql.push_str(" GROUP BY s.store_id, s.name, COALESCE(p.category, 'Unknown') ORDER BY s.store_id, category");
-    Ok(to_json(query(gold, &sql, params).await?))
+    (sql, params)
 }
 
 /// Units sold per hour (UTC) in the last `hours` hours that had sales (of one store or all),
@@ -522,6 +585,7 @@ pub async fn counts(gold: &Gold) -> Result<serde_json::Value, ModelError> {
         (SELECT COUNT(*) FROM stock_level) AS stock_levels,
         (SELECT COUNT(*) FROM stock_alert WHERE resolved_at IS NULL) AS open_alerts,
         COALESCE((SELECT row_count FROM gold_row_count WHERE table_name = 'stock_alert'), 0) AS alerts,
+        COALESCE((SELECT row_count FROM gold_row_count WHERE table_name = 'gold_dead_letter'), 0) AS dead_letters,
         (SELECT COUNT(*) FROM dim_store) AS stores,
         (SELECT COUNT(*) FROM dim_product WHERE is_current) AS products,
         (SELECT COUNT(*) FROM alert_outbox WHERE delivered_at IS NULL) AS undelivered_notifications";
@@ -529,6 +593,21 @@ pub async fn counts(gold: &Gold) -> Result<serde_json::Value, ModelError> {
         .into_iter()
         .next()
         .unwrap_or(serde_json::Value::Null))
+}
+
+/// The newest dead letters: silver lines gold could not take, with the error.
+pub async fn dead_letters(gold: &Gold, page: Page) -> Result<Vec<serde_json::Value>, ModelError> {
+    let mut params = Vec::new();
+    params.extend(page.params());
+    Ok(to_json(
+        query(
+            gold,
+            "SELECT event_id, line_no, event_type, event_time, store_id, sku, quantity, unit_price, discount, silver_version, error, dead_at
+             FROM gold_dead_letter ORDER BY dead_at DESC, event_id, line_no LIMIT ? OFFSET ?",
+            params,
+        )
+        .await?,
+    ))
 }
 
 /// The rows of a gold table, counted one by one (`COUNT(*)`): what `gold_row_count` keeps

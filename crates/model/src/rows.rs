@@ -238,6 +238,69 @@ pub struct CheckpointRow {
     pub lines: i64,
 }
 
+/// A silver line gold could not take (its values do not fit gold's columns, or gold refused it
+/// for another reason of its own data), set aside in `gold_dead_letter` with the error, in the
+/// same transaction as the rest of its batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterRow {
+    pub event_id: String,
+    pub line_no: i32,
+    pub event_type: String,
+    pub event_time: DateTime<Utc>,
+    pub store_id: String,
+    pub sku: String,
+    /// The line's numbers as text: exact, whatever their size.
+    pub quantity: String,
+    pub unit_price: Option<String>,
+    pub discount: Option<String>,
+    /// The silver version the line came with.
+    pub silver_version: i64,
+    pub error: String,
+    pub dead_at: DateTime<Utc>,
+}
+
+/// Recorded quantities (3 decimals) in gold stay below this in magnitude, money (4 decimals)
+/// below [`MONEY_BOUND`]: 15 significant digits, which every column holds exactly, SQLite's
+/// numbers included (decision 0004). Refine keeps single values within them; these bounds
+/// also hold what lines add up to (a key's stock, a day's units).
+pub const QUANTITY_BOUND: i64 = stocklake_event::QUANTITY_LIMIT;
+pub const MONEY_BOUND: i64 = stocklake_event::MONEY_LIMIT;
+
+/// Checks values against a bound, naming the first that breaks it.
+struct Bounds(Option<String>);
+
+impl Bounds {
+    fn check(
+        &mut self,
+        table: &str,
+        column: &str,
+        key: &dyn std::fmt::Display,
+        v: Decimal,
+        bound: i64,
+    ) {
+        if self.0.is_none() && v.abs() >= Decimal::from(bound) {
+            self.0 = Some(format!(
+                "{table}.{column} = {} for {key} is out of range: gold holds recorded values below {bound} exactly",
+                v.normalize()
+            ));
+        }
+    }
+    fn qty(&mut self, table: &str, column: &str, key: &dyn std::fmt::Display, v: Decimal) {
+        self.check(table, column, key, v, QUANTITY_BOUND);
+    }
+    fn money(
+        &mut self,
+        table: &str,
+        column: &str,
+        key: &dyn std::fmt::Display,
+        v: Option<Decimal>,
+    ) {
+        if let Some(v) = v {
+            self.check(table, column, key, v, MONEY_BOUND);
+        }
+    }
+}
+
 /// Everything one gold transaction writes, together with its checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct WriteSet {
@@ -261,9 +324,73 @@ pub struct WriteSet {
     pub outbox: Vec<OutboxRow>,
     pub store_states: Vec<StoreStateRow>,
     pub checkpoints: Vec<CheckpointRow>,
+    /// Lines set aside: inserted once by (event_id, line_no).
+    pub dead_letters: Vec<DeadLetterRow>,
 }
 
 impl WriteSet {
+    /// The first recorded value of the batch that gold cannot hold (see [`QUANTITY_BOUND`]):
+    /// a fact's quantity or amount, or what the lines add up to in a key's stock or a day's
+    /// snapshot. Estimates (demand, safety stock, reorder point, cover) are not recorded values:
+    /// the policy keeps them within the bounds itself.
+    pub fn out_of_range(&self) -> Option<String> {
+        let mut b = Bounds(None);
+        for r in &self.sales {
+            let k = format!("line {}#{}", r.event_id, r.line_no);
+            b.qty("fact_sales", "quantity", &k, r.quantity);
+            b.money("fact_sales", "unit_price", &k, r.unit_price);
+            b.money("fact_sales", "discount", &k, r.discount);
+            b.money("fact_sales", "net_amount", &k, r.net_amount);
+        }
+        for r in &self.movements {
+            let k = format!("line {}#{}", r.event_id, r.line_no);
+            b.qty("fact_inventory_movement", "quantity", &k, r.quantity);
+            b.qty(
+                "fact_inventory_movement",
+                "quantity_delta",
+                &k,
+                r.quantity_delta,
+            );
+        }
+        for r in &self.daily {
+            let k = format!(
+                "store {} product {} day {}",
+                r.store_key, r.product_key, r.date_key
+            );
+            for (column, v) in [
+                ("units_sold", r.units_sold),
+                ("units_received", r.units_received),
+                ("units_wasted", r.units_wasted),
+                ("units_returned", r.units_returned),
+                ("units_adjusted", r.units_adjusted),
+                ("net_movement", r.net_movement),
+                ("movement_after_count", r.movement_after_count),
+                ("closing_on_hand", r.closing_on_hand),
+            ] {
+                b.qty("fact_stock_daily", column, &k, v);
+            }
+            if let Some(c) = r.count_quantity {
+                b.qty("fact_stock_daily", "count_quantity", &k, c);
+            }
+        }
+        for r in &self.levels {
+            let k = format!("store {} product {}", r.store_key, r.product_key);
+            b.qty("stock_level", "on_hand", &k, r.on_hand);
+            if let Some(c) = r.last_count_quantity {
+                b.qty("stock_level", "last_count_quantity", &k, c);
+            }
+        }
+        for r in &self.alerts {
+            b.qty(
+                "stock_alert",
+                "on_hand",
+                &format!("alert {}", r.alert_id),
+                r.on_hand,
+            );
+        }
+        b.0
+    }
+
     pub fn is_empty(&self) -> bool {
         self.dates.is_empty()
             && self.stores.is_empty()
@@ -275,6 +402,7 @@ impl WriteSet {
             && self.levels.is_empty()
             && self.alerts.is_empty()
             && self.checkpoints.is_empty()
+            && self.dead_letters.is_empty()
     }
 }
 
@@ -321,6 +449,51 @@ pub struct AlertView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_values_beyond_fifteen_digits_are_named() {
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let sale = |q: i64, price: Option<Decimal>| SaleRow {
+            event_id: "e".into(),
+            line_no: 1,
+            date_key: 20261201,
+            store_key: 1,
+            product_key: 2,
+            transaction_id: None,
+            register_id: None,
+            event_time: t,
+            quantity: Decimal::new(q, 3),
+            unit_price: price,
+            discount: None,
+            net_amount: price.map(|p| p * Decimal::new(q, 3)),
+        };
+        let mut ws = WriteSet::default();
+        ws.sales.push(sale(999_999_999_999_999, None));
+        assert_eq!(ws.out_of_range(), None, "999999999999.999 fits");
+        ws.sales.push(sale(1_000_000_000_000_000, None));
+        assert!(
+            ws.out_of_range()
+                .is_some_and(|e| e.contains("fact_sales.quantity") && e.contains("line e#1")),
+            "{:?}",
+            ws.out_of_range()
+        );
+        let mut ws = WriteSet::default();
+        ws.sales
+            .push(sale(1_000, Some(Decimal::new(999_999_999_999_999, 4))));
+        assert_eq!(ws.out_of_range(), None);
+        ws.sales
+            .push(sale(2_000, Some(Decimal::new(999_999_999_999_999, 4))));
+        assert!(ws.out_of_range().is_some_and(|e| e.contains("net_amount")));
+        let mut ws = WriteSet::default();
+        ws.daily.push(DailyRow {
+            units_sold: Decimal::from(QUANTITY_BOUND),
+            ..DailyRow::default()
+        });
+        assert!(
+            ws.out_of_range()
+                .is_some_and(|e| e.contains("fact_stock_daily.units_sold"))
+        );
+    }
 
     #[test]
     fn date_attributes() {

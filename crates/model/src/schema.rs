@@ -287,12 +287,41 @@ INSERT INTO gold_row_count (table_name, row_count)
     SELECT 'stock_alert', COUNT(*) FROM stock_alert;
 "#,
     },
+    Migration {
+        version: 4,
+        name: "dead letters: silver lines gold could not take, set aside with the error",
+        sql: r#"
+CREATE TABLE gold_dead_letter (
+    event_id        TEXT NOT NULL,
+    line_no         INTEGER NOT NULL,
+    event_type      TEXT NOT NULL,
+    event_time      {TS} NOT NULL,
+    store_id        TEXT NOT NULL,
+    sku             TEXT NOT NULL,
+    quantity        TEXT NOT NULL,
+    unit_price      TEXT,
+    discount        TEXT,
+    silver_version  {BIGINT} NOT NULL,
+    error           TEXT NOT NULL,
+    dead_at         {TS} NOT NULL,
+    PRIMARY KEY (event_id, line_no)
+);
+CREATE INDEX gold_dead_letter_dead_at ON gold_dead_letter (dead_at);
+INSERT INTO gold_row_count (table_name, row_count)
+    SELECT 'gold_dead_letter', COUNT(*) FROM gold_dead_letter;
+"#,
+    },
 ];
 
 /// The tables whose rows `gold_row_count` counts: only batches insert into them, and they grow
 /// with every line event or alert change, so that counting them on each status read would scan
 /// them whole.
-pub const COUNTED_TABLES: &[&str] = &["fact_inventory_movement", "fact_sales", "stock_alert"];
+pub const COUNTED_TABLES: &[&str] = &[
+    "fact_inventory_movement",
+    "fact_sales",
+    "stock_alert",
+    "gold_dead_letter",
+];
 
 /// The statements of a migration, split on `;` at line ends.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -317,6 +346,7 @@ pub const TABLES: &[&str] = &[
     "gold_checkpoint",
     "gold_row_count",
     "gold_store_state",
+    "gold_dead_letter",
     "alert_outbox",
     "pipeline_run",
 ];

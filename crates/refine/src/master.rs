@@ -140,7 +140,32 @@ fn money(csv: &Csv, line: u64, col: &str, v: Option<&str>) -> Result<Option<Deci
     if d.normalize().scale() > 4 {
         return Err(csv.err(line, col, format!("{v} has more than 4 decimals")));
     }
+    if d >= Decimal::from(stocklake_event::MONEY_LIMIT) {
+        return Err(csv.err(
+            line,
+            col,
+            format!("{v} is not below {}", stocklake_event::MONEY_LIMIT),
+        ));
+    }
     Ok(Some(d))
+}
+
+/// A text column: at most 256 characters of printable text (the same bound as the names a
+/// legacy record carries); a key column (`sku`, `store_id`): at most 128, as in events.
+fn text(csv: &Csv, line: u64, col: &str, v: Option<&str>) -> Result<Option<String>, RefineError> {
+    let Some(v) = v else { return Ok(None) };
+    let key = matches!(col, "sku" | "store_id");
+    if key && v.chars().count() > stocklake_event::MAX_ID_CHARS {
+        return Err(csv.err(
+            line,
+            col,
+            format!("longer than {} characters", stocklake_event::MAX_ID_CHARS),
+        ));
+    }
+    if let Some(why) = stocklake_event::text_problem(v) {
+        return Err(csv.err(line, col, why));
+    }
+    Ok(Some(v.to_string()))
 }
 
 fn int(
@@ -181,12 +206,12 @@ pub fn read_products(path: &Path) -> Result<Vec<ProductRow>, RefineError> {
     for rec in reader.records() {
         let rec = rec.map_err(|e| RefineError::MasterData(format!("{}: {e}", csv.file)))?;
         let line = rec.position().map_or(0, |p| p.line());
-        let s = |c: &str| csv.get(&rec, c).map(str::to_string);
-        let sku = s("sku").ok_or_else(|| csv.err(line, "sku", "is empty"))?;
+        let s = |c: &str| text(&csv, line, c, csv.get(&rec, c));
+        let sku = s("sku")?.ok_or_else(|| csv.err(line, "sku", "is empty"))?;
         if !seen.insert(sku.clone()) {
             return Err(csv.err(line, "sku", format!("{sku:?} appears twice")));
         }
-        let uom = s("unit_of_measure");
+        let uom = s("unit_of_measure")?;
         if let Some(u) = &uom
             && u != "each"
             && u != "kg"
@@ -210,10 +235,10 @@ pub fn read_products(path: &Path) -> Result<Vec<ProductRow>, RefineError> {
             }
         };
         out.push(ProductRow {
-            name: s("name"),
-            category: s("category"),
-            subcategory: s("subcategory"),
-            brand: s("brand"),
+            name: s("name")?,
+            category: s("category")?,
+            subcategory: s("subcategory")?,
+            brand: s("brand")?,
             unit_of_measure: uom,
             case_pack: int(&csv, line, "case_pack", csv.get(&rec, "case_pack"), 1)?,
             unit_cost: money(&csv, line, "unit_cost", csv.get(&rec, "unit_cost"))?,
@@ -243,23 +268,23 @@ pub fn read_stores(path: &Path) -> Result<Vec<StoreRow>, RefineError> {
     for rec in reader.records() {
         let rec = rec.map_err(|e| RefineError::MasterData(format!("{}: {e}", csv.file)))?;
         let line = rec.position().map_or(0, |p| p.line());
-        let s = |c: &str| csv.get(&rec, c).map(str::to_string);
-        let store_id = s("store_id").ok_or_else(|| csv.err(line, "store_id", "is empty"))?;
+        let s = |c: &str| text(&csv, line, c, csv.get(&rec, c));
+        let store_id = s("store_id")?.ok_or_else(|| csv.err(line, "store_id", "is empty"))?;
         if !seen.insert(store_id.clone()) {
             return Err(csv.err(line, "store_id", format!("{store_id:?} appears twice")));
         }
-        let timezone = s("timezone");
+        let timezone = s("timezone")?;
         if let Some(tz) = &timezone
             && tz.parse::<chrono_tz::Tz>().is_err()
         {
             return Err(csv.err(line, "timezone", format!("{tz:?} is not an IANA time zone")));
         }
         out.push(StoreRow {
-            name: s("name"),
-            format: s("format"),
-            city: s("city"),
-            region: s("region"),
-            country: s("country"),
+            name: s("name")?,
+            format: s("format")?,
+            city: s("city")?,
+            region: s("region")?,
+            country: s("country")?,
             timezone,
             store_id,
         });
@@ -518,6 +543,18 @@ mod tests {
                 "column unit_price: -1 is negative",
             ),
             ("sku,unit_price\nA,1.23456\n", "more than 4 decimals"),
+            (
+                "sku,unit_cost\nA,100000000000\n",
+                "column unit_cost: 100000000000 is not below",
+            ),
+            (
+                &format!("sku,name\nA,{}\n", "n".repeat(257)),
+                "column name: 257 characters, the limit is 256",
+            ),
+            (
+                "sku,category\nA,\"Dairy\nINFO forged\"\n",
+                "column category: holds a control character",
+            ),
             ("sku,service_level\nA,95\n", "column service_level"),
             ("sku,unit_of_measure\nA,litre\n", "not each or kg"),
             ("sku\nA\nA\n", "\"A\" appears twice"),

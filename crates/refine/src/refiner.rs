@@ -12,7 +12,7 @@
 //! batch ahead; at the next start the batch is redone from the plan stored with that quarantine
 //! commit — same objects, same result — without writing the quarantine again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -858,6 +858,9 @@ pub fn spread_by_date(rows: Vec<Rows>, ways: usize, min_split_rows: usize) -> Ve
     out
 }
 
+/// Partitions one writer keeps open at once before it writes them out (decision 0021).
+const MAX_OPEN_PARTITIONS: usize = 16;
+
 /// Commits `batch` rows (or none) with the refine transaction and progress.
 async fn commit(
     table: &mut DeltaTable,
@@ -887,13 +890,25 @@ async fn commit(
             _ => None,
         };
         let mut writing = Vec::with_capacity(ways);
-        for share in spread_by_date(rows, ways, MIN_SPLIT_ROWS) {
+        for mut share in spread_by_date(rows, ways, MIN_SPLIT_ROWS) {
+            // each date's rows together (in their order), so a date is opened once
+            share.sort_by_key(|part| part.date);
             let mut writer = table_writer(table, name)?;
             let date_column = date_column.clone();
             writing.push(tokio::spawn(async move {
+                // a partition's writer holds its encoders and pages until flushed (megabytes
+                // each): past a few dates in flight, what is open is written out, so memory
+                // stays bounded however many dates a batch spans
+                let mut adds = Vec::new();
+                let mut open: HashSet<i32> = HashSet::new();
                 for part in share {
                     match (part.date, &date_column) {
                         (Some(date), Some(column)) => {
+                            if !open.contains(&date) && open.len() >= MAX_OPEN_PARTITIONS {
+                                adds.extend(writer.flush().await?);
+                                open.clear();
+                            }
+                            open.insert(date);
                             let values = indexmap::IndexMap::from([(
                                 column.clone(),
                                 delta_kernel::expressions::Scalar::Date(date),
@@ -905,7 +920,8 @@ async fn commit(
                         _ => writer.write(part.rows).await?,
                     }
                 }
-                writer.flush().await
+                adds.extend(writer.flush().await?);
+                Ok::<_, deltalake::DeltaTableError>(adds)
             }));
         }
         for w in writing {

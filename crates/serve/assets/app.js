@@ -2,8 +2,18 @@
 (function () {
   "use strict";
   const params = new URLSearchParams(location.search);
-  const token = params.get("token");
   const $ = (id) => document.getElementById(id);
+  // The read token, when the server wants one: given once in the link's fragment
+  // (…/#token=…, which never reaches a server or its logs) or typed into the form, kept for
+  // this tab only, and sent as an Authorization header — never in a URL.
+  const KEY = "stocklake-read-token";
+  const fromHash = location.hash.startsWith("#token=") ? decodeURIComponent(location.hash.slice(7)) : "";
+  if (fromHash) {
+    sessionStorage.setItem(KEY, fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  let token = sessionStorage.getItem(KEY) || "";
+  class Unauthorized extends Error {}
   const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   const num = (v) => (v == null || v === "" ? null : Number(v));
   const fmt = (v, d) => { const n = num(v); return n == null ? "–" : n.toLocaleString(undefined, { maximumFractionDigits: d == null ? 1 : d }); };
@@ -12,11 +22,28 @@
   async function get(path, q) {
     const u = new URL(path, location.href);
     Object.entries(q || {}).forEach(([k, v]) => { if (v !== "" && v != null) u.searchParams.set(k, v); });
-    if (token) u.searchParams.set("token", token);
-    const r = await fetch(u, { headers: { accept: "application/json" } });
+    const headers = { accept: "application/json" };
+    if (token) headers.authorization = "Bearer " + token;
+    const r = await fetch(u, { headers, credentials: "omit" });
+    if (r.status === 401) throw new Unauthorized(token ? "the read token was refused" : "a read token is needed");
     if (!r.ok) throw new Error(path + ": " + r.status);
     return r.json();
   }
+
+  function askForToken(why) {
+    const form = $("login");
+    form.hidden = false;
+    $("login-why").textContent = why;
+  }
+
+  $("login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    token = $("login-token").value.trim();
+    if (token) sessionStorage.setItem(KEY, token); else sessionStorage.removeItem(KEY);
+    $("login-token").value = "";
+    $("login").hidden = true;
+    refresh();
+  });
 
   function ago(t) {
     if (!t) return "";
@@ -58,9 +85,11 @@
     if (!rows.length) { $("categories").innerHTML = '<p class="empty">no stock levels yet</p>'; return; }
     $("categories").innerHTML = rows.map(([name, a]) => {
       const t = a.fine + a.below + a.out || 1;
-      const seg = (cls, n) => n ? `<div class="seg ${cls}" style="width:${(100 * n) / t}%" title="${n} ${cls}"></div>` : "";
+      const seg = (cls, n) => n ? `<div class="seg ${cls}" data-share="${(100 * n) / t}" title="${n} ${cls}"></div>` : "";
       return `<div class="cat" data-testid="category-row"><div>${esc(name)}</div><div class="bar">${seg("fine", a.fine)}${seg("below", a.below)}${seg("out", a.out)}</div><div class="counts">${a.fine} · ${a.below} · ${a.out}</div></div>`;
     }).join("");
+    // widths through the DOM, not inline style attributes: the page's policy allows no inline style
+    $("categories").querySelectorAll(".seg[data-share]").forEach((el) => { el.style.width = el.dataset.share + "%"; });
   }
 
   async function velocity() {
@@ -111,12 +140,22 @@
       <td class="n">${fmt(s.throughput, 0)}</td>
       <td class="n">${fmt(s.records_total, 0)}</td>
       <td>${s.last_error ? `<span class="err">${esc(s.last_error)}</span> <small class="empty">${esc(ago(s.last_error_at))}</small>` : ""}</td></tr>`).join("");
+    // lines gold could not take and set aside: counted, the newest shown with why
+    const gold = d.gold || {};
+    const dead = (gold.counts && gold.counts.dead_letters) || 0;
+    $("dead").hidden = !dead;
+    if (dead) {
+      const newest = (gold.dead_letters || []).map((x) => `<li><code>${esc(x.event_id)}#${esc(x.line_no)}</code> ${esc(x.store_id)} · ${esc(x.sku)} · ${esc(x.event_type)} ${esc(x.quantity)}: <span class="err">${esc(x.error)}</span></li>`).join("");
+      $("dead").innerHTML = `<b>${fmt(dead, 0)} dead letters</b> <small class="empty">lines gold could not take, set aside (GET /v1/dead-letters)</small><ul>${newest}</ul>`;
+    }
   }
 
   async function refresh() {
     const parts = [stores, categories, velocity, alerts, pipeline];
     const results = await Promise.allSettled(parts.map((f) => f()));
     const failed = results.filter((r) => r.status === "rejected");
+    const denied = failed.find((r) => r.reason instanceof Unauthorized);
+    if (denied) askForToken(denied.reason.message);
     $("live").textContent = failed.length ? "refresh failed: " + failed[0].reason.message : "live · " + new Date().toLocaleTimeString();
   }
 

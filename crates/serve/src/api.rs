@@ -5,15 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use stocklake_http::TokenSet;
 use stocklake_model::Gold;
-use stocklake_model::queries::{self, AlertFilter, StockFilter};
-use subtle::ConstantTimeEq;
+use stocklake_model::queries::{self, AlertFilter, Page, StockFilter};
 
 use crate::pipeline::Pipeline;
 
@@ -22,8 +22,10 @@ use crate::pipeline::Pipeline;
 pub struct AppState {
     pub gold: Gold,
     pub pipeline: Arc<Pipeline>,
-    /// When set, reads need `Authorization: Bearer <token>` or `?token=<token>`.
-    pub api_token: Option<Arc<str>>,
+    /// The tokens of the read scope: when any is set, the data endpoints need
+    /// `Authorization: Bearer <token>` (the dashboard's page and assets, which hold no data,
+    /// and the probes do not).
+    pub read_tokens: TokenSet,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -33,13 +35,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({"error": code, "message": message.into()})),
-    )
-        .into_response()
-}
+pub use stocklake_http::json_error;
 
 fn db_error(e: stocklake_model::ModelError) -> Response {
     tracing::warn!(error = %e, "gold query failed");
@@ -64,9 +60,8 @@ struct StockQuery {
     sku: Option<String>,
     status: Option<String>,
     category: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-    token: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,8 +72,8 @@ struct AlertQuery {
     sku: Option<String>,
     alert_type: Option<String>,
     severity: Option<String>,
-    limit: Option<usize>,
-    token: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,27 +81,51 @@ struct AlertQuery {
 struct StoreQuery {
     store_id: Option<String>,
     hours: Option<i64>,
-    token: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TokenOnly {
-    #[allow(dead_code)]
-    token: Option<String>,
+struct PageQuery {
+    limit: Option<u64>,
+    offset: Option<u64>,
 }
 
-/// The page size asked for, or the 400 answer to give.
-fn check_limit(limit: Option<usize>, default: usize) -> Result<usize, Box<Response>> {
-    match limit {
-        None => Ok(default),
-        Some(0) | Some(10_001..) => Err(Box::new(json_error(
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-            "limit must be between 1 and 10000",
-        ))),
-        Some(n) => Ok(n),
-    }
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+/// The page asked for, or the 400 answer to give: `limit` in 1..=10000 (default `default`),
+/// `offset` in 0..=10⁹.
+fn check_page(
+    limit: Option<u64>,
+    offset: Option<u64>,
+    default: usize,
+) -> Result<Page, Box<Response>> {
+    let limit = match limit {
+        None => default,
+        Some(n @ 1..) if n <= Page::MAX_LIMIT as u64 => n as usize,
+        Some(_) => {
+            return Err(Box::new(json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("limit must be between 1 and {}", Page::MAX_LIMIT),
+            )));
+        }
+    };
+    let offset = match offset {
+        None => 0,
+        Some(n) if n <= Page::MAX_OFFSET as u64 => n as usize,
+        Some(_) => {
+            return Err(Box::new(json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("offset must be between 0 and {}", Page::MAX_OFFSET),
+            )));
+        }
+    };
+    Ok(Page { limit, offset })
 }
 
 async fn stock(
@@ -117,7 +136,6 @@ async fn stock(
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let _ = &q.token;
     if let Some(st) = &q.status
         && !matches!(st.as_str(), "fine" | "below_reorder_point" | "out")
     {
@@ -127,8 +145,8 @@ async fn stock(
             format!("status {st:?} is not one of fine, below_reorder_point, out"),
         );
     }
-    let limit = match check_limit(q.limit, 500) {
-        Ok(l) => l,
+    let page = match check_page(q.limit, q.offset, 500) {
+        Ok(p) => p,
         Err(r) => return *r,
     };
     let f = StockFilter {
@@ -136,13 +154,14 @@ async fn stock(
         sku: q.sku,
         status: q.status,
         category: q.category,
-        limit,
-        offset: q.offset.unwrap_or(0),
+        limit: page.limit,
+        offset: page.offset,
     };
     match queries::stock(&s.gold, &f).await {
-        Ok(rows) => {
-            axum::Json(serde_json::json!({"count": rows.len(), "stock": rows})).into_response()
-        }
+        Ok(rows) => axum::Json(serde_json::json!({
+            "count": rows.len(), "limit": page.limit, "offset": page.offset, "stock": rows
+        }))
+        .into_response(),
         Err(e) => db_error(e),
     }
 }
@@ -155,7 +174,6 @@ async fn alerts(
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let _ = &q.token;
     let open = match q.status.as_deref() {
         None | Some("all") => false,
         Some("open") => true,
@@ -176,8 +194,8 @@ async fn alerts(
             format!("alert_type {t:?} is not known"),
         );
     }
-    let limit = match check_limit(q.limit, 200) {
-        Ok(l) => l,
+    let page = match check_page(q.limit, q.offset, 200) {
+        Ok(p) => p,
         Err(r) => return *r,
     };
     let f = AlertFilter {
@@ -186,14 +204,17 @@ async fn alerts(
         sku: q.sku,
         alert_type: q.alert_type,
         severity: q.severity,
-        limit,
+        limit: page.limit,
+        offset: page.offset,
     };
     let (rows, total) = match queries::alerts_and_total(&s.gold, &f).await {
         Ok(both) => both,
         Err(e) => return db_error(e),
     };
-    axum::Json(serde_json::json!({"count": rows.len(), "total": total, "alerts": rows}))
-        .into_response()
+    axum::Json(serde_json::json!({
+        "count": rows.len(), "total": total, "limit": page.limit, "offset": page.offset, "alerts": rows
+    }))
+    .into_response()
 }
 
 /// How long `/v1/pipeline` waits for gold's counts before it answers without them.
@@ -201,7 +222,7 @@ const GOLD_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn pipeline(
     State(s): State<AppState>,
-    q: Result<Query<TokenOnly>, QueryRejection>,
+    q: Result<Query<NoQuery>, QueryRejection>,
 ) -> Response {
     if let Err(e) = q {
         return bad_query(e);
@@ -212,11 +233,24 @@ async fn pipeline(
         let checkpoints = queries::checkpoints(&s.gold).await?;
         let counts = queries::counts(&s.gold).await?;
         let runs = queries::recent_runs(&s.gold, 5).await?;
-        Ok::<_, stocklake_model::ModelError>((checkpoints, counts, runs))
+        // the newest few lines gold set aside (all of them: GET /v1/dead-letters)
+        let dead = if counts["dead_letters"].as_i64().unwrap_or(0) > 0 {
+            queries::dead_letters(
+                &s.gold,
+                Page {
+                    limit: 5,
+                    offset: 0,
+                },
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, stocklake_model::ModelError>((checkpoints, counts, runs, dead))
     };
     let (gold, runs) = match tokio::time::timeout(GOLD_STATUS_WAIT, gold).await {
-        Ok(Ok((checkpoints, counts, runs))) => (
-            serde_json::json!({"checkpoints": checkpoints, "counts": counts}),
+        Ok(Ok((checkpoints, counts, runs, dead))) => (
+            serde_json::json!({"checkpoints": checkpoints, "counts": counts, "dead_letters": dead}),
             serde_json::json!(runs),
         ),
         Ok(Err(e)) => (
@@ -249,9 +283,22 @@ async fn summary(
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let _ = (&q.token, q.hours);
-    match queries::status_by_category(&s.gold, q.store_id.as_deref()).await {
-        Ok(rows) => axum::Json(serde_json::json!({"categories": rows})).into_response(),
+    if q.hours.is_some() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "hours is not a filter of /v1/stock/summary",
+        );
+    }
+    let page = match check_page(q.limit, q.offset, 1000) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    match queries::status_by_category_page(&s.gold, q.store_id.as_deref(), page).await {
+        Ok(rows) => axum::Json(serde_json::json!({
+            "count": rows.len(), "limit": page.limit, "offset": page.offset, "categories": rows
+        }))
+        .into_response(),
         Err(e) => db_error(e),
     }
 }
@@ -264,7 +311,13 @@ async fn velocity(
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let _ = &q.token;
+    if q.limit.is_some() || q.offset.is_some() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "/v1/sales/velocity is bounded by hours (at most 1440 rows), not paged",
+        );
+    }
     let hours = q.hours.unwrap_or(48);
     if !(1..=24 * 60).contains(&hours) {
         return json_error(
@@ -281,28 +334,43 @@ async fn velocity(
 
 async fn stores(
     State(s): State<AppState>,
-    q: Result<Query<TokenOnly>, QueryRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(e) = q {
-        return bad_query(e);
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return bad_query(e),
+    };
+    let page = match check_page(q.limit, q.offset, 1000) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    match queries::status_by_store(&s.gold, page).await {
+        Ok(rows) => axum::Json(serde_json::json!({
+            "count": rows.len(), "limit": page.limit, "offset": page.offset, "stores": rows
+        }))
+        .into_response(),
+        Err(e) => db_error(e),
     }
-    match queries::status_by_category(&s.gold, None).await {
-        Ok(rows) => {
-            let mut by_store: std::collections::BTreeMap<String, serde_json::Value> =
-                Default::default();
-            for r in rows {
-                let id = r["store_id"].as_str().unwrap_or_default().to_string();
-                let e = by_store.entry(id.clone()).or_insert_with(|| {
-                    serde_json::json!({"store_id": id, "name": r["store_name"], "fine": 0, "below_reorder_point": 0, "out_of_stock": 0})
-                });
-                for k in ["fine", "below_reorder_point", "out_of_stock"] {
-                    let add = r[k].as_i64().unwrap_or(0);
-                    e[k] = serde_json::Value::from(e[k].as_i64().unwrap_or(0) + add);
-                }
-            }
-            axum::Json(serde_json::json!({"stores": by_store.into_values().collect::<Vec<_>>()}))
-                .into_response()
-        }
+}
+
+/// `GET /v1/dead-letters`: the silver lines gold could not take, newest first, with why.
+async fn dead_letters(
+    State(s): State<AppState>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return bad_query(e),
+    };
+    let page = match check_page(q.limit, q.offset, 100) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    match queries::dead_letters(&s.gold, page).await {
+        Ok(rows) => axum::Json(serde_json::json!({
+            "count": rows.len(), "limit": page.limit, "offset": page.offset, "dead_letters": rows
+        }))
+        .into_response(),
         Err(e) => db_error(e),
     }
 }
@@ -342,8 +410,19 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
 
-async fn dashboard() -> Html<&'static str> {
-    Html(DASHBOARD)
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                stocklake_http::guard::DASHBOARD_CSP,
+            ),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
 }
 
 async fn asset_js() -> Response {
@@ -372,56 +451,29 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI).into_response()
 }
 
-/// Reads require the API token when one is configured.
-async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(expected) = s.api_token.clone() else {
-        return next.run(req).await;
-    };
-    let from_header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string);
-    let from_query = req.uri().query().and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "token")
-            .map(|(_, v)| v.to_string())
-    });
-    let ok = [from_header, from_query]
-        .into_iter()
-        .flatten()
-        .any(|t| t.len() == expected.len() && bool::from(t.as_bytes().ct_eq(expected.as_bytes())));
-    if ok {
-        next.run(req).await
-    } else {
-        let mut r = json_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this API needs `Authorization: Bearer <token>` (or ?token=)",
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        r
-    }
-}
-
 /// The read API, dashboard, health and metrics.
+///
+/// The data endpoints need a token of the read scope when one is configured; the dashboard's
+/// page, script and style sheet hold no data and load without one (the page then asks for the
+/// token and sends it as a header), as do the probes, the metrics and the OpenAPI document.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
-        .route("/", get(dashboard))
-        .route("/assets/app.js", get(asset_js))
-        .route("/assets/app.css", get(asset_css))
         .route("/v1/stock", get(stock))
         .route("/v1/stock/summary", get(summary))
         .route("/v1/alerts", get(alerts))
         .route("/v1/pipeline", get(pipeline))
+        .route("/v1/dead-letters", get(dead_letters))
         .route("/v1/stores", get(stores))
         .route("/v1/sales/velocity", get(velocity))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.read_tokens.clone(),
+            stocklake_http::auth::require,
+        ));
     Router::new()
         .merge(protected)
+        .route("/", get(dashboard))
+        .route("/assets/app.js", get(asset_js))
+        .route("/assets/app.css", get(asset_css))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -104,9 +104,23 @@ pub struct Policy {
 }
 
 fn dec(x: f64, scale: u32) -> Decimal {
-    Decimal::from_f64(if x.is_finite() { x } else { 0.0 })
-        .unwrap_or_default()
-        .round_dp(scale)
+    estimate(x, scale)
+}
+
+/// The largest magnitude of an estimate (demand, safety stock, a suggested order…) as gold
+/// keeps it: just below 10^12, so that with 3 decimals it has 15 significant digits, like
+/// every recorded quantity (absurd inputs give absurd estimates; they are capped, never a
+/// value gold cannot hold).
+pub const ESTIMATE_MAX: f64 = 999_999_999_999.0;
+
+/// An estimate as a decimal of `scale` decimals: finite, and within ±[`ESTIMATE_MAX`].
+pub fn estimate(x: f64, scale: u32) -> Decimal {
+    let x = if x.is_finite() {
+        x.clamp(-ESTIMATE_MAX, ESTIMATE_MAX)
+    } else {
+        0.0
+    };
+    Decimal::from_f64(x).unwrap_or_default().round_dp(scale)
 }
 
 /// Rounds a quantity up to whole cases (at least one case when positive).
@@ -241,6 +255,7 @@ pub fn policy(
 
     let suggested = if position <= rop && demand.level > 0.0 {
         round_up_to_cases(dec(s - position, 3), params.case_pack)
+            .min(Decimal::from(ESTIMATE_MAX as i64))
     } else {
         Decimal::ZERO
     };

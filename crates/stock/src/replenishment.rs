@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 /// Receipt rhythm of one store and SKU.
@@ -200,9 +200,7 @@ impl Replenishment {
             .iter()
             .map(|(_, q)| q)
             .sum();
-        Decimal::from_f64(total)
-            .map(|d| d.round_dp(3))
-            .unwrap_or_default()
+        crate::policy::estimate(total, 3)
     }
 }
 

@@ -46,6 +46,9 @@ pub struct GlobalArgs {
     /// Address of the HTTP API and dashboard.
     #[arg(long, global = true, env = "STOCKLAKE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve a non-loopback --listen address without tokens, on purpose (docs/security.md).
+    #[arg(long, global = true)]
+    pub insecure_listen: bool,
     /// Directory holding products.csv and stores.csv.
     #[arg(long, global = true, env = "STOCKLAKE_MASTER_DATA", value_name = "DIR")]
     pub master_data: Option<PathBuf>,

@@ -26,6 +26,7 @@ pub struct Config {
     pub gold: String,
     pub stream: String,
     pub listen: String,
+    pub insecure_listen: bool,
     pub master_data: String,
     pub log_format: String,
     pub aws: AwsSection,
@@ -49,7 +50,10 @@ pub struct IngestSection {
     pub flush_interval_ms: u64,
     pub flush_bytes: u64,
     pub max_body_bytes: u64,
+    pub max_records_per_request: u64,
     pub max_queued_bytes: u64,
+    pub max_inflight_body_bytes: u64,
+    pub body_read_timeout_secs: u64,
     pub tokens: Vec<String>,
     pub tokens_file: String,
     pub rate_limit_per_second: u64,
@@ -62,7 +66,10 @@ impl std::fmt::Debug for IngestSection {
             .field("flush_interval_ms", &self.flush_interval_ms)
             .field("flush_bytes", &self.flush_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_records_per_request", &self.max_records_per_request)
             .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("max_inflight_body_bytes", &self.max_inflight_body_bytes)
+            .field("body_read_timeout_secs", &self.body_read_timeout_secs)
             .field("tokens", &format!("{} set", self.tokens.len()))
             .field("tokens_file", &self.tokens_file)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
@@ -108,7 +115,10 @@ pub struct AlertsSection {
 impl std::fmt::Debug for AlertsSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertsSection")
-            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_url",
+                &stocklake_model::notify::webhook_display(&self.webhook_url),
+            )
             .field("webhook_token", &redact(&self.webhook_token))
             .field("log", &self.log)
             .finish()
@@ -119,12 +129,18 @@ impl std::fmt::Debug for AlertsSection {
 #[serde(deny_unknown_fields)]
 pub struct ServeSection {
     pub api_token: String,
+    pub allowed_hosts: Vec<String>,
+    pub max_connections: u64,
+    pub header_read_timeout_secs: u64,
 }
 
 impl std::fmt::Debug for ServeSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeSection")
             .field("api_token", &redact(&self.api_token))
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .finish()
     }
 }
@@ -179,18 +195,7 @@ impl std::fmt::Debug for Settings {
 }
 
 /// A URL with its password replaced, for logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
+pub use stocklake_model::redact as redact_url;
 
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -392,6 +397,9 @@ pub fn resolve(
     flag(&mut table, "gold", global.gold.clone());
     flag(&mut table, "stream", global.stream.clone());
     flag(&mut table, "listen", global.listen.clone());
+    if global.insecure_listen {
+        set_path(&mut table, "insecure_listen", Value::Boolean(true));
+    }
     flag(
         &mut table,
         "master_data",
@@ -402,6 +410,41 @@ pub fn resolve(
         .try_into()
         .map_err(|e| anyhow!("configuration: {e}"))?;
     settle(config, file, cwd, get)
+}
+
+/// A bearer token a client can present: visible ASCII without spaces (RFC 6750's `b64token`
+/// and the rest of what a header carries verbatim).
+fn check_token(t: &str) -> Result<(), &'static str> {
+    if t.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err("may hold only visible ASCII characters, no spaces")
+    }
+}
+
+impl Settings {
+    /// Refuses to serve a non-loopback address without tokens for what is served (`api`: the
+    /// read API and dashboard beside ingest), unless `insecure_listen` says so.
+    pub fn check_exposure(&self, api: bool) -> anyhow::Result<()> {
+        if self.listen.ip().is_loopback() || self.config.insecure_listen {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        if self.ingest_tokens.is_empty() {
+            missing.push("`ingest.tokens` (STOCKLAKE_INGEST_TOKENS) for POST /v1/events");
+        }
+        if api && self.config.serve.api_token.is_empty() {
+            missing.push("`serve.api_token` (STOCKLAKE_SERVE_API_TOKEN) for the API and dashboard");
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "refusing to listen on {} without tokens: set {}, or pass --insecure-listen (insecure_listen = true) to serve it open on purpose; see docs/security.md",
+            self.listen,
+            missing.join(" and ")
+        )
+    }
 }
 
 /// Percent-encodes a URL user-info part.
@@ -539,6 +582,48 @@ fn settle(
     }
     if config.ingest.flush_interval_ms == 0 || config.ingest.max_body_bytes == 0 {
         bail!("`ingest.flush_interval_ms` and `ingest.max_body_bytes` must be positive");
+    }
+    for (key, value) in [
+        (
+            "ingest.max_records_per_request",
+            config.ingest.max_records_per_request,
+        ),
+        (
+            "ingest.max_inflight_body_bytes",
+            config.ingest.max_inflight_body_bytes,
+        ),
+        (
+            "ingest.body_read_timeout_secs",
+            config.ingest.body_read_timeout_secs,
+        ),
+        ("serve.max_connections", config.serve.max_connections),
+        (
+            "serve.header_read_timeout_secs",
+            config.serve.header_read_timeout_secs,
+        ),
+    ] {
+        if value == 0 {
+            bail!("`{key}` must be positive");
+        }
+    }
+    if config.ingest.max_inflight_body_bytes < config.ingest.max_body_bytes {
+        bail!(
+            "`ingest.max_inflight_body_bytes` = {} must be at least `ingest.max_body_bytes` = {}: a body of the largest size could never be read",
+            config.ingest.max_inflight_body_bytes,
+            config.ingest.max_body_bytes
+        );
+    }
+    for (key, token) in ingest_tokens
+        .iter()
+        .map(|t| ("ingest.tokens", t.as_str()))
+        .chain(
+            (!config.serve.api_token.is_empty())
+                .then_some(("serve.api_token", config.serve.api_token.as_str())),
+        )
+    {
+        if let Err(why) = check_token(token) {
+            bail!("`{key}`: a token {why}");
+        }
     }
     Ok(Settings {
         data_dir,

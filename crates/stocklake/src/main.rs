@@ -7,6 +7,7 @@ mod allocator;
 mod cli;
 mod commands;
 mod config;
+mod oneline;
 
 use std::process::ExitCode;
 
@@ -68,14 +69,17 @@ fn init_logging(format: Option<cli::LogFormat>) {
         eprintln!("warning: log filter {directives:?} is not valid ({e}); using info");
         EnvFilter::new("info")
     });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_target(false);
     let _ = match format {
-        Some(cli::LogFormat::Json) => builder.json().try_init(),
-        _ => builder.compact().try_init(),
+        Some(cli::LogFormat::Json) => builder.with_writer(std::io::stderr).json().try_init(),
+        _ => builder
+            .with_writer(oneline::OneLineStderr { ansi })
+            .compact()
+            .try_init(),
     };
 }
 

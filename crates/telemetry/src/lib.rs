@@ -120,6 +120,29 @@ pub static KINESIS_LAG_MS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// HTTP connections open now.
+pub static HTTP_CONNECTIONS_OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "stocklake_http_connections_open",
+        "HTTP connections open now",
+    )
+});
+/// HTTP connections closed without being served, by why (`limit`, `accept_error`).
+pub static HTTP_CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "stocklake_http_connections_refused_total",
+        "HTTP connections closed without being served, by why",
+        &["why"],
+    )
+});
+/// Body bytes being read by HTTP ingest now (bounded by `ingest.max_inflight_body_bytes`).
+pub static HTTP_INGEST_INFLIGHT_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "stocklake_ingest_http_inflight_body_bytes",
+        "Request body bytes reserved while POST /v1/events bodies are read",
+    )
+});
+
 // ---- refine ------------------------------------------------------------------------------
 
 /// Bronze records refined, by outcome (`event`, `quarantined`, `duplicate`).
@@ -153,6 +176,13 @@ pub static GOLD_LINES: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(
         "stocklake_gold_lines_total",
         "Event lines loaded into gold facts",
+    )
+});
+/// Silver lines the model could not write to gold and set aside in `gold_dead_letter`.
+pub static DEAD_LETTERS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "stocklake_dead_letters_total",
+        "Silver lines set aside in gold_dead_letter because gold could not take them",
     )
 });
 /// Open alerts by type.
@@ -229,10 +259,14 @@ pub fn init() {
     LazyLock::force(&HTTP_INGEST_QUEUED_BYTES);
     LazyLock::force(&INGEST_ERRORS);
     LazyLock::force(&KINESIS_LAG_MS);
+    LazyLock::force(&HTTP_CONNECTIONS_OPEN);
+    LazyLock::force(&HTTP_CONNECTIONS_REFUSED);
+    LazyLock::force(&HTTP_INGEST_INFLIGHT_BYTES);
     LazyLock::force(&REFINE_RECORDS);
     LazyLock::force(&QUARANTINE_REASONS);
     LazyLock::force(&SILVER_LINES);
     LazyLock::force(&GOLD_LINES);
+    LazyLock::force(&DEAD_LETTERS);
     LazyLock::force(&OPEN_ALERTS);
     LazyLock::force(&ALERT_NOTIFICATIONS);
     LazyLock::force(&BATCH_SECONDS);

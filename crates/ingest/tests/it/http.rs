@@ -127,7 +127,7 @@ async fn too_large_is_413_and_nothing_is_written() {
 #[tokio::test]
 async fn tokens_are_required_when_configured() {
     let s = server(HttpIngestConfig {
-        tokens: vec!["s3cr3t-token".into(), "other".into()],
+        tokens: stocklake_http::TokenSet::new(["s3cr3t-token", "other"]),
         ..HttpIngestConfig::default()
     })
     .await;

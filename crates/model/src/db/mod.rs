@@ -143,6 +143,17 @@ impl Gold {
         }
     }
 
+    /// Writes a batch in a transaction that is rolled back: `Ok` when gold would take it.
+    pub async fn trial(&self, ws: WriteSet) -> Result<(), ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.trial(ws).await,
+            Gold::Postgres(g) => {
+                g.reconnect_if_closed().await?;
+                g.trial(ws).await
+            }
+        }
+    }
+
     /// Empties every gold table.
     pub async fn truncate(&self) -> Result<(), ModelError> {
         match self {

@@ -29,7 +29,14 @@ fn err(e: tokio_postgres::Error) -> ModelError {
         ),
         None => e.to_string(),
     };
-    ModelError::Database(text)
+    // data exceptions (22: a numeric overflow, a string too long) and integrity violations
+    // (23) come from the data, and come again on every retry of it
+    match e.code().map(|c| c.code()) {
+        Some(code) if code.starts_with("22") || code.starts_with("23") => {
+            ModelError::Rejected(text)
+        }
+        _ => ModelError::Database(text),
+    }
 }
 
 /// The PostgreSQL gold store (one connection; clone to share it).
@@ -316,6 +323,15 @@ impl PgGold {
         tx.commit().await.map_err(err)
     }
 
+    /// Writes a batch in a transaction that is rolled back: whether gold takes it.
+    pub async fn trial(&self, ws: WriteSet) -> Result<(), ModelError> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await.map_err(err)?;
+        let r = apply_pg(&tx, &ws).await;
+        tx.rollback().await.map_err(err)?;
+        r
+    }
+
     pub async fn truncate(&self) -> Result<(), ModelError> {
         let c = self.client.lock().await;
         c.batch_execute(&format!(
@@ -481,6 +497,18 @@ async fn add_rows(tx: &Transaction<'_>, table: &str, rows: i64) -> Result<(), Mo
     )
     .await
     .map_err(err)?;
+    Ok(())
+}
+
+/// A store's hourly units, summed in the database, must stay within what gold holds exactly.
+fn check_hourly(largest: Decimal) -> Result<(), ModelError> {
+    if largest >= Decimal::from(crate::rows::QUANTITY_BOUND) {
+        return Err(ModelError::Rejected(format!(
+            "fact_sales_hourly.units = {} for a store's hour is out of range: gold holds recorded values below {} exactly",
+            largest.normalize(),
+            crate::rows::QUANTITY_BOUND
+        )));
+    }
     Ok(())
 }
 
@@ -708,7 +736,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
     .await?;
     // the sales lines this batch adds (a line delivered again adds nothing), summed into their
     // store's hour in the same statement
-    let sold: i64 = tx
+    let row = tx
         .query_one(
             &format!("WITH new AS (
                 INSERT INTO fact_sales SELECT * FROM stg_fact_sales ON CONFLICT (event_id, line_no) DO NOTHING
@@ -717,13 +745,15 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
                 INSERT INTO fact_sales_hourly (store_key, hour, units, sales)
                 SELECT store_key, {}, SUM(quantity), COUNT(DISTINCT event_id) FROM new GROUP BY 1, 2
                 ON CONFLICT (store_key, hour) DO UPDATE SET units = fact_sales_hourly.units + EXCLUDED.units, sales = fact_sales_hourly.sales + EXCLUDED.sales
+                RETURNING units
              )
-             SELECT COUNT(*) FROM new", crate::schema::event_hour(Dialect::Postgres)),
+             SELECT (SELECT COUNT(*) FROM new), (SELECT COALESCE(MAX(ABS(units)), 0) FROM hourly)", crate::schema::event_hour(Dialect::Postgres)),
             &[],
         )
         .await
-        .map_err(err)?
-        .get(0);
+        .map_err(err)?;
+    let sold: i64 = row.get(0);
+    check_hourly(row.get(1))?;
     add_rows(tx, "fact_sales", sold).await?;
 
     copy(
@@ -934,6 +964,12 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
     for st in &ws.store_states {
         tx.execute("INSERT INTO gold_store_state (store_key, clock, local_date, state) VALUES ($1, $2, $3, $4) ON CONFLICT (store_key) DO UPDATE SET clock = EXCLUDED.clock, local_date = EXCLUDED.local_date, state = EXCLUDED.state", &[&st.store_key, &st.clock, &st.local_date, &st.state]).await.map_err(err)?;
     }
+    let mut dead = 0i64;
+    for d in &ws.dead_letters {
+        dead += tx.execute("INSERT INTO gold_dead_letter (event_id, line_no, event_type, event_time, store_id, sku, quantity, unit_price, discount, silver_version, error, dead_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (event_id, line_no) DO NOTHING",
+            &[&d.event_id, &d.line_no, &d.event_type, &d.event_time, &d.store_id, &d.sku, &d.quantity, &d.unit_price, &d.discount, &d.silver_version, &d.error, &d.dead_at]).await.map_err(err)? as i64;
+    }
+    add_rows(tx, "gold_dead_letter", dead).await?;
     for cp in &ws.checkpoints {
         tx.execute("INSERT INTO gold_checkpoint (name, silver_version, batch, lines, updated_at) VALUES ($1, $2, $3, $4, now()) ON CONFLICT (name) DO UPDATE SET silver_version = EXCLUDED.silver_version, batch = EXCLUDED.batch, lines = EXCLUDED.lines, updated_at = EXCLUDED.updated_at", &[&cp.name, &cp.silver_version, &cp.batch, &cp.lines]).await.map_err(err)?;
     }

@@ -77,7 +77,14 @@ fn get_ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
 }
 
 fn err(e: rusqlite::Error) -> ModelError {
-    ModelError::Database(e.to_string())
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        // the data, not the database: it fails the same way on every retry
+        Some(C::ConstraintViolation | C::TooBig | C::TypeMismatch) => {
+            ModelError::Rejected(e.to_string())
+        }
+        _ => ModelError::Database(e.to_string()),
+    }
 }
 
 /// The SQLite gold store.
@@ -369,6 +376,17 @@ impl SqliteGold {
         .await
     }
 
+    /// Writes a batch in a transaction that is rolled back: whether gold takes it.
+    pub async fn trial(&self, ws: WriteSet) -> Result<(), ModelError> {
+        self.with(move |c| {
+            let tx = c.transaction().map_err(err)?;
+            let r = apply_sqlite(&tx, &ws);
+            tx.rollback().map_err(err)?;
+            r
+        })
+        .await
+    }
+
     /// Empties every gold table (for a rebuild).
     pub async fn truncate(&self) -> Result<(), ModelError> {
         self.with(|c| {
@@ -644,10 +662,21 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 h.1.insert(&r.event_id);
             }
         }
-        let mut s = tx.prepare_cached("INSERT INTO fact_sales_hourly (store_key, hour, units, sales) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store_key, hour) DO UPDATE SET units = fact_sales_hourly.units + excluded.units, sales = fact_sales_hourly.sales + excluded.sales").map_err(err)?;
+        let mut s = tx.prepare_cached("INSERT INTO fact_sales_hourly (store_key, hour, units, sales) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store_key, hour) DO UPDATE SET units = fact_sales_hourly.units + excluded.units, sales = fact_sales_hourly.sales + excluded.sales RETURNING units").map_err(err)?;
         for ((store_key, hour), (units, events)) in &hourly {
-            s.execute(params![store_key, hour, Dec(*units), events.len() as i64])
+            let total = s
+                .query_row(
+                    params![store_key, hour, Dec(*units), events.len() as i64],
+                    |r| get_dec(r, 0, 3),
+                )
                 .map_err(err)?;
+            if total.abs() >= Decimal::from(crate::rows::QUANTITY_BOUND) {
+                return Err(ModelError::Rejected(format!(
+                    "fact_sales_hourly.units = {} for store {store_key} at {hour} is out of range: gold holds recorded values below {} exactly",
+                    total.normalize(),
+                    crate::rows::QUANTITY_BOUND
+                )));
+            }
         }
         add_rows(tx, "fact_inventory_movement", moved)?;
         add_rows(tx, "fact_sales", sold)?;
@@ -760,6 +789,27 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             ])
             .map_err(err)?;
         }
+        let mut s = tx.prepare_cached("INSERT INTO gold_dead_letter (event_id, line_no, event_type, event_time, store_id, sku, quantity, unit_price, discount, silver_version, error, dead_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
+        let mut dead = 0;
+        for d in &ws.dead_letters {
+            dead += s
+                .execute(params![
+                    d.event_id,
+                    d.line_no,
+                    d.event_type,
+                    ts(d.event_time),
+                    d.store_id,
+                    d.sku,
+                    d.quantity,
+                    d.unit_price,
+                    d.discount,
+                    d.silver_version,
+                    d.error,
+                    ts(d.dead_at)
+                ])
+                .map_err(err)?;
+        }
+        add_rows(tx, "gold_dead_letter", dead)?;
         let mut s = tx.prepare_cached("INSERT INTO gold_checkpoint (name, silver_version, batch, lines, updated_at) VALUES (?1,?2,?3,?4,?5) ON CONFLICT (name) DO UPDATE SET silver_version = excluded.silver_version, batch = excluded.batch, lines = excluded.lines, updated_at = excluded.updated_at").map_err(err)?;
         for cp in &ws.checkpoints {
             s.execute(params![

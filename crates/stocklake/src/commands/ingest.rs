@@ -6,8 +6,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::routing::get;
+use stocklake_http::{Guard, ServerLimits, TokenSet};
 use stocklake_ingest::{BronzeWriter, HttpIngest, HttpIngestConfig, KinesisConfig, KinesisSource};
 use stocklake_storage::aws;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::StageArgs;
 use crate::commands::shutdown_token;
@@ -20,10 +23,43 @@ pub fn http_config(settings: &Settings) -> HttpIngestConfig {
         max_body_bytes: c.max_body_bytes as usize,
         max_queued_bytes: c.max_queued_bytes as usize,
         max_object_bytes: c.flush_bytes as usize,
-        tokens: settings.ingest_tokens.clone(),
+        max_records_per_request: c.max_records_per_request as usize,
+        max_inflight_body_bytes: c.max_inflight_body_bytes as usize,
+        body_read_timeout: Duration::from_secs(c.body_read_timeout_secs),
+        tokens: TokenSet::new(&settings.ingest_tokens),
         rate_limit_per_second: c.rate_limit_per_second,
         ..HttpIngestConfig::default()
     }
+}
+
+/// Binds the configured address and serves `app` there behind the HTTP edge (security
+/// headers, the host allow-list, the connection limit and header timeout) until `cancel`.
+/// Returns the address bound and the server's task.
+pub async fn listen(
+    settings: &Settings,
+    app: Router,
+    cancel: CancellationToken,
+) -> anyhow::Result<(std::net::SocketAddr, JoinHandle<anyhow::Result<()>>)> {
+    let s = &settings.config.serve;
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        Guard::new(&s.allowed_hosts),
+        stocklake_http::guard,
+    ));
+    let limits = ServerLimits {
+        max_connections: s.max_connections as usize,
+        header_read_timeout: Duration::from_secs(s.header_read_timeout_secs),
+        ..ServerLimits::default()
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        stocklake_http::serve(listener, app, limits, cancel)
+            .await
+            .context("HTTP server")
+    });
+    Ok((addr, server))
 }
 
 /// The Kinesis source settings from the configuration.
@@ -37,6 +73,9 @@ pub fn kinesis_config(settings: &Settings, stream: &str) -> KinesisConfig {
 }
 
 pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
+    if !args.once {
+        settings.check_exposure(false)?;
+    }
     let writer = BronzeWriter::open(&settings.bronze, &settings.aws)
         .with_context(|| format!("opening bronze at {}", settings.bronze))?;
     let cancel = shutdown_token();
@@ -72,18 +111,9 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(|| async { stocklake_telemetry::render() }))
         .merge(ingest.router());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    tracing::info!(listen = %settings.listen, bronze = %settings.bronze, "HTTP ingest ready: POST /v1/events");
-    let shutdown = cancel.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .context("HTTP server")?;
+    let (addr, server) = listen(settings, app, cancel.clone()).await?;
+    tracing::info!(listen = %addr, bronze = %settings.bronze, "HTTP ingest ready: POST /v1/events");
+    server.await.context("HTTP server task")??;
     // the server is down; the writer finishes what was accepted
     let _ = writer_task.await;
     if let Some(k) = kinesis {

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
-use crate::commands::ingest::{http_config, kinesis_config};
+use crate::commands::ingest::{http_config, kinesis_config, listen};
 use crate::commands::model::{model_config, notify_config, open_gold};
 use crate::commands::refine::{CareSchedule, load_master, refine_config};
 use crate::commands::shutdown_token;
@@ -113,6 +113,7 @@ fn backoff(failures: u32) -> Duration {
 
 /// Starts every stage; they run until `cancel`.
 pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
+    settings.check_exposure(true)?;
     stocklake_telemetry::init();
     load_master(settings).await?;
     let gold = open_gold(settings).await?;
@@ -464,26 +465,12 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let state = AppState {
         gold: reader,
         pipeline: pipeline.clone(),
-        api_token: (!settings.config.serve.api_token.is_empty())
-            .then(|| Arc::from(settings.config.serve.api_token.as_str())),
+        read_tokens: stocklake_http::TokenSet::new([&settings.config.serve.api_token]),
         ready: ready.clone(),
     };
     let app = stocklake_serve::router(state).merge(ingest.router());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let addr = listener.local_addr()?;
+    let (addr, server) = listen(settings, app, cancel.clone()).await?;
     let url = format!("http://{addr}");
-    let shutdown = cancel.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("HTTP server")
-    });
     ready.store(true, Ordering::Relaxed);
     tracing::info!(%url, bronze = %settings.bronze, silver = %settings.silver, gold = %crate::config::redact_url(&settings.gold), "stocklake is running");
     Ok(Running {

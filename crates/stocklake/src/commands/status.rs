@@ -56,6 +56,18 @@ pub async fn collect(settings: &Settings) -> anyhow::Result<serde_json::Value> {
         .and_then(|c| c["silver_version"].as_i64())
         .unwrap_or(0);
     let counts = queries::counts(&gold).await?;
+    let dead_letters = if counts["dead_letters"].as_i64().unwrap_or(0) > 0 {
+        queries::dead_letters(
+            &gold,
+            queries::Page {
+                limit: 5,
+                offset: 0,
+            },
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     let runs = queries::recent_runs(&gold, 3).await?;
     let refine_lag = if backlog > 0 {
         progress
@@ -88,6 +100,7 @@ pub async fn collect(settings: &Settings) -> anyhow::Result<serde_json::Value> {
             "versions_behind": (silver_version as i64 - gold_version).max(0),
             "checkpoints": checkpoints,
             "counts": counts,
+            "dead_letters": dead_letters,
         },
         "recent_runs": runs,
     }))
@@ -152,6 +165,23 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
         c["alerts"],
         c["undelivered_notifications"]
     );
+    if c["dead_letters"].as_i64().unwrap_or(0) > 0 {
+        say!(
+            "        {} lines set aside as dead letters (GET /v1/dead-letters); the newest:",
+            c["dead_letters"]
+        );
+        for d in g["dead_letters"].as_array().into_iter().flatten() {
+            say!(
+                "          {} line {} ({} {} {}): {}",
+                d["event_id"].as_str().unwrap_or(""),
+                d["line_no"],
+                d["event_type"].as_str().unwrap_or(""),
+                d["store_id"].as_str().unwrap_or(""),
+                d["sku"].as_str().unwrap_or(""),
+                d["error"].as_str().unwrap_or("")
+            );
+        }
+    }
     if let Some(runs) = s["recent_runs"].as_array().filter(|r| !r.is_empty()) {
         say!("recent runs");
         for r in runs {

@@ -463,3 +463,39 @@ pub fn start_run(dir: &Path, aws: Option<&AwsOptions>, settings: &[String]) -> (
     wait_http(&base);
     (run, base)
 }
+
+/// A browser for the dashboard tests: Debian's chromium (installed by .ci/run).
+#[allow(dead_code)]
+pub fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(String::from)
+}
+
+/// The dashboard's DOM after its scripts ran against the live API.
+#[allow(dead_code)]
+pub fn dump_dom(browser: &str, url: &str, profile: &Path) -> String {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=15000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

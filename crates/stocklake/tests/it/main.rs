@@ -5,6 +5,7 @@ mod crash;
 mod deploy;
 mod evaluate;
 mod faults;
+mod hostile;
 mod ingest;
 mod refine;
 mod run;

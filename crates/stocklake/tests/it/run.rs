@@ -2,13 +2,12 @@
 //! simulator, read through the API and the dashboard (in headless Chromium), stopped with
 //! SIGTERM.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Spawned, free_port, ok, sigterm, stocklake, wait_http};
+use crate::common::{Spawned, chromium, dump_dom, free_port, ok, sigterm, stocklake, wait_http};
 
 /// Waits for `check` to hold, polling; panics with `what` after a generous deadline (a test of
 /// liveness, not of speed).
@@ -35,39 +34,6 @@ async fn get(url: &str) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-fn chromium() -> Option<String> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .map(String::from)
-}
-
-/// The dashboard's DOM after its scripts ran against the live API.
-fn dump_dom(browser: &str, url: &str, profile: &Path) -> String {
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--virtual-time-budget=15000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .expect("run chromium");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,7 +315,7 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
     let root = dir.path();
     std::fs::write(
         root.join("tokens.txt"),
-        "till-token-from-file\n\n# a comment\n",
+        "till-token-from-file-3\n\n# a comment\n",
     )
     .expect("tokens file");
     let port = free_port();
@@ -359,9 +325,12 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
         c.args(["run", "--data-dir", "data"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("STOCKLAKE_LOG", "debug")
-            .env("STOCKLAKE_INGEST_TOKENS", "till-token-one,till-token-two")
+            .env(
+                "STOCKLAKE_INGEST_TOKENS",
+                "till-token-one-1,till-token-two-2",
+            )
             .env("STOCKLAKE_INGEST_TOKENS_FILE", root.join("tokens.txt"))
-            .env("STOCKLAKE_SERVE_API_TOKEN", "dashboard-secret")
+            .env("STOCKLAKE_SERVE_API_TOKEN", "dashboard+secret/A=")
             .env("STOCKLAKE_ALERTS_WEBHOOK_TOKEN", "webhook-secret")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -384,20 +353,47 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
         post(Some("guess")).await.expect("post").status().as_u16(),
         401
     );
-    for t in ["till-token-one", "till-token-two", "till-token-from-file"] {
+    for t in [
+        "till-token-one-1",
+        "till-token-two-2",
+        "till-token-from-file-3",
+    ] {
         assert_eq!(
             post(Some(t)).await.expect("post").status().as_u16(),
             202,
             "{t}"
         );
     }
-    // the read side behind its own token; probes stay open for orchestrators
+    // the scheme in any case (RFC 9110), the token exactly
+    for (header, want) in [
+        ("bearer till-token-one-1", 202),
+        ("BEARER till-token-one-1", 202),
+        ("Bearer till-token-one-", 401),
+        ("Basic till-token-one-1", 401),
+    ] {
+        let got = http
+            .post(format!("{base}/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .header("authorization", header)
+            .body("{\"event_id\":\"y\"}\n")
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16();
+        assert_eq!(got, want, "{header}");
+    }
+    // the read side behind its own token, never from a query string; the dashboard's page,
+    // script and styles hold no data and load without it; probes stay open for orchestrators
     for (path, token, want) in [
         ("/v1/stock", None, 401),
-        ("/v1/alerts", Some("till-token-one"), 401),
-        ("/v1/stock", Some("dashboard-secret"), 200),
-        ("/", None, 401),
-        ("/?token=dashboard-secret", None, 200),
+        ("/v1/alerts", Some("till-token-one-1"), 401),
+        ("/v1/stock", Some("dashboard+secret/A="), 200),
+        ("/v1/stock?token=dashboard%2Bsecret%2FA%3D", None, 401),
+        ("/v1/pipeline", Some("dashboard+secret/A="), 200),
+        ("/", None, 200),
+        ("/assets/app.js", None, 200),
+        ("/assets/app.css", None, 200),
         ("/healthz", None, 200),
         ("/readyz", None, 200),
     ] {
@@ -407,6 +403,30 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
         }
         let got = r.send().await.expect("get").status().as_u16();
         assert_eq!(got, want, "GET {path} with token {token:?}");
+    }
+    // the dashboard with the token set: given once in the link's fragment, it shows data; without
+    // it, it asks for the token
+    match chromium() {
+        Some(browser) => {
+            let profile = tempfile::tempdir().expect("profile");
+            let dom = dump_dom(
+                &browser,
+                &format!("{base}/#token=dashboard%2Bsecret%2FA%3D"),
+                profile.path(),
+            );
+            assert!(
+                dom.contains("data-testid=\"stage-row\"") && dom.contains("login\" hidden"),
+                "the dashboard with its token shows no pipeline:\n{dom}"
+            );
+            let profile = tempfile::tempdir().expect("profile");
+            let dom = dump_dom(&browser, &format!("{base}/"), profile.path());
+            assert!(
+                dom.contains("a read token is needed")
+                    && !dom.contains("data-testid=\"stage-row\""),
+                "the dashboard without its token does not ask for it:\n{dom}"
+            );
+        }
+        None => stocklake_testkit::missing("chromium", "no chromium binary on PATH"),
     }
 
     // a gold database that cannot be reached: the error names it, without its password
@@ -435,10 +455,10 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
     assert!(exit.success(), "{logs}");
     assert!(logs.len() > 100, "debug logging produced output");
     for secret in [
-        "till-token-one",
-        "till-token-two",
-        "till-token-from-file",
-        "dashboard-secret",
+        "till-token-one-1",
+        "till-token-two-2",
+        "till-token-from-file-3",
+        "dashboard+secret/A=",
         "webhook-secret",
         "pg-password",
     ] {
