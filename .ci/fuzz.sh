@@ -11,7 +11,7 @@ if ! rustup toolchain list | grep -q '^nightly'; then
   exit 1
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
-for target in parse_event split_body gunzip; do
+for target in parse_event split_body gunzip event_bounds; do
   mkdir -p "corpus/$target"
   rm -rf "artifacts/$target"
   echo "fuzzing $target for ${SECONDS_EACH}s"

@@ -22,7 +22,8 @@ fuzz_target!(|input: &[u8]| {
     };
     assert!(body.len() <= limit);
     let kind = if json { BodyKind::Json } else { BodyKind::Ndjson };
-    if let Ok(records) = split_body(kind, &body) {
+    if let Ok(records) = split_body(kind, &body, 1 << 12) {
+        assert!(records.len() <= 1 << 12);
         let mut from = 0usize;
         for r in &records {
             // a record is a window of the body, after the previous one

@@ -662,14 +662,23 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 h.1.insert(&r.event_id);
             }
         }
-        let mut s = tx.prepare_cached("INSERT INTO fact_sales_hourly (store_key, hour, units, sales) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store_key, hour) DO UPDATE SET units = fact_sales_hourly.units + excluded.units, sales = fact_sales_hourly.sales + excluded.sales RETURNING units").map_err(err)?;
+        // the hour's new total in decimals, not in the database's doubles: exact however often
+        // it is added to
+        let mut read = tx
+            .prepare_cached(
+                "SELECT units, sales FROM fact_sales_hourly WHERE store_key = ?1 AND hour = ?2",
+            )
+            .map_err(err)?;
+        let mut write = tx.prepare_cached("INSERT INTO fact_sales_hourly (store_key, hour, units, sales) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store_key, hour) DO UPDATE SET units = excluded.units, sales = excluded.sales").map_err(err)?;
         for ((store_key, hour), (units, events)) in &hourly {
-            let total = s
-                .query_row(
-                    params![store_key, hour, Dec(*units), events.len() as i64],
-                    |r| get_dec(r, 0, 3),
-                )
-                .map_err(err)?;
+            let (before, sales): (Decimal, i64) = read
+                .query_row(params![store_key, hour], |r| {
+                    Ok((get_dec(r, 0, 3)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(err)?
+                .unwrap_or_default();
+            let total = before + *units;
             if total.abs() >= Decimal::from(crate::rows::QUANTITY_BOUND) {
                 return Err(ModelError::Rejected(format!(
                     "fact_sales_hourly.units = {} for store {store_key} at {hour} is out of range: gold holds recorded values below {} exactly",
@@ -677,6 +686,14 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                     crate::rows::QUANTITY_BOUND
                 )));
             }
+            write
+                .execute(params![
+                    store_key,
+                    hour,
+                    Dec(total),
+                    sales + events.len() as i64
+                ])
+                .map_err(err)?;
         }
         add_rows(tx, "fact_inventory_movement", moved)?;
         add_rows(tx, "fact_sales", sold)?;

@@ -195,3 +195,103 @@ async fn postgres_refusals_of_the_data_are_classified() {
         assert!(!e.is_rejected(), "{e}");
     }
 }
+
+/// Values at every limit refine lets through reach gold exactly, on SQLite as on PostgreSQL: a
+/// quantity of 999,999,999,999.999, a price of 99,999,999,999.9999, and the amount of a line
+/// just below 10^11. SQLite keeps a decimal as the double nearest to it and guarantees its first
+/// 15 significant digits, so a value of at most 15 reads back exactly (decision 0004: at most 15
+/// is what every bound keeps).
+async fn limits_round_trip(
+    url: &str,
+    read: impl AsyncFnOnce(&str) -> Vec<(String, String, String, String)>,
+) {
+    let mut lake = Lake::new();
+    let receipt = event(
+        "limit-receipt",
+        "receipt",
+        "2026-11-02T09:00:00Z",
+        "S1",
+        "BIG",
+        "999999999999.999",
+    );
+    let sale = record(serde_json::json!({
+        "schema_version": 1, "event_id": "limit-sale", "event_type": "sale",
+        "event_time": "2026-11-02T10:00:00Z", "store_id": "S1",
+        "lines": [
+            {"sku": "DEAR", "quantity": 0.001, "unit_price": 99999999999.9999, "discount": 12345678.9012},
+            {"sku": "MANY", "quantity": 1111111.111, "unit_price": 89999.9999}
+        ]
+    }));
+    lake.put(&[receipt, sale]).await;
+    lake.refine().await;
+    let mut model = lake.model(url).await;
+    model.drain().await.expect("model");
+    let on_hand = gold_on_hand(model.gold()).await;
+    assert_eq!(
+        on_hand[&("S1".to_string(), "BIG".to_string())],
+        "999999999999.999".parse::<Decimal>().expect("decimal")
+    );
+    assert_eq!(
+        on_hand[&("S1".to_string(), "MANY".to_string())],
+        "-1111111.111".parse::<Decimal>().expect("decimal")
+    );
+    let rows = read(url).await;
+    let dec = |s: &str| s.parse::<Decimal>().expect("decimal").normalize();
+    let want = [
+        (
+            "-0.001",
+            "99999999999.9999",
+            "12345678.9012",
+            "-87654321.0988",
+        ),
+        ("-1111111.111", "89999.9999", "", "-99999999878.8889"),
+    ];
+    // net amount = quantity × price − discount, rounded to 4 decimals (returns negative): the
+    // sale's amounts are its lines' (signs as gold stores sales: positive quantities)
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for ((q, p, d, n), (wq, wp, wd, wn)) in rows.iter().zip(want) {
+        assert_eq!(dec(q), dec(wq).abs(), "{rows:?}");
+        assert_eq!(dec(p), dec(wp), "{rows:?}");
+        if !wd.is_empty() {
+            assert_eq!(dec(d), dec(wd), "{rows:?}");
+        }
+        assert_eq!(dec(n), dec(wn).abs(), "{rows:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_holds_values_at_every_limit_exactly() {
+    let lake = Lake::new();
+    let url = lake.sqlite_url();
+    limits_round_trip(&url, async |url: &str| {
+        let c = rusqlite::Connection::open(url.trim_start_matches("sqlite://")).expect("open");
+        let mut s = c
+            .prepare("SELECT printf('%.15g', quantity), printf('%.15g', unit_price), COALESCE(printf('%.15g', discount), ''), printf('%.15g', net_amount) FROM fact_sales ORDER BY line_no")
+            .expect("prepare");
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("query")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_holds_values_at_every_limit_exactly() {
+    let Some(pg) = stocklake_testkit::postgres().await else {
+        return;
+    };
+    limits_round_trip(&pg.url, async |url: &str| {
+        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        c.query("SELECT quantity::text, unit_price::text, COALESCE(discount::text, ''), net_amount::text FROM fact_sales ORDER BY line_no", &[])
+            .await
+            .expect("query")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    })
+    .await;
+}
