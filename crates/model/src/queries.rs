@@ -553,6 +553,22 @@ pub async fn top_sellers_this_week(
     Ok(to_json(query(gold, &sql, vec![P::Int(n)]).await?))
 }
 
+/// The rows of an analyst view (`schema::VIEWS`), in the order of its first four columns.
+pub async fn view(
+    gold: &Gold,
+    name: &str,
+    page: Page,
+) -> Result<Vec<serde_json::Value>, ModelError> {
+    if !crate::schema::VIEWS.contains(&name) {
+        return Err(ModelError::Config(format!(
+            "{name} is not an analyst view (views: {})",
+            crate::schema::VIEWS.join(", ")
+        )));
+    }
+    let sql = format!("SELECT * FROM {name} ORDER BY 1, 2, 3, 4 LIMIT ? OFFSET ?");
+    Ok(to_json(query(gold, &sql, page.params().to_vec()).await?))
+}
+
 /// "Days of cover by category": on hand over mean daily demand, per category.
 pub async fn days_of_cover_by_category(gold: &Gold) -> Result<Vec<serde_json::Value>, ModelError> {
     let sql = "SELECT COALESCE(p.category, 'Unknown') AS category,

@@ -311,6 +311,79 @@ INSERT INTO gold_row_count (table_name, row_count)
     SELECT 'gold_dead_letter', COUNT(*) FROM gold_dead_letter;
 "#,
     },
+    Migration {
+        version: 5,
+        name: "analyst views: daily sales by store and category, stock health per store, open alerts with names, availability per day",
+        sql: r#"
+CREATE VIEW v_daily_sales_by_store_category AS
+SELECT d.full_date AS sales_date,
+       s.store_id,
+       s.name AS store_name,
+       COALESCE(p.category, 'Unknown') AS category,
+       SUM(f.quantity) AS units,
+       SUM(COALESCE(f.net_amount, 0)) AS net_sales,
+       COUNT(DISTINCT f.event_id) AS baskets,
+       COUNT(*) AS lines
+FROM fact_sales f
+JOIN dim_date d ON d.date_key = f.date_key
+JOIN dim_store s ON s.store_key = f.store_key
+JOIN dim_product p ON p.product_key = f.product_key
+GROUP BY d.full_date, s.store_id, s.name, COALESCE(p.category, 'Unknown');
+CREATE VIEW v_stock_health_by_store AS
+SELECT s.store_id,
+       s.name AS store_name,
+       s.region,
+       COUNT(*) AS products,
+       SUM(CASE WHEN l.status = 'fine' THEN 1 ELSE 0 END) AS fine,
+       SUM(CASE WHEN l.status = 'below_reorder_point' THEN 1 ELSE 0 END) AS below_reorder_point,
+       SUM(CASE WHEN l.status = 'out' THEN 1 ELSE 0 END) AS out_of_stock,
+       SUM(CASE WHEN l.on_hand < 0 THEN 1 ELSE 0 END) AS negative_stock,
+       SUM(CASE WHEN l.on_hand > 0 THEN l.on_hand * COALESCE(p.unit_cost, 0) ELSE 0 END) AS stock_value_at_cost,
+       (SELECT COUNT(*) FROM stock_alert a WHERE a.store_key = s.store_key AND a.resolved_at IS NULL) AS open_alerts
+FROM stock_level l
+JOIN dim_store s ON s.store_key = l.store_key
+JOIN dim_product p ON p.product_key = l.product_key
+GROUP BY s.store_key, s.store_id, s.name, s.region;
+CREATE VIEW v_open_alerts AS
+SELECT a.alert_id,
+       s.store_id,
+       s.name AS store_name,
+       s.region,
+       p.sku,
+       p.name AS product_name,
+       p.category,
+       a.alert_type,
+       a.severity,
+       a.opened_at,
+       a.on_hand,
+       a.threshold,
+       a.suggested_order_qty,
+       a.message
+FROM stock_alert a
+JOIN dim_store s ON s.store_key = a.store_key
+JOIN dim_product p ON p.product_key = a.product_key
+WHERE a.resolved_at IS NULL;
+CREATE VIEW v_availability_daily AS
+SELECT d.full_date AS stock_date,
+       s.store_id,
+       s.name AS store_name,
+       COUNT(*) AS products,
+       SUM(CASE WHEN f.was_out_of_stock THEN 1 ELSE 0 END) AS products_out_of_stock,
+       1.0 - AVG(f.out_of_stock_share) AS availability
+FROM fact_stock_daily f
+JOIN dim_date d ON d.date_key = f.date_key
+JOIN dim_store s ON s.store_key = f.store_key
+GROUP BY d.full_date, s.store_id, s.name;
+"#,
+    },
+];
+
+/// The analyst views (migration 5), documented with example queries in docs/analytics.md.
+pub const VIEWS: &[&str] = &[
+    "v_daily_sales_by_store_category",
+    "v_stock_health_by_store",
+    "v_open_alerts",
+    "v_availability_daily",
 ];
 
 /// The tables whose rows `gold_row_count` counts: only batches insert into them, and they grow

@@ -111,6 +111,9 @@ impl Pipeline {
                     .with_label_values(&[stage])
                     .set(i64::try_from(b).unwrap_or(i64::MAX));
             }
+            stocklake_telemetry::STAGE_CONSECUTIVE_FAILURES
+                .with_label_values(&[stage])
+                .set(i64::from(s.consecutive_failures));
         }
     }
 
@@ -128,6 +131,9 @@ impl Pipeline {
             if ok {
                 s.consecutive_failures = 0;
                 s.state = "running".into();
+                stocklake_telemetry::STAGE_LAST_SUCCESS
+                    .with_label_values(&[stage])
+                    .set(run.finished_at.timestamp_millis() as f64 / 1000.0);
             } else {
                 s.consecutive_failures += 1;
                 s.state = "retrying".into();

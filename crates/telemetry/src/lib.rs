@@ -233,6 +233,28 @@ pub static STAGE_LAG_SECONDS: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| 
         .expect("static metric definition is valid"),
     )
 });
+/// When a stage last finished a run without error (Unix seconds): with a backlog, a stage whose
+/// time stands still is stalled.
+pub static STAGE_LAST_SUCCESS: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    register(
+        prometheus::GaugeVec::new(
+            Opts::new(
+                "stocklake_stage_last_success_timestamp_seconds",
+                "When a stage last finished a run without error (Unix time)",
+            ),
+            &["stage"],
+        )
+        .expect("static metric definition is valid"),
+    )
+});
+/// Runs of a stage that failed in a row, now.
+pub static STAGE_CONSECUTIVE_FAILURES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "stocklake_stage_consecutive_failures",
+        "Runs of a stage that failed in a row, now",
+        &["stage"],
+    )
+});
 /// Records a stage has not processed yet.
 pub static STAGE_BACKLOG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     gauge_vec(
@@ -260,7 +282,10 @@ pub fn init() {
     LazyLock::force(&INGEST_ERRORS);
     LazyLock::force(&KINESIS_LAG_MS);
     LazyLock::force(&HTTP_CONNECTIONS_OPEN);
-    LazyLock::force(&HTTP_CONNECTIONS_REFUSED);
+    // series an alert or a dashboard waits for exist from the start, at zero
+    for why in ["limit", "accept_error"] {
+        HTTP_CONNECTIONS_REFUSED.with_label_values(&[why]);
+    }
     LazyLock::force(&HTTP_INGEST_INFLIGHT_BYTES);
     LazyLock::force(&REFINE_RECORDS);
     LazyLock::force(&QUARANTINE_REASONS);
@@ -273,6 +298,8 @@ pub fn init() {
     LazyLock::force(&STAGE_RUNS);
     LazyLock::force(&STAGE_LAG_SECONDS);
     LazyLock::force(&STAGE_BACKLOG);
+    LazyLock::force(&STAGE_LAST_SUCCESS);
+    LazyLock::force(&STAGE_CONSECUTIVE_FAILURES);
 }
 
 #[cfg(test)]

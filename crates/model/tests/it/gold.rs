@@ -326,6 +326,7 @@ async fn postgres_gets_the_same_gold_as_sqlite() {
         latest_closing(b.gold()).await
     );
     analysts_queries_agree(&records, a.gold(), b.gold()).await;
+    views_agree(&lake, a.gold(), b.gold()).await;
     operations_agree(a.gold(), b.gold()).await;
     assert_eq!(
         kept_counts_are_exact(a.gold()).await,
@@ -336,6 +337,85 @@ async fn postgres_gets_the_same_gold_as_sqlite() {
     assert!(again.run_batch().await.expect("batch").is_none());
     // the migrations are safe to repeat
     assert!(again.gold().migrate().await.expect("migrate").is_empty());
+}
+
+/// The analyst views give the same rows on both databases, and the daily sales view the units
+/// silver's lines give per store and day.
+async fn views_agree(
+    lake: &Lake,
+    sqlite: &stocklake_model::Gold,
+    postgres: &stocklake_model::Gold,
+) {
+    use std::collections::BTreeMap;
+    use stocklake_model::queries::{Page, view};
+    use stocklake_model::schema::VIEWS;
+    let page = Page {
+        limit: 10_000,
+        offset: 0,
+    };
+    // a row with its numbers as decimals at 6 places (SQLite sums in doubles) and the rest as text
+    let norm = |rows: Vec<serde_json::Value>| -> Vec<Vec<(String, String)>> {
+        rows.iter()
+            .map(|r| {
+                r.as_object()
+                    .expect("row")
+                    .iter()
+                    .map(|(k, v)| {
+                        let text = match v {
+                            serde_json::Value::String(s) => s
+                                .parse::<Decimal>()
+                                .map(|d| d.round_dp(6).normalize().to_string())
+                                .or_else(|_| {
+                                    chrono::DateTime::parse_from_rfc3339(s)
+                                        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339())
+                                })
+                                .unwrap_or_else(|_| s.clone()),
+                            serde_json::Value::Number(_) => {
+                                dec(v).round_dp(6).normalize().to_string()
+                            }
+                            serde_json::Value::Bool(b) => b.to_string(),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), text)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    for v in VIEWS {
+        let a = norm(view(sqlite, v, page).await.expect("sqlite view"));
+        let b = norm(view(postgres, v, page).await.expect("postgres view"));
+        assert!(!a.is_empty(), "{v} is empty");
+        assert_eq!(a, b, "{v} differs between SQLite and PostgreSQL");
+    }
+    // the chain's stores have no master data: their days are UTC days
+    let mut want: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for l in lake.silver_lines().await {
+        let sign = match l.event_type {
+            stocklake_event::EventType::Sale => Decimal::ONE,
+            stocklake_event::EventType::Return => Decimal::NEGATIVE_ONE,
+            _ => continue,
+        };
+        let day = chrono::DateTime::from_timestamp_micros(l.event_time)
+            .expect("time")
+            .date_naive()
+            .to_string();
+        *want.entry((day, l.store_id)).or_default() += sign * l.quantity;
+    }
+    let mut got: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for r in view(postgres, "v_daily_sales_by_store_category", page)
+        .await
+        .expect("view")
+    {
+        let key = (
+            r["sales_date"].as_str().expect("date").to_string(),
+            r["store_id"].as_str().expect("store").to_string(),
+        );
+        *got.entry(key).or_default() += dec(&r["units"]);
+    }
+    let want: BTreeMap<_, _> = want.into_iter().map(|(k, v)| (k, v.normalize())).collect();
+    let got: BTreeMap<_, _> = got.into_iter().map(|(k, v)| (k, v.normalize())).collect();
+    assert_eq!(got, want, "daily units by store");
 }
 
 fn dec(v: &serde_json::Value) -> Decimal {

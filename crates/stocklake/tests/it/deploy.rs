@@ -260,6 +260,23 @@ fn the_compose_file_names_only_real_services_ports_commands_and_variables() {
             );
             stocklake_services += 1;
         }
+        // a bind mount's host side exists in the repository (named volumes are declared)
+        for v in strings(&svc["volumes"]) {
+            let host = v.split(':').next().unwrap_or_default();
+            if host.starts_with('.') {
+                assert!(
+                    deploy.join(host).exists(),
+                    "{name} mounts {host}, which is not there"
+                );
+            } else {
+                assert!(
+                    doc["volumes"]
+                        .as_mapping()
+                        .is_some_and(|m| m.contains_key(host)),
+                    "{name} uses the volume {host}, which is not declared"
+                );
+            }
+        }
         for (k, _) in svc["environment"].as_mapping().into_iter().flatten() {
             let k = k.as_str().expect("variable");
             assert!(

@@ -7,5 +7,6 @@ mod evaluate;
 mod faults;
 mod hostile;
 mod ingest;
+mod ops;
 mod refine;
 mod run;
