@@ -49,10 +49,12 @@ const STORE_ID: u16 = 1 << 4;
 const REGISTER_ID: u16 = 1 << 5;
 const TRANSACTION_ID: u16 = 1 << 6;
 const LINES: u16 = 1 << 7;
+const PAYMENT_METHOD: u16 = 1 << 8;
+const CLIENT_TYPE: u16 = 1 << 9;
 const REQUIRED: u16 = EVENT_ID | EVENT_TYPE | EVENT_TIME | STORE_ID | LINES;
 
 /// The top-level keys read; any other key is kept in bronze and ignored downstream.
-static EVENT_KEYS: Keys<8> = Keys::new(CANONICAL_FIELDS);
+static EVENT_KEYS: Keys<10> = Keys::new(CANONICAL_FIELDS);
 
 /// A line's keys.
 static LINE_KEYS: Keys<4> = Keys::new(LINE_FIELDS);
@@ -478,6 +480,7 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
     fn event(&mut self) -> Option<Event<'a>> {
         let (mut event_id, mut event_type, mut event_time) = (None, None, None);
         let (mut store_id, mut register_id, mut transaction_id) = (None, None, None);
+        let (mut payment_method, mut client_type) = (None, None);
         let mut lines = None;
         let seen = self.object(&EVENT_KEYS, |c, bit| {
             match bit {
@@ -499,6 +502,8 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
                 REGISTER_ID => register_id = c.optional_id()?,
                 TRANSACTION_ID => transaction_id = c.optional_id()?,
                 LINES => lines = Some(c.lines()?),
+                PAYMENT_METHOD => payment_method = c.optional_id()?,
+                CLIENT_TYPE => client_type = c.optional_id()?,
                 _ => return None,
             }
             Some(())
@@ -530,6 +535,8 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
             form: Form::Canonical,
             product_name: None,
             category: None,
+            payment_method: payment_method.map(Cow::Borrowed),
+            client_type: client_type.map(Cow::Borrowed),
         })
     }
 

@@ -160,6 +160,10 @@ pub struct Event<'a> {
     pub product_name: Option<Cow<'a, str>>,
     /// Legacy records name the category.
     pub category: Option<Cow<'a, str>>,
+    /// How a sale or return was paid (`Cash`, `Card`…), when the till says.
+    pub payment_method: Option<Cow<'a, str>>,
+    /// What kind of customer it was (`Regular`, `Member`…), when the till says.
+    pub client_type: Option<Cow<'a, str>>,
 }
 
 fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
@@ -179,11 +183,15 @@ impl Event<'_> {
             form: self.form,
             product_name: own(self.product_name),
             category: own(self.category),
+            payment_method: own(self.payment_method),
+            client_type: own(self.client_type),
         }
     }
 
     /// A 64-bit hash of everything the event says (not of how it was spelled), so that a resent
     /// event is recognised as an exact duplicate and the same `event_id` with other content is not.
+    /// The payment method and client type are left out: they describe the sale, not the stock,
+    /// and an event silver holds from before they were read must still be recognised when resent.
     pub fn fingerprint(&self) -> u64 {
         // the fields' bytes gathered and hashed at once: the same value as feeding them to a
         // streaming XXH3 one by one (which silver's stored fingerprints were made with), for a
@@ -266,7 +274,16 @@ impl Event<'_> {
             }
             out.push(b'}');
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        if let Some(p) = &self.payment_method {
+            out.extend_from_slice(b",\"payment_method\":");
+            write_json_str(out, p);
+        }
+        if let Some(c) = &self.client_type {
+            out.extend_from_slice(b",\"client_type\":");
+            write_json_str(out, c);
+        }
+        out.push(b'}');
     }
 
     /// The canonical JSON form as a string.

@@ -163,9 +163,11 @@ fn line_count_ok(n: usize, v: &mut Vec<Violation>) -> bool {
     }
 }
 
-/// The top-level fields of a canonical event (CONTRACT §1), in the contract's order; any other
-/// field is kept in bronze and ignored downstream.
-pub(crate) const CANONICAL_FIELDS: [&str; 8] = [
+/// The top-level fields of a canonical event (CONTRACT §1), in the order producers write them
+/// (the optional payment method and client type after the lines, so that a record without them
+/// meets the keys in the order the one-pass reader expects); any other field is kept in bronze
+/// and ignored downstream.
+pub(crate) const CANONICAL_FIELDS: [&str; 10] = [
     "schema_version",
     "event_id",
     "event_type",
@@ -174,6 +176,8 @@ pub(crate) const CANONICAL_FIELDS: [&str; 8] = [
     "register_id",
     "transaction_id",
     "lines",
+    "payment_method",
+    "client_type",
 ];
 
 /// A line's fields (CONTRACT §1), in the contract's order.
@@ -231,6 +235,8 @@ fn parse_canonical<'a>(
     let store_id = required_id(f, "store_id", R::MissingStoreId, R::InvalidStoreId, v);
     let register_id = optional_id(f, "register_id", R::InvalidRegisterId, v);
     let transaction_id = optional_id(f, "transaction_id", R::InvalidTransactionId, v);
+    let payment_method = optional_id(f, "payment_method", R::InvalidPaymentMethod, v);
+    let client_type = optional_id(f, "client_type", R::InvalidClientType, v);
 
     let mut lines = Vec::new();
     match lines_in {
@@ -277,6 +283,8 @@ fn parse_canonical<'a>(
         form: Form::Canonical,
         product_name: None,
         category: None,
+        payment_method,
+        client_type,
     })
 }
 
@@ -357,6 +365,8 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
             "total_price",
             "timestamp",
             "store_id",
+            "payment_method",
+            "client_type",
         ],
         None,
         v,
@@ -424,6 +434,8 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
     }
     let product_name = read_text(f, "product_name", R::InvalidProductName, v);
     let category = read_text(f, "category", R::InvalidCategory, v);
+    let payment_method = optional_id(f, "payment_method", R::InvalidPaymentMethod, v);
+    let client_type = optional_id(f, "client_type", R::InvalidClientType, v);
     let transaction_id = transaction_id?;
     let sku = sku?;
     // the event id a legacy record gets must itself be a valid event id, or its canonical
@@ -456,6 +468,8 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
         form: Form::Legacy,
         product_name,
         category,
+        payment_method,
+        client_type,
     })
 }
 

@@ -122,6 +122,10 @@ reason_codes! {
     InvalidProductName => "invalid_product_name",
     /// `category` (legacy) is not a string of at most 256 characters without control characters.
     InvalidCategory => "invalid_category",
+    /// `payment_method` is present but not a non-empty string of at most 128 characters without control characters.
+    InvalidPaymentMethod => "invalid_payment_method",
+    /// `client_type` is present but not a non-empty string of at most 128 characters without control characters.
+    InvalidClientType => "invalid_client_type",
 }
 
 impl fmt::Display for ReasonCode {

@@ -154,6 +154,30 @@ fn every_event_type_and_its_sign_rule() {
 
 /// Each reason code with a record that breaks it (and, where it can be, only it).
 #[test]
+fn payment_method_and_client_type_are_read_from_both_forms() {
+    let legacy = parse_event(LEGACY.as_bytes()).expect("legacy");
+    assert_eq!(legacy.payment_method.as_deref(), Some("Cash"));
+    assert_eq!(legacy.client_type.as_deref(), Some("Regular"));
+    let with_both = with("payment_method", Some("\"Card\""));
+    let with_both = with_both.replacen('{', "{\"client_type\":\"Member\",", 1);
+    let e = parse_event(with_both.as_bytes()).expect("canonical");
+    assert_eq!(e.payment_method.as_deref(), Some("Card"));
+    assert_eq!(e.client_type.as_deref(), Some("Member"));
+    // the canonical form carries them, and reads back the same
+    let canonical = e.to_canonical_json();
+    let again = parse_event(canonical.as_bytes()).expect("round trip");
+    assert_eq!(again, e);
+    // absent, they are absent; and they leave the fingerprint alone (events silver holds from
+    // before they were read are recognised when resent)
+    let plain = parse_event(VALID.as_bytes()).expect("valid");
+    assert_eq!((plain.payment_method, plain.client_type), (None, None));
+    assert_eq!(
+        e.fingerprint(),
+        parse_event(VALID.as_bytes()).expect("valid").fingerprint()
+    );
+}
+
+#[test]
 fn every_reason_code_has_a_case() {
     let mut covered = BTreeSet::new();
     let mut check = |raw: &[u8], expected: &[&'static str]| {
@@ -367,6 +391,18 @@ fn every_reason_code_has_a_case() {
     check(
         legacy_with("category", Some("5")).as_bytes(),
         &["invalid_category"],
+    );
+    check(
+        with("payment_method", Some("5")).as_bytes(),
+        &["invalid_payment_method"],
+    );
+    check(
+        legacy_with("payment_method", Some("\"\"")).as_bytes(),
+        &["invalid_payment_method"],
+    );
+    check(
+        with("client_type", Some("\"Member\\u0000\"")).as_bytes(),
+        &["invalid_client_type"],
     );
     check(
         legacy_with("transaction_id", None).as_bytes(),

@@ -55,6 +55,8 @@ prop_compose! {
         register_id in prop::option::of(id()),
         transaction_id in prop::option::of(id()),
         lines in prop::collection::vec(line(t), 1..8),
+        payment_method in prop::option::of(id()),
+        client_type in prop::option::of(id()),
     ) -> Event<'static> {
         Event {
             event_id: Cow::Owned(event_id),
@@ -67,6 +69,8 @@ prop_compose! {
             form: Form::Canonical,
             product_name: None,
             category: None,
+            payment_method: payment_method.map(Cow::Owned),
+            client_type: client_type.map(Cow::Owned),
         }
     }
 }

@@ -149,8 +149,42 @@ pub struct Model {
     next_outbox_id: i64,
     next_product_key: i32,
     next_store_key: i32,
+    /// `dim_payment_method` and `dim_client_type` by name.
+    payment_methods: Members,
+    client_types: Members,
     open_alerts: BTreeMap<AlertType, i64>,
     dirty: bool,
+}
+
+/// The members of a small dimension by name (its "unknown" member is key 0).
+#[derive(Debug, Default)]
+struct Members {
+    keys: HashMap<String, i32>,
+    next: i32,
+}
+
+impl Members {
+    fn load(rows: Vec<(i32, String)>) -> Members {
+        let next = rows.iter().map(|(k, _)| *k).max().unwrap_or(0) + 1;
+        Members {
+            keys: rows.into_iter().map(|(k, n)| (n, k)).collect(),
+            next,
+        }
+    }
+
+    /// The key of `name` (0, "unknown", when absent), a new member written to `new` when met
+    /// for the first time.
+    fn key(&mut self, name: Option<&str>, new: &mut Vec<(i32, String)>) -> i32 {
+        let Some(name) = name else { return 0 };
+        if let Some(k) = self.keys.get(name) {
+            return *k;
+        }
+        let k = self.next;
+        self.next += 1;
+        self.keys.insert(name.to_string(), k);
+        new.push((k, name.to_string()));
+        k
+    }
 }
 
 impl std::fmt::Debug for Model {
@@ -193,6 +227,8 @@ impl Model {
             next_outbox_id: 1,
             next_product_key: 1,
             next_store_key: 1,
+            payment_methods: Members::default(),
+            client_types: Members::default(),
             open_alerts: BTreeMap::new(),
             dirty: true,
         };
@@ -308,6 +344,8 @@ impl Model {
         self.next_outbox_id = l.max_outbox_id + 1;
         self.next_product_key = l.max_product_key + 1;
         self.next_store_key = l.max_store_key + 1;
+        self.payment_methods = Members::load(l.payment_methods);
+        self.client_types = Members::load(l.client_types);
         for t in AlertType::ALL {
             metrics::OPEN_ALERTS
                 .with_label_values(&[t.as_str()])
@@ -870,6 +908,12 @@ impl Model {
                     gross
                 }
             });
+            let payment_method_key = self
+                .payment_methods
+                .key(line.payment_method.as_deref(), &mut ws.payment_methods);
+            let client_type_key = self
+                .client_types
+                .key(line.client_type.as_deref(), &mut ws.client_types);
             ws.sales.push(SaleRow {
                 event_id: line.event_id.clone(),
                 line_no: line.line_no,
@@ -883,6 +927,8 @@ impl Model {
                 unit_price: line.unit_price,
                 discount: line.discount,
                 net_amount: net,
+                payment_method_key,
+                client_type_key,
             });
         }
         {

@@ -123,6 +123,10 @@ pub struct SaleRow {
     pub unit_price: Option<Decimal>,
     pub discount: Option<Decimal>,
     pub net_amount: Option<Decimal>,
+    /// `dim_payment_method`; 0 is the "unknown" member.
+    pub payment_method_key: i32,
+    /// `dim_client_type`; 0 is the "unknown" member.
+    pub client_type_key: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -301,6 +305,10 @@ impl Bounds {
     }
 }
 
+/// The name of the member of `dim_payment_method` and `dim_client_type` (key 0) a sale that
+/// says nothing of them is attached to.
+pub const UNKNOWN_MEMBER: &str = "unknown";
+
 /// Everything one gold transaction writes, together with its checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct WriteSet {
@@ -313,6 +321,9 @@ pub struct WriteSet {
     pub products_update: Vec<ProductRow>,
     /// A SKU's current version changed: snapshot rows follow it (old key, new key).
     pub repoint: Vec<(i32, i32)>,
+    /// New members of `dim_payment_method` and `dim_client_type`: (key, name).
+    pub payment_methods: Vec<(i32, String)>,
+    pub client_types: Vec<(i32, String)>,
     pub sales: Vec<SaleRow>,
     pub movements: Vec<MovementRow>,
     /// Upserted by (store, product, date).
@@ -466,6 +477,8 @@ mod tests {
             unit_price: price,
             discount: None,
             net_amount: price.map(|p| p * Decimal::new(q, 3)),
+            payment_method_key: 0,
+            client_type_key: 0,
         };
         let mut ws = WriteSet::default();
         ws.sales.push(sale(999_999_999_999_999, None));

@@ -18,11 +18,20 @@ pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     sql: &'static str,
+    /// Statements for PostgreSQL alone, after `sql` (what SQLite cannot do in place, such as
+    /// adding a foreign key to an existing table).
+    postgres_only: &'static str,
 }
 
 impl Migration {
     /// The SQL for a dialect.
     pub fn sql(&self, d: Dialect) -> String {
+        let sql = match d {
+            Dialect::Postgres if !self.postgres_only.is_empty() => {
+                format!("{}\n{}", self.sql, self.postgres_only)
+            }
+            _ => self.sql.to_string(),
+        };
         let (ts, boolean, bigint, f64t, json) = match d {
             Dialect::Postgres => (
                 "TIMESTAMPTZ",
@@ -33,8 +42,7 @@ impl Migration {
             ),
             Dialect::Sqlite => ("TEXT", "INTEGER", "INTEGER", "REAL", "TEXT"),
         };
-        self.sql
-            .replace("{EVENT_HOUR}", event_hour(d))
+        sql.replace("{EVENT_HOUR}", event_hour(d))
             .replace("{TS}", ts)
             .replace("{BOOL}", boolean)
             .replace("{BIGINT}", bigint)
@@ -252,6 +260,7 @@ CREATE TABLE pipeline_run (
 );
 CREATE INDEX pipeline_run_stage ON pipeline_run (stage, started_at);
 "#,
+        postgres_only: "",
     },
     Migration {
         version: 2,
@@ -260,6 +269,7 @@ CREATE INDEX pipeline_run_stage ON pipeline_run (stage, started_at);
 ALTER TABLE stock_level ADD COLUMN order_level {F64} NOT NULL DEFAULT 0;
 ALTER TABLE stock_level ADD COLUMN ordered_at {TS};
 "#,
+        postgres_only: "",
     },
     Migration {
         version: 3,
@@ -286,6 +296,7 @@ INSERT INTO gold_row_count (table_name, row_count)
 INSERT INTO gold_row_count (table_name, row_count)
     SELECT 'stock_alert', COUNT(*) FROM stock_alert;
 "#,
+        postgres_only: "",
     },
     Migration {
         version: 4,
@@ -310,6 +321,7 @@ CREATE INDEX gold_dead_letter_dead_at ON gold_dead_letter (dead_at);
 INSERT INTO gold_row_count (table_name, row_count)
     SELECT 'gold_dead_letter', COUNT(*) FROM gold_dead_letter;
 "#,
+        postgres_only: "",
     },
     Migration {
         version: 5,
@@ -375,6 +387,30 @@ JOIN dim_date d ON d.date_key = f.date_key
 JOIN dim_store s ON s.store_key = f.store_key
 GROUP BY d.full_date, s.store_id, s.name;
 "#,
+        postgres_only: "",
+    },
+    Migration {
+        version: 6,
+        name: "payment methods and client types: two small dimensions, and the keys of fact_sales",
+        sql: r#"
+CREATE TABLE dim_payment_method (
+    payment_method_key  INTEGER PRIMARY KEY,
+    payment_method      TEXT NOT NULL UNIQUE
+);
+INSERT INTO dim_payment_method (payment_method_key, payment_method) VALUES (0, 'unknown');
+CREATE TABLE dim_client_type (
+    client_type_key  INTEGER PRIMARY KEY,
+    client_type      TEXT NOT NULL UNIQUE
+);
+INSERT INTO dim_client_type (client_type_key, client_type) VALUES (0, 'unknown');
+ALTER TABLE fact_sales ADD COLUMN payment_method_key INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fact_sales ADD COLUMN client_type_key INTEGER NOT NULL DEFAULT 0;
+"#,
+        // enforced for every new row; the rows already there all hold the "unknown" members
+        postgres_only: r#"
+ALTER TABLE fact_sales ADD CONSTRAINT fact_sales_payment_method_fk FOREIGN KEY (payment_method_key) REFERENCES dim_payment_method (payment_method_key) NOT VALID;
+ALTER TABLE fact_sales ADD CONSTRAINT fact_sales_client_type_fk FOREIGN KEY (client_type_key) REFERENCES dim_client_type (client_type_key) NOT VALID;
+"#,
     },
 ];
 
@@ -410,6 +446,8 @@ pub const TABLES: &[&str] = &[
     "dim_date",
     "dim_store",
     "dim_product",
+    "dim_payment_method",
+    "dim_client_type",
     "fact_sales",
     "fact_sales_hourly",
     "fact_inventory_movement",

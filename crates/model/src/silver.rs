@@ -29,6 +29,8 @@ pub struct SilverLine {
     pub discount: Option<Decimal>,
     pub product_name: Option<String>,
     pub category: Option<String>,
+    pub payment_method: Option<String>,
+    pub client_type: Option<String>,
     pub arrived_at: DateTime<Utc>,
     pub refined_at: DateTime<Utc>,
 }
@@ -58,6 +60,12 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
     let sku = s("sku")?;
     let product_name = s("product_name")?;
     let category = s("category")?;
+    // columns added after the first release: a file written before them has none
+    let later = |name: &str| {
+        b.column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+    };
+    let (payment_method, client_type) = (later("payment_method"), later("client_type"));
     let line_no = col(b, "line_no")?
         .as_primitive_opt::<Int32Type>()
         .ok_or_else(|| ModelError::Silver("line_no is not int32".into()))?;
@@ -103,6 +111,8 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
             discount: opt_d(discount, i, 4),
             product_name: opt_s(product_name, i),
             category: opt_s(category, i),
+            payment_method: payment_method.and_then(|a| opt_s(a, i)),
+            client_type: client_type.and_then(|a| opt_s(a, i)),
             arrived_at: micros(arrived_at.value(i)),
             refined_at: micros(refined_at.value(i)),
         });

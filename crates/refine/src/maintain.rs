@@ -68,7 +68,8 @@ fn partition_key(f: &SilverFile) -> String {
     parts.join("/")
 }
 
-/// Puts the partition column back (Parquet files of a partitioned table do not hold it).
+/// Puts the partition column back (Parquet files of a partitioned table do not hold it), and
+/// the columns a file written before they were added lacks, as nulls.
 fn with_partition_column(
     schema: &SchemaRef,
     batch: &RecordBatch,
@@ -78,6 +79,9 @@ fn with_partition_column(
     for f in schema.fields() {
         match batch.column_by_name(f.name()) {
             Some(c) => cols.push(c.clone()),
+            None if f.is_nullable() && !partition.contains_key(f.name()) => cols.push(
+                deltalake::arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+            ),
             None => {
                 let v = partition
                     .get(f.name())

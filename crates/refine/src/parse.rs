@@ -111,6 +111,8 @@ struct LineColumns {
     sequence: StringBuilder,
     bronze_object: StringBuilder,
     bronze_line: Int32Builder,
+    payment_method: StringBuilder,
+    client_type: StringBuilder,
 }
 
 impl LineColumns {
@@ -152,6 +154,8 @@ impl LineColumns {
             sequence: s(16),
             bronze_object: s(object_len),
             bronze_line: Int32Builder::with_capacity(cap),
+            payment_method: s(0),
+            client_type: s(0),
         }
     }
 
@@ -182,6 +186,8 @@ impl LineColumns {
             Arc::new(self.sequence.finish()),
             Arc::new(self.bronze_object.finish()),
             Arc::new(self.bronze_line.finish()),
+            Arc::new(self.payment_method.finish()),
+            Arc::new(self.client_type.finish()),
         ];
         RecordBatch::try_new(LINES_SCHEMA.clone(), columns)
             .map_err(|e| RefineError::Internal(format!("building silver lines: {e}")))
@@ -441,6 +447,8 @@ fn append_event(
     repeat(&mut c.sequence, Some(sequence));
     repeat(&mut c.bronze_object, Some(object));
     c.bronze_line.append_value_n(bronze_line as i32, n);
+    repeat(&mut c.payment_method, e.payment_method.as_deref());
+    repeat(&mut c.client_type, e.client_type.as_deref());
     for (i, l) in e.lines.iter().enumerate() {
         c.line_no.append_value(i as i32);
         c.sku.append_value(&l.sku);

@@ -53,6 +53,10 @@ pub static LINES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("sequence", DataType::Utf8, false),
         Field::new("bronze_object", DataType::Utf8, false),
         Field::new("bronze_line", DataType::Int32, false),
+        // added after the first release: tables made before get them by schema evolution
+        // (`evolve`), and their older files read them as null
+        Field::new("payment_method", DataType::Utf8, true),
+        Field::new("client_type", DataType::Utf8, true),
     ]))
 });
 
@@ -241,10 +245,53 @@ pub async fn open_or_create(
         .map_err(|e| RefineError::delta(name, e))?
         .with_storage_options(options.clone());
     match builder.load().await {
-        Ok(t) => Ok(t),
+        Ok(t) => evolve(name, t).await,
         Err(DeltaTableError::NotATable(_)) => create(name, url, options).await,
         Err(e) => Err(RefineError::delta(name, e)),
     }
+}
+
+/// Adds to a table made by an earlier release the (nullable) columns its schema has gained
+/// since: a metadata-only commit, after which older files read the new columns as null. Two
+/// processes evolving at once: one commit wins, the other finds the columns there on reload.
+async fn evolve(name: &str, mut table: DeltaTable) -> Result<DeltaTable, RefineError> {
+    let Some((wanted, _)) = table_spec(name) else {
+        return Ok(table);
+    };
+    for _ in 0..3 {
+        let have: Vec<String> = match table.snapshot() {
+            Ok(s) => s.schema().fields().map(|f| f.name().to_string()).collect(),
+            Err(_) => return Ok(table),
+        };
+        let missing: Vec<StructField> = wanted
+            .fields()
+            .iter()
+            .filter(|f| f.is_nullable() && !have.iter().any(|h| h == f.name()))
+            .map(|f| f.as_ref().try_into_kernel())
+            .collect::<Result<_, _>>()
+            .map_err(|e| RefineError::Internal(format!("schema of {name}: {e}")))?;
+        if missing.is_empty() {
+            return Ok(table);
+        }
+        tracing::info!(
+            table = name,
+            columns = ?missing.iter().map(|f| f.name().to_string()).collect::<Vec<_>>(),
+            "adding the columns this release writes to a silver table made by an earlier one"
+        );
+        match table.clone().add_columns().with_fields(missing).await {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                tracing::warn!(table = name, error = %e, "adding columns met another commit; reading the table again");
+                table
+                    .update_state()
+                    .await
+                    .map_err(|e| RefineError::delta(name, e))?;
+            }
+        }
+    }
+    Err(RefineError::Internal(format!(
+        "{name}: the columns it lacks could not be added"
+    )))
 }
 
 async fn create(

@@ -709,6 +709,8 @@ impl StoreSim {
             form: Form::Canonical,
             product_name: None,
             category: None,
+            payment_method: None,
+            client_type: None,
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct Loaded {
     pub max_outbox_id: i64,
     pub max_product_key: i32,
     pub max_store_key: i32,
+    /// `dim_payment_method` and `dim_client_type`: (key, name), the "unknown" members included.
+    pub payment_methods: Vec<(i32, String)>,
+    pub client_types: Vec<(i32, String)>,
 }
 
 /// A gold database.

@@ -229,6 +229,26 @@ impl PgGold {
         l.max_outbox_id = r.get(1);
         l.max_product_key = r.get(2);
         l.max_store_key = r.get(3);
+        for r in c
+            .query(
+                "SELECT payment_method_key, payment_method FROM dim_payment_method",
+                &[],
+            )
+            .await
+            .map_err(err)?
+        {
+            l.payment_methods.push((r.get(0), r.get(1)));
+        }
+        for r in c
+            .query(
+                "SELECT client_type_key, client_type FROM dim_client_type",
+                &[],
+            )
+            .await
+            .map_err(err)?
+        {
+            l.client_types.push((r.get(0), r.get(1)));
+        }
         Ok(l)
     }
 
@@ -696,6 +716,35 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
     let moved = i64::try_from(moved).map_err(|_| ModelError::Database(format!("{moved} rows")))?;
     add_rows(tx, "fact_inventory_movement", moved).await?;
 
+    // the members the sales name: the "unknown" ones (a rebuild empties every table), and the
+    // new ones
+    for (table, key, name, rows) in [
+        (
+            "dim_payment_method",
+            "payment_method_key",
+            "payment_method",
+            &ws.payment_methods,
+        ),
+        (
+            "dim_client_type",
+            "client_type_key",
+            "client_type",
+            &ws.client_types,
+        ),
+    ] {
+        if ws.sales.is_empty() && rows.is_empty() {
+            continue;
+        }
+        let (mut keys, mut names): (Vec<i32>, Vec<String>) = rows.iter().cloned().unzip();
+        keys.push(0);
+        names.push(crate::rows::UNKNOWN_MEMBER.to_string());
+        tx.execute(
+            &format!("INSERT INTO {table} ({key}, {name}) SELECT * FROM UNNEST($1::int4[], $2::text[]) ON CONFLICT DO NOTHING"),
+            &[&keys, &names],
+        )
+        .await
+        .map_err(err)?;
+    }
     copy(
         tx,
         "stg_fact_sales",
@@ -712,6 +761,8 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             ("unit_price", T::NUMERIC),
             ("discount", T::NUMERIC),
             ("net_amount", T::NUMERIC),
+            ("payment_method_key", T::INT4),
+            ("client_type_key", T::INT4),
         ],
         ws.sales
             .iter()
@@ -729,6 +780,8 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
                     b(r.unit_price),
                     b(r.discount),
                     b(r.net_amount),
+                    b(r.payment_method_key),
+                    b(r.client_type_key),
                 ]
             })
             .collect(),

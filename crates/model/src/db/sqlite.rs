@@ -270,6 +270,17 @@ impl SqliteGold {
             l.max_outbox_id = max("SELECT MAX(id) FROM alert_outbox")?;
             l.max_product_key = max("SELECT MAX(product_key) FROM dim_product")? as i32;
             l.max_store_key = max("SELECT MAX(store_key) FROM dim_store")? as i32;
+            for (sql, into) in [
+                ("SELECT payment_method_key, payment_method FROM dim_payment_method", &mut l.payment_methods),
+                ("SELECT client_type_key, client_type FROM dim_client_type", &mut l.client_types),
+            ] {
+                let mut s = c.prepare(sql).map_err(err)?;
+                *into = s
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+            }
             Ok(l)
         })
         .await
@@ -628,7 +639,37 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 ])
                 .map_err(err)?;
         }
-        let mut s = tx.prepare_cached("INSERT INTO fact_sales (event_id, line_no, date_key, store_key, product_key, transaction_id, register_id, event_time, quantity, unit_price, discount, net_amount) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
+        // the members the sales name: the "unknown" ones (a rebuild empties every table), and
+        // the new ones
+        for (table, key, name, rows) in [
+            (
+                "dim_payment_method",
+                "payment_method_key",
+                "payment_method",
+                &ws.payment_methods,
+            ),
+            (
+                "dim_client_type",
+                "client_type_key",
+                "client_type",
+                &ws.client_types,
+            ),
+        ] {
+            if ws.sales.is_empty() && rows.is_empty() {
+                continue;
+            }
+            let mut s = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {table} ({key}, {name}) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
+                ))
+                .map_err(err)?;
+            s.execute(params![0, crate::rows::UNKNOWN_MEMBER])
+                .map_err(err)?;
+            for (k, n) in rows {
+                s.execute(params![k, n]).map_err(err)?;
+            }
+        }
+        let mut s = tx.prepare_cached("INSERT INTO fact_sales (event_id, line_no, date_key, store_key, product_key, transaction_id, register_id, event_time, quantity, unit_price, discount, net_amount, payment_method_key, client_type_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
         let mut sold = 0;
         // the sales lines this batch adds, by store and hour: units, and the events among them
         let mut hourly: BTreeMap<(i32, String), (Decimal, HashSet<&str>)> = BTreeMap::new();
@@ -646,7 +687,9 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                     Dec(r.quantity),
                     od(r.unit_price),
                     od(r.discount),
-                    od(r.net_amount)
+                    od(r.net_amount),
+                    r.payment_method_key,
+                    r.client_type_key
                 ])
                 .map_err(err)?;
             if added > 0 {

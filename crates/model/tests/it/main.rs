@@ -2,5 +2,6 @@
 //! on a real PostgreSQL.
 
 mod common;
+mod dims;
 mod gold;
 mod poison;

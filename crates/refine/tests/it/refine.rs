@@ -115,6 +115,8 @@ async fn every_reason_code_reaches_quarantine_with_lineage() {
         ("total_price_mismatch", br#"{"transaction_id":"T4","product_id":"P1","quantity":2,"unit_price":1,"total_price":3,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
         ("amount_out_of_range", br#"{"event_id":"m1","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1000000,"unit_price":100000000}]}"#.to_vec()),
         ("invalid_product_name", format!(r#"{{"transaction_id":"T5","product_id":"P1","product_name":"{}","quantity":1,"unit_price":1,"total_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}}"#, "n".repeat(500_000)).into_bytes()),
+        ("invalid_payment_method", br#"{"event_id":"m2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}],"payment_method":7}"#.to_vec()),
+        ("invalid_client_type", br#"{"transaction_id":"T7","product_id":"P1","quantity":1,"unit_price":1,"total_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S","client_type":""}"#.to_vec()),
         ("invalid_category", br#"{"transaction_id":"T6","product_id":"P1","category":"Dairy\nINFO forged","quantity":1,"unit_price":1,"total_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
     ];
     let mut records: Vec<Vec<u8>> = vec![good("orig")];

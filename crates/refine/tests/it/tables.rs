@@ -254,3 +254,158 @@ async fn compaction_beside_refine_loses_nothing() {
     assert_eq!(reports.iter().map(|b| b.counts.duplicates).sum::<u64>(), 1);
     assert_eq!(lake.line_count().await, expected);
 }
+
+/// A lines table made before the payment method and client type were carried gains the two
+/// columns when refine opens it (a metadata-only commit): its old files read them as nulls,
+/// new lines carry them, and compaction joins old and new files into one.
+#[tokio::test]
+async fn a_lines_table_from_before_the_payment_columns_gains_them() {
+    use deltalake::arrow::array::Array;
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    use stocklake_refine::tables::{LINES_SCHEMA, table_location};
+
+    // old files: lines refined into a lake of their own, without the two columns
+    let mut donor = Lake::local();
+    donor
+        .put(
+            "h1",
+            &[event("old-1", "S", "A", "2"), event("old-2", "S", "B", "3")],
+        )
+        .await;
+    donor.refiner().await.drain().await.expect("refine");
+    let old_schema = std::sync::Arc::new(deltalake::arrow::datatypes::Schema::new(
+        LINES_SCHEMA
+            .fields()
+            .iter()
+            .filter(|f| !matches!(f.name().as_str(), "payment_method" | "client_type"))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    // a file holds every column but the partition's; the writer wants the date back
+    let old_rows: Vec<RecordBatch> = donor
+        .table_rows(POS_EVENT_LINES)
+        .await
+        .iter()
+        .map(|b| {
+            let times = b
+                .column_by_name("event_time")
+                .expect("time")
+                .as_primitive::<deltalake::arrow::datatypes::TimestampMicrosecondType>();
+            let dates: deltalake::arrow::array::Date32Array = (0..b.num_rows())
+                .map(|i| Some((times.value(i).div_euclid(86_400_000_000)) as i32))
+                .collect();
+            let columns = old_schema
+                .fields()
+                .iter()
+                .map(|f| match b.column_by_name(f.name()) {
+                    Some(c) => c.clone(),
+                    None => std::sync::Arc::new(dates.clone()) as _,
+                })
+                .collect();
+            RecordBatch::try_new(old_schema.clone(), columns).expect("old batch")
+        })
+        .collect();
+
+    // the table as an earlier release made it, holding those lines
+    let mut lake = Lake::local();
+    let loc = table_location(&lake.silver, POS_EVENT_LINES);
+    let path = loc.local_path().expect("local");
+    std::fs::create_dir_all(path).expect("dir");
+    let columns: Vec<deltalake::kernel::StructField> = old_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().try_into_kernel().expect("kernel field"))
+        .collect();
+    let url = url::Url::from_directory_path(path).expect("url");
+    let table = deltalake::DeltaTableBuilder::from_url(url)
+        .expect("builder")
+        .build()
+        .expect("table")
+        .create()
+        .with_columns(columns)
+        .with_partition_columns(["event_date"])
+        .await
+        .expect("create the old table");
+    let mut writer = deltalake::writer::RecordBatchWriter::for_table(&table).expect("writer");
+    let mut table = table;
+    use deltalake::writer::DeltaWriter as _;
+    for b in old_rows {
+        writer.write(b).await.expect("write");
+    }
+    writer
+        .flush_and_commit(&mut table)
+        .await
+        .expect("commit old rows");
+
+    // refine opens it: the columns are added, and new lines carry them
+    let mut r = lake.refiner().await;
+    let evolved = open_or_create(&lake.silver, &lake.aws, POS_EVENT_LINES)
+        .await
+        .expect("open");
+    let names: Vec<String> = evolved
+        .snapshot()
+        .expect("snapshot")
+        .schema()
+        .fields()
+        .map(|f| f.name().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "payment_method") && names.iter().any(|n| n == "client_type"),
+        "{names:?}"
+    );
+    let paid = serde_json::json!({
+        "schema_version": 1, "event_id": "new-1", "event_type": "sale",
+        "event_time": "2026-11-02T10:00:00Z", "store_id": "S",
+        "lines": [{"sku": "A", "quantity": 1}], "payment_method": "Card", "client_type": "Member"
+    })
+    .to_string()
+    .into_bytes();
+    lake.put("h2", &[paid, event("new-2", "S", "B", "1")]).await;
+    r.scan().await.expect("scan");
+    r.drain().await.expect("refine into the old table");
+    let read = |rows: &[RecordBatch]| {
+        let mut out = BTreeMap::new();
+        for b in rows {
+            let ids = b.column_by_name("event_id").expect("id").as_string::<i32>();
+            let pay = b
+                .column_by_name("payment_method")
+                .map(|c| c.as_string::<i32>().clone());
+            for i in 0..b.num_rows() {
+                let p = pay
+                    .as_ref()
+                    .filter(|p| !p.is_null(i))
+                    .map(|p| p.value(i).to_string());
+                out.insert(ids.value(i).to_string(), p);
+            }
+        }
+        out
+    };
+    let want = BTreeMap::from([
+        ("old-1".to_string(), None),
+        ("old-2".to_string(), None),
+        ("new-1".to_string(), Some("Card".to_string())),
+        ("new-2".to_string(), None),
+    ]);
+    assert_eq!(read(&lake.table_rows(POS_EVENT_LINES).await), want);
+    // compaction joins the old file and the new into one
+    maintain(
+        &lake.silver,
+        &lake.aws,
+        &MaintainConfig {
+            min_files: 1,
+            ..MaintainConfig::default()
+        },
+    )
+    .await
+    .expect("maintain");
+    let compacted = open_or_create(&lake.silver, &lake.aws, POS_EVENT_LINES)
+        .await
+        .expect("open");
+    assert_eq!(active_files(&compacted).await.expect("files").len(), 1);
+    let rows = lake.table_rows(POS_EVENT_LINES).await;
+    assert!(
+        rows.iter()
+            .all(|b| b.column_by_name("payment_method").is_some())
+    );
+    assert_eq!(read(&rows), want);
+}

@@ -143,8 +143,38 @@ async fn the_legacy_python_producer_works_unchanged() {
     let bronze = local_bronze(&dir.path().join("data/bronze")).await;
     let got: BTreeSet<Vec<u8>> = bronze.into_values().collect();
     assert_eq!(got, sent, "every legacy record, byte for byte");
+    let mut want: std::collections::BTreeMap<(String, String), i64> = Default::default();
     for payload in &got {
         let e = stocklake_event::parse_event(payload).expect("a valid legacy sale");
         assert_eq!(e.form, stocklake_event::Form::Legacy);
+        let member = |v: Option<&str>| v.expect("the producer sends it").to_string();
+        *want
+            .entry((
+                member(e.payment_method.as_deref()),
+                member(e.client_type.as_deref()),
+            ))
+            .or_default() += 1;
     }
+    // through silver into gold: the payment method and client type of every sale, as the
+    // original design's gold keeps them
+    for stage in ["refine", "model"] {
+        let mut c = stocklake(dir.path(), Some(&aws));
+        c.args([stage, "--once"]);
+        ok(c);
+    }
+    let gold = rusqlite::Connection::open(dir.path().join("data/gold.db")).expect("gold");
+    let mut s = gold
+        .prepare(
+            "SELECT m.payment_method, c.client_type, COUNT(*) FROM fact_sales f
+             JOIN dim_payment_method m ON m.payment_method_key = f.payment_method_key
+             JOIN dim_client_type c ON c.client_type_key = f.client_type_key
+             GROUP BY 1, 2",
+        )
+        .expect("query");
+    let got: std::collections::BTreeMap<(String, String), i64> = s
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(got, want, "sales by payment method and client type");
 }
