@@ -2,7 +2,8 @@
 #   producer  puts records on the stream (the tills, or `stocklake simulate --to kinesis://…`)
 #   ingest    reads the stream; lists, reads and writes bronze (it resumes from bronze's names)
 #   refine    reads bronze; reads, writes and deletes in silver (commits, compaction, vacuum)
-#   model     reads silver (gold itself is PostgreSQL)
+#   model     reads silver (gold itself is PostgreSQL); reads, writes and deletes in the gold
+#             bucket, where it publishes gold as Delta tables (the gold lake)
 # `stocklake run` runs all three stages in one process: its role carries the three policies.
 # `stocklake init` needs no create rights once Terraform has made the buckets and the stream:
 # it only looks them up (HeadBucket, DescribeStreamSummary).
@@ -10,6 +11,7 @@
 locals {
   bronze_arn = aws_s3_bucket.this["bronze"].arn
   silver_arn = aws_s3_bucket.this["silver"].arn
+  gold_arn   = aws_s3_bucket.this["gold"].arn
   stream_arn = aws_kinesis_stream.sales.arn
 
   # the stream's key is used through Kinesis only
@@ -92,14 +94,19 @@ data "aws_iam_policy_document" "refine" {
 
 data "aws_iam_policy_document" "model" {
   statement {
-    sid       = "ListSilver"
+    sid       = "ListSilverAndGold"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
-    resources = [local.silver_arn]
+    resources = [local.silver_arn, local.gold_arn]
   }
   statement {
     sid       = "ReadSilver"
     actions   = ["s3:GetObject"]
     resources = ["${local.silver_arn}/*"]
+  }
+  statement {
+    sid       = "ReadWriteGoldLake"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.gold_arn}/*"]
   }
 }
 

@@ -1,4 +1,4 @@
-# Bronze (raw gzip NDJSON, the audit trail), silver (Delta tables) and gold (exports).
+# Bronze (raw gzip NDJSON, the audit trail), silver (Delta tables) and gold (the gold lake: gold published as Delta tables).
 
 resource "aws_s3_bucket" "this" {
   for_each = local.buckets

@@ -254,6 +254,7 @@ impl Model {
 
     /// Rebuilds the in-memory state from gold.
     pub async fn reload(&mut self) -> Result<(), ModelError> {
+        self.gold.ensure_epoch().await?;
         let l = self.gold.load().await?;
         self.stores.clear();
         self.store_ids.clear();
@@ -598,6 +599,11 @@ impl Model {
             report.to_version = inc.to;
             ws.checkpoints.push(cp.clone());
         }
+        // the batch this write set's rows are stamped with: its checkpoint's, or the next
+        ws.stamp = inc.checkpoint.as_ref().map_or_else(
+            || self.checkpoints.get(POS_EVENT_LINES).map_or(0, |c| c.batch) + 1,
+            |c| c.batch,
+        );
         let lines: Vec<&SilverLine> = match which {
             Lines::All => inc.lines.iter().collect(),
             Lines::Only(keep, dead) => {

@@ -12,10 +12,12 @@
 //! - `state`: what is kept in memory between batches;
 //! - `engine`: the batch;
 //! - `queries`: the read side (API, dashboard, `stocklake alerts`);
-//! - `notify`: alert delivery (webhook with retries and idempotency keys, the log).
+//! - `notify`: alert delivery (webhook with retries and idempotency keys, the log);
+//! - `lake`: the gold lake, gold published as Delta tables.
 
 pub mod db;
 pub mod engine;
+pub mod lake;
 pub mod master;
 pub mod notify;
 pub mod queries;
@@ -42,6 +44,8 @@ pub enum ModelError {
     Silver(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("gold lake: {0}")]
+    Lake(String),
     #[error("internal: {0}")]
     Internal(String),
 }

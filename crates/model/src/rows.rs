@@ -337,6 +337,11 @@ pub struct WriteSet {
     pub checkpoints: Vec<CheckpointRow>,
     /// Lines set aside: inserted once by (event_id, line_no).
     pub dead_letters: Vec<DeadLetterRow>,
+    /// The gold batch every row this write set inserts or changes is stamped with
+    /// (`gold_batch`, migration 7): the batch of the checkpoint it writes, or, when it moves
+    /// no checkpoint (master data alone), the batch that comes next. The gold lake publishes
+    /// by it.
+    pub stamp: i64,
 }
 
 impl WriteSet {

@@ -412,6 +412,45 @@ ALTER TABLE fact_sales ADD CONSTRAINT fact_sales_payment_method_fk FOREIGN KEY (
 ALTER TABLE fact_sales ADD CONSTRAINT fact_sales_client_type_fk FOREIGN KEY (client_type_key) REFERENCES dim_client_type (client_type_key) NOT VALID;
 "#,
     },
+    Migration {
+        version: 7,
+        name: "every published row stamped with the gold batch that last wrote it, for the gold lake",
+        sql: r#"
+ALTER TABLE dim_date ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE dim_store ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE dim_product ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE dim_payment_method ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE dim_client_type ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE fact_sales ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE fact_inventory_movement ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE fact_stock_daily ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE stock_level ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+ALTER TABLE stock_alert ADD COLUMN gold_batch {BIGINT} NOT NULL DEFAULT 0;
+CREATE INDEX fact_sales_gold_batch ON fact_sales (gold_batch);
+CREATE INDEX fact_inventory_movement_gold_batch ON fact_inventory_movement (gold_batch);
+CREATE INDEX fact_stock_daily_gold_batch ON fact_stock_daily (gold_batch);
+CREATE INDEX stock_level_gold_batch ON stock_level (gold_batch);
+CREATE INDEX stock_alert_gold_batch ON stock_alert (gold_batch);
+CREATE TABLE gold_epoch (
+    epoch  {BIGINT} NOT NULL
+);
+"#,
+        postgres_only: "",
+    },
+];
+
+/// The tables whose rows carry `gold_batch` (migration 7): the ones the gold lake publishes.
+pub const STAMPED: &[&str] = &[
+    "dim_date",
+    "dim_store",
+    "dim_product",
+    "dim_payment_method",
+    "dim_client_type",
+    "fact_sales",
+    "fact_inventory_movement",
+    "fact_stock_daily",
+    "stock_level",
+    "stock_alert",
 ];
 
 /// The analyst views (migration 5), documented with example queries in docs/analytics.md.
@@ -458,6 +497,7 @@ pub const TABLES: &[&str] = &[
     "gold_row_count",
     "gold_store_state",
     "gold_dead_letter",
+    "gold_epoch",
     "alert_outbox",
     "pipeline_run",
 ];

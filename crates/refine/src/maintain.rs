@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use deltalake::DeltaTable;
-use deltalake::arrow::array::{ArrayRef, Date32Array, RecordBatch};
+use deltalake::arrow::array::{ArrayRef, Date32Array, Int32Array, RecordBatch};
 use deltalake::arrow::compute::concat_batches;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -83,14 +83,27 @@ fn with_partition_column(
                 deltalake::arrow::array::new_null_array(f.data_type(), batch.num_rows()),
             ),
             None => {
-                let v = partition
-                    .get(f.name())
-                    .and_then(|v| v.as_deref())
-                    .and_then(parse_day)
-                    .ok_or_else(|| {
-                        RefineError::Internal(format!("no value for partition column {}", f.name()))
-                    })?;
-                cols.push(Arc::new(Date32Array::from(vec![v; batch.num_rows()])));
+                let raw = partition.get(f.name()).and_then(|v| v.as_deref());
+                let missing =
+                    || RefineError::Internal(format!("no value for partition column {}", f.name()));
+                let n = batch.num_rows();
+                // silver's dates, or the gold lake's integer keys (a date or a store)
+                cols.push(match f.data_type() {
+                    deltalake::arrow::datatypes::DataType::Int32 => {
+                        Arc::new(Int32Array::from(vec![
+                            raw.and_then(|v| v
+                                .parse::<i32>()
+                                .ok())
+                                .ok_or_else(missing)?;
+                            n
+                        ])) as ArrayRef
+                    }
+                    _ => Arc::new(Date32Array::from(vec![
+                        raw.and_then(parse_day)
+                            .ok_or_else(missing)?;
+                        n
+                    ])),
+                });
             }
         }
     }
@@ -107,6 +120,17 @@ pub async fn compact(
     let Some((schema, _)) = table_spec(name) else {
         return Ok(0);
     };
+    compact_table(table, name, &schema, cfg).await
+}
+
+/// Compacts the small files of each partition of `table`, whose rows are `schema`'s (any Delta
+/// table: silver's, or the gold lake's).
+pub async fn compact_table(
+    table: &mut DeltaTable,
+    name: &str,
+    schema: &SchemaRef,
+    cfg: &MaintainConfig,
+) -> Result<usize, RefineError> {
     if table.version().is_none() {
         return Ok(0);
     }
@@ -123,10 +147,10 @@ pub async fn compact(
         let mut batches = Vec::new();
         for (f, bs) in read_files(table.object_store(), &group, None).await? {
             for b in bs {
-                batches.push(with_partition_column(&schema, &b, &f.partition)?);
+                batches.push(with_partition_column(schema, &b, &f.partition)?);
             }
         }
-        let merged = concat_batches(&schema, &batches)
+        let merged = concat_batches(schema, &batches)
             .map_err(|e| RefineError::Internal(format!("compacting {name}: {e}")))?;
         let mut writer = table_writer(table, name)?;
         writer
@@ -178,6 +202,37 @@ pub async fn compact(
     Ok(compacted)
 }
 
+/// Compaction, a checkpoint and vacuum on one table; what it did.
+pub async fn care_for(
+    mut table: DeltaTable,
+    name: &str,
+    schema: &SchemaRef,
+    cfg: &MaintainConfig,
+) -> Result<TableCare, RefineError> {
+    let files_before = active_files(&table).await?.len();
+    let partitions_compacted = compact_table(&mut table, name, schema, cfg).await?;
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .map_err(|e| RefineError::delta(name, e))?;
+    let checkpoint_version = table.version();
+    let retention = chrono::Duration::hours(cfg.retention_hours as i64);
+    let (table, metrics) = table
+        .vacuum()
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(false)
+        .await
+        .map_err(|e| RefineError::delta(name, e))?;
+    let files_after = active_files(&table).await?.len();
+    Ok(TableCare {
+        table: name.to_string(),
+        files_before,
+        files_after,
+        partitions_compacted,
+        checkpoint_version,
+        files_vacuumed: metrics.files_deleted.len(),
+    })
+}
+
 /// Compaction, a checkpoint and vacuum on every silver table.
 pub async fn maintain(
     silver: &Location,
@@ -186,32 +241,14 @@ pub async fn maintain(
 ) -> Result<Vec<TableCare>, RefineError> {
     let mut out = Vec::new();
     for name in [POS_EVENT_LINES, QUARANTINE, PRODUCTS, STORES] {
-        let mut table = open_or_create(silver, aws, name).await?;
+        let table = open_or_create(silver, aws, name).await?;
+        let Some((schema, _)) = table_spec(name) else {
+            continue;
+        };
         if table.version().is_none() {
             continue;
         }
-        let files_before = active_files(&table).await?.len();
-        let partitions_compacted = compact(&mut table, name, cfg).await?;
-        deltalake::checkpoints::create_checkpoint(&table, None)
-            .await
-            .map_err(|e| RefineError::delta(name, e))?;
-        let checkpoint_version = table.version();
-        let retention = chrono::Duration::hours(cfg.retention_hours as i64);
-        let (table, metrics) = table
-            .vacuum()
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
-            .await
-            .map_err(|e| RefineError::delta(name, e))?;
-        let files_after = active_files(&table).await?.len();
-        out.push(TableCare {
-            table: name.to_string(),
-            files_before,
-            files_after,
-            partitions_compacted,
-            checkpoint_version,
-            files_vacuumed: metrics.files_deleted.len(),
-        });
+        out.push(care_for(table, name, &schema, cfg).await?);
     }
     Ok(out)
 }

@@ -43,6 +43,9 @@ pub struct GlobalArgs {
     /// Kinesis source: kinesis://STREAM (none: HTTP ingest only).
     #[arg(long, global = true, env = "STOCKLAKE_STREAM", value_name = "URL")]
     pub stream: Option<String>,
+    /// Where gold is also published as Delta tables: file://… or s3://bucket/prefix.
+    #[arg(long, global = true, env = "STOCKLAKE_GOLD_LAKE", value_name = "URL")]
+    pub gold_lake: Option<String>,
     /// Address of the HTTP API and dashboard.
     #[arg(long, global = true, env = "STOCKLAKE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,

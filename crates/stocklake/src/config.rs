@@ -25,6 +25,8 @@ pub struct Config {
     pub silver: String,
     pub gold: String,
     pub stream: String,
+    pub gold_lake: String,
+    pub gold_lake_interval_secs: u64,
     pub listen: String,
     pub insecure_listen: bool,
     pub master_data: String,
@@ -160,6 +162,8 @@ pub struct Settings {
     pub gold: String,
     /// Kinesis stream name.
     pub stream: Option<String>,
+    /// Where gold is published as Delta tables.
+    pub gold_lake: Option<Location>,
     pub listen: SocketAddr,
     pub master_data: Option<PathBuf>,
     pub aws: AwsOptions,
@@ -177,6 +181,7 @@ impl std::fmt::Debug for Settings {
             .field("silver", &self.silver)
             .field("gold", &redact_url(&self.gold))
             .field("stream", &self.stream)
+            .field("gold_lake", &self.gold_lake)
             .field("listen", &self.listen)
             .field("master_data", &self.master_data)
             .field("aws", &self.aws)
@@ -353,11 +358,18 @@ pub fn resolve(
             Value::String(format!("kinesis://{stream}")),
         );
     }
-    if let Some(b) = get_nonempty("S3_BUCKET_BRONZE") {
-        set_path(&mut table, "bronze", Value::String(format!("s3://{b}")));
-    }
-    if let Some(b) = get_nonempty("S3_BUCKET_SILVER") {
-        set_path(&mut table, "silver", Value::String(format!("s3://{b}")));
+    // the original design's buckets, under its S3_PREFIX when set
+    let prefix = get_nonempty("S3_PREFIX")
+        .map(|p| format!("/{}", p.trim_matches('/')))
+        .unwrap_or_default();
+    for (var, key) in [
+        ("S3_BUCKET_BRONZE", "bronze"),
+        ("S3_BUCKET_SILVER", "silver"),
+        ("S3_BUCKET_GOLD", "gold_lake"),
+    ] {
+        if let Some(b) = get_nonempty(var) {
+            set_path(&mut table, key, Value::String(format!("s3://{b}{prefix}")));
+        }
     }
     if let Some(host) = get_nonempty("POSTGRES_HOST") {
         let user = get_nonempty("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
@@ -396,6 +408,7 @@ pub fn resolve(
     flag(&mut table, "silver", global.silver.clone());
     flag(&mut table, "gold", global.gold.clone());
     flag(&mut table, "stream", global.stream.clone());
+    flag(&mut table, "gold_lake", global.gold_lake.clone());
     flag(&mut table, "listen", global.listen.clone());
     if global.insecure_listen {
         set_path(&mut table, "insecure_listen", Value::Boolean(true));
@@ -507,6 +520,11 @@ fn settle(
             stocklake_storage::aws::parse_stream_url(&config.stream)
                 .map_err(|e| anyhow!("`stream`: {e}"))?,
         )
+    };
+    let gold_lake = if config.gold_lake.is_empty() {
+        None
+    } else {
+        Some(Location::parse(&config.gold_lake).map_err(|e| anyhow!("`gold_lake`: {e}"))?)
     };
     let listen: SocketAddr = config.listen.parse().map_err(|e| {
         anyhow!(
@@ -631,6 +649,7 @@ fn settle(
         silver,
         gold,
         stream,
+        gold_lake,
         listen,
         master_data,
         aws,
@@ -769,6 +788,31 @@ mod tests {
         assert_eq!(
             s.aws.endpoint_url.as_deref(),
             Some("http://localstack:4566")
+        );
+        assert!(s.gold_lake.is_none(), "no gold bucket, no gold lake");
+        // S3_BUCKET_GOLD is the gold lake; S3_PREFIX a prefix under every bucket
+        let env = with_env(&[
+            ("S3_BUCKET_BRONZE", "raw-bucket"),
+            ("S3_BUCKET_SILVER", "clean-bucket"),
+            ("S3_BUCKET_GOLD", "gold-bucket"),
+            ("S3_PREFIX", "/chain-7/"),
+        ]);
+        let s = resolve(&GlobalArgs::default(), &env, dir.path()).expect("resolve");
+        assert_eq!(s.bronze.url(), "s3://raw-bucket/chain-7");
+        assert_eq!(s.silver.url(), "s3://clean-bucket/chain-7");
+        assert_eq!(
+            s.gold_lake.as_ref().map(|l| l.url()),
+            Some("s3://gold-bucket/chain-7".to_string())
+        );
+        // a flag wins, as everywhere
+        let flags = GlobalArgs {
+            gold_lake: Some("file:///tmp/lake".into()),
+            ..GlobalArgs::default()
+        };
+        let s = resolve(&flags, &env, dir.path()).expect("resolve");
+        assert_eq!(
+            s.gold_lake.as_ref().map(|l| l.url()),
+            Some("file:///tmp/lake".to_string())
         );
     }
 

@@ -157,6 +157,52 @@ impl Gold {
         }
     }
 
+    /// Gold's epoch: drawn when gold is first written to, and again after it was emptied (a
+    /// rebuild), so that what follows gold (the gold lake) can tell a rebuilt gold from one
+    /// that went on. `None` before the first.
+    pub async fn epoch(&self) -> Result<Option<i64>, ModelError> {
+        let rows = crate::lake::read(
+            self,
+            "SELECT epoch FROM gold_epoch",
+            Vec::new(),
+            &[("epoch", crate::lake::Col::I64)],
+        )
+        .await?;
+        use deltalake::arrow::array::Array;
+        Ok(rows
+            .column(0)
+            .as_any()
+            .downcast_ref::<deltalake::arrow::array::Int64Array>()
+            .filter(|a| !a.is_empty() && !a.is_null(0))
+            .map(|a| a.value(0)))
+    }
+
+    /// The epoch, drawn now when there is none.
+    pub async fn ensure_epoch(&self) -> Result<i64, ModelError> {
+        if let Some(e) = self.epoch().await? {
+            return Ok(e);
+        }
+        let epoch = chrono::Utc::now().timestamp_micros();
+        match self {
+            Gold::Sqlite(g) => {
+                g.with(move |c| {
+                    c.execute("INSERT INTO gold_epoch (epoch) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM gold_epoch)", [epoch])
+                        .map_err(|e| ModelError::Database(e.to_string()))
+                })
+                .await?;
+            }
+            Gold::Postgres(g) => {
+                g.reconnect_if_closed().await?;
+                g.client()
+                    .await
+                    .execute("INSERT INTO gold_epoch (epoch) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM gold_epoch)", &[&epoch])
+                    .await
+                    .map_err(|e| ModelError::Database(e.to_string()))?;
+            }
+        }
+        Ok(self.epoch().await?.unwrap_or(epoch))
+    }
+
     /// Empties every gold table.
     pub async fn truncate(&self) -> Result<(), ModelError> {
         match self {

@@ -377,6 +377,13 @@ async fn connect(url: &str) -> Result<Client, ModelError> {
         sql.push_str(&format!(
             "CREATE TEMP TABLE IF NOT EXISTS {stg} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;"
         ));
+        // every row a batch stages carries its batch (set with SET LOCAL by `apply_pg`), at no
+        // cost to the COPY: the column is filled by its default
+        if crate::schema::STAMPED.contains(table) {
+            sql.push_str(&format!(
+                "ALTER TABLE {stg} ALTER COLUMN gold_batch SET DEFAULT current_setting('stocklake.gold_batch', true)::bigint;"
+            ));
+        }
     }
     // the staging tables exist once the schema does; before migration this fails harmlessly
     if client.batch_execute(&sql).await.is_err() {
@@ -534,6 +541,9 @@ fn check_hourly(largest: Decimal) -> Result<(), ModelError> {
 
 async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError> {
     use Type as T;
+    tx.batch_execute(&format!("SET LOCAL stocklake.gold_batch = '{}'", ws.stamp))
+        .await
+        .map_err(err)?;
     copy(
         tx,
         "stg_dim_date",
@@ -606,7 +616,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO dim_store SELECT * FROM stg_dim_store ON CONFLICT (store_key) DO UPDATE SET name = EXCLUDED.name, format = EXCLUDED.format, city = EXCLUDED.city, region = EXCLUDED.region, country = EXCLUDED.country, timezone = EXCLUDED.timezone, is_inferred = EXCLUDED.is_inferred, updated_at = EXCLUDED.updated_at").await.map_err(err)?;
+    tx.batch_execute("INSERT INTO dim_store SELECT * FROM stg_dim_store ON CONFLICT (store_key) DO UPDATE SET name = EXCLUDED.name, format = EXCLUDED.format, city = EXCLUDED.city, region = EXCLUDED.region, country = EXCLUDED.country, timezone = EXCLUDED.timezone, is_inferred = EXCLUDED.is_inferred, updated_at = EXCLUDED.updated_at, gold_batch = EXCLUDED.gold_batch").await.map_err(err)?;
 
     let product_cols = [
         ("product_key", T::INT4),
@@ -653,7 +663,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
         ws.products_update.iter().map(product_values).collect(),
     )
     .await?;
-    tx.batch_execute("UPDATE dim_product d SET name = s.name, category = s.category, subcategory = s.subcategory, brand = s.brand, unit_of_measure = s.unit_of_measure, case_pack = s.case_pack, unit_cost = s.unit_cost, unit_price = s.unit_price, lead_time_days = s.lead_time_days, service_level = s.service_level, is_inferred = s.is_inferred, valid_from = s.valid_from, valid_to = s.valid_to, is_current = s.is_current FROM stg_dim_product s WHERE d.product_key = s.product_key; DELETE FROM stg_dim_product").await.map_err(err)?;
+    tx.batch_execute("UPDATE dim_product d SET name = s.name, category = s.category, subcategory = s.subcategory, brand = s.brand, unit_of_measure = s.unit_of_measure, case_pack = s.case_pack, unit_cost = s.unit_cost, unit_price = s.unit_price, lead_time_days = s.lead_time_days, service_level = s.service_level, is_inferred = s.is_inferred, valid_from = s.valid_from, valid_to = s.valid_to, is_current = s.is_current, gold_batch = s.gold_batch FROM stg_dim_product s WHERE d.product_key = s.product_key; DELETE FROM stg_dim_product").await.map_err(err)?;
     copy(
         tx,
         "stg_dim_product",
@@ -666,18 +676,18 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
         .map_err(err)?;
     for (old, new) in &ws.repoint {
         tx.execute(
-            "UPDATE stock_level SET product_key = $2 WHERE product_key = $1",
+            "UPDATE stock_level SET product_key = $2, gold_batch = current_setting('stocklake.gold_batch')::bigint WHERE product_key = $1",
             &[old, new],
         )
         .await
         .map_err(err)?;
         tx.execute(
-            "UPDATE fact_stock_daily SET product_key = $2 WHERE product_key = $1",
+            "UPDATE fact_stock_daily SET product_key = $2, gold_batch = current_setting('stocklake.gold_batch')::bigint WHERE product_key = $1",
             &[old, new],
         )
         .await
         .map_err(err)?;
-        tx.execute("UPDATE stock_alert SET product_key = $2 WHERE product_key = $1 AND resolved_at IS NULL", &[old, new]).await.map_err(err)?;
+        tx.execute("UPDATE stock_alert SET product_key = $2, gold_batch = current_setting('stocklake.gold_batch')::bigint WHERE product_key = $1 AND resolved_at IS NULL", &[old, new]).await.map_err(err)?;
     }
 
     copy(
@@ -739,7 +749,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
         keys.push(0);
         names.push(crate::rows::UNKNOWN_MEMBER.to_string());
         tx.execute(
-            &format!("INSERT INTO {table} ({key}, {name}) SELECT * FROM UNNEST($1::int4[], $2::text[]) ON CONFLICT DO NOTHING"),
+            &format!("INSERT INTO {table} ({key}, {name}, gold_batch) SELECT k, n, current_setting('stocklake.gold_batch')::bigint FROM UNNEST($1::int4[], $2::text[]) AS m (k, n) ON CONFLICT DO NOTHING"),
             &[&keys, &names],
         )
         .await
@@ -855,7 +865,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO fact_stock_daily SELECT * FROM stg_fact_stock_daily ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = EXCLUDED.units_sold, units_received = EXCLUDED.units_received, units_wasted = EXCLUDED.units_wasted, units_returned = EXCLUDED.units_returned, units_adjusted = EXCLUDED.units_adjusted, net_movement = EXCLUDED.net_movement, sales_count = EXCLUDED.sales_count, count_time = EXCLUDED.count_time, count_quantity = EXCLUDED.count_quantity, movement_after_count = EXCLUDED.movement_after_count, closing_on_hand = EXCLUDED.closing_on_hand, was_out_of_stock = EXCLUDED.was_out_of_stock, out_of_stock_share = EXCLUDED.out_of_stock_share").await.map_err(err)?;
+    tx.batch_execute("INSERT INTO fact_stock_daily SELECT * FROM stg_fact_stock_daily ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = EXCLUDED.units_sold, units_received = EXCLUDED.units_received, units_wasted = EXCLUDED.units_wasted, units_returned = EXCLUDED.units_returned, units_adjusted = EXCLUDED.units_adjusted, net_movement = EXCLUDED.net_movement, sales_count = EXCLUDED.sales_count, count_time = EXCLUDED.count_time, count_quantity = EXCLUDED.count_quantity, movement_after_count = EXCLUDED.movement_after_count, closing_on_hand = EXCLUDED.closing_on_hand, was_out_of_stock = EXCLUDED.was_out_of_stock, out_of_stock_share = EXCLUDED.out_of_stock_share, gold_batch = EXCLUDED.gold_batch").await.map_err(err)?;
 
     copy(
         tx,
@@ -933,7 +943,7 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
             .collect(),
     )
     .await?;
-    tx.batch_execute("INSERT INTO stock_level SELECT * FROM stg_stock_level ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = EXCLUDED.on_hand, avg_daily_demand = EXCLUDED.avg_daily_demand, safety_stock = EXCLUDED.safety_stock, reorder_point = EXCLUDED.reorder_point, days_of_cover = EXCLUDED.days_of_cover, projected_stockout_at = EXCLUDED.projected_stockout_at, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status, demand_sd = EXCLUDED.demand_sd, order_up_to = EXCLUDED.order_up_to, suggested_order_qty = EXCLUDED.suggested_order_qty, on_order = EXCLUDED.on_order, expected_delivery_at = EXCLUDED.expected_delivery_at, last_count_at = EXCLUDED.last_count_at, last_count_quantity = EXCLUDED.last_count_quantity, last_movement_at = EXCLUDED.last_movement_at, last_sale_at = EXCLUDED.last_sale_at, in_stock_since = EXCLUDED.in_stock_since, demand_level = EXCLUDED.demand_level, demand_var = EXCLUDED.demand_var, demand_days = EXCLUDED.demand_days, units_per_sale = EXCLUDED.units_per_sale, last_receipt_at = EXCLUDED.last_receipt_at, receipt_interval_days = EXCLUDED.receipt_interval_days, receipt_qty = EXCLUDED.receipt_qty, receipt_count = EXCLUDED.receipt_count, stockout_days = EXCLUDED.stockout_days, order_level = EXCLUDED.order_level, ordered_at = EXCLUDED.ordered_at").await.map_err(err)?;
+    tx.batch_execute("INSERT INTO stock_level SELECT * FROM stg_stock_level ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = EXCLUDED.on_hand, avg_daily_demand = EXCLUDED.avg_daily_demand, safety_stock = EXCLUDED.safety_stock, reorder_point = EXCLUDED.reorder_point, days_of_cover = EXCLUDED.days_of_cover, projected_stockout_at = EXCLUDED.projected_stockout_at, updated_at = EXCLUDED.updated_at, status = EXCLUDED.status, demand_sd = EXCLUDED.demand_sd, order_up_to = EXCLUDED.order_up_to, suggested_order_qty = EXCLUDED.suggested_order_qty, on_order = EXCLUDED.on_order, expected_delivery_at = EXCLUDED.expected_delivery_at, last_count_at = EXCLUDED.last_count_at, last_count_quantity = EXCLUDED.last_count_quantity, last_movement_at = EXCLUDED.last_movement_at, last_sale_at = EXCLUDED.last_sale_at, in_stock_since = EXCLUDED.in_stock_since, demand_level = EXCLUDED.demand_level, demand_var = EXCLUDED.demand_var, demand_days = EXCLUDED.demand_days, units_per_sale = EXCLUDED.units_per_sale, last_receipt_at = EXCLUDED.last_receipt_at, receipt_interval_days = EXCLUDED.receipt_interval_days, receipt_qty = EXCLUDED.receipt_qty, receipt_count = EXCLUDED.receipt_count, stockout_days = EXCLUDED.stockout_days, order_level = EXCLUDED.order_level, ordered_at = EXCLUDED.ordered_at, gold_batch = EXCLUDED.gold_batch").await.map_err(err)?;
 
     copy(
         tx,
@@ -980,8 +990,8 @@ async fn apply_pg(tx: &Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError>
         .get(0);
     add_rows(tx, "stock_alert", opened).await?;
     // resolutions first, so that a reopened alert never meets its predecessor still open
-    tx.batch_execute("UPDATE stock_alert a SET severity = s.severity, resolved_at = s.resolved_at, on_hand = s.on_hand, threshold = s.threshold, suggested_order_qty = s.suggested_order_qty, message = s.message, updated_at = s.updated_at, product_key = s.product_key FROM stg_stock_alert s WHERE a.alert_id = s.alert_id AND s.resolved_at IS NOT NULL;
-        INSERT INTO stock_alert SELECT * FROM stg_stock_alert WHERE resolved_at IS NULL ON CONFLICT (alert_id) DO UPDATE SET severity = EXCLUDED.severity, on_hand = EXCLUDED.on_hand, threshold = EXCLUDED.threshold, suggested_order_qty = EXCLUDED.suggested_order_qty, message = EXCLUDED.message, updated_at = EXCLUDED.updated_at, product_key = EXCLUDED.product_key;
+    tx.batch_execute("UPDATE stock_alert a SET severity = s.severity, resolved_at = s.resolved_at, on_hand = s.on_hand, threshold = s.threshold, suggested_order_qty = s.suggested_order_qty, message = s.message, updated_at = s.updated_at, product_key = s.product_key, gold_batch = s.gold_batch FROM stg_stock_alert s WHERE a.alert_id = s.alert_id AND s.resolved_at IS NOT NULL;
+        INSERT INTO stock_alert SELECT * FROM stg_stock_alert WHERE resolved_at IS NULL ON CONFLICT (alert_id) DO UPDATE SET severity = EXCLUDED.severity, on_hand = EXCLUDED.on_hand, threshold = EXCLUDED.threshold, suggested_order_qty = EXCLUDED.suggested_order_qty, message = EXCLUDED.message, updated_at = EXCLUDED.updated_at, product_key = EXCLUDED.product_key, gold_batch = EXCLUDED.gold_batch;
         INSERT INTO stock_alert SELECT * FROM stg_stock_alert s WHERE s.resolved_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM stock_alert a WHERE a.alert_id = s.alert_id)").await.map_err(err)?;
 
     copy(

@@ -29,7 +29,7 @@ fn ots(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(ts)
 }
 
-fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -59,7 +59,7 @@ fn get_dec(row: &Row<'_>, i: usize, scale: u32) -> rusqlite::Result<Decimal> {
     Ok(get_odec(row, i, scale)?.unwrap_or_default())
 }
 
-fn get_odec(row: &Row<'_>, i: usize, scale: u32) -> rusqlite::Result<Option<Decimal>> {
+pub(crate) fn get_odec(row: &Row<'_>, i: usize, scale: u32) -> rusqlite::Result<Option<Decimal>> {
     Ok(match row.get_ref(i)? {
         ValueRef::Null => None,
         ValueRef::Integer(v) => Some(Decimal::from(v)),
@@ -537,7 +537,7 @@ fn add_rows(tx: &rusqlite::Transaction<'_>, table: &str, rows: usize) -> Result<
 
 fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError> {
     {
-        let mut s = tx.prepare_cached("INSERT INTO dim_date (date_key, full_date, day_of_week, day_name, week_of_year, month, quarter, year, is_weekend) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (date_key) DO NOTHING").map_err(err)?;
+        let mut s = tx.prepare_cached("INSERT INTO dim_date (date_key, full_date, day_of_week, day_name, week_of_year, month, quarter, year, is_weekend, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT (date_key) DO NOTHING").map_err(err)?;
         for d in &ws.dates {
             s.execute(params![
                 d.date_key,
@@ -548,11 +548,12 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 d.month(),
                 d.quarter(),
                 d.year(),
-                d.is_weekend()
+                d.is_weekend(),
+                ws.stamp
             ])
             .map_err(err)?;
         }
-        let mut s = tx.prepare_cached("INSERT INTO dim_store (store_key, store_id, name, format, city, region, country, timezone, is_inferred, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT (store_key) DO UPDATE SET name = excluded.name, format = excluded.format, city = excluded.city, region = excluded.region, country = excluded.country, timezone = excluded.timezone, is_inferred = excluded.is_inferred, updated_at = excluded.updated_at").map_err(err)?;
+        let mut s = tx.prepare_cached("INSERT INTO dim_store (store_key, store_id, name, format, city, region, country, timezone, is_inferred, updated_at, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) ON CONFLICT (store_key) DO UPDATE SET name = excluded.name, format = excluded.format, city = excluded.city, region = excluded.region, country = excluded.country, timezone = excluded.timezone, is_inferred = excluded.is_inferred, updated_at = excluded.updated_at, gold_batch = excluded.gold_batch").map_err(err)?;
         for r in &ws.stores {
             s.execute(params![
                 r.store_key,
@@ -564,12 +565,13 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 r.country,
                 r.timezone,
                 r.is_inferred,
-                ts(r.updated_at)
+                ts(r.updated_at),
+                ws.stamp
             ])
             .map_err(err)?;
         }
         // close versions before inserting their successors (one current row per SKU)
-        let mut s = tx.prepare_cached("UPDATE dim_product SET name = ?2, category = ?3, subcategory = ?4, brand = ?5, unit_of_measure = ?6, case_pack = ?7, unit_cost = ?8, unit_price = ?9, lead_time_days = ?10, service_level = ?11, is_inferred = ?12, valid_from = ?13, valid_to = ?14, is_current = ?15 WHERE product_key = ?1").map_err(err)?;
+        let mut s = tx.prepare_cached("UPDATE dim_product SET name = ?2, category = ?3, subcategory = ?4, brand = ?5, unit_of_measure = ?6, case_pack = ?7, unit_cost = ?8, unit_price = ?9, lead_time_days = ?10, service_level = ?11, is_inferred = ?12, valid_from = ?13, valid_to = ?14, is_current = ?15, gold_batch = ?16 WHERE product_key = ?1").map_err(err)?;
         for p in &ws.products_update {
             s.execute(params![
                 p.product_key,
@@ -586,11 +588,12 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 p.is_inferred,
                 ts(p.valid_from),
                 ots(p.valid_to),
-                p.is_current
+                p.is_current,
+                ws.stamp
             ])
             .map_err(err)?;
         }
-        let mut s = tx.prepare_cached("INSERT INTO dim_product (product_key, sku, name, category, subcategory, brand, unit_of_measure, case_pack, unit_cost, unit_price, lead_time_days, service_level, is_inferred, valid_from, valid_to, is_current) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)").map_err(err)?;
+        let mut s = tx.prepare_cached("INSERT INTO dim_product (product_key, sku, name, category, subcategory, brand, unit_of_measure, case_pack, unit_cost, unit_price, lead_time_days, service_level, is_inferred, valid_from, valid_to, is_current, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)").map_err(err)?;
         for p in &ws.products_insert {
             s.execute(params![
                 p.product_key,
@@ -608,21 +611,24 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 p.is_inferred,
                 ts(p.valid_from),
                 ots(p.valid_to),
-                p.is_current
+                p.is_current,
+                ws.stamp
             ])
             .map_err(err)?;
         }
         for (old, new) in &ws.repoint {
             for t in ["stock_level", "fact_stock_daily"] {
                 tx.execute(
-                    &format!("UPDATE {t} SET product_key = ?2 WHERE product_key = ?1"),
-                    params![old, new],
+                    &format!(
+                        "UPDATE {t} SET product_key = ?2, gold_batch = ?3 WHERE product_key = ?1"
+                    ),
+                    params![old, new, ws.stamp],
                 )
                 .map_err(err)?;
             }
-            tx.execute("UPDATE stock_alert SET product_key = ?2 WHERE product_key = ?1 AND resolved_at IS NULL", params![old, new]).map_err(err)?;
+            tx.execute("UPDATE stock_alert SET product_key = ?2, gold_batch = ?3 WHERE product_key = ?1 AND resolved_at IS NULL", params![old, new, ws.stamp]).map_err(err)?;
         }
-        let mut s = tx.prepare_cached("INSERT INTO fact_inventory_movement (event_id, line_no, date_key, store_key, product_key, event_type, quantity, quantity_delta, event_time) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
+        let mut s = tx.prepare_cached("INSERT INTO fact_inventory_movement (event_id, line_no, date_key, store_key, product_key, event_type, quantity, quantity_delta, event_time, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
         let mut moved = 0;
         for m in &ws.movements {
             moved += s
@@ -635,7 +641,8 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                     m.event_type,
                     Dec(m.quantity),
                     Dec(m.quantity_delta),
-                    ts(m.event_time)
+                    ts(m.event_time),
+                    ws.stamp
                 ])
                 .map_err(err)?;
         }
@@ -660,16 +667,16 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
             }
             let mut s = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO {table} ({key}, {name}) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
+                    "INSERT INTO {table} ({key}, {name}, gold_batch) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
                 ))
                 .map_err(err)?;
-            s.execute(params![0, crate::rows::UNKNOWN_MEMBER])
+            s.execute(params![0, crate::rows::UNKNOWN_MEMBER, ws.stamp])
                 .map_err(err)?;
             for (k, n) in rows {
-                s.execute(params![k, n]).map_err(err)?;
+                s.execute(params![k, n, ws.stamp]).map_err(err)?;
             }
         }
-        let mut s = tx.prepare_cached("INSERT INTO fact_sales (event_id, line_no, date_key, store_key, product_key, transaction_id, register_id, event_time, quantity, unit_price, discount, net_amount, payment_method_key, client_type_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
+        let mut s = tx.prepare_cached("INSERT INTO fact_sales (event_id, line_no, date_key, store_key, product_key, transaction_id, register_id, event_time, quantity, unit_price, discount, net_amount, payment_method_key, client_type_key, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
         let mut sold = 0;
         // the sales lines this batch adds, by store and hour: units, and the events among them
         let mut hourly: BTreeMap<(i32, String), (Decimal, HashSet<&str>)> = BTreeMap::new();
@@ -689,7 +696,8 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                     od(r.discount),
                     od(r.net_amount),
                     r.payment_method_key,
-                    r.client_type_key
+                    r.client_type_key,
+                    ws.stamp
                 ])
                 .map_err(err)?;
             if added > 0 {
@@ -740,7 +748,7 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
         }
         add_rows(tx, "fact_inventory_movement", moved)?;
         add_rows(tx, "fact_sales", sold)?;
-        let mut s = tx.prepare_cached(&format!("INSERT INTO fact_stock_daily ({DAILY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET units_sold = excluded.units_sold, units_received = excluded.units_received, units_wasted = excluded.units_wasted, units_returned = excluded.units_returned, units_adjusted = excluded.units_adjusted, net_movement = excluded.net_movement, sales_count = excluded.sales_count, count_time = excluded.count_time, count_quantity = excluded.count_quantity, movement_after_count = excluded.movement_after_count, closing_on_hand = excluded.closing_on_hand, was_out_of_stock = excluded.was_out_of_stock, out_of_stock_share = excluded.out_of_stock_share")).map_err(err)?;
+        let mut s = tx.prepare_cached(&format!("INSERT INTO fact_stock_daily ({DAILY_COLUMNS}, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17) ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET gold_batch = excluded.gold_batch, units_sold = excluded.units_sold, units_received = excluded.units_received, units_wasted = excluded.units_wasted, units_returned = excluded.units_returned, units_adjusted = excluded.units_adjusted, net_movement = excluded.net_movement, sales_count = excluded.sales_count, count_time = excluded.count_time, count_quantity = excluded.count_quantity, movement_after_count = excluded.movement_after_count, closing_on_hand = excluded.closing_on_hand, was_out_of_stock = excluded.was_out_of_stock, out_of_stock_share = excluded.out_of_stock_share")).map_err(err)?;
         for d in &ws.daily {
             s.execute(params![
                 d.date_key,
@@ -758,11 +766,12 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 Dec(d.movement_after_count),
                 Dec(d.closing_on_hand),
                 d.was_out_of_stock,
-                d.out_of_stock_share
+                d.out_of_stock_share,
+                ws.stamp
             ])
             .map_err(err)?;
         }
-        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_level ({LEVEL_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31) ON CONFLICT (store_key, product_key) DO UPDATE SET on_hand = excluded.on_hand, avg_daily_demand = excluded.avg_daily_demand, safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, days_of_cover = excluded.days_of_cover, projected_stockout_at = excluded.projected_stockout_at, updated_at = excluded.updated_at, status = excluded.status, demand_sd = excluded.demand_sd, order_up_to = excluded.order_up_to, suggested_order_qty = excluded.suggested_order_qty, on_order = excluded.on_order, expected_delivery_at = excluded.expected_delivery_at, last_count_at = excluded.last_count_at, last_count_quantity = excluded.last_count_quantity, last_movement_at = excluded.last_movement_at, last_sale_at = excluded.last_sale_at, in_stock_since = excluded.in_stock_since, demand_level = excluded.demand_level, demand_var = excluded.demand_var, demand_days = excluded.demand_days, units_per_sale = excluded.units_per_sale, last_receipt_at = excluded.last_receipt_at, receipt_interval_days = excluded.receipt_interval_days, receipt_qty = excluded.receipt_qty, receipt_count = excluded.receipt_count, stockout_days = excluded.stockout_days, order_level = excluded.order_level, ordered_at = excluded.ordered_at")).map_err(err)?;
+        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_level ({LEVEL_COLUMNS}, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32) ON CONFLICT (store_key, product_key) DO UPDATE SET gold_batch = excluded.gold_batch, on_hand = excluded.on_hand, avg_daily_demand = excluded.avg_daily_demand, safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, days_of_cover = excluded.days_of_cover, projected_stockout_at = excluded.projected_stockout_at, updated_at = excluded.updated_at, status = excluded.status, demand_sd = excluded.demand_sd, order_up_to = excluded.order_up_to, suggested_order_qty = excluded.suggested_order_qty, on_order = excluded.on_order, expected_delivery_at = excluded.expected_delivery_at, last_count_at = excluded.last_count_at, last_count_quantity = excluded.last_count_quantity, last_movement_at = excluded.last_movement_at, last_sale_at = excluded.last_sale_at, in_stock_since = excluded.in_stock_since, demand_level = excluded.demand_level, demand_var = excluded.demand_var, demand_days = excluded.demand_days, units_per_sale = excluded.units_per_sale, last_receipt_at = excluded.last_receipt_at, receipt_interval_days = excluded.receipt_interval_days, receipt_qty = excluded.receipt_qty, receipt_count = excluded.receipt_count, stockout_days = excluded.stockout_days, order_level = excluded.order_level, ordered_at = excluded.ordered_at")).map_err(err)?;
         for l in &ws.levels {
             s.execute(params![
                 l.store_key,
@@ -795,11 +804,12 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 l.receipt_count,
                 l.stockout_days,
                 l.order_level,
-                l.ordered_at
+                l.ordered_at,
+                ws.stamp
             ])
             .map_err(err)?;
         }
-        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_alert ({ALERT_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT (alert_id) DO UPDATE SET product_key = excluded.product_key, severity = excluded.severity, resolved_at = excluded.resolved_at, on_hand = excluded.on_hand, threshold = excluded.threshold, suggested_order_qty = excluded.suggested_order_qty, message = excluded.message, updated_at = excluded.updated_at")).map_err(err)?;
+        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_alert ({ALERT_COLUMNS}, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) ON CONFLICT (alert_id) DO UPDATE SET gold_batch = excluded.gold_batch, product_key = excluded.product_key, severity = excluded.severity, resolved_at = excluded.resolved_at, on_hand = excluded.on_hand, threshold = excluded.threshold, suggested_order_qty = excluded.suggested_order_qty, message = excluded.message, updated_at = excluded.updated_at")).map_err(err)?;
         // resolutions first, so that a reopened alert never meets its predecessor open
         let mut alerts: Vec<&AlertRow> = ws.alerts.iter().collect();
         alerts.sort_by_key(|a| a.resolved_at.is_none());
@@ -823,7 +833,8 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), Mod
                 Dec(a.threshold),
                 Dec(a.suggested_order_qty),
                 a.message,
-                ts(a.updated_at)
+                ts(a.updated_at),
+                ws.stamp
             ])
             .map_err(err)?;
         }

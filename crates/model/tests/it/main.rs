@@ -4,4 +4,5 @@
 mod common;
 mod dims;
 mod gold;
+mod lake;
 mod poison;

@@ -30,15 +30,13 @@ async fn ensure_location(settings: &Settings, what: &str, loc: &Location) -> any
 pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
     ensure_location(settings, "bronze", &settings.bronze).await?;
     ensure_location(settings, "silver", &settings.silver).await?;
-    if let Ok(bucket) = std::env::var("S3_BUCKET_GOLD")
-        && !bucket.is_empty()
-    {
-        let created = aws::ensure_bucket(&settings.aws, &bucket)
-            .await
-            .map_err(anyhow::Error::msg)?;
+    if let Some(root) = &settings.gold_lake {
+        ensure_location(settings, "lake", root).await?;
+        crate::commands::model::open_lake(settings).await?;
         say!(
-            "gold     s3://{bucket} (bucket for gold exports {})",
-            if created { "created" } else { "exists" }
+            "lake     {} Delta tables of gold under {}",
+            stocklake_model::lake::TABLES.len(),
+            root.url()
         );
     }
     for name in [

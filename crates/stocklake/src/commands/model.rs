@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use stocklake_model::lake::{GoldLake, Published};
 use stocklake_model::notify::{Notifier, NotifyConfig};
 use stocklake_model::{Gold, Model, ModelConfig, ModelReport};
 use stocklake_stock::RuleConfig;
@@ -63,8 +64,39 @@ pub fn summary(reports: &[ModelReport]) -> String {
     )
 }
 
+/// The gold lake of the configuration, opened (its tables created when missing).
+pub async fn open_lake(settings: &Settings) -> anyhow::Result<Option<GoldLake>> {
+    let Some(root) = &settings.gold_lake else {
+        return Ok(None);
+    };
+    let lake = GoldLake::open(root.clone(), settings.aws.clone())
+        .await
+        .with_context(|| format!("opening the gold lake at {root}"))?;
+    Ok(Some(lake))
+}
+
+/// What a publication did, in a line.
+pub fn published_summary(done: &[Published]) -> String {
+    let rows: u64 = done.iter().map(|d| d.rows).sum();
+    let batch = done.iter().map(|d| d.batch).max().unwrap_or(0);
+    let reset: Vec<&str> = done
+        .iter()
+        .filter(|d| d.reset)
+        .map(|d| d.table.as_str())
+        .collect();
+    format!(
+        "gold lake up to gold batch {batch}: {rows} rows published{}",
+        if reset.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} published again: gold was rebuilt)", reset.join(", "))
+        }
+    )
+}
+
 pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     let gold = open_gold(settings).await?;
+    let mut lake = open_lake(settings).await?;
     let mut model = Model::open(model_config(settings), gold.clone())
         .await
         .with_context(|| format!("opening silver at {}", settings.silver))?;
@@ -95,6 +127,13 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
         let (sent, failed) = notifier.deliver_all().await?;
         say!("{}", summary(&reports));
+        if let Some(lake) = lake.as_mut() {
+            let done = lake
+                .publish(&gold)
+                .await
+                .context("publishing the gold lake")?;
+            say!("{}", published_summary(&done));
+        }
         say!(
             "{sent} alert notifications delivered{}",
             if failed > 0 {
@@ -108,6 +147,8 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let dispatcher = tokio::spawn(notifier.run(wake.clone(), cancel.clone()));
     tracing::info!(silver = %settings.silver, gold = %crate::config::redact_url(&settings.gold), "modelling continuously");
+    let every = Duration::from_secs(settings.config.gold_lake_interval_secs.max(1));
+    let mut last_publish: Option<tokio::time::Instant> = None;
     while !cancel.is_cancelled() {
         match model.drain().await {
             Ok(reports) if !reports.is_empty() => {
@@ -116,6 +157,18 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "gold batch failed; retrying"),
+        }
+        if let Some(lake) = lake.as_mut()
+            && last_publish.is_none_or(|t| t.elapsed() >= every)
+        {
+            last_publish = Some(tokio::time::Instant::now());
+            match lake.publish(&gold).await {
+                Ok(done) if done.iter().any(|d| d.rows > 0) => {
+                    tracing::info!("{}", published_summary(&done))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "publishing the gold lake failed; retrying"),
+            }
         }
         tokio::select! {
             _ = cancel.cancelled() => {}

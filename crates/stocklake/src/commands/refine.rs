@@ -204,9 +204,13 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
 pub async fn run_maintain(settings: &Settings, args: MaintainArgs) -> anyhow::Result<()> {
     let mut cfg = maintain_config(settings);
     cfg.retention_hours = args.retention_hours;
-    let care = maintain(&settings.silver, &settings.aws, &cfg).await?;
+    let mut care = maintain(&settings.silver, &settings.aws, &cfg).await?;
+    // the gold lake, when there is one, gets the same care
+    if let Some(mut lake) = crate::commands::model::open_lake(settings).await? {
+        care.extend(lake.care(&cfg).await?);
+    }
     say!(
-        "{:<16} {:>12} {:>12} {:>11} {:>11} {:>9}",
+        "{:<24} {:>12} {:>12} {:>11} {:>11} {:>9}",
         "table",
         "files before",
         "files after",
@@ -216,7 +220,7 @@ pub async fn run_maintain(settings: &Settings, args: MaintainArgs) -> anyhow::Re
     );
     for c in care {
         say!(
-            "{:<16} {:>12} {:>12} {:>11} {:>11} {:>9}",
+            "{:<24} {:>12} {:>12} {:>11} {:>11} {:>9}",
             c.table,
             c.files_before,
             c.files_after,

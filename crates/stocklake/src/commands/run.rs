@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
 use crate::commands::ingest::{http_config, kinesis_config, listen};
-use crate::commands::model::{model_config, notify_config, open_gold};
+use crate::commands::model::{
+    model_config, notify_config, open_gold, open_lake, published_summary,
+};
 use crate::commands::refine::{CareSchedule, load_master, refine_config};
 use crate::commands::shutdown_token;
 use crate::config::Settings;
@@ -121,6 +123,9 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let mut stages = vec!["ingest", "refine", "model", "alerts"];
     if settings.stream.is_some() {
         stages.insert(0, "kinesis");
+    }
+    if settings.gold_lake.is_some() {
+        stages.push("lake");
     }
     let pipeline = Pipeline::new(&stages);
     let ready = Arc::new(AtomicBool::new(false));
@@ -459,6 +464,20 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
             }),
         ));
     }
+    if let Some(lake) = open_lake(settings).await? {
+        tasks.push((
+            "lake",
+            tokio::spawn(publish_lake(
+                lake,
+                gold.clone(),
+                pipeline.clone(),
+                runs.clone(),
+                cancel.clone(),
+                model_stopped.clone(),
+                Duration::from_secs(settings.config.gold_lake_interval_secs.max(1)),
+            )),
+        ));
+    }
     tasks.push(("recorder", recorder_task));
 
     // HTTP: the API, the dashboard and ingest on one listener
@@ -480,6 +499,92 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         server,
         tasks,
     })
+}
+
+/// The gold lake's stage: publishes gold's batches every `every`, and once more after the model
+/// has stopped, so that what gold committed last is in the lake too.
+async fn publish_lake(
+    mut lake: stocklake_model::lake::GoldLake,
+    gold: Gold,
+    pipeline: Arc<Pipeline>,
+    runs: mpsc::Sender<(String, RunInfo)>,
+    cancel: CancellationToken,
+    model_stopped: Arc<AtomicBool>,
+    every: Duration,
+) {
+    pipeline.update("lake", |s| {
+        s.state = "running".into();
+        s.checkpoint = serde_json::json!(lake.root().url());
+    });
+    let mut failures = 0u32;
+    // table care of the lake's small files, as for silver's: hourly
+    let care_every = Duration::from_secs(3600);
+    let mut last_care = tokio::time::Instant::now();
+    loop {
+        let last_pass = cancel.is_cancelled() && model_stopped.load(Ordering::SeqCst);
+        if last_care.elapsed() >= care_every && !last_pass {
+            last_care = tokio::time::Instant::now();
+            match lake
+                .care(&stocklake_refine::maintain::MaintainConfig::default())
+                .await
+            {
+                Ok(done) => tracing::info!(
+                    partitions_compacted =
+                        done.iter().map(|c| c.partitions_compacted).sum::<usize>(),
+                    files_vacuumed = done.iter().map(|c| c.files_vacuumed).sum::<usize>(),
+                    "gold lake table care"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "gold lake table care failed; next hour again")
+                }
+            }
+        }
+        let started = Utc::now();
+        let info = match lake.publish(&gold).await {
+            Ok(done) => {
+                failures = 0;
+                let rows: u64 = done.iter().map(|d| d.rows).sum();
+                let batches: std::collections::BTreeMap<&str, i64> =
+                    done.iter().map(|d| (d.table.as_str(), d.batch)).collect();
+                pipeline.update("lake", |s| {
+                    s.checkpoint =
+                        serde_json::json!({"root": lake.root().url(), "gold_batch": batches});
+                    s.lag_seconds = Some(0.0);
+                });
+                if rows > 0 {
+                    tracing::debug!("{}", published_summary(&done));
+                }
+                run_info(started, rows, rows, None)
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "publishing the gold lake failed; retrying");
+                run_info(started, 0, 0, Some(e.to_string()))
+            }
+        };
+        if info.records_in > 0 || info.error.is_some() {
+            pipeline.run("lake", info.clone());
+            let _ = runs.try_send(("lake".into(), info));
+        }
+        if last_pass {
+            break;
+        }
+        let pause = if failures > 0 {
+            backoff(failures)
+        } else {
+            every
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                // the last pass waits for the model to have written its last batch
+                while !model_stopped.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    pipeline.update("lake", |s| s.state = "stopped".into());
 }
 
 pub async fn run(settings: &Settings, _args: RunArgs) -> anyhow::Result<()> {

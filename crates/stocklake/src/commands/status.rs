@@ -56,6 +56,14 @@ pub async fn collect(settings: &Settings) -> anyhow::Result<serde_json::Value> {
         .and_then(|c| c["silver_version"].as_i64())
         .unwrap_or(0);
     let counts = queries::counts(&gold).await?;
+    // the gold lake: the gold batch each table holds everything up to
+    let lake = match crate::commands::model::open_lake(settings).await? {
+        Some(mut lake) => json!({
+            "root": lake.root().url(),
+            "tables": lake.state(&gold).await?,
+        }),
+        None => serde_json::Value::Null,
+    };
     let dead_letters = if counts["dead_letters"].as_i64().unwrap_or(0) > 0 {
         queries::dead_letters(
             &gold,
@@ -103,6 +111,7 @@ pub async fn collect(settings: &Settings) -> anyhow::Result<serde_json::Value> {
             "dead_letters": dead_letters,
         },
         "recent_runs": runs,
+        "lake": lake,
     }))
 }
 
@@ -181,6 +190,32 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
                 d["error"].as_str().unwrap_or("")
             );
         }
+    }
+    if let Some(tables) = s["lake"]["tables"].as_array() {
+        let behind: Vec<String> = tables
+            .iter()
+            .filter(|t| t["up_to_date"] != true)
+            .map(|t| {
+                format!(
+                    "{} (published to batch {}, gold has batch {})",
+                    t["table"].as_str().unwrap_or(""),
+                    t["published"]
+                        .as_i64()
+                        .map_or("-".into(), |b| b.to_string()),
+                    t["newest"]
+                )
+            })
+            .collect();
+        say!(
+            "lake    {}  {} Delta tables, {}",
+            s["lake"]["root"].as_str().unwrap_or(""),
+            tables.len(),
+            if behind.is_empty() {
+                "each holding every row gold has".to_string()
+            } else {
+                format!("behind gold: {}", behind.join(", "))
+            }
+        );
     }
     if let Some(runs) = s["recent_runs"].as_array().filter(|r| !r.is_empty()) {
         say!("recent runs");

@@ -132,6 +132,7 @@ fn known_variables() -> BTreeSet<String> {
         "S3_BUCKET_BRONZE",
         "S3_BUCKET_SILVER",
         "S3_BUCKET_GOLD",
+        "S3_PREFIX",
         "POSTGRES_HOST",
         "POSTGRES_PORT",
         "POSTGRES_USER",
@@ -495,4 +496,20 @@ async fn stocklake_runs_on_the_env_example_values() {
     }
     assert_eq!(counts["stores"].as_i64(), Some(2));
     assert_eq!(v["silver"]["backlog_objects"].as_u64(), Some(0), "{status}");
+    // S3_BUCKET_GOLD names the gold lake: gold published as Delta tables there, which the
+    // Python deltalake package and Polars read as the database holds it
+    let lake = format!("s3://{}", env["S3_BUCKET_GOLD"]);
+    assert_eq!(v["lake"]["root"].as_str(), Some(lake.as_str()), "{status}");
+    assert!(
+        v["lake"]["tables"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["up_to_date"] == true)),
+        "{status}"
+    );
+    let aws = stocklake_testkit::AwsOptions {
+        access_key_id: Some(env["AWS_ACCESS_KEY_ID"].clone()),
+        secret_access_key: Some(env["AWS_SECRET_ACCESS_KEY"].clone()),
+        ..stocklake_testkit::AwsOptions::emulator(&env["AWS_ENDPOINT_URL"])
+    };
+    crate::lake::assert_lake_is_gold(&lake, &db.url, Some(&aws)).await;
 }

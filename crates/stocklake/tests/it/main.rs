@@ -7,6 +7,7 @@ mod evaluate;
 mod faults;
 mod hostile;
 mod ingest;
+mod lake;
 mod ops;
 mod refine;
 mod run;
