@@ -1,6 +1,6 @@
 //! # stocklake-event
 //!
-//! The POS event contract of stocklake (CONTRACT §1), as pure code with no I/O:
+//! The POS event contract of stocklake (docs/contract.md §1), as pure code with no I/O:
 //!
 //! - [`parse_event`] turns the raw bytes of one record — canonical (`schema_version` 1) or the
 //!   legacy flat form of the original Python producer — into a typed [`Event`] with exact

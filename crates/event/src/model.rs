@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 
-/// The kinds of stock movement a POS or back-office system reports (CONTRACT §1a).
+/// The kinds of stock movement a POS or back-office system reports (docs/contract.md §1a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
     Sale,
@@ -44,7 +44,7 @@ impl EventType {
     }
 
     /// The signed change to on-hand a line of this type causes, or `None` for a stock count,
-    /// which sets on-hand absolutely (CONTRACT §2).
+    /// which sets on-hand absolutely (docs/contract.md §2).
     pub fn stock_delta(self, quantity: Decimal) -> Option<Decimal> {
         match self {
             EventType::Sale | EventType::Waste => Some(-quantity),
@@ -98,9 +98,9 @@ impl fmt::Display for EventType {
 /// Which wire form a record came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Form {
-    /// `schema_version` 1 (CONTRACT §1a).
+    /// `schema_version` 1 (docs/contract.md §1a).
     Canonical,
-    /// The original producer's one-line flat sale (CONTRACT §1b).
+    /// The original producer's one-line flat sale (docs/contract.md §1b).
     Legacy,
 }
 
@@ -237,7 +237,7 @@ impl Event<'_> {
         xxhash_rust::xxh3::xxh3_64(&b)
     }
 
-    /// Writes the canonical JSON form (CONTRACT §1a) of this event, without a newline.
+    /// Writes the canonical JSON form (docs/contract.md §1a) of this event, without a newline.
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"schema_version\":1,\"event_id\":");
         write_json_str(out, &self.event_id);

@@ -163,7 +163,7 @@ fn line_count_ok(n: usize, v: &mut Vec<Violation>) -> bool {
     }
 }
 
-/// The top-level fields of a canonical event (CONTRACT §1), in the order producers write them
+/// The top-level fields of a canonical event (docs/contract.md §1), in the order producers write them
 /// (the optional payment method and client type after the lines, so that a record without them
 /// meets the keys in the order the one-pass reader expects); any other field is kept in bronze
 /// and ignored downstream.
@@ -180,7 +180,7 @@ pub(crate) const CANONICAL_FIELDS: [&str; 10] = [
     "client_type",
 ];
 
-/// A line's fields (CONTRACT §1), in the contract's order.
+/// A line's fields (docs/contract.md §1), in the contract's order.
 pub(crate) const LINE_FIELDS: [&str; 4] = ["sku", "quantity", "unit_price", "discount"];
 
 fn parse_canonical<'a>(

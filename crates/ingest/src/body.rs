@@ -1,4 +1,4 @@
-//! Splitting an HTTP body into records (CONTRACT §4), as a pure function.
+//! Splitting an HTTP body into records (docs/contract.md §4), as a pure function.
 //!
 //! - `application/x-ndjson`: one record per line, each kept byte for byte (a trailing `\r` is a
 //!   line ending, not data; empty lines are not records). A line that is not JSON is still a

@@ -1,4 +1,4 @@
-//! HTTP ingest: `POST /v1/events` (CONTRACT §4).
+//! HTTP ingest: `POST /v1/events` (docs/contract.md §4).
 //!
 //! A request is answered `202 {"accepted": N}` only once its records are durable in bronze.
 //! Requests that arrive while a bronze write is in flight wait for the next one and share it

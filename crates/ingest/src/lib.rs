@@ -2,7 +2,7 @@
 //!
 //! Stream → bronze. Sources (a Kinesis stream's shards, HTTP bodies) hand records to the
 //! [`BronzeWriter`], which keeps each one byte for byte in gzip NDJSON objects named after the
-//! records they hold (CONTRACT §5). Those names are the checkpoint: nothing is acknowledged
+//! records they hold (docs/contract.md §5). Those names are the checkpoint: nothing is acknowledged
 //! before it is durable, and nothing durable is read twice.
 //!
 //! # Layout

@@ -2,7 +2,7 @@
 //!
 //! A batch takes the silver versions after the gold checkpoint, updates dimensions (type-2
 //! history for price and category), loads the facts, moves each touched store × SKU's stock
-//! (CONTRACT §2, whatever the arrival order), corrects the daily snapshot for late events,
+//! (docs/contract.md §2, whatever the arrival order), corrects the daily snapshot for late events,
 //! closes store days (learning demand), evaluates alerts, and writes all of it with the new
 //! checkpoint in one database transaction.
 
@@ -838,7 +838,7 @@ impl Model {
         let q = line.quantity;
         let old_on_hand = self.keys[&key].on_hand;
 
-        // stock on hand, by event time (CONTRACT §2)
+        // stock on hand, by event time (docs/contract.md §2)
         let delta = match line.event_type.stock_delta(q) {
             Some(delta) => {
                 let k = self

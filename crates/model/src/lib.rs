@@ -1,6 +1,6 @@
 //! # stocklake-model
 //!
-//! Silver → gold: the star schema of CONTRACT §6 in PostgreSQL (binary COPY and set-based
+//! Silver → gold: the star schema of docs/contract.md §6 in PostgreSQL (binary COPY and set-based
 //! merges) or SQLite (the embedded default), with stock levels and alerts computed in the same
 //! transaction as the facts they depend on, and the checkpoint beside them.
 //!

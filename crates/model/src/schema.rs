@@ -1,4 +1,4 @@
-//! Versioned migrations of the gold schema (CONTRACT §6), for PostgreSQL and SQLite.
+//! Versioned migrations of the gold schema (docs/contract.md §6), for PostgreSQL and SQLite.
 //!
 //! Both databases get the same tables and columns. Types differ only where the databases do:
 //! PostgreSQL has exact `NUMERIC` and `TIMESTAMPTZ`; SQLite stores decimals with `NUMERIC`

@@ -1,4 +1,4 @@
-//! Master data: `products.csv` and `stores.csv` (CONTRACT §3) into the silver tables `products`
+//! Master data: `products.csv` and `stores.csv` (docs/contract.md §3) into the silver tables `products`
 //! and `stores`.
 //!
 //! Each load is validated as a whole — a bad row fails the load with its file, line and column

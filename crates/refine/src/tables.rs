@@ -122,6 +122,8 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
         "discount",
         "source_form",
         "refined_at",
+        "payment_method",
+        "client_type",
     ] {
         b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
@@ -167,7 +169,7 @@ pub static QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The product master (CONTRACT §3), a full snapshot per version.
+/// The product master (docs/contract.md §3), a full snapshot per version.
 pub static PRODUCTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("sku", DataType::Utf8, false),
@@ -185,7 +187,7 @@ pub static PRODUCTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The store master (CONTRACT §3), a full snapshot per version.
+/// The store master (docs/contract.md §3), a full snapshot per version.
 pub static STORES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("store_id", DataType::Utf8, false),

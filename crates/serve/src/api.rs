@@ -1,4 +1,4 @@
-//! The HTTP API of CONTRACT §4 (read side) and the dashboard's data.
+//! The HTTP API of docs/contract.md §4 (read side) and the dashboard's data.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,4 +1,4 @@
-//! The simulated chain's master data: products and stores, and their CSV form (CONTRACT §3).
+//! The simulated chain's master data: products and stores, and their CSV form (docs/contract.md §3).
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
 //! Whole-simulator tests: reproducibility, validity, and that the records add up to what the
-//! stores believe (CONTRACT §2), which is what stocklake must compute.
+//! stores believe (docs/contract.md §2), which is what stocklake must compute.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -66,7 +66,7 @@ fn every_record_is_valid_and_in_time_order() {
     assert!(stats.units_shrink > 0, "some stock disappears unrecorded");
 }
 
-/// On hand per CONTRACT §2, computed straight from the records.
+/// On hand per docs/contract.md §2, computed straight from the records.
 fn on_hand(records: &[OutRecord]) -> BTreeMap<(String, String), Decimal> {
     #[derive(Default)]
     struct K {

@@ -11,10 +11,10 @@ use crate::catalog::Catalog;
 /// The producer format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WireFormat {
-    /// `schema_version` 1, one event per record (CONTRACT §1a).
+    /// `schema_version` 1, one event per record (docs/contract.md §1a).
     #[default]
     Canonical,
-    /// The original Python producer's flat records, one sale line per record (CONTRACT §1b).
+    /// The original Python producer's flat records, one sale line per record (docs/contract.md §1b).
     Legacy,
 }
 

@@ -9,7 +9,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::{Deserialize, Serialize};
 
 use crate::demand::{Demand, Shape};
@@ -109,6 +109,35 @@ pub struct RuleConfig {
     /// A slow mover's stock-out is warned of while an order can still prevent it once its
     /// chance before an order placed tomorrow could arrive (the lead time and a day) reaches this.
     pub order_risk: f64,
+    /// A projected run-out this many hours ahead or less is warned of (a day and the evening
+    /// after it).
+    pub stockout_window_hours: u32,
+    /// … and this many hours more while the warning is open, so that it does not flap.
+    pub stockout_hold_hours: u32,
+    /// With less than this share of a day's demand left, a delivery merely expected is no
+    /// comfort: the run-out is warned of whatever is on the way …
+    pub low_cover_share: f64,
+    /// … and below this share while that warning is open.
+    pub low_cover_share_held: f64,
+    /// A slow mover's open warning holds until its chance falls below this share of
+    /// `order_risk`.
+    pub order_risk_hold_share: f64,
+    /// An open below-safety-stock alert clears once stock is this multiple of safety stock.
+    pub safety_stock_clear: f64,
+    /// An open below-reorder-point alert clears once the stock position is this multiple of the
+    /// reorder point.
+    pub reorder_point_clear: f64,
+    /// Phantom stock is judged at this share of the usual pace (days are busier and quieter
+    /// than average).
+    pub phantom_pace: f64,
+    /// An open phantom-stock suspicion holds until the chance of the silence is this many times
+    /// the line that raised it.
+    pub phantom_hold: f64,
+    /// Days of history — of the item and of the store's weekly rhythm — before phantom stock is
+    /// judged.
+    pub phantom_history_days: u32,
+    /// … and at least this many sales' worth on the shelf (on record).
+    pub phantom_min_shelf_sales: f64,
 }
 
 impl Default for RuleConfig {
@@ -119,6 +148,17 @@ impl Default for RuleConfig {
             min_history_days: 3,
             phantom_min_sales_per_day: 2.0,
             order_risk: 0.3,
+            stockout_window_hours: 27,
+            stockout_hold_hours: 24,
+            low_cover_share: 0.6,
+            low_cover_share_held: 0.8,
+            order_risk_hold_share: 0.6,
+            safety_stock_clear: 1.1,
+            reorder_point_clear: 1.05,
+            phantom_pace: 0.75,
+            phantom_hold: 10.0,
+            phantom_history_days: 7,
+            phantom_min_shelf_sales: 3.0,
         }
     }
 }
@@ -211,310 +251,460 @@ fn when(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
 }
 
-/// The conditions that hold now for one store and SKU.
-pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Condition> {
-    let mut out = Vec::new();
-    let on_hand = i.position.on_hand;
-    let what = match names.product {
-        Some(p) => format!("{p} ({})", names.sku),
-        None => names.sku.to_string(),
-    };
-    let unit = names.unit;
-    let suggested = i.policy.suggested_order_qty;
-    let order_text = if suggested > Decimal::ZERO {
-        let cases = (suggested / i.params.case_pack.max(Decimal::ONE)).round();
-        format!(
-            " Order {} {unit} ({} case{} of {}).",
-            q(suggested),
-            cases,
-            if cases == Decimal::ONE { "" } else { "s" },
-            q(i.params.case_pack)
-        )
-    } else if i.position.on_order > Decimal::ZERO {
-        format!(
-            " About {} {unit} are expected on the way.",
-            expected(i.position.on_order, unit)
-        )
-    } else {
-        String::new()
-    };
-    if on_hand < Decimal::ZERO {
-        out.push(Condition {
-            alert_type: AlertType::NegativeStock,
-            severity: Severity::High,
-            on_hand,
-            threshold: Decimal::ZERO,
-            suggested_order_qty: Decimal::ZERO,
-            message: format!(
-                "{what}: the records show {} {unit}, below zero. Sales or waste were recorded that never came in as deliveries; count the shelf.",
-                q(on_hand)
-            ),
-        });
+/// What a rule found, in its own terms: the text a store manager reads is rendered from it
+/// apart from the rule (`Finding::message`).
+#[derive(Debug, Clone, PartialEq)]
+enum Finding {
+    /// The records show less than nothing.
+    Negative,
+    /// Nothing on the shelf (on record).
+    Out,
+    /// A warning that stays open while the shelf is empty.
+    RanOut,
+    /// A slow mover's chance of an empty shelf before an order placed tomorrow could arrive.
+    OrderRisk {
+        risk: f64,
+        until: DateTime<Utc>,
+        /// Judged without the delivery expected on the way.
+        held: bool,
+    },
+    /// The projected run-out.
+    RunsOut {
+        at: DateTime<Utc>,
+        too_late: bool,
+    },
+    BelowSafetyStock,
+    AtReorderPoint,
+    Overstock {
+        cover: Decimal,
+    },
+    Phantom {
+        hours: f64,
+        sales_per_day: f64,
+    },
+}
+
+/// The facts of one store and SKU every rule and message reads.
+struct Ctx<'i, 'n> {
+    i: &'i Inputs<'i>,
+    cfg: &'i RuleConfig,
+    names: &'n Names<'n>,
+    on_hand: Decimal,
+    now: DateTime<Utc>,
+    lead: i64,
+}
+
+impl Ctx<'_, '_> {
+    fn is_open(&self, t: AlertType) -> bool {
+        self.i.open.contains(&t)
     }
-    if on_hand <= Decimal::ZERO {
-        out.push(Condition {
-            alert_type: AlertType::OutOfStock,
-            severity: Severity::Critical,
-            on_hand,
-            threshold: Decimal::ZERO,
-            suggested_order_qty: suggested,
-            message: format!("{what} is out of stock.{order_text}"),
-        });
-        // while it is out, no new warning says anything new; one already open stays open, so
-        // that an item running short day after day keeps its warning across the restocks
-        for t in [AlertType::ProjectedStockout, AlertType::BelowSafetyStock] {
-            if let Some(o) = i.open.iter().find(|o| **o == t) {
-                out.push(Condition {
-                    alert_type: *o,
-                    severity: Severity::High,
-                    on_hand,
-                    threshold: match t {
-                        AlertType::BelowSafetyStock => i.policy.safety_stock,
-                        _ => i.policy.lead_time_demand,
-                    },
-                    suggested_order_qty: suggested,
-                    message: format!("{what} ran out before it was restocked.{order_text}"),
-                });
-            }
+
+    fn on_hand_f64(&self) -> f64 {
+        self.on_hand.to_f64().unwrap_or(0.0)
+    }
+
+    fn condition(
+        &self,
+        alert_type: AlertType,
+        severity: Severity,
+        threshold: Decimal,
+        suggested: bool,
+        finding: Finding,
+    ) -> Condition {
+        Condition {
+            alert_type,
+            severity,
+            on_hand: self.on_hand,
+            threshold,
+            suggested_order_qty: if suggested {
+                self.i.policy.suggested_order_qty
+            } else {
+                Decimal::ZERO
+            },
+            message: finding.message(self),
         }
+    }
+
+    /// "Milk (SKU-1)", or the SKU alone.
+    fn what(&self) -> String {
+        match self.names.product {
+            Some(p) => format!("{p} ({})", self.names.sku),
+            None => self.names.sku.to_string(),
+        }
+    }
+
+    /// " Order 24 units (2 cases of 12).", what is on the way, or nothing.
+    fn order_text(&self) -> String {
+        let (i, unit) = (self.i, self.names.unit);
+        let suggested = i.policy.suggested_order_qty;
+        if suggested > Decimal::ZERO {
+            let cases = (suggested / i.params.case_pack.max(Decimal::ONE)).round();
+            format!(
+                " Order {} {unit} ({} case{} of {}).",
+                q(suggested),
+                cases,
+                if cases == Decimal::ONE { "" } else { "s" },
+                q(i.params.case_pack)
+            )
+        } else if i.position.on_order > Decimal::ZERO {
+            format!(
+                " About {} {unit} are expected on the way.",
+                expected(i.position.on_order, unit)
+            )
+        } else {
+            String::new()
+        }
+    }
+
+    fn days(&self) -> &'static str {
+        if self.lead == 1 { "" } else { "s" }
+    }
+}
+
+impl Finding {
+    /// The text a store manager acts on.
+    fn message(&self, c: &Ctx<'_, '_>) -> String {
+        let (what, unit, order) = (c.what(), c.names.unit, c.order_text());
+        let (i, on_hand) = (c.i, q(c.on_hand));
+        match self {
+            Finding::Negative => format!(
+                "{what}: the records show {on_hand} {unit}, below zero. Sales or waste were recorded that never came in as deliveries; count the shelf."
+            ),
+            Finding::Out => format!("{what} is out of stock.{order}"),
+            Finding::RanOut => format!("{what} ran out before it was restocked.{order}"),
+            Finding::OrderRisk { risk, until, held } => format!(
+                "{what} may run out unless it is ordered today: {on_hand} {unit} left, about {} a day, a delivery takes {} day{} — a {:.0}% chance of an empty shelf by {}{}.{order}",
+                q(i.policy.avg_daily_demand.round_dp(1)),
+                c.lead,
+                c.days(),
+                risk * 100.0,
+                when(*until, i.tz),
+                if *held {
+                    " if the delivery expected on the way does not come"
+                } else {
+                    ""
+                },
+            ),
+            Finding::RunsOut { at, too_late } => {
+                let deliveries = match i.next_delivery {
+                    Some(d) => format!(" The next delivery is expected around {}.", when(d, i.tz)),
+                    None => String::new(),
+                };
+                format!(
+                    "{what} will run out around {}: {on_hand} {unit} left, a delivery takes {} day{}.{deliveries}{}{order}",
+                    when(*at, i.tz),
+                    c.lead,
+                    c.days(),
+                    if *too_late {
+                        " Too late for a normal order: expedite or move stock."
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Finding::BelowSafetyStock => format!(
+                "{what} is below its safety stock: {on_hand} {unit} left, {} kept for a {:.0}% service level.{order}",
+                q(i.policy.safety_stock.round_dp(1)),
+                i.params.service_level * 100.0
+            ),
+            Finding::AtReorderPoint => {
+                let cover = i
+                    .policy
+                    .days_of_cover
+                    .map(|d| format!("{} days of cover", q(d.round_dp(1))))
+                    .unwrap_or_default();
+                let transit = if i.position.on_order > Decimal::ZERO {
+                    format!(
+                        ", about {} {unit} expected on the way",
+                        expected(i.position.on_order, unit)
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{what} is at its reorder point: {on_hand} {unit} ({cover}{transit}), reorder at {}.{order}",
+                    q(i.policy.reorder_point.round_dp(1))
+                )
+            }
+            Finding::Overstock { cover } => format!(
+                "{what} is overstocked: {on_hand} {unit} is {} days of sales; hold further orders or move stock.",
+                q(cover.round_dp(0))
+            ),
+            Finding::Phantom {
+                hours,
+                sales_per_day,
+            } => format!(
+                "{what}: the records show {on_hand} {unit} but nothing has sold for {hours:.1} hours, where it usually sells {sales_per_day:.0} times a day. Check the shelf and count it."
+            ),
+        }
+    }
+}
+
+/// A multiple of a line as a decimal factor (`1.1` × safety stock …).
+fn factor(x: f64) -> Decimal {
+    Decimal::from_f64(x).unwrap_or(Decimal::ONE)
+}
+
+/// The conditions that hold now for one store and SKU: each rule in turn.
+pub fn conditions(i: &Inputs<'_>, cfg: &RuleConfig, names: &Names<'_>) -> Vec<Condition> {
+    let c = Ctx {
+        i,
+        cfg,
+        names,
+        on_hand: i.position.on_hand,
+        now: i.position.now,
+        lead: i64::from(i.params.lead_time_days),
+    };
+    let mut out = Vec::new();
+    out.extend(negative_stock(&c));
+    if c.on_hand <= Decimal::ZERO {
+        out.extend(out_of_stock(&c));
         return out;
     }
-    let history = i.demand.days >= cfg.min_history_days && i.demand.level > 0.0;
-    let is_open = |t: AlertType| i.open.contains(&t);
-    if history {
-        let lead = i64::from(i.params.lead_time_days);
-        let now = i.position.now;
-        // warn when, counting the deliveries expected on the way, the shelf runs dry within a
-        // day and the evening after it (two days while the warning is open, so it does not flap)
-        let window = now
-            + Duration::hours(27)
-            + if is_open(AlertType::ProjectedStockout) {
-                Duration::days(1)
-            } else {
-                Duration::zero()
+    if !(i.demand.days >= cfg.min_history_days && i.demand.level > 0.0) {
+        return out;
+    }
+    let runs_out = run_out(&c);
+    out.extend(order_risk(&c, runs_out));
+    out.extend(projected_stockout(&c, runs_out));
+    out.extend(below_safety_stock(&c, runs_out));
+    out.extend(below_reorder_point(&c));
+    out.extend(overstock(&c));
+    out.extend(phantom_stock(&c));
+    out
+}
+
+/// Records below zero: sales or waste that never came in.
+fn negative_stock(c: &Ctx<'_, '_>) -> Option<Condition> {
+    (c.on_hand < Decimal::ZERO).then(|| {
+        c.condition(
+            AlertType::NegativeStock,
+            Severity::High,
+            Decimal::ZERO,
+            false,
+            Finding::Negative,
+        )
+    })
+}
+
+/// Nothing on the shelf. While it is out no new warning says anything new; one already open
+/// stays open, so that an item running short day after day keeps its warning across restocks.
+fn out_of_stock(c: &Ctx<'_, '_>) -> Vec<Condition> {
+    let mut out = vec![c.condition(
+        AlertType::OutOfStock,
+        Severity::Critical,
+        Decimal::ZERO,
+        true,
+        Finding::Out,
+    )];
+    for t in [AlertType::ProjectedStockout, AlertType::BelowSafetyStock] {
+        if c.is_open(t) {
+            let threshold = match t {
+                AlertType::BelowSafetyStock => c.i.policy.safety_stock,
+                _ => c.i.policy.lead_time_demand,
             };
-        // with less than 0.6 of a day's demand left, an expected delivery is no comfort: a
-        // short one leaves the shelf empty by the evening — warn until the shelf is restocked —
-        // unless the delivery comes before the shelf empties and usually carries a whole day
-        let bare_run_out = crate::policy::projected_stockout(
-            i.demand,
-            i.shape,
-            on_hand.to_f64().unwrap_or(0.0),
-            now,
-            i.tz,
-            3,
-            &[],
-        );
-        let delivery_carries_the_day = i.next_delivery.is_some_and(|d| {
-            bare_run_out.is_none_or(|r| d <= r) && i.typical_delivery >= i.demand.level
-        });
-        let low_cover = !delivery_carries_the_day && {
-            let left = on_hand.to_f64().unwrap_or(0.0);
-            let factor = if is_open(AlertType::ProjectedStockout) {
-                0.8
-            } else {
-                0.6
-            };
-            left < factor * i.demand.level
-        };
-        let too_close_to_call = |at: &DateTime<Utc>| {
-            i.next_delivery
-                .is_some_and(|d| *at < d && *at >= d - i.delivery_slack)
-        };
-        let imminent = |at: &DateTime<Utc>| *at <= now + Duration::days(1);
-        let runs_out = i
-            .policy
-            .projected_stockout_at
-            .filter(|at| *at <= window)
-            .filter(|at| !too_close_to_call(at))
-            .filter(|at| i.rhythm_known || imminent(at))
-            .or(if low_cover { bare_run_out } else { None });
-        // further out, for a slow mover: the chance of an empty shelf before an order placed
-        // tomorrow could arrive. A fast mover's projection at the expected pace is reliable
-        // within its day, and days ahead its stock depends on the sizes of the orders on their
-        // way more than on chance — sizes the store corrects as it goes, unseen here.
-        let until = now + Duration::days(lead + 1);
-        let slow = i.demand.level / i.demand.units_per_sale.max(1e-9) <= SLOW_MOVER_SALES_PER_DAY;
-        let order_risk = if runs_out.is_none() && lead > 0 && slow {
-            // once raised, it holds until stock recovers: deliveries merely expected drift into
-            // the window as time passes and would end and raise it again and again
-            let expected = if is_open(AlertType::ProjectedStockout) {
-                &[]
-            } else {
-                i.deliveries
-            };
-            let risk = crate::risk::stockout_risk(
-                i.demand,
-                i.shape,
-                on_hand.to_f64().unwrap_or(0.0),
-                now,
-                until,
-                i.tz,
-                expected,
-            );
-            let line = if is_open(AlertType::ProjectedStockout) {
-                cfg.order_risk * 0.6
-            } else {
-                cfg.order_risk
-            };
-            // a held warning judged without a delivery on the way says so
-            let held =
-                expected.is_empty() && i.deliveries.iter().any(|(t, _)| *t > now && *t < until);
-            (risk >= line).then_some((risk, until, held))
-        } else {
-            None
-        };
-        if let Some((risk, until, held)) = order_risk {
-            out.push(Condition {
-                alert_type: AlertType::ProjectedStockout,
-                severity: Severity::Medium,
-                on_hand,
-                threshold: i.policy.lead_time_demand,
-                suggested_order_qty: suggested,
-                message: format!(
-                    "{what} may run out unless it is ordered today: {} {unit} left, about {} a day, a delivery takes {} day{} — a {:.0}% chance of an empty shelf by {}{}.{order_text}",
-                    q(on_hand),
-                    q(i.policy.avg_daily_demand.round_dp(1)),
-                    lead,
-                    if lead == 1 { "" } else { "s" },
-                    risk * 100.0,
-                    when(until, i.tz),
-                    if held { " if the delivery expected on the way does not come" } else { "" },
-                ),
-            });
-        }
-        if let Some(at) = runs_out {
-            let too_late = at < now + Duration::days(lead.max(1));
-            let deliveries = match i.next_delivery {
-                Some(d) => format!(" The next delivery is expected around {}.", when(d, i.tz)),
-                None => String::new(),
-            };
-            out.push(Condition {
-                alert_type: AlertType::ProjectedStockout,
-                severity: if too_late { Severity::High } else { Severity::Medium },
-                on_hand,
-                threshold: i.policy.lead_time_demand,
-                suggested_order_qty: suggested,
-                message: format!(
-                    "{what} will run out around {}: {} {unit} left, a delivery takes {} day{}.{deliveries}{}{order_text}",
-                    when(at, i.tz),
-                    q(on_hand),
-                    lead,
-                    if lead == 1 { "" } else { "s" },
-                    if too_late { " Too late for a normal order: expedite or move stock." } else { "" }
-                ),
-            });
-        }
-        let ss_line = if is_open(AlertType::BelowSafetyStock) {
-            i.policy.safety_stock * Decimal::new(11, 1)
-        } else {
-            i.policy.safety_stock
-        };
-        if on_hand < ss_line && runs_out.is_some() {
-            out.push(Condition {
-                alert_type: AlertType::BelowSafetyStock,
-                severity: Severity::High,
-                on_hand,
-                threshold: i.policy.safety_stock,
-                suggested_order_qty: suggested,
-                message: format!(
-                    "{what} is below its safety stock: {} {unit} left, {} kept for a {:.0}% service level.{order_text}",
-                    q(on_hand),
-                    q(i.policy.safety_stock.round_dp(1)),
-                    i.params.service_level * 100.0
-                ),
-            });
-        }
-        let position = on_hand + i.position.on_order;
-        let rop_line = if is_open(AlertType::BelowReorderPoint) {
-            i.policy.reorder_point * Decimal::new(105, 2)
-        } else {
-            i.policy.reorder_point
-        };
-        if position <= rop_line {
-            let cover = i
-                .policy
-                .days_of_cover
-                .map(|d| format!("{} days of cover", q(d.round_dp(1))))
-                .unwrap_or_default();
-            let transit = if i.position.on_order > Decimal::ZERO {
-                format!(
-                    ", about {} {unit} expected on the way",
-                    expected(i.position.on_order, unit)
-                )
-            } else {
-                String::new()
-            };
-            out.push(Condition {
-                alert_type: AlertType::BelowReorderPoint,
-                severity: Severity::Medium,
-                on_hand,
-                threshold: i.policy.reorder_point,
-                suggested_order_qty: suggested,
-                message: format!(
-                    "{what} is at its reorder point: {} {unit} ({cover}{transit}), reorder at {}.{order_text}",
-                    q(on_hand),
-                    q(i.policy.reorder_point.round_dp(1))
-                ),
-            });
-        }
-        let over_level = i.policy.order_up_to + i.params.case_pack;
-        if let Some(cover) = i.policy.days_of_cover
-            && cover.to_f64().unwrap_or(0.0) > cfg.overstock_days
-            && on_hand > over_level
-        {
-            out.push(Condition {
-                alert_type: AlertType::Overstock,
-                severity: Severity::Low,
-                on_hand,
-                threshold: over_level,
-                suggested_order_qty: Decimal::ZERO,
-                message: format!(
-                    "{what} is overstocked: {} {unit} is {} days of sales; hold further orders or move stock.",
-                    q(on_hand),
-                    q(cover.round_dp(0))
-                ),
-            });
-        }
-        let sales_per_day = i.demand.level / i.demand.units_per_sale.max(1e-9);
-        // a rate worth trusting: a week of this item and of the store's weekly rhythm, and
-        // enough on the shelf (on record) for a few sales
-        let trusted = i.demand.days >= 7 && i.shape.days >= 7;
-        let enough = on_hand.to_f64().unwrap_or(0.0) >= 3.0 * i.demand.units_per_sale.max(1.0);
-        if trusted
-            && enough
-            && sales_per_day >= cfg.phantom_min_sales_per_day
-            && let Some(since) = i.last_sale_or_restock
-        {
-            // judged at three quarters of the usual pace: days are busier and quieter than average
-            let cautious = Demand {
-                level: i.demand.level * 0.75,
-                ..*i.demand
-            };
-            let p = chance_of_no_sale(&cautious, i.shape, since, now, i.tz);
-            // an item selling n times a day has about n gaps a day: the chance is judged per day,
-            // not per look, or the busiest items would cry wolf every afternoon
-            let threshold = cfg.phantom_probability / sales_per_day.max(1.0);
-            if p < threshold || (is_open(AlertType::SuspectedPhantomStock) && p < threshold * 10.0)
-            {
-                let hours = (now - since).num_minutes() as f64 / 60.0;
-                out.push(Condition {
-                    alert_type: AlertType::SuspectedPhantomStock,
-                    severity: Severity::High,
-                    on_hand,
-                    threshold: Decimal::ZERO,
-                    suggested_order_qty: Decimal::ZERO,
-                    message: format!(
-                        "{what}: the records show {} {unit} but nothing has sold for {:.1} hours, where it usually sells {:.0} times a day. Check the shelf and count it.",
-                        q(on_hand),
-                        hours,
-                        sales_per_day
-                    ),
-                });
-            }
+            out.push(c.condition(t, Severity::High, threshold, true, Finding::RanOut));
         }
     }
     out
+}
+
+/// When the shelf runs empty soon enough to warn of: counting the deliveries expected on the way,
+/// within a day and the evening after it (a day more while the warning is open, so it does not
+/// flap) — or, with less than a share of a day's demand left, whatever is expected, unless the
+/// next delivery comes first and usually carries the day.
+fn run_out(c: &Ctx<'_, '_>) -> Option<DateTime<Utc>> {
+    let (i, cfg) = (c.i, c.cfg);
+    let held = c.is_open(AlertType::ProjectedStockout);
+    let window = c.now
+        + Duration::hours(i64::from(cfg.stockout_window_hours))
+        + if held {
+            Duration::hours(i64::from(cfg.stockout_hold_hours))
+        } else {
+            Duration::zero()
+        };
+    let bare_run_out =
+        crate::policy::projected_stockout(i.demand, i.shape, c.on_hand_f64(), c.now, i.tz, 3, &[]);
+    let delivery_carries_the_day = i.next_delivery.is_some_and(|d| {
+        bare_run_out.is_none_or(|r| d <= r) && i.typical_delivery >= i.demand.level
+    });
+    let low_cover = !delivery_carries_the_day && {
+        let share = if held {
+            cfg.low_cover_share_held
+        } else {
+            cfg.low_cover_share
+        };
+        c.on_hand_f64() < share * i.demand.level
+    };
+    let too_close_to_call = |at: &DateTime<Utc>| {
+        i.next_delivery
+            .is_some_and(|d| *at < d && *at >= d - i.delivery_slack)
+    };
+    let imminent = |at: &DateTime<Utc>| *at <= c.now + Duration::days(1);
+    i.policy
+        .projected_stockout_at
+        .filter(|at| *at <= window)
+        .filter(|at| !too_close_to_call(at))
+        .filter(|at| i.rhythm_known || imminent(at))
+        .or(if low_cover { bare_run_out } else { None })
+}
+
+/// Further out, for a slow mover: the chance of an empty shelf before an order placed tomorrow
+/// could arrive. A fast mover's projection at the expected pace is reliable within its day, and
+/// days ahead its stock depends on the sizes of the orders on their way more than on chance —
+/// sizes the store corrects as it goes, unseen here.
+fn order_risk(c: &Ctx<'_, '_>, runs_out: Option<DateTime<Utc>>) -> Option<Condition> {
+    let (i, cfg) = (c.i, c.cfg);
+    let until = c.now + Duration::days(c.lead + 1);
+    let slow = i.demand.level / i.demand.units_per_sale.max(1e-9) <= SLOW_MOVER_SALES_PER_DAY;
+    if runs_out.is_some() || c.lead <= 0 || !slow {
+        return None;
+    }
+    // once raised, it holds until stock recovers: deliveries merely expected drift into the
+    // window as time passes and would end and raise it again and again
+    let held = c.is_open(AlertType::ProjectedStockout);
+    let expected: &[(DateTime<Utc>, f64)] = if held { &[] } else { i.deliveries };
+    let risk = crate::risk::stockout_risk(
+        i.demand,
+        i.shape,
+        c.on_hand_f64(),
+        c.now,
+        until,
+        i.tz,
+        expected,
+    );
+    let line = if held {
+        cfg.order_risk * cfg.order_risk_hold_share
+    } else {
+        cfg.order_risk
+    };
+    // a held warning judged without a delivery on the way says so
+    let without_delivery =
+        expected.is_empty() && i.deliveries.iter().any(|(t, _)| *t > c.now && *t < until);
+    (risk >= line).then(|| {
+        c.condition(
+            AlertType::ProjectedStockout,
+            Severity::Medium,
+            i.policy.lead_time_demand,
+            true,
+            Finding::OrderRisk {
+                risk,
+                until,
+                held: without_delivery,
+            },
+        )
+    })
+}
+
+/// The shelf runs empty within the warning window; too late for a normal order when before a
+/// lead time from now.
+fn projected_stockout(c: &Ctx<'_, '_>, runs_out: Option<DateTime<Utc>>) -> Option<Condition> {
+    let at = runs_out?;
+    let too_late = at < c.now + Duration::days(c.lead.max(1));
+    Some(c.condition(
+        AlertType::ProjectedStockout,
+        if too_late {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
+        c.i.policy.lead_time_demand,
+        true,
+        Finding::RunsOut { at, too_late },
+    ))
+}
+
+/// Below safety stock, with a run-out ahead (cleared a margin above it).
+fn below_safety_stock(c: &Ctx<'_, '_>, runs_out: Option<DateTime<Utc>>) -> Option<Condition> {
+    let ss = c.i.policy.safety_stock;
+    let line = if c.is_open(AlertType::BelowSafetyStock) {
+        ss * factor(c.cfg.safety_stock_clear)
+    } else {
+        ss
+    };
+    (c.on_hand < line && runs_out.is_some()).then(|| {
+        c.condition(
+            AlertType::BelowSafetyStock,
+            Severity::High,
+            ss,
+            true,
+            Finding::BelowSafetyStock,
+        )
+    })
+}
+
+/// The stock position (on hand and on order) at or below the reorder point (cleared a margin
+/// above it).
+fn below_reorder_point(c: &Ctx<'_, '_>) -> Option<Condition> {
+    let rop = c.i.policy.reorder_point;
+    let position = c.on_hand + c.i.position.on_order;
+    let line = if c.is_open(AlertType::BelowReorderPoint) {
+        rop * factor(c.cfg.reorder_point_clear)
+    } else {
+        rop
+    };
+    (position <= line).then(|| {
+        c.condition(
+            AlertType::BelowReorderPoint,
+            Severity::Medium,
+            rop,
+            true,
+            Finding::AtReorderPoint,
+        )
+    })
+}
+
+/// More days of cover than `overstock_days`, and more than a case above the order-up-to level.
+fn overstock(c: &Ctx<'_, '_>) -> Option<Condition> {
+    let over_level = c.i.policy.order_up_to + c.i.params.case_pack;
+    let cover = c.i.policy.days_of_cover?;
+    (cover.to_f64().unwrap_or(0.0) > c.cfg.overstock_days && c.on_hand > over_level).then(|| {
+        c.condition(
+            AlertType::Overstock,
+            Severity::Low,
+            over_level,
+            false,
+            Finding::Overstock { cover },
+        )
+    })
+}
+
+/// Stock on record and a normally selling item that has sold nothing for far longer than its
+/// pace makes likely.
+fn phantom_stock(c: &Ctx<'_, '_>) -> Option<Condition> {
+    let (i, cfg) = (c.i, c.cfg);
+    let sales_per_day = i.demand.level / i.demand.units_per_sale.max(1e-9);
+    // a rate worth trusting: enough days of this item and of the store's weekly rhythm, and
+    // enough on the shelf (on record) for a few sales
+    let trusted =
+        i.demand.days >= cfg.phantom_history_days && i.shape.days >= cfg.phantom_history_days;
+    let enough = c.on_hand_f64() >= cfg.phantom_min_shelf_sales * i.demand.units_per_sale.max(1.0);
+    if !(trusted && enough && sales_per_day >= cfg.phantom_min_sales_per_day) {
+        return None;
+    }
+    let since = i.last_sale_or_restock?;
+    // judged at a cautious share of the usual pace: days are busier and quieter than average
+    let cautious = Demand {
+        level: i.demand.level * cfg.phantom_pace,
+        ..*i.demand
+    };
+    let p = chance_of_no_sale(&cautious, i.shape, since, c.now, i.tz);
+    // an item selling n times a day has about n gaps a day: the chance is judged per day, not
+    // per look, or the busiest items would cry wolf every afternoon
+    let threshold = cfg.phantom_probability / sales_per_day.max(1.0);
+    let held = c.is_open(AlertType::SuspectedPhantomStock) && p < threshold * cfg.phantom_hold;
+    (p < threshold || held).then(|| {
+        c.condition(
+            AlertType::SuspectedPhantomStock,
+            Severity::High,
+            Decimal::ZERO,
+            false,
+            Finding::Phantom {
+                hours: (c.now - since).num_minutes() as f64 / 60.0,
+                sales_per_day,
+            },
+        )
+    })
 }
 
 /// An alert that is open now.

@@ -1,4 +1,4 @@
-//! The command line (CONTRACT §7). Every flag also reads an environment variable; a
+//! The command line (docs/contract.md §7). Every flag also reads an environment variable; a
 //! `stocklake.toml` may set the same (see `config.rs` for the layering).
 
 use std::path::PathBuf;

@@ -104,6 +104,18 @@ pub struct StockSection {
     pub phantom_probability: f64,
     pub min_history_days: u32,
     pub order_risk: f64,
+    pub phantom_min_sales_per_day: f64,
+    pub stockout_window_hours: u32,
+    pub stockout_hold_hours: u32,
+    pub low_cover_share: f64,
+    pub low_cover_share_held: f64,
+    pub order_risk_hold_share: f64,
+    pub safety_stock_clear: f64,
+    pub reorder_point_clear: f64,
+    pub phantom_pace: f64,
+    pub phantom_hold: f64,
+    pub phantom_history_days: u32,
+    pub phantom_min_shelf_sales: f64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -594,6 +606,30 @@ fn settle(
     }
     if s.demand_half_life_days <= 0.0 || s.overstock_days <= 0.0 {
         bail!("`stock.demand_half_life_days` and `stock.overstock_days` must be positive");
+    }
+    for (key, v) in [
+        ("stock.low_cover_share", s.low_cover_share),
+        ("stock.low_cover_share_held", s.low_cover_share_held),
+        ("stock.order_risk_hold_share", s.order_risk_hold_share),
+        ("stock.phantom_pace", s.phantom_pace),
+    ] {
+        if !(v > 0.0 && v <= 1.0) {
+            bail!("`{key}` = {v} must be in (0, 1]");
+        }
+    }
+    for (key, v) in [
+        ("stock.safety_stock_clear", s.safety_stock_clear),
+        ("stock.reorder_point_clear", s.reorder_point_clear),
+        ("stock.phantom_hold", s.phantom_hold),
+    ] {
+        if !(1.0..=100.0).contains(&v) {
+            bail!("`{key}` = {v} must be at least 1 (a margin to clear by) and at most 100");
+        }
+    }
+    if s.phantom_min_sales_per_day <= 0.0 || s.phantom_min_shelf_sales < 0.0 {
+        bail!(
+            "`stock.phantom_min_sales_per_day` must be positive and `stock.phantom_min_shelf_sales` not negative"
+        );
     }
     if config.refine.dedup_window_days == 0 {
         bail!("`refine.dedup_window_days` must be at least 1");

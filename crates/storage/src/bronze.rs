@@ -1,4 +1,4 @@
-//! The bronze layout (CONTRACT §5): names, line format, and the sequence arithmetic that makes
+//! The bronze layout (docs/contract.md §5): names, line format, and the sequence arithmetic that makes
 //! the object names the checkpoint of ingest.
 //!
 //! An object holds consecutive records of one source partition (a Kinesis shard, or one HTTP

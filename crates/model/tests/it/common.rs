@@ -132,7 +132,7 @@ impl Lake {
         out
     }
 
-    /// On hand per (store, sku) by CONTRACT §2, computed from silver alone.
+    /// On hand per (store, sku) by docs/contract.md §2, computed from silver alone.
     pub async fn on_hand_from_silver(&self) -> BTreeMap<(String, String), Decimal> {
         #[derive(Default)]
         struct K {

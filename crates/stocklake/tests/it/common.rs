@@ -310,7 +310,7 @@ pub async fn wait_for_gold_lines(
     }
 }
 
-/// On hand per (store, sku) by CONTRACT §2: the latest count by event time (the larger of two
+/// On hand per (store, sku) by docs/contract.md §2: the latest count by event time (the larger of two
 /// at the same instant), plus every movement strictly after it; without a count, the sum of
 /// all movements. Computed from the raw events, sharing nothing with the model.
 #[allow(dead_code)]

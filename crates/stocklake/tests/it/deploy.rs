@@ -125,7 +125,7 @@ fn host_of(url: &str) -> &str {
 /// variables its flags name in `--help`, the original design's names and the AWS SDK's.
 fn known_variables() -> BTreeSet<String> {
     let mut known: BTreeSet<String> = [
-        // CONTRACT §7: the original design's names
+        // docs/contract.md §7: the original design's names
         "AWS_ENDPOINT_URL",
         "AWS_REGION",
         "KINESIS_STREAM_NAME",

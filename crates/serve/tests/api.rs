@@ -1,0 +1,174 @@
+//! The API's handlers against a real SQLite gold (no server, no network): what each endpoint
+//! answers, its checks of what it is asked, the read token, and the headers on every answer.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::Value;
+use stocklake_http::TokenSet;
+use stocklake_model::Gold;
+use stocklake_serve::{AppState, Pipeline, router};
+use tower::ServiceExt;
+
+const TOKEN: &str = "read-token-for-tests";
+
+async fn app(dir: &tempfile::TempDir, tokens: &[&str]) -> axum::Router {
+    let url = format!("sqlite://{}", dir.path().join("gold.db").display());
+    let gold = Gold::connect(&url).await.expect("gold");
+    gold.migrate().await.expect("migrate");
+    let state = AppState {
+        gold,
+        pipeline: Pipeline::new(&["ingest", "refine", "model"]),
+        read_tokens: TokenSet::new(tokens),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    router(state).layer(axum::middleware::from_fn_with_state(
+        stocklake_http::Guard::default(),
+        stocklake_http::guard,
+    ))
+}
+
+async fn get(
+    app: &axum::Router,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let mut req = Request::get(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let r = app
+        .clone()
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("answer");
+    let (status, headers) = (r.status(), r.headers().clone());
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+#[tokio::test]
+async fn an_empty_gold_answers_every_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app(&dir, &[]).await;
+    for (path, list) in [
+        ("/v1/stock", "stock"),
+        ("/v1/stock/summary", "categories"),
+        ("/v1/stores", "stores"),
+        ("/v1/alerts?status=open", "alerts"),
+        ("/v1/dead-letters", "dead_letters"),
+    ] {
+        let (s, v, _) = get(&app, path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        assert_eq!(v[list], Value::Array(vec![]), "{path}: {v}");
+        assert_eq!(v["count"], 0, "{path}: {v}");
+    }
+    let (s, v, _) = get(&app, "/v1/pipeline", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["stages"].as_array().map(Vec::len), Some(3), "{v}");
+    assert_eq!(v["gold"]["counts"]["dead_letters"], 0, "{v}");
+    let (s, v, _) = get(&app, "/v1/sales/velocity?hours=24", None).await;
+    assert_eq!((s, &v["hours"]), (StatusCode::OK, &Value::Array(vec![])));
+    let (s, _, _) = get(&app, "/readyz", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn what_is_asked_is_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app(&dir, &[]).await;
+    for path in [
+        "/v1/stock?limit=0",
+        "/v1/stock?limit=10001",
+        "/v1/stock?offset=1000000001",
+        "/v1/stock?offset=-1",
+        "/v1/stock?status=sold",
+        "/v1/stock?token=x",
+        "/v1/alerts?status=closed",
+        "/v1/alerts?alert_type=nothing",
+        "/v1/alerts?offset=18446744073709551616",
+        "/v1/stores?limit=100000",
+        "/v1/stock/summary?hours=3",
+        "/v1/sales/velocity?hours=0",
+        "/v1/sales/velocity?hours=1441",
+        "/v1/sales/velocity?limit=5",
+        "/v1/pipeline?verbose=1",
+        "/v1/dead-letters?limit=10001",
+    ] {
+        let (s, v, _) = get(&app, path, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["error"], "bad_query", "{path}: {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{path}: {v}"
+        );
+    }
+    let (s, v, _) = get(&app, "/v1/stock?limit=10000&offset=1000000000", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["limit"].as_u64(), v["offset"].as_u64()),
+        (Some(10_000), Some(1_000_000_000))
+    );
+}
+
+#[tokio::test]
+async fn the_read_token_guards_the_data_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app(&dir, &[TOKEN]).await;
+    for path in [
+        "/v1/stock",
+        "/v1/alerts",
+        "/v1/pipeline",
+        "/v1/stores",
+        "/v1/dead-letters",
+    ] {
+        let (s, v, h) = get(&app, path, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(v["error"], "unauthorized");
+        assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+        let (s, _, _) = get(&app, path, Some("wrong-token-for-tests")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+        let (s, _, _) = get(&app, path, Some(TOKEN)).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+    }
+    for path in [
+        "/",
+        "/assets/app.js",
+        "/assets/app.css",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.yaml",
+    ] {
+        let (s, _, _) = get(&app, path, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app(&dir, &[]).await;
+    for path in ["/", "/v1/stock", "/healthz", "/no-such-page"] {
+        let (_, _, h) = get(&app, path, None).await;
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        let csp = h["content-security-policy"].to_str().expect("csp");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    let (_, _, h) = get(&app, "/", None).await;
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+}
