@@ -98,9 +98,7 @@ pub struct BronzeWriter {
 
 impl BronzeWriter {
     pub fn open(location: &Location, aws: &AwsOptions) -> Result<BronzeWriter, IngestError> {
-        let store = location
-            .object_store(aws)
-            .map_err(|e| IngestError::Storage(e.to_string()))?;
+        let store = location.object_store(aws).map_err(IngestError::storage)?;
         Ok(BronzeWriter {
             store,
             location: location.clone(),
@@ -154,10 +152,7 @@ impl BronzeWriter {
         self.store
             .put(&path, PutPayload::from(encoded))
             .await
-            .map_err(|e| IngestError::BronzeWrite {
-                path: name.path(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| IngestError::bronze_write(name.path(), e))?;
         if let Some(root) = &self.local_root {
             // object_store renames a finished temporary file into place; make both the file and
             // the rename survive a power cut before anything is acknowledged
@@ -165,10 +160,7 @@ impl BronzeWriter {
             tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
                 .await
                 .map_err(|e| IngestError::Internal(e.to_string()))?
-                .map_err(|e| IngestError::BronzeWrite {
-                    path: name.path(),
-                    message: format!("fsync: {e}"),
-                })?;
+                .map_err(|e| IngestError::bronze_write(name.path(), e).context("fsync"))?;
         }
         let source_label = source.kind();
         metrics::BRONZE_OBJECTS

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::operation::get_records::GetRecordsError;
 use aws_sdk_kinesis::types::{Shard, ShardIteratorType};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use stocklake_storage::bronze::Source;
-use stocklake_storage::{high_water_marks, list_bronze};
+use stocklake_storage::{Backoff, ErrorClass, high_water_marks, list_bronze};
 use stocklake_telemetry as metrics;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -149,7 +150,7 @@ impl KinesisSource {
     pub async fn run(&self, once: bool, cancel: CancellationToken) -> Result<u64, IngestError> {
         let objects = list_bronze(self.writer.store().as_ref(), None)
             .await
-            .map_err(|e| IngestError::Storage(e.to_string()))?;
+            .map_err(|e| IngestError::storage(e).context("listing bronze"))?;
         let hwm = high_water_marks(&objects, &self.source());
         for (shard, seq) in &hwm {
             let seq = seq.clone();
@@ -201,7 +202,7 @@ impl KinesisSource {
                         Ok((_, n)) => total += n,
                         Err(e) => {
                             cancel.cancel();
-                            return Err(IngestError::Kinesis(format!("shard {id}: {e}")));
+                            return Err(e.context(&format!("shard {id}")));
                         }
                     }
                 }
@@ -224,6 +225,10 @@ impl KinesisSource {
                         let (id, r) = joined.map_err(|e| IngestError::Internal(e.to_string()))?;
                         match r {
                             Ok((_, n)) => total += n,
+                            Err(e) if e.class() == ErrorClass::Fatal => {
+                                cancel.cancel();
+                                return Err(e.context(&format!("shard {id}")));
+                            }
                             Err(e) => {
                                 // read it again from its checkpoint at the next listing
                                 tracing::warn!(shard = %id, error = %e, "shard reader failed; restarting");
@@ -238,7 +243,7 @@ impl KinesisSource {
     }
 
     async fn list_shards(&self, cancel: &CancellationToken) -> Result<Vec<Shard>, IngestError> {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         for attempt in 0.. {
             let listed = self.try_list_shards().await;
             self.set_listing_error(listed.as_ref().err().map(ToString::to_string));
@@ -251,9 +256,8 @@ impl KinesisSource {
                     tracing::warn!(error = %e, "ListShards failed; retrying");
                     tokio::select! {
                         _ = cancel.cancelled() => return Ok(Vec::new()),
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff.failed()) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => return Err(e),
             }
@@ -271,11 +275,10 @@ impl KinesisSource {
                 None => self.client.list_shards().stream_name(&self.cfg.stream),
             };
             let out = req.send().await.map_err(|e| {
-                IngestError::Kinesis(format!(
-                    "ListShards on {}: {}",
-                    self.cfg.stream,
-                    aws_sdk_kinesis::error::DisplayErrorContext(&e)
-                ))
+                IngestError::kinesis(
+                    &format!("ListShards on {stream}", stream = self.cfg.stream),
+                    e,
+                )
             })?;
             shards.extend(out.shards().iter().cloned());
             match out.next_token() {
@@ -302,12 +305,10 @@ impl KinesisSource {
                 .starting_sequence_number(seq),
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let out = req.send().await.map_err(|e| {
-            IngestError::Kinesis(format!(
-                "GetShardIterator {shard}: {}",
-                aws_sdk_kinesis::error::DisplayErrorContext(&e)
-            ))
-        })?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| IngestError::kinesis(&format!("GetShardIterator {shard}"), e))?;
         Ok(out.shard_iterator().map(str::to_string))
     }
 
@@ -321,17 +322,8 @@ impl KinesisSource {
         finished: &Finished,
         cancel: &CancellationToken,
     ) -> Result<(ShardEnd, u64), IngestError> {
-        // a child waits for its parents to be read to the end
-        while !finished.contains_all(&parents) {
-            let notified = finished.notify.notified();
-            if finished.contains_all(&parents) {
-                break;
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok((ShardEnd::Cancelled, 0)),
-                _ = notified => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+        if !wait_for_parents(&parents, finished, cancel).await {
+            return Ok((ShardEnd::Cancelled, 0));
         }
         let source = self.source();
         let mut cursor = start_after;
@@ -340,7 +332,7 @@ impl KinesisSource {
         let mut buffer_bytes = 0usize;
         let mut buffer_since = Instant::now();
         let mut written = 0u64;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         loop {
             let Some(it) = iterator.clone() else {
                 // the shard is closed and read to its end
@@ -377,70 +369,35 @@ impl KinesisSource {
                 .await;
             let out = match resp {
                 Ok(out) => {
-                    if backoff > Duration::from_millis(100) {
+                    if backoff.failures() > 0 {
                         self.update(shard, |s| s.last_error = None);
                     }
-                    backoff = Duration::from_millis(100);
+                    backoff.succeeded();
                     out
                 }
                 Err(e) => {
-                    let service = e.as_service_error();
-                    if service.is_some_and(|s| s.is_expired_iterator_exception()) {
-                        metrics::INGEST_ERRORS
-                            .with_label_values(&["kinesis", "expired_iterator"])
-                            .inc();
-                        iterator = self.iterator(shard, cursor.as_deref()).await?;
-                        continue;
+                    match self.get_records_failed(shard, e, &mut backoff)? {
+                        Some(pause) => {
+                            tokio::select! {
+                                _ = cancel.cancelled() => {}
+                                _ = tokio::time::sleep(pause) => {}
+                            }
+                        }
+                        None => iterator = self.iterator(shard, cursor.as_deref()).await?,
                     }
-                    let throttled = service.is_some_and(|s| {
-                        s.is_provisioned_throughput_exceeded_exception()
-                            || s.is_kms_throttling_exception()
-                    });
-                    let kind = if throttled {
-                        "throttled"
-                    } else {
-                        "get_records"
-                    };
-                    metrics::INGEST_ERRORS
-                        .with_label_values(&["kinesis", kind])
-                        .inc();
-                    let text = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
-                    tracing::debug!(shard, error = %text, "GetRecords failed; backing off");
-                    self.update(shard, |s| s.last_error = Some(text.clone()));
-                    if !throttled && backoff >= Duration::from_secs(20) {
-                        return Err(IngestError::Kinesis(format!("GetRecords {shard}: {text}")));
-                    }
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
             };
             let lag = out.millis_behind_latest();
-            if let Some(ms) = lag {
-                metrics::KINESIS_LAG_MS.with_label_values(&[shard]).set(ms);
-            }
+            self.note_lag(shard, lag);
             let n = out.records().len();
             if buffer.is_empty() && n > 0 {
                 buffer_since = Instant::now();
             }
-            for r in out.records() {
-                let arrived_at = r
-                    .approximate_arrival_timestamp()
-                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
-                    .unwrap_or_else(Utc::now);
-                let payload = Bytes::copy_from_slice(r.data().as_ref());
-                buffer_bytes += payload.len();
-                cursor = Some(r.sequence_number().to_string());
-                buffer.push(PendingRecord {
-                    sequence: r.sequence_number().to_string(),
-                    arrived_at,
-                    payload,
-                });
+            if let Some(last) = out.records().last() {
+                cursor = Some(last.sequence_number().to_string());
             }
-            self.update(shard, |s| s.millis_behind_latest = lag);
+            buffer_bytes += take_records(out.records(), &mut buffer);
             iterator = out.next_shard_iterator().map(str::to_string);
             let caught_up = n == 0 && lag.unwrap_or(0) == 0;
             if closed && caught_up {
@@ -475,6 +432,53 @@ impl KinesisSource {
         }
     }
 
+    /// Counts and shows a failed GetRecords; the pause before the next (`None`: the iterator
+    /// expired, get another at once), or the error once a shard keeps failing for other
+    /// reasons than throttling.
+    fn get_records_failed<R: std::fmt::Debug + Send + Sync + 'static>(
+        &self,
+        shard: &str,
+        e: aws_sdk_kinesis::error::SdkError<GetRecordsError, R>,
+        backoff: &mut Backoff,
+    ) -> Result<Option<Duration>, IngestError> {
+        let service = e.as_service_error();
+        if service.is_some_and(|s| s.is_expired_iterator_exception()) {
+            metrics::INGEST_ERRORS
+                .with_label_values(&["kinesis", "expired_iterator"])
+                .inc();
+            return Ok(None);
+        }
+        let throttled = service.is_some_and(|s| {
+            s.is_provisioned_throughput_exceeded_exception() || s.is_kms_throttling_exception()
+        });
+        let kind = if throttled {
+            "throttled"
+        } else {
+            "get_records"
+        };
+        metrics::INGEST_ERRORS
+            .with_label_values(&["kinesis", kind])
+            .inc();
+        let text = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
+        tracing::debug!(shard, error = %text, "GetRecords failed; backing off");
+        self.update(shard, |s| s.last_error = Some(text.clone()));
+        let e = IngestError::kinesis(&format!("GetRecords {shard}"), e);
+        if e.class() == ErrorClass::Fatal
+            || (!throttled && backoff.next_pause() >= Duration::from_secs(20))
+        {
+            return Err(e);
+        }
+        Ok(Some(backoff.failed()))
+    }
+
+    /// How far behind the stream's tip a shard is, in the metrics and its status.
+    fn note_lag(&self, shard: &str, lag: Option<i64>) {
+        if let Some(ms) = lag {
+            metrics::KINESIS_LAG_MS.with_label_values(&[shard]).set(ms);
+        }
+        self.update(shard, |s| s.millis_behind_latest = lag);
+    }
+
     /// Writes the buffer as one bronze object, retrying until it is durable (or cancelled).
     async fn flush(
         &self,
@@ -488,7 +492,7 @@ impl KinesisSource {
         if buffer.is_empty() {
             return Ok(());
         }
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         loop {
             match self.writer.write(source, shard, buffer).await {
                 Ok(o) => {
@@ -516,9 +520,8 @@ impl KinesisSource {
                     }
                     tokio::select! {
                         _ = cancel.cancelled() => {}
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff.failed()) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }
@@ -547,10 +550,10 @@ pub async fn ensure_stream(
             false
         }
         Err(e) => {
-            return Err(IngestError::Kinesis(format!(
-                "DescribeStreamSummary {stream}: {}",
-                aws_sdk_kinesis::error::DisplayErrorContext(&e)
-            )));
+            return Err(IngestError::kinesis(
+                &format!("DescribeStreamSummary {stream}"),
+                e,
+            ));
         }
     };
     let created = if exists {
@@ -571,10 +574,7 @@ pub async fn ensure_stream(
                 false
             }
             Err(e) => {
-                return Err(IngestError::Kinesis(format!(
-                    "CreateStream {stream}: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(&e)
-                )));
+                return Err(IngestError::kinesis(&format!("CreateStream {stream}"), e));
             }
         }
     };
@@ -585,12 +585,7 @@ pub async fn ensure_stream(
             .stream_name(stream)
             .send()
             .await
-            .map_err(|e| {
-                IngestError::Kinesis(format!(
-                    "DescribeStreamSummary {stream}: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| IngestError::kinesis(&format!("DescribeStreamSummary {stream}"), e))?;
         let active = out
             .stream_description_summary()
             .map(|d| {
@@ -601,7 +596,7 @@ pub async fn ensure_stream(
             return Ok(created);
         }
         if Instant::now() > deadline {
-            return Err(IngestError::Kinesis(format!(
+            return Err(IngestError::kinesis_message(format!(
                 "stream {stream} did not become active"
             )));
         }
@@ -615,4 +610,52 @@ pub fn checkpoints(status: &BTreeMap<String, ShardStatus>) -> HashMap<String, St
         .iter()
         .filter_map(|(k, v)| v.checkpoint.clone().map(|c| (k.clone(), c)))
         .collect()
+}
+
+/// Adds the records to the buffer; their bytes.
+fn take_records(
+    records: &[aws_sdk_kinesis::types::Record],
+    buffer: &mut Vec<PendingRecord>,
+) -> usize {
+    let mut bytes = 0;
+    for r in records {
+        let record = pending(r);
+        bytes += record.payload.len();
+        buffer.push(record);
+    }
+    bytes
+}
+
+/// A Kinesis record as bronze takes it (its arrival time, or now when the stream has none).
+fn pending(r: &aws_sdk_kinesis::types::Record) -> PendingRecord {
+    let arrived_at = r
+        .approximate_arrival_timestamp()
+        .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_else(Utc::now);
+    PendingRecord {
+        sequence: r.sequence_number().to_string(),
+        arrived_at,
+        payload: Bytes::copy_from_slice(r.data().as_ref()),
+    }
+}
+
+/// Waits until every parent shard is read to its end (a child shard's records follow its
+/// parents'); `false` when cancelled first.
+async fn wait_for_parents(
+    parents: &[String],
+    finished: &Finished,
+    cancel: &CancellationToken,
+) -> bool {
+    while !finished.contains_all(parents) {
+        let notified = finished.notify.notified();
+        if finished.contains_all(parents) {
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = notified => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    true
 }

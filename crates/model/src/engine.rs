@@ -12,17 +12,18 @@ use std::time::Instant;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use deltalake::DeltaTable;
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use stocklake_event::EventType;
-use stocklake_refine::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
-use stocklake_stock::{
-    AlertType, Change, Inputs, Names, OpenAlert, Params, Position, RuleConfig, alpha, conditions,
-    lifecycle, policy,
-};
+use stocklake_silver::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
+use stocklake_stock::{AlertType, RuleConfig, alpha};
 use stocklake_storage::{AwsOptions, Location};
 use stocklake_telemetry as metrics;
 
 use crate::ModelError;
 use crate::db::Gold;
+use crate::key::{
+    DayClose, DayKeys, KeyLine, Look, Shelf, Transition, apply_to_row, decimal_f64, outbox_row,
+};
 use crate::master::{read_products, read_stores};
 use crate::rows::*;
 use crate::silver::{SilverLine, latest_version, lines_between};
@@ -119,10 +120,25 @@ enum Write {
     Trial,
 }
 
+/// What a batch gathers as it applies its lines.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The keys the batch moved.
+    touched: BTreeSet<Key>,
+    /// Keys whose row of the store's current day changed.
+    today_dirty: HashSet<Key>,
+    /// Rows of the daily snapshot to write, by (store, product, date).
+    daily_out: HashMap<(i32, i32, i32), DailyRow>,
+    /// Movements of days already closed.
+    late: Vec<LateMove>,
+    /// Each key's movements in this batch: (time, change to on hand).
+    moves: HashMap<Key, Vec<(DateTime<Utc>, Decimal)>>,
+}
+
 /// A movement of a day already closed, to correct in the daily snapshot.
 #[derive(Debug, Clone)]
 struct LateMove {
-    key: (i32, u32),
+    key: Key,
     date: NaiveDate,
     time: DateTime<Utc>,
     event_type: EventType,
@@ -137,12 +153,12 @@ pub struct Model {
     lines: DeltaTable,
     products_table: DeltaTable,
     stores_table: DeltaTable,
-    stores: HashMap<i32, StoreState>,
-    store_ids: HashMap<String, i32>,
+    stores: HashMap<StoreKey, StoreState>,
+    store_ids: HashMap<String, StoreKey>,
     skus: Skus,
     /// Boxed: a map of a million keys sits at half its capacity after growing, and the
     /// growth itself holds the old and the new table at once; boxes keep both small.
-    keys: HashMap<(i32, u32), Box<KeyState>>,
+    keys: HashMap<Key, Box<KeyState>>,
     dates: HashSet<i32>,
     checkpoints: HashMap<String, CheckpointRow>,
     next_alert_id: i64,
@@ -205,7 +221,7 @@ impl Model {
             async move {
                 open_or_create(&cfg.silver, &cfg.aws, name)
                     .await
-                    .map_err(|e| ModelError::Silver(e.to_string()))
+                    .map_err(ModelError::silver_table)
             }
         };
         let lines = silver(POS_EVENT_LINES).await?;
@@ -262,13 +278,14 @@ impl Model {
         self.keys.clear();
         self.open_alerts.clear();
         for s in l.stores {
-            self.store_ids.insert(s.store_id.clone(), s.store_key);
+            self.store_ids
+                .insert(s.store_id.clone(), StoreKey(s.store_key));
             let tz = parse_tz(&s.timezone);
             self.stores
-                .insert(s.store_key, StoreState::new(s, tz, false));
+                .insert(StoreKey(s.store_key), StoreState::new(s, tz, false));
         }
         for st in l.store_states {
-            if let Some(s) = self.stores.get_mut(&st.store_key) {
+            if let Some(s) = self.stores.get_mut(&StoreKey(st.store_key)) {
                 s.clock = st.clock;
                 s.local_date = st.local_date.and_then(key_date);
                 if let Ok(extra) = serde_json::from_value::<StoreExtra>(st.state) {
@@ -286,12 +303,13 @@ impl Model {
             let full = page.len() as i64 == LEVEL_PAGE;
             for lv in &page {
                 after = (lv.store_key, lv.product_key);
-                let Some(&sku) = self.skus.by_key.get(&lv.product_key) else {
+                let Some(sku) = self.skus.of_key(lv.product_key) else {
                     continue;
                 };
+                let store = StoreKey(lv.store_key);
                 self.keys
-                    .insert((lv.store_key, sku), Box::new(KeyState::from_level(lv)));
-                if let Some(s) = self.stores.get_mut(&lv.store_key) {
+                    .insert(Key::new(store, sku), Box::new(KeyState::from_level(lv)));
+                if let Some(s) = self.stores.get_mut(&store) {
                     s.skus.push(sku);
                 }
             }
@@ -300,24 +318,25 @@ impl Model {
             }
         }
         for a in &l.open_alerts {
-            let Some(&sku) = self.skus.by_key.get(&a.product_key) else {
+            let Some(sku) = self.skus.of_key(a.product_key) else {
                 continue;
             };
-            if let (Some(k), Some(o)) = (self.keys.get_mut(&(a.store_key, sku)), open_state(a)) {
+            let key = Key::new(StoreKey(a.store_key), sku);
+            if let (Some(k), Some(o)) = (self.keys.get_mut(&key), open_state(a)) {
                 *self.open_alerts.entry(o.alert.alert_type).or_default() += 1;
                 k.alerts.push(o);
             }
         }
         // today's daily rows
-        let days: Vec<(i32, i32)> = self
+        let days: Vec<(StoreKey, i32)> = self
             .stores
-            .values()
-            .filter_map(|s| s.local_date.map(|d| (s.row.store_key, date_key(d))))
+            .iter()
+            .filter_map(|(store, s)| s.local_date.map(|d| (*store, date_key(d))))
             .collect();
-        for (store_key, dk) in days {
-            for row in self.gold.daily_rows_of_day(store_key, dk).await? {
-                if let Some(&sku) = self.skus.by_key.get(&row.product_key)
-                    && let Some(k) = self.keys.get_mut(&(store_key, sku))
+        for (store, dk) in days {
+            for row in self.gold.daily_rows_of_day(store.0, dk).await? {
+                if let Some(sku) = self.skus.of_key(row.product_key)
+                    && let Some(k) = self.keys.get_mut(&Key::new(store, sku))
                 {
                     k.today = Some(Box::new(row));
                 }
@@ -326,13 +345,13 @@ impl Model {
         // every key that time alone can change is due again one period after its store's
         // clock (when it was last looked at is not kept)
         let every = self.cfg.evaluate_every;
-        for ((store_key, sku), k) in self.keys.iter_mut() {
-            if let Some(s) = self.stores.get_mut(store_key)
+        for (key, k) in self.keys.iter_mut() {
+            if let Some(s) = self.stores.get_mut(&key.store)
                 && let Some(clock) = s.clock
                 && k.timed(self.cfg.rules.min_history_days)
             {
                 k.due = Some(clock + every);
-                s.due.insert((clock + every, *sku));
+                s.due.insert((clock + every, key.sku));
             }
         }
         self.dates = l.date_keys.into_iter().collect();
@@ -621,53 +640,26 @@ impl Model {
         report.lines = lines.len();
         report.max_arrived_at = lines.iter().map(|l| l.arrived_at).max();
 
-        let mut touched: BTreeSet<(i32, u32)> = BTreeSet::new();
-        let mut today_dirty: HashSet<(i32, u32)> = HashSet::new();
-        let mut daily_out: HashMap<(i32, i32, i32), DailyRow> = HashMap::new();
-        let mut late: Vec<LateMove> = Vec::new();
-        let mut batch_moves: HashMap<(i32, u32), Vec<(DateTime<Utc>, Decimal)>> = HashMap::new();
+        let mut batch = Batch::default();
         for line in lines {
-            self.apply_line(
-                line,
-                now,
-                &mut ws,
-                &mut touched,
-                &mut today_dirty,
-                &mut daily_out,
-                &mut late,
-                &mut batch_moves,
-                &mut report,
-            )
-            .await?;
+            self.apply_line(line, now, &mut ws, &mut batch, &mut report)
+                .await?;
         }
-        report.late_lines = late.len();
-        self.repair_late(late, &batch_moves, &mut daily_out).await?;
-        for key in &today_dirty {
+        report.late_lines = batch.late.len();
+        let late = std::mem::take(&mut batch.late);
+        self.repair_late(late, &batch.moves, &mut batch.daily_out)
+            .await?;
+        for key in &batch.today_dirty {
             if let Some(row) = self.keys.get(key).and_then(|k| k.today.clone()) {
-                daily_out.insert((row.store_key, row.product_key, row.date_key), *row);
+                batch
+                    .daily_out
+                    .insert((row.store_key, row.product_key, row.date_key), *row);
             }
         }
-        let mut daily: Vec<DailyRow> = daily_out.into_values().collect();
+        let mut daily: Vec<DailyRow> = batch.daily_out.into_values().collect();
         daily.sort_by_key(|d| (d.store_key, d.product_key, d.date_key));
         ws.daily = daily;
-
-        // evaluate: the keys touched, the keys whose time has come, and every key of a store
-        // that closed a day (its demand moved)
-        let mut evaluate: BTreeSet<(i32, u32)> = touched.clone();
-        for s in self.stores.values_mut() {
-            if s.evaluate_all {
-                evaluate.extend(s.skus.iter().map(|sku| (s.row.store_key, *sku)));
-                s.evaluate_all = false;
-                s.dirty = true;
-            }
-            let store_key = s.row.store_key;
-            evaluate.extend(s.take_due().into_iter().map(|sku| (store_key, sku)));
-        }
-        report.keys_touched = touched.len();
-        report.keys_evaluated = evaluate.len();
-        for key in &evaluate {
-            self.evaluate(*key, now, &mut ws, &mut report, touched.contains(key));
-        }
+        self.evaluate_due(&batch.touched, now, &mut ws, &mut report);
         for s in self.stores.values_mut().filter(|s| s.dirty) {
             ws.store_states.push(StoreStateRow {
                 store_key: s.row.store_key,
@@ -684,10 +676,46 @@ impl Model {
         }
         self.gold.apply(ws.clone()).await?;
         stocklake_storage::failpoint("model_after_commit");
+        self.committed(ws.checkpoints);
+        metrics::GOLD_LINES.inc_by(report.lines as u64);
+        report.seconds = started.elapsed().as_secs_f64();
+        metrics::BATCH_SECONDS
+            .with_label_values(&["model"])
+            .observe(report.seconds);
+        Ok(Some(report))
+    }
+
+    /// Evaluates the keys the batch touched, the keys whose time has come, and every key of
+    /// a store that closed a day (its demand moved).
+    fn evaluate_due(
+        &mut self,
+        touched: &BTreeSet<Key>,
+        now: DateTime<Utc>,
+        ws: &mut WriteSet,
+        report: &mut ModelReport,
+    ) {
+        let mut evaluate: BTreeSet<Key> = touched.clone();
+        for (store, s) in self.stores.iter_mut() {
+            if s.evaluate_all {
+                evaluate.extend(s.skus.iter().map(|sku| Key::new(*store, *sku)));
+                s.evaluate_all = false;
+                s.dirty = true;
+            }
+            evaluate.extend(s.take_due().into_iter().map(|sku| Key::new(*store, sku)));
+        }
+        report.keys_touched = touched.len();
+        report.keys_evaluated = evaluate.len();
+        for key in &evaluate {
+            self.evaluate(*key, now, ws, report, touched.contains(key));
+        }
+    }
+
+    /// The state after a batch committed.
+    fn committed(&mut self, checkpoints: Vec<CheckpointRow>) {
         for s in self.stores.values_mut() {
             s.dirty = false;
         }
-        for cp in ws.checkpoints {
+        for cp in checkpoints {
             self.checkpoints.insert(cp.name.clone(), cp);
         }
         for t in AlertType::ALL {
@@ -695,12 +723,6 @@ impl Model {
                 .with_label_values(&[t.as_str()])
                 .set(self.open_alerts.get(&t).copied().unwrap_or(0));
         }
-        metrics::GOLD_LINES.inc_by(report.lines as u64);
-        report.seconds = started.elapsed().as_secs_f64();
-        metrics::BATCH_SECONDS
-            .with_label_values(&["model"])
-            .observe(report.seconds);
-        Ok(Some(report))
     }
 
     fn ensure_date(&mut self, d: NaiveDate, ws: &mut WriteSet) -> i32 {
@@ -712,13 +734,13 @@ impl Model {
     }
 
     /// The store's key, creating an inferred member for a store master data has not named.
-    fn store_for(&mut self, store_id: &str, now: DateTime<Utc>, ws: &mut WriteSet) -> i32 {
+    fn store_for(&mut self, store_id: &str, now: DateTime<Utc>, ws: &mut WriteSet) -> StoreKey {
         if let Some(k) = self.store_ids.get(store_id) {
             return *k;
         }
-        let key = self.next_store_key;
+        let key = StoreKey(self.next_store_key);
         self.next_store_key += 1;
-        let row = StoreRow::inferred(key, store_id, now);
+        let row = StoreRow::inferred(key.0, store_id, now);
         ws.stores.push(row.clone());
         self.store_ids.insert(store_id.to_string(), key);
         self.stores
@@ -727,7 +749,12 @@ impl Model {
     }
 
     /// The SKU's index, creating an inferred member for a SKU master data has not named.
-    fn product_for(&mut self, line: &SilverLine, now: DateTime<Utc>, ws: &mut WriteSet) -> u32 {
+    fn product_for(
+        &mut self,
+        line: &SilverLine,
+        now: DateTime<Utc>,
+        ws: &mut WriteSet,
+    ) -> SkuIndex {
         if let Some(i) = self.skus.get(&line.sku) {
             // a legacy record names the product: fill an inferred member's gaps
             let p = self.skus.product(i);
@@ -777,117 +804,85 @@ impl Model {
         self.skus.insert(row)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Applies one silver line: the store's clock (closing the days it left behind), the key's
+    /// stock by the core's rules, the fact rows, and today's snapshot row (or, for a day
+    /// already closed, a late movement to repair).
     async fn apply_line(
         &mut self,
         line: &SilverLine,
         now: DateTime<Utc>,
         ws: &mut WriteSet,
-        touched: &mut BTreeSet<(i32, u32)>,
-        today_dirty: &mut HashSet<(i32, u32)>,
-        daily_out: &mut HashMap<(i32, i32, i32), DailyRow>,
-        late: &mut Vec<LateMove>,
-        batch_moves: &mut HashMap<(i32, u32), Vec<(DateTime<Utc>, Decimal)>>,
+        batch: &mut Batch,
         report: &mut ModelReport,
     ) -> Result<(), ModelError> {
-        let store_key = self.store_for(&line.store_id, now, ws);
+        let store = self.store_for(&line.store_id, now, ws);
         let sku = self.product_for(line, now, ws);
-        let tz = self.stores[&store_key].tz;
+        let tz = self.store(store)?.tz;
         let local = line.event_time.with_timezone(&tz);
         let local_date = local.date_naive();
         let dk = self.ensure_date(local_date, ws);
-
-        // the store's clock; a new local day closes the previous ones first
-        let store_date = self.stores[&store_key].local_date;
-        match store_date {
-            None => {
-                if let Some(s) = self.stores.get_mut(&store_key) {
-                    s.local_date = Some(local_date);
-                    s.dirty = true;
-                }
-            }
-            Some(d) if local_date > d => {
-                report.days_closed +=
-                    self.close_days(store_key, d, local_date, ws, daily_out, today_dirty);
-            }
-            _ => {}
-        }
-        let is_late = self.stores[&store_key]
-            .local_date
-            .is_some_and(|d| local_date < d);
-        if let Some(s) = self.stores.get_mut(&store_key)
-            && s.clock.is_none_or(|c| line.event_time > c)
-        {
-            s.clock = Some(line.event_time);
-            s.dirty = true;
-        }
-
-        let key = (store_key, sku);
+        let is_late = self.advance_store(store, line.event_time, local_date, ws, batch, report);
+        let key = Key::new(store, sku);
         let new_key = !self.keys.contains_key(&key);
-        if let std::collections::hash_map::Entry::Vacant(e) = self.keys.entry(key) {
-            e.insert(Box::default());
-            if let Some(s) = self.stores.get_mut(&store_key) {
+        if new_key {
+            self.keys.insert(key, Box::default());
+            if let Some(s) = self.stores.get_mut(&store) {
                 s.skus.push(sku);
             }
         }
-        let product_key = self.skus.product(sku).row.product_key;
-        let lead = self
-            .cfg
-            .lead_time_days(self.skus.product(sku).row.lead_time_days);
-        let t = line.event_time;
-        let q = line.quantity;
-        let old_on_hand = self.keys[&key].on_hand;
-
-        // stock on hand, by event time (docs/contract.md §2)
-        let delta = match line.event_type.stock_delta(q) {
-            Some(delta) => {
-                let k = self
-                    .keys
-                    .get_mut(&key)
-                    .ok_or_else(|| ModelError::Internal("key".into()))?;
-                if k.last_count_at.is_none_or(|c| t > c) {
-                    k.on_hand += delta;
-                }
-                batch_moves.entry(key).or_default().push((t, delta));
-                delta
-            }
-            None => {
-                let (newer, needs_history) = {
-                    let k = &self.keys[&key];
-                    let newer = match k.last_count_at {
-                        None => true,
-                        Some(c) => t > c || (t == c && Some(q) > k.last_count_qty),
-                    };
-                    (newer, k.last_movement_at.is_some_and(|m| m > t))
-                };
-                if newer {
-                    // what moved after the count still counts
-                    let mut after = Decimal::ZERO;
-                    if needs_history {
-                        for (mt, d) in self.gold.movements_after(store_key, product_key, t).await? {
-                            if mt > t {
-                                after += d;
-                            }
-                        }
-                    }
-                    for (mt, d) in batch_moves.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
-                        if *mt > t {
-                            after += *d;
-                        }
-                    }
-                    let k = self
-                        .keys
-                        .get_mut(&key)
-                        .ok_or_else(|| ModelError::Internal("key".into()))?;
-                    k.on_hand = q + after;
-                    k.last_count_at = Some(t);
-                    k.last_count_qty = Some(q);
-                    k.on_hand - old_on_hand
-                } else {
-                    Decimal::ZERO
-                }
-            }
+        let product = &self.skus.product(sku).row;
+        let product_key = product.product_key;
+        let lead = self.cfg.lead_time_days(product.lead_time_days);
+        let kl = KeyLine {
+            event_type: line.event_type,
+            time: line.event_time,
+            quantity: line.quantity,
         };
+        let after = self.after_count(key, product_key, &kl, batch).await?;
+        let store_key = store.0;
+        let store = self
+            .stores
+            .get_mut(&store)
+            .ok_or_else(|| ModelError::Internal(format!("no store {store}")))?;
+        let shelf = Shelf {
+            shape: &store.extra.shape,
+            tz,
+            today: store.local_date,
+        };
+        let k = self
+            .keys
+            .get_mut(&key)
+            .ok_or_else(|| ModelError::Internal("key".into()))?;
+        let applied = k.apply(&kl, after, new_key, f64::from(lead), &shelf);
+        if line.event_type.stock_delta(line.quantity).is_some() {
+            batch
+                .moves
+                .entry(key)
+                .or_default()
+                .push((kl.time, applied.delta));
+        }
+        batch.touched.insert(key);
+        if is_late {
+            batch.late.push(LateMove {
+                key,
+                date: local_date,
+                time: kl.time,
+                event_type: kl.event_type,
+                quantity: kl.quantity,
+                delta: applied.delta,
+            });
+        } else {
+            let keys = DayKeys {
+                date_key: dk,
+                store_key,
+                product_key,
+            };
+            k.record_today(&kl, &applied, keys);
+            batch.today_dirty.insert(key);
+            if line.event_type == EventType::Sale {
+                store.extra.today_hours[local.hour() as usize] += decimal_f64(line.quantity);
+            }
+        }
         ws.movements.push(MovementRow {
             event_id: line.event_id.clone(),
             line_no: line.line_no,
@@ -895,160 +890,140 @@ impl Model {
             store_key,
             product_key,
             event_type: line.event_type.as_str(),
-            quantity: q,
-            quantity_delta: delta,
-            event_time: t,
+            quantity: line.quantity,
+            quantity_delta: applied.delta,
+            event_time: line.event_time,
         });
         if matches!(line.event_type, EventType::Sale | EventType::Return) {
-            let signed = if line.event_type == EventType::Return {
-                -q
-            } else {
-                q
-            };
-            let net = line.unit_price.map(|p| {
-                let gross = q * p - line.discount.unwrap_or_default();
-                let gross = gross.round_dp(4);
-                if line.event_type == EventType::Return {
-                    -gross
-                } else {
-                    gross
-                }
-            });
-            let payment_method_key = self
-                .payment_methods
-                .key(line.payment_method.as_deref(), &mut ws.payment_methods);
-            let client_type_key = self
-                .client_types
-                .key(line.client_type.as_deref(), &mut ws.client_types);
-            ws.sales.push(SaleRow {
-                event_id: line.event_id.clone(),
-                line_no: line.line_no,
-                date_key: dk,
-                store_key,
-                product_key,
-                transaction_id: line.transaction_id.clone(),
-                register_id: line.register_id.clone(),
-                event_time: t,
-                quantity: signed,
-                unit_price: line.unit_price,
-                discount: line.discount,
-                net_amount: net,
-                payment_method_key,
-                client_type_key,
-            });
-        }
-        {
-            let k = self
-                .keys
-                .get_mut(&key)
-                .ok_or_else(|| ModelError::Internal("key".into()))?;
-            k.last_movement_at = k.last_movement_at.max(Some(t));
-            if line.event_type == EventType::Sale {
-                k.last_sale_at = k.last_sale_at.max(Some(t));
-            }
-            if line.event_type == EventType::Receipt {
-                k.replenishment.observe_delivery(
-                    t,
-                    q,
-                    decimal_f64(old_on_hand),
-                    k.demand.level,
-                    f64::from(lead),
-                );
-            }
-            if old_on_hand <= Decimal::ZERO && k.on_hand > Decimal::ZERO {
-                k.in_stock_since = Some(t);
-            }
-        }
-        // time out of stock, as a share of the day's usual sales
-        let (shape, today) = {
-            let s = &self.stores[&store_key];
-            (s.extra.shape, s.local_date)
-        };
-        {
-            let k = self
-                .keys
-                .get_mut(&key)
-                .ok_or_else(|| ModelError::Internal("key".into()))?;
-            let was_out = !new_key && old_on_hand <= Decimal::ZERO;
-            let is_out = k.on_hand <= Decimal::ZERO;
-            if !was_out && is_out {
-                k.out_since = Some(t);
-            } else if was_out
-                && !is_out
-                && let (Some(since), Some(day)) = (k.out_since.take(), today)
-            {
-                let share = out_share(&shape, tz, since, t, day);
-                if share > 0.0 {
-                    if let Some(row) = k.today.as_mut() {
-                        row.out_of_stock_share = (row.out_of_stock_share + share).min(1.0);
-                    } else {
-                        k.pending_out_share += share;
-                    }
-                }
-            }
-        }
-        touched.insert(key);
-
-        if is_late {
-            late.push(LateMove {
-                key,
-                date: local_date,
-                time: t,
-                event_type: line.event_type,
-                quantity: q,
-                delta,
-            });
-            return Ok(());
-        }
-        // today's row of the daily snapshot
-        let k = self
-            .keys
-            .get_mut(&key)
-            .ok_or_else(|| ModelError::Internal("key".into()))?;
-        let on_hand = k.on_hand;
-        let last_count_at = k.last_count_at;
-        let pending_share = std::mem::take(&mut k.pending_out_share);
-        let row = k.today.get_or_insert_with(|| {
-            Box::new(DailyRow {
-                date_key: dk,
-                store_key,
-                product_key,
-                closing_on_hand: old_on_hand,
-                // a key seen for the first time was not "out" before it existed
-                was_out_of_stock: !new_key && old_on_hand <= Decimal::ZERO,
-                ..DailyRow::default()
-            })
-        });
-        row.out_of_stock_share = (row.out_of_stock_share + pending_share).min(1.0);
-        row.product_key = product_key;
-        apply_to_row(row, line.event_type, t, q, delta);
-        if line.event_type == EventType::StockCount
-            && last_count_at == Some(t)
-            && row.count_time == Some(t)
-        {
-            row.movement_after_count = on_hand - q;
-        }
-        row.closing_on_hand = on_hand;
-        row.was_out_of_stock |= on_hand <= Decimal::ZERO;
-        today_dirty.insert(key);
-        if line.event_type == EventType::Sale
-            && let Some(s) = self.stores.get_mut(&store_key)
-        {
-            s.extra.today_hours[local.hour() as usize] += decimal_f64(q);
+            let row = self.sale_row(line, dk, store_key, product_key, ws);
+            ws.sales.push(row);
         }
         Ok(())
+    }
+
+    fn store(&self, store: StoreKey) -> Result<&StoreState, ModelError> {
+        self.stores
+            .get(&store)
+            .ok_or_else(|| ModelError::Internal(format!("no store {store}")))
+    }
+
+    /// Moves the store's clock to a line of `local_date` at `t`: a new local day closes the
+    /// days before it first. Whether the line is of a day already closed.
+    fn advance_store(
+        &mut self,
+        store: StoreKey,
+        t: DateTime<Utc>,
+        local_date: NaiveDate,
+        ws: &mut WriteSet,
+        batch: &mut Batch,
+        report: &mut ModelReport,
+    ) -> bool {
+        let store_date = self.stores.get(&store).and_then(|s| s.local_date);
+        match store_date {
+            None => {
+                if let Some(s) = self.stores.get_mut(&store) {
+                    s.local_date = Some(local_date);
+                    s.dirty = true;
+                }
+            }
+            Some(d) if local_date > d => {
+                report.days_closed += self.close_days(store, d, local_date, ws, batch);
+            }
+            _ => {}
+        }
+        let Some(s) = self.stores.get_mut(&store) else {
+            return false;
+        };
+        if s.clock.is_none_or(|c| t > c) {
+            s.clock = Some(t);
+            s.dirty = true;
+        }
+        s.local_date.is_some_and(|d| local_date < d)
+    }
+
+    /// What moved after a count that supersedes the key's (from gold, for movements of
+    /// earlier batches, and from this batch); zero for any other line.
+    async fn after_count(
+        &self,
+        key: Key,
+        product_key: i32,
+        line: &KeyLine,
+        batch: &Batch,
+    ) -> Result<Decimal, ModelError> {
+        let t = line.time;
+        let Some(k) = self.keys.get(&key) else {
+            return Ok(Decimal::ZERO);
+        };
+        if line.event_type != EventType::StockCount || !k.count_supersedes(t, line.quantity) {
+            return Ok(Decimal::ZERO);
+        }
+        let mut after = Decimal::ZERO;
+        if k.moved_after(t) {
+            for (mt, d) in self
+                .gold
+                .movements_after(key.store.0, product_key, t)
+                .await?
+            {
+                if mt > t {
+                    after += d;
+                }
+            }
+        }
+        for (mt, d) in batch.moves.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
+            if *mt > t {
+                after += *d;
+            }
+        }
+        Ok(after)
+    }
+
+    /// The fact row of a sale or a return (returns negative), with its payment method and
+    /// client type, new members of either written to `ws`.
+    fn sale_row(
+        &mut self,
+        line: &SilverLine,
+        date_key: i32,
+        store_key: i32,
+        product_key: i32,
+        ws: &mut WriteSet,
+    ) -> SaleRow {
+        let q = line.quantity;
+        let is_return = line.event_type == EventType::Return;
+        let net = line.unit_price.map(|p| {
+            let gross = (q * p - line.discount.unwrap_or_default()).round_dp(4);
+            if is_return { -gross } else { gross }
+        });
+        SaleRow {
+            event_id: line.event_id.clone(),
+            line_no: line.line_no,
+            date_key,
+            store_key,
+            product_key,
+            transaction_id: line.transaction_id.clone(),
+            register_id: line.register_id.clone(),
+            event_time: line.event_time,
+            quantity: if is_return { -q } else { q },
+            unit_price: line.unit_price,
+            discount: line.discount,
+            net_amount: net,
+            payment_method_key: self
+                .payment_methods
+                .key(line.payment_method.as_deref(), &mut ws.payment_methods),
+            client_type_key: self
+                .client_types
+                .key(line.client_type.as_deref(), &mut ws.client_types),
+        }
     }
 
     /// Closes the store's days from `from` (its current day) to the day before `to`: writes the
     /// snapshot of every key, learns demand and the store's rhythm.
     fn close_days(
         &mut self,
-        store_key: i32,
+        store: StoreKey,
         from: NaiveDate,
         to: NaiveDate,
         ws: &mut WriteSet,
-        daily_out: &mut HashMap<(i32, i32, i32), DailyRow>,
-        today_dirty: &mut HashSet<(i32, u32)>,
+        batch: &mut Batch,
     ) -> usize {
         let a_key = alpha(self.cfg.half_life_days);
         let a_shape = alpha(self.cfg.half_life_days * 2.0);
@@ -1056,92 +1031,54 @@ impl Model {
         let mut day = from;
         let skus = self
             .stores
-            .get(&store_key)
+            .get(&store)
             .map(|s| s.skus.clone())
             .unwrap_or_default();
+        let store_key = store.0;
         while day < to && closed < 400 {
             let dk = self.ensure_date(day, ws);
             let weekday = day.weekday().num_days_from_monday() as usize;
-            let dow = self
-                .stores
-                .get(&store_key)
-                .map_or(1.0, |s| s.extra.shape.dow[weekday]);
-            let mut store_units = 0.0;
+            let Some(state) = self.stores.get_mut(&store) else {
+                break;
+            };
+            let store_units: f64 = skus
+                .iter()
+                .filter_map(|sku| self.keys.get(&Key::new(store, *sku)))
+                .filter_map(|k| k.today.as_ref().filter(|r| r.date_key == dk))
+                .map(|r| decimal_f64(r.units_sold))
+                .sum();
+            let close = DayClose {
+                day,
+                trading: store_units > 0.0,
+                dow: state.extra.shape.dow[weekday],
+                alpha: a_key,
+            };
+            let shelf = Shelf {
+                shape: &state.extra.shape,
+                tz: state.tz,
+                today: state.local_date,
+            };
             for sku in &skus {
-                if let Some(k) = self.keys.get(&(store_key, *sku))
-                    && let Some(r) = k.today.as_ref().filter(|r| r.date_key == dk)
-                {
-                    store_units += decimal_f64(r.units_sold);
-                }
-            }
-            // a day the store sold nothing at all was a closed day or an outage: learn nothing
-            let trading = store_units > 0.0;
-            let (shape, tz) = self
-                .stores
-                .get(&store_key)
-                .map_or((stocklake_stock::Shape::default(), chrono_tz::UTC), |s| {
-                    (s.extra.shape, s.tz)
-                });
-            for sku in &skus {
-                let key = (store_key, *sku);
-                let product_key = self.skus.product(*sku).row.product_key;
+                let key = Key::new(store, *sku);
                 let Some(k) = self.keys.get_mut(&key) else {
                     continue;
                 };
-                let mut row = match k.today.take() {
-                    Some(r) if r.date_key == dk => *r,
-                    _ => DailyRow {
-                        date_key: dk,
-                        store_key,
-                        product_key,
-                        closing_on_hand: k.on_hand,
-                        was_out_of_stock: k.on_hand <= Decimal::ZERO,
-                        ..DailyRow::default()
-                    },
+                let keys = DayKeys {
+                    date_key: dk,
+                    store_key,
+                    product_key: self.skus.product(*sku).row.product_key,
                 };
-                row.out_of_stock_share =
-                    (row.out_of_stock_share + std::mem::take(&mut k.pending_out_share)).min(1.0);
-                if let Some(since) = k.out_since {
-                    // still empty at closing: the rest of the day counts too
-                    let end = day_end_utc(day, tz).unwrap_or(since);
-                    row.out_of_stock_share =
-                        (row.out_of_stock_share + out_share(&shape, tz, since, end, day)).min(1.0);
-                }
-                k.stockout_days = (k.stockout_days << 1) & 0x3fff
-                    | u32::from(
-                        row.out_of_stock_share > 0.0 || row.closing_on_hand <= Decimal::ZERO,
-                    );
-                if trading {
-                    k.demand.observe_partial(
-                        decimal_f64(row.units_sold),
-                        row.sales_count.max(0) as u32,
-                        dow,
-                        row.out_of_stock_share,
-                        a_key,
-                    );
-                }
-                today_dirty.remove(&key);
-                daily_out.insert((store_key, product_key, dk), row);
+                let row = k.close_day(keys, &close, &shelf);
+                batch.today_dirty.remove(&key);
+                batch
+                    .daily_out
+                    .insert((store_key, keys.product_key, dk), row);
             }
-            if let Some(s) = self.stores.get_mut(&store_key) {
-                if trading {
-                    let hours = s.extra.today_hours;
-                    s.extra.shape.observe(&hours, weekday, a_shape);
-                    let n = s.extra.weekday_days[weekday];
-                    let w = 1.0 / f64::from(n + 1).min(8.0);
-                    s.extra.weekday_units[weekday] =
-                        (1.0 - w) * s.extra.weekday_units[weekday] + w * store_units;
-                    s.extra.weekday_days[weekday] = n + 1;
-                    let means = s.extra.weekday_units;
-                    s.extra.shape.set_weekdays(&means);
-                }
-                s.extra.today_hours = [0.0; 24];
-                s.dirty = true;
-            }
+            state.close_day(weekday, store_units, a_shape);
             day += Duration::days(1);
             closed += 1;
         }
-        if let Some(s) = self.stores.get_mut(&store_key) {
+        if let Some(s) = self.stores.get_mut(&store) {
             s.local_date = Some(to);
             s.evaluate_all = true;
             s.dirty = true;
@@ -1153,25 +1090,26 @@ impl Model {
     async fn repair_late(
         &mut self,
         late: Vec<LateMove>,
-        batch_moves: &HashMap<(i32, u32), Vec<(DateTime<Utc>, Decimal)>>,
+        batch_moves: &HashMap<Key, Vec<(DateTime<Utc>, Decimal)>>,
         daily_out: &mut HashMap<(i32, i32, i32), DailyRow>,
     ) -> Result<(), ModelError> {
         if late.is_empty() {
             return Ok(());
         }
-        let mut by_key: BTreeMap<(i32, u32), Vec<LateMove>> = BTreeMap::new();
+        let mut by_key: BTreeMap<Key, Vec<LateMove>> = BTreeMap::new();
         for m in late {
             by_key.entry(m.key).or_default().push(m);
         }
         for (key, moves) in by_key {
-            let product_key = self.skus.product(key.1).row.product_key;
+            let product_key = self.skus.product(key.sku).row.product_key;
+            let store_key = key.store.0;
             let Some(first) = moves.iter().map(|m| m.date).min() else {
                 continue;
             };
             let from = first - Duration::days(1);
             let mut rows: BTreeMap<i32, DailyRow> = self
                 .gold
-                .daily_rows(vec![(key.0, product_key)], date_key(from))
+                .daily_rows(vec![(store_key, product_key)], date_key(from))
                 .await?
                 .into_iter()
                 .map(|r| (r.date_key, r))
@@ -1179,7 +1117,7 @@ impl Model {
             // what this batch already changed wins over what the database holds
             for r in daily_out
                 .values()
-                .filter(|r| r.store_key == key.0 && r.product_key == product_key)
+                .filter(|r| r.store_key == store_key && r.product_key == product_key)
             {
                 rows.insert(r.date_key, r.clone());
             }
@@ -1191,7 +1129,7 @@ impl Model {
                 let dk = date_key(m.date);
                 let row = rows.entry(dk).or_insert_with(|| DailyRow {
                     date_key: dk,
-                    store_key: key.0,
+                    store_key,
                     product_key,
                     ..DailyRow::default()
                 });
@@ -1199,11 +1137,11 @@ impl Model {
                 if m.event_type == EventType::StockCount && row.count_time == Some(m.time) {
                     // what moved later that day, after the count
                     let end = m.date + Duration::days(1);
-                    let tz = self.stores[&key.0].tz;
+                    let tz = self.store(key.store)?.tz;
                     let mut after = Decimal::ZERO;
                     let mut seen: Vec<(DateTime<Utc>, Decimal)> = self
                         .gold
-                        .movements_after(key.0, product_key, m.time)
+                        .movements_after(store_key, product_key, m.time)
                         .await?;
                     seen.extend(batch_moves.get(&key).cloned().unwrap_or_default());
                     for (t, d) in seen {
@@ -1231,7 +1169,7 @@ impl Model {
                 }
                 row.was_out_of_stock |= row.closing_on_hand <= Decimal::ZERO;
                 prev = Some(row.closing_on_hand);
-                daily_out.insert((key.0, product_key, *dk), row.clone());
+                daily_out.insert((store_key, product_key, *dk), row.clone());
             }
             if let (Some(tk), Some(k)) = (today_key, self.keys.get_mut(&key))
                 && let Some(r) = rows.get(&tk)
@@ -1242,301 +1180,69 @@ impl Model {
         Ok(())
     }
 
-    /// Recomputes a key's figures and alerts.
+    /// Recomputes a key's figures and alerts (the core's [`KeyState::evaluate`]), and writes
+    /// what changed: alerts with their webhook messages, the stock level, the next look.
     fn evaluate(
         &mut self,
-        key: (i32, u32),
+        key: Key,
         wall_now: DateTime<Utc>,
         ws: &mut WriteSet,
         report: &mut ModelReport,
         moved: bool,
     ) {
-        let Some(store) = self.stores.get(&key.0) else {
+        let (Some(store), Some(k)) = (self.stores.get_mut(&key.store), self.keys.get_mut(&key))
+        else {
             return;
         };
-        let tz = store.tz;
-        let now = store.clock.unwrap_or(wall_now);
-        let shape = store.extra.shape;
-        let store_id = store.row.store_id.clone();
-        let product = self.skus.product(key.1).clone();
-        let Some(k) = self.keys.get_mut(&key) else {
-            return;
-        };
-        let lead = self.cfg.lead_time_days(product.row.lead_time_days);
-        let params = Params {
-            lead_time_days: lead,
+        let product = self.skus.product(key.sku);
+        let look = Look {
+            now: store.clock.unwrap_or(wall_now),
+            tz: store.tz,
+            shape: &store.extra.shape,
+            product,
+            store_key: key.store.0,
+            lead_time_days: self.cfg.lead_time_days(product.row.lead_time_days),
             service_level: product
                 .row
                 .service_level
-                .and_then(|s| rust_decimal::prelude::ToPrimitive::to_f64(&s))
+                .and_then(|s| s.to_f64())
                 .unwrap_or(self.cfg.default_service_level),
-            case_pack: product.case_pack(),
+            rules: &self.cfg.rules,
+            evaluate_every: self.cfg.evaluate_every,
+            moved,
         };
-        // what is on its way, from the receipt rhythm: a delivery expected within the lead time
-        let level = k.demand.level;
-        let lead_days = f64::from(lead);
-        k.expected_delivery_at = k.replenishment.expected_next(now, level, lead_days);
-        k.on_order = k.replenishment.in_transit(
-            now,
-            Duration::days(i64::from(lead)) + Duration::hours(12),
-            level,
-            lead_days,
-        );
-        let position = Position {
-            on_hand: k.on_hand,
-            on_order: k.on_order,
-            now,
-        };
-        let deliveries =
-            k.replenishment
-                .expected_deliveries(now, Duration::days(21), level, lead_days);
-        let pol = policy(&params, &k.demand, &shape, &position, tz, &deliveries);
-        // for the chance of running out before an order could come: a store that has one
-        // order on its way at a time has ordered once its stock fell to its usual order level,
-        // and that order comes a lead time later; nothing else is on its way
-        k.replenishment.note_stock(now, decimal_f64(k.on_hand));
-        // (one expected by now that has not come comes with the next round of deliveries)
-        let r = &k.replenishment;
-        let coming: Vec<(DateTime<Utc>, f64)> = if r.orders_one_at_a_time(lead_days) {
-            r.inferred_arrival(lead_days)
-                .filter(|at| *at >= now - Duration::days(1))
-                .map(|at| (r.next_round(at.max(now)), r.typical_qty))
-                .into_iter()
-                .collect()
-        } else {
-            deliveries
-                .iter()
-                .map(|(at, q)| (r.next_round(*at), *q))
-                .collect()
-        };
-        let open_types: Vec<AlertType> = k.alerts.iter().map(|a| a.alert.alert_type).collect();
-        let inputs = Inputs {
-            params: &params,
-            demand: &k.demand,
-            shape: &shape,
-            policy: &pol,
-            position: &position,
-            last_sale_or_restock: k.last_sale_at.max(k.in_stock_since),
-            next_delivery: k.expected_delivery_at,
-            delivery_slack: k.replenishment.slack(level),
-            typical_delivery: k.replenishment.typical_qty,
-            deliveries: &coming,
-            recent_stockout_days: (k.stockout_days & 0x7f).count_ones(),
-            rhythm_known: k.replenishment.receipts > 0,
-            open: &open_types,
-            tz,
-        };
-        let names = Names {
-            sku: &product.row.sku,
-            product: product.row.name.as_deref(),
-            unit: product.unit(),
-        };
-        let mut conds = conditions(&inputs, &self.cfg.rules, &names);
-        // a warning must hold for a while before it is raised: a projection that flickers for a
-        // moment (a late afternoon lull, a big basket) is not worth a store manager's attention
-        let confirm = Duration::minutes(45);
-        k.pending
-            .retain(|(t, _)| conds.iter().any(|c| c.alert_type == *t));
-        conds.retain(|c| {
-            let warning = matches!(
-                c.alert_type,
-                AlertType::ProjectedStockout | AlertType::BelowSafetyStock
-            );
-            if !warning || open_types.contains(&c.alert_type) {
-                return true;
-            }
-            match k.pending.iter().find(|(t, _)| *t == c.alert_type) {
-                Some((_, since)) => now - *since >= confirm,
-                None => {
-                    k.pending.push((c.alert_type, now));
-                    false
-                }
-            }
-        });
-        k.pending
-            .retain(|(t, _)| !conds.iter().any(|c| c.alert_type == *t));
-        let open: Vec<OpenAlert> = k.alerts.iter().map(|a| a.alert.clone()).collect();
-        let product_key = product.row.product_key;
-        for change in lifecycle(&open, &conds) {
-            let (row, kind) = match change {
-                Change::Open(c) => {
-                    let id = self.next_alert_id;
-                    self.next_alert_id += 1;
-                    k.alerts.push(OpenState {
-                        alert: OpenAlert {
-                            alert_id: id,
-                            alert_type: c.alert_type,
-                            severity: c.severity,
-                            on_hand: c.on_hand,
-                            threshold: c.threshold,
-                            suggested_order_qty: c.suggested_order_qty,
-                            message: c.message.clone(),
-                        },
-                        opened_at: now,
-                    });
-                    *self.open_alerts.entry(c.alert_type).or_default() += 1;
+        let looked = k.evaluate(&look, &mut self.next_alert_id);
+        for (row, transition) in looked.alerts {
+            match transition {
+                Transition::Opened(t) => {
+                    *self.open_alerts.entry(t).or_default() += 1;
                     report.alerts_opened += 1;
-                    (
-                        AlertRow {
-                            alert_id: id,
-                            store_key: key.0,
-                            product_key,
-                            alert_type: c.alert_type.as_str().into(),
-                            severity: c.severity.as_str().into(),
-                            opened_at: now,
-                            resolved_at: None,
-                            on_hand: c.on_hand,
-                            threshold: c.threshold,
-                            suggested_order_qty: c.suggested_order_qty,
-                            message: c.message,
-                            updated_at: now,
-                        },
-                        Some("opened"),
-                    )
                 }
-                Change::Update {
-                    alert_id,
-                    condition: c,
-                } => {
-                    let Some(o) = k.alerts.iter_mut().find(|a| a.alert.alert_id == alert_id) else {
-                        continue;
-                    };
-                    let severity_changed = o.alert.severity != c.severity;
-                    o.alert.severity = c.severity;
-                    o.alert.on_hand = c.on_hand;
-                    o.alert.threshold = c.threshold;
-                    o.alert.suggested_order_qty = c.suggested_order_qty;
-                    o.alert.message = c.message.clone();
-                    (
-                        AlertRow {
-                            alert_id,
-                            store_key: key.0,
-                            product_key,
-                            alert_type: c.alert_type.as_str().into(),
-                            severity: c.severity.as_str().into(),
-                            opened_at: o.opened_at,
-                            resolved_at: None,
-                            on_hand: c.on_hand,
-                            threshold: c.threshold,
-                            suggested_order_qty: c.suggested_order_qty,
-                            message: c.message,
-                            updated_at: now,
-                        },
-                        severity_changed.then_some("updated"),
-                    )
-                }
-                Change::Resolve {
-                    alert_id,
-                    alert_type,
-                } => {
-                    let Some(pos) = k.alerts.iter().position(|a| a.alert.alert_id == alert_id)
-                    else {
-                        continue;
-                    };
-                    let o = k.alerts.remove(pos);
-                    if let Some(n) = self.open_alerts.get_mut(&alert_type) {
+                Transition::Resolved(t) => {
+                    if let Some(n) = self.open_alerts.get_mut(&t) {
                         *n -= 1;
                     }
                     report.alerts_resolved += 1;
-                    (
-                        AlertRow {
-                            alert_id,
-                            store_key: key.0,
-                            product_key,
-                            alert_type: alert_type.as_str().into(),
-                            severity: o.alert.severity.as_str().into(),
-                            opened_at: o.opened_at,
-                            resolved_at: Some(now),
-                            on_hand: k.on_hand,
-                            threshold: o.alert.threshold,
-                            suggested_order_qty: Decimal::ZERO,
-                            message: o.alert.message,
-                            updated_at: now,
-                        },
-                        Some("resolved"),
-                    )
                 }
-            };
-            if let Some(kind) = kind {
-                let payload = serde_json::json!({
-                    "alert_id": row.alert_id,
-                    "change": kind,
-                    "store_id": store_id,
-                    "sku": product.row.sku,
-                    "product_name": product.row.name,
-                    "alert_type": row.alert_type,
-                    "severity": row.severity,
-                    "on_hand": row.on_hand,
-                    "threshold": row.threshold,
-                    "suggested_order_qty": row.suggested_order_qty,
-                    "message": row.message,
-                    "opened_at": row.opened_at,
-                    "resolved_at": row.resolved_at,
-                });
-                ws.outbox.push(OutboxRow {
-                    id: self.next_outbox_id,
-                    alert_id: row.alert_id,
-                    change: kind.into(),
-                    payload: payload.to_string(),
-                    created_at: wall_now,
-                });
+                Transition::Updated { .. } => {}
+            }
+            if let Some(change) = transition.change() {
+                ws.outbox.push(outbox_row(
+                    self.next_outbox_id,
+                    &row,
+                    change,
+                    &store.row.store_id,
+                    &product.row,
+                    wall_now,
+                ));
                 self.next_outbox_id += 1;
             }
             ws.alerts.push(row);
         }
-        let has_history = k.demand.days >= self.cfg.rules.min_history_days && k.demand.level > 0.0;
-        let status = if k.on_hand <= Decimal::ZERO {
-            "out"
-        } else if has_history && k.on_hand + k.on_order <= pol.reorder_point {
-            "below_reorder_point"
-        } else {
-            "fine"
-        };
-        let level = LevelRow {
-            store_key: key.0,
-            product_key,
-            on_hand: k.on_hand,
-            avg_daily_demand: pol.avg_daily_demand,
-            safety_stock: pol.safety_stock,
-            reorder_point: pol.reorder_point,
-            days_of_cover: pol.days_of_cover,
-            projected_stockout_at: pol.projected_stockout_at,
-            updated_at: now,
-            status,
-            demand_sd: stocklake_stock::policy::estimate(k.demand.sd(), 3),
-            order_up_to: pol.order_up_to,
-            suggested_order_qty: pol.suggested_order_qty,
-            on_order: k.on_order,
-            expected_delivery_at: k.expected_delivery_at,
-            last_count_at: k.last_count_at,
-            last_count_quantity: k.last_count_qty,
-            last_movement_at: k.last_movement_at,
-            last_sale_at: k.last_sale_at,
-            in_stock_since: k.in_stock_since,
-            demand_level: k.demand.level,
-            demand_var: k.demand.var,
-            demand_days: k.demand.days as i32,
-            units_per_sale: k.demand.units_per_sale,
-            last_receipt_at: k.replenishment.last_receipt_at,
-            receipt_interval_days: k.replenishment.interval_days,
-            receipt_qty: k.replenishment.typical_qty,
-            receipt_count: k.replenishment.receipts as i32,
-            stockout_days: k.stockout_days as i32,
-            order_level: k.replenishment.order_level,
-            ordered_at: k.replenishment.ordered_at,
-        };
-        let print = level_print(&level);
-        if moved || k.level_print != Some(print) {
+        if let Some(level) = looked.level {
             ws.levels.push(level);
-            k.level_print = Some(print);
         }
-        let due = k
-            .timed(self.cfg.rules.min_history_days)
-            .then(|| now + self.cfg.evaluate_every);
-        let was = std::mem::replace(&mut k.due, due);
-        if let Some(s) = self.stores.get_mut(&key.0) {
-            s.reschedule(key.1, was, due);
-        }
+        store.reschedule(key.sku, looked.was_due, looked.due);
     }
 
     /// Applies master data that changed in silver: type-2 versions for price and category,
@@ -1554,7 +1260,7 @@ impl Model {
             table
                 .update_state()
                 .await
-                .map_err(|e| ModelError::Silver(e.to_string()))?;
+                .map_err(ModelError::silver_delta)?;
             let Some(v) = table.version() else { continue };
             let done = self.checkpoints.get(name).map(|c| c.silver_version);
             if done == Some(v as i64) {
@@ -1584,14 +1290,14 @@ impl Model {
         let key = match self.store_ids.get(&s.store_id) {
             Some(k) => *k,
             None => {
-                let k = self.next_store_key;
+                let k = StoreKey(self.next_store_key);
                 self.next_store_key += 1;
                 self.store_ids.insert(s.store_id.clone(), k);
                 k
             }
         };
         let row = StoreRow {
-            store_key: key,
+            store_key: key.0,
             is_inferred: false,
             updated_at: now,
             timezone: if s.timezone.is_empty() {
@@ -1696,8 +1402,8 @@ impl Model {
         self.skus.by_key.remove(&cur.product_key);
         self.skus.replace(i, row.clone());
         // cached rows follow the current version
-        for ((_, sku), k) in self.keys.iter_mut() {
-            if *sku == i {
+        for (key, k) in self.keys.iter_mut() {
+            if key.sku == i {
                 if let Some(t) = k.today.as_mut() {
                     t.product_key = row.product_key;
                 }
@@ -1706,101 +1412,5 @@ impl Model {
             }
         }
         1
-    }
-}
-
-/// The end of a local day, in UTC.
-fn day_end_utc(day: NaiveDate, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    use chrono::TimeZone;
-    let next = (day + Duration::days(1)).and_hms_opt(0, 0, 0)?;
-    tz.from_local_datetime(&next)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// The share of `day`'s usual sales that falls between `from` and `to` (clamped to the day).
-fn out_share(
-    shape: &stocklake_stock::Shape,
-    tz: chrono_tz::Tz,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    day: NaiveDate,
-) -> f64 {
-    if to <= from {
-        return 0.0;
-    }
-    let hour_of = |t: DateTime<Utc>| -> f64 {
-        let l = t.with_timezone(&tz);
-        let d = l.date_naive();
-        if d < day {
-            0.0
-        } else if d > day {
-            24.0
-        } else {
-            f64::from(l.hour()) + f64::from(l.minute()) / 60.0 + f64::from(l.second()) / 3600.0
-        }
-    };
-    shape.share_between(hour_of(from), hour_of(to))
-}
-
-fn decimal_f64(d: Decimal) -> f64 {
-    rust_decimal::prelude::ToPrimitive::to_f64(&d).unwrap_or(0.0)
-}
-
-/// Adds one movement to a daily row (closing is chained separately).
-fn apply_to_row(row: &mut DailyRow, t: EventType, time: DateTime<Utc>, q: Decimal, delta: Decimal) {
-    match t {
-        EventType::Sale => {
-            row.units_sold += q;
-            row.sales_count += 1;
-        }
-        EventType::Return => row.units_returned += q,
-        EventType::Receipt => row.units_received += q,
-        EventType::Waste => row.units_wasted += q,
-        EventType::Adjustment => row.units_adjusted += q,
-        EventType::StockCount => {
-            let later = match (row.count_time, row.count_quantity) {
-                (None, _) => true,
-                (Some(ct), cq) => time > ct || (time == ct && Some(q) > cq),
-            };
-            if later {
-                row.count_time = Some(time);
-                row.count_quantity = Some(q);
-                row.movement_after_count = Decimal::ZERO;
-            }
-            return;
-        }
-    }
-    row.net_movement += delta;
-    if row.count_time.is_some_and(|ct| time > ct) {
-        row.movement_after_count += delta;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn daily_rows_count_each_kind_and_what_followed_the_count() {
-        let t = |h: u32| {
-            DateTime::<Utc>::from_timestamp(1_762_070_400 + i64::from(h) * 3600, 0).expect("time")
-        };
-        let d = |s: &str| s.parse::<Decimal>().expect("decimal");
-        let mut row = DailyRow::default();
-        apply_to_row(&mut row, EventType::Receipt, t(6), d("24"), d("24"));
-        apply_to_row(&mut row, EventType::Sale, t(9), d("2"), d("-2"));
-        apply_to_row(&mut row, EventType::StockCount, t(12), d("20"), d("-2"));
-        apply_to_row(&mut row, EventType::Sale, t(15), d("1.5"), d("-1.5"));
-        apply_to_row(&mut row, EventType::Waste, t(20), d("1"), d("-1"));
-        // a count earlier than the one kept does not replace it
-        apply_to_row(&mut row, EventType::StockCount, t(11), d("99"), d("0"));
-        assert_eq!(row.units_received, d("24"));
-        assert_eq!(row.units_sold, d("3.5"));
-        assert_eq!(row.sales_count, 2);
-        assert_eq!(row.units_wasted, d("1"));
-        assert_eq!(row.net_movement, d("19.5"));
-        assert_eq!(row.count_quantity, Some(d("20")));
-        assert_eq!(row.movement_after_count, d("-2.5"));
     }
 }

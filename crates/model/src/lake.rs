@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use deltalake::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int16Builder,
     Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
@@ -33,7 +33,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use rust_decimal::Decimal;
-use stocklake_refine::read::active_files;
+use stocklake_silver::read::active_files;
 use stocklake_storage::{AwsOptions, Location};
 
 use crate::ModelError;
@@ -51,22 +51,17 @@ pub fn app_id(epoch: i64) -> String {
 /// Rows read from gold per page.
 const PAGE: i64 = 50_000;
 
-/// The type of a published column, as gold keeps it and as Arrow and Delta write it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Col {
-    I16,
-    I32,
-    I64,
-    Text,
-    /// `NUMERIC(18, scale)`.
-    Dec(i8),
-    Ts,
-    Date,
-    Bool,
-    F64,
+pub use crate::db::Param;
+pub use crate::db::table::Col;
+use crate::db::table::{self, Cell, Table};
+use Col::*;
+
+/// A column's type as Arrow and Delta write it.
+trait Arrow {
+    fn arrow(self) -> DataType;
 }
 
-impl Col {
+impl Arrow for Col {
     fn arrow(self) -> DataType {
         match self {
             Col::I16 => DataType::Int16,
@@ -78,6 +73,7 @@ impl Col {
             Col::Date => DataType::Date32,
             Col::Bool => DataType::Boolean,
             Col::F64 => DataType::Float64,
+            Col::Json => DataType::Utf8,
         }
     }
 }
@@ -96,225 +92,91 @@ pub enum Follow {
 #[derive(Debug)]
 pub struct LakeTable {
     pub name: &'static str,
+    /// The gold table, described once ([`crate::db::table`]).
+    pub table: &'static Table,
     pub follow: Follow,
     /// The partition column, when the table has one.
     pub partition: Option<&'static str>,
     /// A unique key: rows are read in its order, page by page.
     pub key: &'static [&'static str],
-    /// The columns published (each of gold's, but the model's own working state of a stock
-    /// level), `gold_batch` among them.
-    pub columns: &'static [(&'static str, Col)],
 }
 
-use Col::*;
+const fn lake(
+    table: &'static Table,
+    follow: Follow,
+    partition: Option<&'static str>,
+    key: &'static [&'static str],
+) -> LakeTable {
+    LakeTable {
+        name: table.name,
+        table,
+        follow,
+        partition,
+        key,
+    }
+}
 
 /// Every table of the gold lake.
 pub const TABLES: &[LakeTable] = &[
-    LakeTable {
-        name: "dim_date",
-        follow: Follow::Append,
-        partition: None,
-        key: &["date_key"],
-        columns: &[
-            ("date_key", I32),
-            ("full_date", Date),
-            ("day_of_week", I16),
-            ("day_name", Text),
-            ("week_of_year", I16),
-            ("month", I16),
-            ("quarter", I16),
-            ("year", I16),
-            ("is_weekend", Bool),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "dim_store",
-        follow: Follow::Rewrite,
-        partition: None,
-        key: &["store_key"],
-        columns: &[
-            ("store_key", I32),
-            ("store_id", Text),
-            ("name", Text),
-            ("format", Text),
-            ("city", Text),
-            ("region", Text),
-            ("country", Text),
-            ("timezone", Text),
-            ("is_inferred", Bool),
-            ("updated_at", Ts),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "dim_product",
-        follow: Follow::Rewrite,
-        partition: None,
-        key: &["product_key"],
-        columns: &[
-            ("product_key", I32),
-            ("sku", Text),
-            ("name", Text),
-            ("category", Text),
-            ("subcategory", Text),
-            ("brand", Text),
-            ("unit_of_measure", Text),
-            ("case_pack", I32),
-            ("unit_cost", Dec(4)),
-            ("unit_price", Dec(4)),
-            ("lead_time_days", I32),
-            ("service_level", Dec(4)),
-            ("is_inferred", Bool),
-            ("valid_from", Ts),
-            ("valid_to", Ts),
-            ("is_current", Bool),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "dim_payment_method",
-        follow: Follow::Rewrite,
-        partition: None,
-        key: &["payment_method_key"],
-        columns: &[
-            ("payment_method_key", I32),
-            ("payment_method", Text),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "dim_client_type",
-        follow: Follow::Rewrite,
-        partition: None,
-        key: &["client_type_key"],
-        columns: &[
-            ("client_type_key", I32),
-            ("client_type", Text),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "fact_sales",
-        follow: Follow::Append,
-        partition: Some("date_key"),
-        key: &["event_id", "line_no"],
-        columns: &[
-            ("event_id", Text),
-            ("line_no", I32),
-            ("date_key", I32),
-            ("store_key", I32),
-            ("product_key", I32),
-            ("transaction_id", Text),
-            ("register_id", Text),
-            ("event_time", Ts),
-            ("quantity", Dec(3)),
-            ("unit_price", Dec(4)),
-            ("discount", Dec(4)),
-            ("net_amount", Dec(4)),
-            ("payment_method_key", I32),
-            ("client_type_key", I32),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "fact_inventory_movement",
-        follow: Follow::Append,
-        partition: Some("date_key"),
-        key: &["event_id", "line_no"],
-        columns: &[
-            ("event_id", Text),
-            ("line_no", I32),
-            ("date_key", I32),
-            ("store_key", I32),
-            ("product_key", I32),
-            ("event_type", Text),
-            ("quantity", Dec(3)),
-            ("quantity_delta", Dec(3)),
-            ("event_time", Ts),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "fact_stock_daily",
-        follow: Follow::Rewrite,
-        partition: Some("date_key"),
-        key: &["store_key", "product_key"],
-        columns: &[
-            ("date_key", I32),
-            ("store_key", I32),
-            ("product_key", I32),
-            ("units_sold", Dec(3)),
-            ("units_received", Dec(3)),
-            ("units_wasted", Dec(3)),
-            ("units_returned", Dec(3)),
-            ("units_adjusted", Dec(3)),
-            ("net_movement", Dec(3)),
-            ("sales_count", I32),
-            ("count_time", Ts),
-            ("count_quantity", Dec(3)),
-            ("movement_after_count", Dec(3)),
-            ("closing_on_hand", Dec(3)),
-            ("was_out_of_stock", Bool),
-            ("out_of_stock_share", F64),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "stock_level",
-        follow: Follow::Rewrite,
-        partition: Some("store_key"),
-        key: &["product_key"],
-        columns: &[
-            ("store_key", I32),
-            ("product_key", I32),
-            ("on_hand", Dec(3)),
-            ("avg_daily_demand", Dec(3)),
-            ("safety_stock", Dec(3)),
-            ("reorder_point", Dec(3)),
-            ("days_of_cover", Dec(2)),
-            ("projected_stockout_at", Ts),
-            ("updated_at", Ts),
-            ("status", Text),
-            ("demand_sd", Dec(3)),
-            ("order_up_to", Dec(3)),
-            ("suggested_order_qty", Dec(3)),
-            ("on_order", Dec(3)),
-            ("expected_delivery_at", Ts),
-            ("last_count_at", Ts),
-            ("last_count_quantity", Dec(3)),
-            ("last_movement_at", Ts),
-            ("last_sale_at", Ts),
-            ("gold_batch", I64),
-        ],
-    },
-    LakeTable {
-        name: "stock_alert",
-        follow: Follow::Rewrite,
-        partition: Some("store_key"),
-        key: &["alert_id"],
-        columns: &[
-            ("alert_id", I64),
-            ("store_key", I32),
-            ("product_key", I32),
-            ("alert_type", Text),
-            ("severity", Text),
-            ("opened_at", Ts),
-            ("resolved_at", Ts),
-            ("on_hand", Dec(3)),
-            ("threshold", Dec(3)),
-            ("suggested_order_qty", Dec(3)),
-            ("message", Text),
-            ("updated_at", Ts),
-            ("gold_batch", I64),
-        ],
-    },
+    lake(&table::DIM_DATE, Follow::Append, None, &["date_key"]),
+    lake(&table::DIM_STORE, Follow::Rewrite, None, &["store_key"]),
+    lake(&table::DIM_PRODUCT, Follow::Rewrite, None, &["product_key"]),
+    lake(
+        &table::DIM_PAYMENT_METHOD,
+        Follow::Rewrite,
+        None,
+        &["payment_method_key"],
+    ),
+    lake(
+        &table::DIM_CLIENT_TYPE,
+        Follow::Rewrite,
+        None,
+        &["client_type_key"],
+    ),
+    lake(
+        &table::FACT_SALES,
+        Follow::Append,
+        Some("date_key"),
+        &["event_id", "line_no"],
+    ),
+    lake(
+        &table::FACT_INVENTORY_MOVEMENT,
+        Follow::Append,
+        Some("date_key"),
+        &["event_id", "line_no"],
+    ),
+    lake(
+        &table::FACT_STOCK_DAILY,
+        Follow::Rewrite,
+        Some("date_key"),
+        &["store_key", "product_key"],
+    ),
+    lake(
+        &table::STOCK_LEVEL,
+        Follow::Rewrite,
+        Some("store_key"),
+        &["product_key"],
+    ),
+    lake(
+        &table::STOCK_ALERT,
+        Follow::Rewrite,
+        Some("store_key"),
+        &["alert_id"],
+    ),
 ];
 
 impl LakeTable {
+    /// The columns published: the gold table's (but the model's own working state of a
+    /// stock level), and `gold_batch`.
+    pub fn columns(&self) -> Vec<(&'static str, Col)> {
+        let mut c = self.table.columns[..self.table.published].to_vec();
+        c.push(("gold_batch", Col::I64));
+        c
+    }
+
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
-            self.columns
+            self.columns()
                 .iter()
                 .map(|(n, c)| {
                     let nullable =
@@ -326,19 +188,12 @@ impl LakeTable {
     }
 
     fn select(&self) -> String {
-        self.columns
+        self.columns()
             .iter()
             .map(|(n, _)| *n)
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// A value a query is given.
-#[derive(Debug, Clone)]
-pub enum Param {
-    Int(i64),
-    Text(String),
 }
 
 /// A lake table beside its gold table.
@@ -380,7 +235,7 @@ impl std::fmt::Debug for GoldLake {
 }
 
 fn lake_err(table: &str, e: DeltaTableError) -> ModelError {
-    ModelError::Lake(format!("{table}: {e}"))
+    ModelError::lake_delta(table, e)
 }
 
 impl GoldLake {
@@ -460,8 +315,8 @@ impl GoldLake {
     /// deleted. What it did, per table.
     pub async fn care(
         &mut self,
-        cfg: &stocklake_refine::maintain::MaintainConfig,
-    ) -> Result<Vec<stocklake_refine::maintain::TableCare>, ModelError> {
+        cfg: &stocklake_silver::maintain::MaintainConfig,
+    ) -> Result<Vec<stocklake_silver::maintain::TableCare>, ModelError> {
         let mut out = Vec::new();
         for t in TABLES {
             let table = self
@@ -469,11 +324,11 @@ impl GoldLake {
                 .remove(t.name)
                 .ok_or_else(|| ModelError::Internal(format!("no lake table {}", t.name)))?;
             let result =
-                stocklake_refine::maintain::care_for(table, t.name, &t.schema(), cfg).await;
+                stocklake_silver::maintain::care_for(table, t.name, &t.schema(), cfg).await;
             // the table as storage now holds it, whatever care did
             self.tables
                 .insert(t.name, open_or_create(&self.root, &self.aws, t).await?);
-            out.push(result.map_err(|e| ModelError::Lake(format!("{}: {e}", t.name)))?);
+            out.push(result.map_err(|e| ModelError::lake(format!("{}: {e}", t.name)))?);
         }
         Ok(out)
     }
@@ -645,7 +500,7 @@ async fn remove_files(
     let now = Utc::now().timestamp_millis();
     let files = active_files(table)
         .await
-        .map_err(|e| ModelError::Lake(e.to_string()))?;
+        .map_err(|e| ModelError::lake(e.to_string()))?;
     Ok(files
         .into_iter()
         .filter(|f| match only {
@@ -730,7 +585,7 @@ async fn copy_rows(
             t.select(),
             t.name
         );
-        let b = read(gold, &sql, params, t.columns).await?;
+        let b = read(gold, &sql, params, &t.columns()).await?;
         let n = b.num_rows();
         if n == 0 {
             break;
@@ -738,7 +593,7 @@ async fn copy_rows(
         total += n as u64;
         after = Some(last_key(&b, t)?);
         let b = RecordBatch::try_new(t.schema(), b.columns().to_vec())
-            .map_err(|e| ModelError::Lake(format!("{}: {e}", t.name)))?;
+            .map_err(|e| ModelError::lake(format!("{}: {e}", t.name)))?;
         writer.write(b).await.map_err(|e| lake_err(t.name, e))?;
         // a page at a time to storage: memory holds one page, not the whole range
         adds.extend(
@@ -796,7 +651,7 @@ impl Builder {
             I16 => Builder::I16(Int16Builder::new()),
             I32 => Builder::I32(Int32Builder::new()),
             I64 => Builder::I64(Int64Builder::new()),
-            Text => Builder::Text(StringBuilder::new()),
+            Text | Json => Builder::Text(StringBuilder::new()),
             Dec(s) => Builder::Dec(
                 Decimal128Builder::new()
                     .with_precision_and_scale(18, s)
@@ -824,6 +679,53 @@ impl Builder {
         }
     }
 
+    /// Appends a cell (null when it is not of the column's type).
+    fn append(&mut self, cell: &Cell<'_>) {
+        let int = match cell {
+            Cell::I16(v) => Some(i64::from(*v)),
+            Cell::I32(v) => Some(i64::from(*v)),
+            Cell::I64(v) => Some(*v),
+            _ => None,
+        };
+        match self {
+            Builder::I16(b) => b.append_option(int.map(|x| x as i16)),
+            Builder::I32(b) => b.append_option(int.map(|x| x as i32)),
+            Builder::I64(b) => b.append_option(int),
+            Builder::Text(b) => match cell {
+                Cell::Text(t) => b.append_value(t),
+                Cell::Json(j) => b.append_value(j.to_string()),
+                _ => b.append_null(),
+            },
+            Builder::Dec(b, s) => {
+                let s = *s;
+                Builder::dec(
+                    b,
+                    s,
+                    match cell {
+                        Cell::Dec(d) => Some(*d),
+                        _ => None,
+                    },
+                )
+            }
+            Builder::Ts(b) => b.append_option(match cell {
+                Cell::Ts(t) => Some(t.timestamp_micros()),
+                _ => None,
+            }),
+            Builder::Date(b) => b.append_option(match cell {
+                Cell::Date(d) => Some(days(*d)),
+                _ => None,
+            }),
+            Builder::Bool(b) => b.append_option(match cell {
+                Cell::Bool(v) => Some(*v),
+                _ => None,
+            }),
+            Builder::F64(b) => b.append_option(match cell {
+                Cell::F64(v) => Some(*v),
+                _ => int.map(|x| x as f64),
+            }),
+        }
+    }
+
     fn dec(b: &mut Decimal128Builder, scale: u32, v: Option<Decimal>) {
         match v {
             Some(mut d) => {
@@ -845,136 +747,13 @@ pub async fn read(
     gold: &Gold,
     sql: &str,
     params: Vec<Param>,
-    columns: &'static [(&'static str, Col)],
+    columns: &[(&'static str, Col)],
 ) -> Result<RecordBatch, ModelError> {
+    let rows = gold.rows(sql, params, columns).await?;
     let mut builders: Vec<Builder> = columns.iter().map(|(_, c)| Builder::new(*c)).collect();
-    match gold {
-        Gold::Sqlite(g) => {
-            let sql = sql.to_string();
-            builders = g
-                .read(move |c| {
-                    use rusqlite::types::ValueRef;
-                    let args: Vec<rusqlite::types::Value> = params
-                        .into_iter()
-                        .map(|p| match p {
-                            Param::Int(i) => rusqlite::types::Value::Integer(i),
-                            Param::Text(t) => rusqlite::types::Value::Text(t),
-                        })
-                        .collect();
-                    let mut s = c
-                        .prepare(&sql)
-                        .map_err(|e| ModelError::Database(format!("{e}: {sql}")))?;
-                    let mut rows = s
-                        .query(rusqlite::params_from_iter(args.iter()))
-                        .map_err(|e| ModelError::Database(e.to_string()))?;
-                    let db = |e: rusqlite::Error| ModelError::Database(e.to_string());
-                    while let Some(r) = rows.next().map_err(db)? {
-                        for (i, b) in builders.iter_mut().enumerate() {
-                            let v = r.get_ref(i).map_err(db)?;
-                            let int = match v {
-                                ValueRef::Integer(x) => Some(x),
-                                ValueRef::Real(x) => Some(x as i64),
-                                _ => None,
-                            };
-                            let text = match v {
-                                ValueRef::Text(t) => std::str::from_utf8(t).ok(),
-                                _ => None,
-                            };
-                            match b {
-                                Builder::I16(b) => b.append_option(int.map(|x| x as i16)),
-                                Builder::I32(b) => b.append_option(int.map(|x| x as i32)),
-                                Builder::I64(b) => b.append_option(int),
-                                Builder::Text(b) => b.append_option(text),
-                                Builder::Dec(b, s) => {
-                                    let d = crate::db::sqlite::get_odec(r, i, *s).map_err(db)?;
-                                    Builder::dec(b, *s, d)
-                                }
-                                Builder::Ts(b) => b.append_option(
-                                    text.and_then(crate::db::sqlite::parse_ts)
-                                        .map(|t| t.timestamp_micros()),
-                                ),
-                                Builder::Date(b) => b.append_option(
-                                    text.and_then(|t| t.parse::<NaiveDate>().ok()).map(days),
-                                ),
-                                Builder::Bool(b) => b.append_option(int.map(|x| x != 0)),
-                                Builder::F64(b) => b.append_option(match v {
-                                    ValueRef::Real(x) => Some(x),
-                                    ValueRef::Integer(x) => Some(x as f64),
-                                    _ => None,
-                                }),
-                            }
-                        }
-                    }
-                    Ok(builders)
-                })
-                .await?;
-        }
-        Gold::Postgres(g) => {
-            g.reconnect_if_closed().await?;
-            let mut n = 0;
-            let sql: String = sql
-                .chars()
-                .map(|c| {
-                    if c == '?' {
-                        n += 1;
-                        format!("${n}")
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect();
-            let boxed: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
-                .into_iter()
-                .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-                    match p {
-                        Param::Int(i) => Box::new(i),
-                        Param::Text(t) => Box::new(t),
-                    }
-                })
-                .collect();
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = boxed
-                .iter()
-                .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
-            let c = g.client().await;
-            let rows = c
-                .query(&sql, &refs)
-                .await
-                .map_err(|e| ModelError::Database(format!("{e}: {sql}")))?;
-            for r in &rows {
-                for (i, b) in builders.iter_mut().enumerate() {
-                    let ty = r.columns()[i].type_().clone();
-                    let int = || -> Option<i64> {
-                        use tokio_postgres::types::Type;
-                        if ty == Type::INT2 {
-                            r.get::<_, Option<i16>>(i).map(i64::from)
-                        } else if ty == Type::INT4 {
-                            r.get::<_, Option<i32>>(i).map(i64::from)
-                        } else {
-                            r.get::<_, Option<i64>>(i)
-                        }
-                    };
-                    match b {
-                        Builder::I16(b) => b.append_option(int().map(|x| x as i16)),
-                        Builder::I32(b) => b.append_option(int().map(|x| x as i32)),
-                        Builder::I64(b) => b.append_option(int()),
-                        Builder::Text(b) => b.append_option(r.get::<_, Option<String>>(i)),
-                        Builder::Dec(b, s) => {
-                            let s = *s;
-                            Builder::dec(b, s, r.get::<_, Option<Decimal>>(i))
-                        }
-                        Builder::Ts(b) => b.append_option(
-                            r.get::<_, Option<DateTime<Utc>>>(i)
-                                .map(|t| t.timestamp_micros()),
-                        ),
-                        Builder::Date(b) => {
-                            b.append_option(r.get::<_, Option<NaiveDate>>(i).map(days))
-                        }
-                        Builder::Bool(b) => b.append_option(r.get::<_, Option<bool>>(i)),
-                        Builder::F64(b) => b.append_option(r.get::<_, Option<f64>>(i)),
-                    }
-                }
-            }
+    for row in &rows {
+        for (b, cell) in builders.iter_mut().zip(row) {
+            b.append(cell);
         }
     }
     let fields: Vec<Field> = columns
@@ -997,13 +776,13 @@ async fn open_or_create(
     let loc = root.join(t.name);
     if let Location::Local(p) = &loc {
         std::fs::create_dir_all(p)
-            .map_err(|e| ModelError::Lake(format!("creating {}: {e}", p.display())))?;
+            .map_err(|e| ModelError::lake(format!("creating {}: {e}", p.display())))?;
     }
     let url = match &loc {
         Location::Local(p) => format!("file://{}/", p.display()),
         Location::S3 { .. } => format!("{}/", loc.url()),
     };
-    let url = url::Url::parse(&url).map_err(|e| ModelError::Lake(format!("{url}: {e}")))?;
+    let url = url::Url::parse(&url).map_err(|e| ModelError::lake(format!("{url}: {e}")))?;
     let options: HashMap<String, String> = if loc.is_local() {
         HashMap::new()
     } else {
@@ -1023,7 +802,7 @@ async fn open_or_create(
         .iter()
         .map(|f| f.as_ref().try_into_kernel())
         .collect::<Result<_, _>>()
-        .map_err(|e| ModelError::Lake(format!("schema of {}: {e}", t.name)))?;
+        .map_err(|e| ModelError::lake(format!("schema of {}: {e}", t.name)))?;
     let table = DeltaTableBuilder::from_url(url.clone())
         .map_err(|e| lake_err(t.name, e))?
         .with_storage_options(options.clone())

@@ -6,7 +6,7 @@ use deltalake::arrow::array::{Array, AsArray};
 use deltalake::arrow::datatypes::{Decimal128Type, Float64Type, Int32Type};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
-use stocklake_refine::read::{active_files, read_files};
+use stocklake_silver::read::{active_files, read_files};
 
 use crate::ModelError;
 use crate::rows::{ProductRow, StoreRow};
@@ -19,17 +19,17 @@ async fn batches(
     }
     let files = active_files(table)
         .await
-        .map_err(|e| ModelError::Silver(e.to_string()))?;
+        .map_err(ModelError::silver_table)?;
     Ok(read_files(table.object_store(), &files, None)
         .await
-        .map_err(|e| ModelError::Silver(e.to_string()))?
+        .map_err(ModelError::silver_table)?
         .into_iter()
         .flat_map(|(_, b)| b)
         .collect())
 }
 
 fn missing(c: &str) -> ModelError {
-    ModelError::Silver(format!("master data lacks column {c}"))
+    ModelError::silver(format!("master data lacks column {c}"))
 }
 
 /// The product master as dimension rows (keys and validity are set by the model).

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use stocklake_storage::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -163,18 +164,14 @@ impl Notifier {
 
     /// Delivers as changes appear (`wake`) until cancelled, backing off while the endpoint fails.
     pub async fn run(self, wake: std::sync::Arc<Notify>, cancel: CancellationToken) {
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         loop {
             let wait = match self.deliver_all().await {
                 Ok((_, 0)) => {
-                    backoff = Duration::from_millis(500);
+                    backoff.succeeded();
                     Duration::from_secs(5)
                 }
-                Ok(_) => {
-                    let w = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    w
-                }
+                Ok(_) => backoff.failed(),
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the alert outbox failed");
                     Duration::from_secs(5)

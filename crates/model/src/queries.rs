@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::ModelError;
 use crate::db::Gold;
-use crate::db::sqlite::ts;
+use crate::db::dialect::ts;
 use crate::rows::{AlertView, StockView};
 use crate::schema::Dialect;
 
@@ -162,7 +162,7 @@ async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelErro
                 use rusqlite::types::{Value, ValueRef};
                 let mut s = c
                     .prepare_cached(&sql)
-                    .map_err(|e| ModelError::Database(format!("{e}: {sql}")))?;
+                    .map_err(|e| ModelError::database(format!("{e}: {sql}")))?;
                 let names: Vec<String> = s.column_names().map(str::to_string).collect();
                 let args: Vec<Value> = params
                     .into_iter()
@@ -189,9 +189,9 @@ async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelErro
                         }
                         Ok(row)
                     })
-                    .map_err(|e| ModelError::Database(e.to_string()))?;
+                    .map_err(|e| ModelError::database(e.to_string()))?;
                 rows.collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| ModelError::Database(e.to_string()))
+                    .map_err(|e| ModelError::database(e.to_string()))
             };
             if read_only {
                 g.read(run).await
@@ -220,7 +220,7 @@ async fn query(gold: &Gold, sql: &str, params: Vec<P>) -> Result<Rows, ModelErro
             let rows = c
                 .query(&sql, &refs)
                 .await
-                .map_err(|e| ModelError::Database(format!("{e}: {sql}")))?;
+                .map_err(|e| ModelError::database(format!("{e}: {sql}")))?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let mut row = Vec::with_capacity(r.len());
@@ -630,7 +630,7 @@ pub async fn dead_letters(gold: &Gold, page: Page) -> Result<Vec<serde_json::Val
 /// for the fact tables, found the slow way.
 pub async fn count_rows(gold: &Gold, table: &str) -> Result<i64, ModelError> {
     if !crate::schema::TABLES.contains(&table) {
-        return Err(ModelError::Database(format!("no gold table {table}")));
+        return Err(ModelError::database(format!("no gold table {table}")));
     }
     let rows = query(
         gold,

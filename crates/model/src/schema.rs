@@ -52,7 +52,7 @@ impl Migration {
 }
 
 /// The hour (UTC) that `event_time` falls in, as a time of the dialect: what
-/// `fact_sales_hourly.hour` holds (on SQLite, the text `sqlite::ts` writes for that hour).
+/// `fact_sales_hourly.hour` holds (on SQLite, the text `dialect::ts` writes for that hour).
 pub fn event_hour(d: Dialect) -> &'static str {
     match d {
         Dialect::Postgres => "date_trunc('hour', event_time)",
@@ -437,20 +437,6 @@ CREATE TABLE gold_epoch (
 "#,
         postgres_only: "",
     },
-];
-
-/// The tables whose rows carry `gold_batch` (migration 7): the ones the gold lake publishes.
-pub const STAMPED: &[&str] = &[
-    "dim_date",
-    "dim_store",
-    "dim_product",
-    "dim_payment_method",
-    "dim_client_type",
-    "fact_sales",
-    "fact_inventory_movement",
-    "fact_stock_daily",
-    "stock_level",
-    "stock_alert",
 ];
 
 /// The analyst views (migration 5), documented with example queries in docs/analytics.md.

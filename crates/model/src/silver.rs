@@ -9,7 +9,7 @@ use deltalake::arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::arrow::datatypes::{Decimal128Type, Int32Type, TimestampMicrosecondType};
 use rust_decimal::Decimal;
 use stocklake_event::EventType;
-use stocklake_refine::read::{added_files, read_files};
+use stocklake_silver::read::{added_files, read_files};
 
 use crate::ModelError;
 
@@ -38,7 +38,7 @@ pub struct SilverLine {
 fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, ModelError> {
     b.column_by_name(name)
         .map(|c| c.as_ref())
-        .ok_or_else(|| ModelError::Silver(format!("silver lines lack column {name}")))
+        .ok_or_else(|| ModelError::silver(format!("silver lines lack column {name}")))
 }
 
 fn micros(v: i64) -> DateTime<Utc> {
@@ -50,7 +50,7 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
     let s = |name: &str| -> Result<_, ModelError> {
         col(b, name)?
             .as_string_opt::<i32>()
-            .ok_or_else(|| ModelError::Silver(format!("column {name} is not text")))
+            .ok_or_else(|| ModelError::silver(format!("column {name} is not text")))
     };
     let event_id = s("event_id")?;
     let event_type = s("event_type")?;
@@ -68,11 +68,11 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
     let (payment_method, client_type) = (later("payment_method"), later("client_type"));
     let line_no = col(b, "line_no")?
         .as_primitive_opt::<Int32Type>()
-        .ok_or_else(|| ModelError::Silver("line_no is not int32".into()))?;
+        .ok_or_else(|| ModelError::silver("line_no is not int32"))?;
     let ts = |name: &str| -> Result<_, ModelError> {
         col(b, name)?
             .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(|| ModelError::Silver(format!("{name} is not a timestamp")))
+            .ok_or_else(|| ModelError::silver(format!("{name} is not a timestamp")))
     };
     let event_time = ts("event_time")?;
     let arrived_at = ts("arrived_at")?;
@@ -80,7 +80,7 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
     let dec = |name: &str| -> Result<_, ModelError> {
         col(b, name)?
             .as_primitive_opt::<Decimal128Type>()
-            .ok_or_else(|| ModelError::Silver(format!("{name} is not a decimal")))
+            .ok_or_else(|| ModelError::silver(format!("{name} is not a decimal")))
     };
     let quantity = dec("quantity")?;
     let unit_price = dec("unit_price")?;
@@ -95,7 +95,7 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
     out.reserve(b.num_rows());
     for i in 0..b.num_rows() {
         let t = EventType::from_str(event_type.value(i)).map_err(|_| {
-            ModelError::Silver(format!("unknown event type {:?}", event_type.value(i)))
+            ModelError::silver(format!("unknown event type {:?}", event_type.value(i)))
         })?;
         out.push(SilverLine {
             event_id: event_id.value(i).to_string(),
@@ -136,7 +136,7 @@ pub async fn latest_version(table: &mut DeltaTable, known: u64) -> Result<u64, M
     table
         .update_state()
         .await
-        .map_err(|e| ModelError::Silver(e.to_string()))?;
+        .map_err(ModelError::silver_delta)?;
     Ok(table.version().unwrap_or(0))
 }
 
@@ -157,9 +157,9 @@ pub async fn lines_between(
     for v in from..=to.max(from) {
         let Some(added) = added_files(table, v)
             .await
-            .map_err(|e| ModelError::Silver(e.to_string()))?
+            .map_err(ModelError::silver_table)?
         else {
-            return Err(ModelError::Silver(format!(
+            return Err(ModelError::silver_fatal(format!(
                 "silver version {v} is no longer in the Delta log (its history was cleaned up); rebuild gold with `stocklake replay --gold-only`"
             )));
         };
@@ -175,7 +175,7 @@ pub async fn lines_between(
     let mut out = Vec::new();
     for (_, batches) in read_files(table.object_store(), &files, None)
         .await
-        .map_err(|e| ModelError::Silver(e.to_string()))?
+        .map_err(ModelError::silver_table)?
     {
         for b in &batches {
             decode(b, &mut out)?;

@@ -14,6 +14,34 @@ use stocklake_stock::{AlertType, Demand, OpenAlert, Replenishment, Severity, Sha
 
 use crate::rows::*;
 
+/// A store's surrogate key in gold (`dim_store.store_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoreKey(pub i32);
+
+impl std::fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A product's place among the interned SKUs ([`Skus`]): a dense index, not its gold key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SkuIndex(pub u32);
+
+/// A stock key: one product in one store. Ordered by store, then product — the order in
+/// which a batch evaluates its keys, and so the order of the alerts it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub store: StoreKey,
+    pub sku: SkuIndex,
+}
+
+impl Key {
+    pub fn new(store: StoreKey, sku: SkuIndex) -> Key {
+        Key { store, sku }
+    }
+}
+
 /// A store's clock and learnt rhythm.
 #[derive(Debug, Clone)]
 pub struct StoreState {
@@ -25,13 +53,13 @@ pub struct StoreState {
     pub local_date: Option<NaiveDate>,
     pub extra: StoreExtra,
     /// The SKUs with a stock level at this store.
-    pub skus: Vec<u32>,
+    pub skus: Vec<SkuIndex>,
     pub dirty: bool,
     /// Evaluate every key of the store in this batch.
     pub evaluate_all: bool,
     /// When each SKU is next due for a look by time alone (see [`KeyState::due`]), earliest
     /// first.
-    pub due: BTreeSet<(DateTime<Utc>, u32)>,
+    pub due: BTreeSet<(DateTime<Utc>, SkuIndex)>,
 }
 
 impl StoreState {
@@ -50,7 +78,12 @@ impl StoreState {
     }
 
     /// Moves a SKU's due time in the store's queue.
-    pub fn reschedule(&mut self, sku: u32, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) {
+    pub fn reschedule(
+        &mut self,
+        sku: SkuIndex,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) {
         if from == to {
             return;
         }
@@ -62,8 +95,26 @@ impl StoreState {
         }
     }
 
+    /// Closes a day for the store: when it traded (`units` sold in all), its hourly rhythm and
+    /// the mean of the weekday are learnt; the day's hours start again.
+    pub fn close_day(&mut self, weekday: usize, units: f64, alpha: f64) {
+        if units > 0.0 {
+            let hours = self.extra.today_hours;
+            self.extra.shape.observe(&hours, weekday, alpha);
+            let n = self.extra.weekday_days[weekday];
+            let w = 1.0 / f64::from(n + 1).min(8.0);
+            self.extra.weekday_units[weekday] =
+                (1.0 - w) * self.extra.weekday_units[weekday] + w * units;
+            self.extra.weekday_days[weekday] = n + 1;
+            let means = self.extra.weekday_units;
+            self.extra.shape.set_weekdays(&means);
+        }
+        self.extra.today_hours = [0.0; 24];
+        self.dirty = true;
+    }
+
     /// Takes the SKUs due at or before the store's clock.
-    pub fn take_due(&mut self) -> Vec<u32> {
+    pub fn take_due(&mut self) -> Vec<SkuIndex> {
         let Some(clock) = self.clock else {
             return Vec::new();
         };
@@ -272,33 +323,40 @@ pub fn open_state(a: &AlertRow) -> Option<OpenState> {
 /// Interned SKUs: an index per SKU, so keys are two small integers.
 #[derive(Debug, Default)]
 pub struct Skus {
-    pub index: HashMap<String, u32>,
+    pub index: HashMap<String, SkuIndex>,
     pub products: Vec<ProductState>,
-    pub by_key: HashMap<i32, u32>,
+    /// By gold's `product_key`.
+    pub by_key: HashMap<i32, SkuIndex>,
 }
 
 impl Skus {
-    pub fn get(&self, sku: &str) -> Option<u32> {
+    pub fn get(&self, sku: &str) -> Option<SkuIndex> {
         self.index.get(sku).copied()
     }
 
-    pub fn insert(&mut self, row: ProductRow) -> u32 {
-        let i = self.products.len() as u32;
+    /// The index of a product's gold key.
+    pub fn of_key(&self, product_key: i32) -> Option<SkuIndex> {
+        self.by_key.get(&product_key).copied()
+    }
+
+    pub fn insert(&mut self, row: ProductRow) -> SkuIndex {
+        let i = SkuIndex(self.products.len() as u32);
         self.index.insert(row.sku.clone(), i);
         self.by_key.insert(row.product_key, i);
         self.products.push(ProductState { row });
         i
     }
 
-    pub fn replace(&mut self, i: u32, row: ProductRow) {
+    pub fn replace(&mut self, i: SkuIndex, row: ProductRow) {
         self.by_key.insert(row.product_key, i);
-        if let Some(p) = self.products.get_mut(i as usize) {
+        if let Some(p) = self.products.get_mut(i.0 as usize) {
             p.row = row;
         }
     }
 
-    pub fn product(&self, i: u32) -> &ProductState {
-        &self.products[i as usize]
+    /// The product at an index [`Skus::insert`] gave out (indices are never taken back).
+    pub fn product(&self, i: SkuIndex) -> &ProductState {
+        &self.products[i.0 as usize]
     }
 }
 
@@ -320,20 +378,20 @@ mod tests {
     #[test]
     fn only_the_keys_whose_time_has_come_are_taken() {
         let mut s = store();
-        s.reschedule(7, None, Some(at(9)));
-        s.reschedule(8, None, Some(at(11)));
-        s.reschedule(9, None, Some(at(10)));
+        s.reschedule(SkuIndex(7), None, Some(at(9)));
+        s.reschedule(SkuIndex(8), None, Some(at(11)));
+        s.reschedule(SkuIndex(9), None, Some(at(10)));
         // moved later: its old time no longer counts
-        s.reschedule(7, Some(at(9)), Some(at(12)));
+        s.reschedule(SkuIndex(7), Some(at(9)), Some(at(12)));
         assert!(s.take_due().is_empty(), "no clock, nothing is due");
         s.clock = Some(at(10));
-        assert_eq!(s.take_due(), vec![9]);
-        assert_eq!(s.take_due(), Vec::<u32>::new());
+        assert_eq!(s.take_due(), vec![SkuIndex(9)]);
+        assert_eq!(s.take_due(), Vec::<SkuIndex>::new());
         s.clock = Some(at(12));
-        assert_eq!(s.take_due(), vec![8, 7]);
+        assert_eq!(s.take_due(), vec![SkuIndex(8), SkuIndex(7)]);
         // dropped: never due again
-        s.reschedule(5, None, Some(at(13)));
-        s.reschedule(5, Some(at(13)), None);
+        s.reschedule(SkuIndex(5), None, Some(at(13)));
+        s.reschedule(SkuIndex(5), Some(at(13)), None);
         s.clock = Some(at(20));
         assert!(s.take_due().is_empty());
     }

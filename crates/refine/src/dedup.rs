@@ -15,7 +15,8 @@ use object_store::ObjectStore;
 
 use crate::RefineError;
 use crate::parse::id_hash;
-use crate::read::{SilverFile, active_files, read_files};
+use stocklake_silver::read::{SilverFile, active_files, read_files};
+use stocklake_silver::{day_string, parse_day};
 
 /// What dedup says about an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,20 +197,6 @@ impl DedupIndex {
     }
 }
 
-/// `YYYY-MM-DD` of a day number.
-pub fn day_string(day: i32) -> String {
-    chrono::NaiveDate::from_num_days_from_ce_opt(day + crate::parse::UNIX_EPOCH_DAYS_CE)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
-}
-
-pub fn parse_day(s: &str) -> Option<i32> {
-    use chrono::Datelike;
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.num_days_from_ce() - crate::parse::UNIX_EPOCH_DAYS_CE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,15 +233,5 @@ mod tests {
         d.commit(Some(110));
         assert_eq!(d.len(), 1);
         assert_eq!(d.missing_days([95]), vec![95]);
-    }
-
-    #[test]
-    fn day_strings_round_trip() {
-        assert_eq!(day_string(0), "1970-01-01");
-        assert_eq!(
-            parse_day("2026-11-02").map(day_string).as_deref(),
-            Some("2026-11-02")
-        );
-        assert_eq!(parse_day("nope"), None);
     }
 }

@@ -10,25 +10,24 @@
 //! neither loses nor repeats a batch.
 //!
 //! # Layout
-//! - `tables`: the silver schemas, creating and opening tables;
+//! The silver tables' schemas, their reading back and their care are `stocklake-silver`'s,
+//! shared with the model. Here:
 //! - `parse`: phase 1, per bronze object in parallel;
 //! - `dedup`: the event-id index, rebuilt from silver;
 //! - `refiner`: batches, commits and recovery;
 //! - `quarantine`: quarantine rows;
-//! - `master`: products.csv and stores.csv into versioned silver tables;
-//! - `maintain`: compaction, checkpoints, vacuum;
-//! - `read`: reading silver back (also used by the gold model).
+//! - `master`: products.csv and stores.csv into versioned silver tables.
 
 pub mod dedup;
-pub mod maintain;
 pub mod master;
 pub mod parse;
 pub mod quarantine;
-pub mod read;
 pub mod refiner;
-pub mod tables;
 
 pub use refiner::{APP_ID, BatchReport, Counts, Progress, RefineConfig, Refiner, latest_progress};
+
+use stocklake_silver::{SilverError, delta_class};
+use stocklake_storage::{ErrorClass, Source};
 
 /// Refine failures.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,7 +35,13 @@ pub enum RefineError {
     #[error("storage: {0}")]
     Storage(String),
     #[error("Delta table {table}: {message}")]
-    Delta { table: String, message: String },
+    Delta {
+        table: String,
+        message: String,
+        class: ErrorClass,
+        #[source]
+        source: Source,
+    },
     #[error("bronze object {object} line {line} is corrupt: {message}")]
     CorruptBronze {
         object: String,
@@ -56,6 +61,41 @@ impl RefineError {
         RefineError::Delta {
             table: table.to_string(),
             message: e.to_string(),
+            class: delta_class(&e),
+            source: stocklake_storage::Source::new(e),
+        }
+    }
+
+    /// How the failure is to be met.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RefineError::Delta { class, .. } => *class,
+            RefineError::Storage(_) | RefineError::Internal(_) => ErrorClass::Transient,
+            // an object that cannot be read as it is never will be
+            RefineError::CorruptBronze { .. } => ErrorClass::Poison,
+            RefineError::MasterData(_) | RefineError::Config(_) => ErrorClass::Fatal,
+        }
+    }
+}
+
+/// Silver's failures are refine's, variant for variant.
+impl From<SilverError> for RefineError {
+    fn from(e: SilverError) -> RefineError {
+        match e {
+            SilverError::Storage(m) => RefineError::Storage(m),
+            SilverError::Delta {
+                table,
+                message,
+                class,
+                source,
+            } => RefineError::Delta {
+                table,
+                message,
+                class,
+                source,
+            },
+            SilverError::Config(m) => RefineError::Config(m),
+            SilverError::Internal(m) => RefineError::Internal(m),
         }
     }
 }

@@ -26,9 +26,11 @@ use serde::{Deserialize, Serialize};
 use stocklake_storage::{AwsOptions, Location};
 
 use crate::RefineError;
-use crate::read::active_files;
 use crate::refiner::META_KEY;
-use crate::tables::{MONEY, PRODUCTS, PRODUCTS_SCHEMA, STORES, STORES_SCHEMA, open_or_create};
+use stocklake_silver::read::active_files;
+use stocklake_silver::tables::{
+    MONEY, PRODUCTS, PRODUCTS_SCHEMA, STORES, STORES_SCHEMA, open_or_create,
+};
 
 /// One product row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

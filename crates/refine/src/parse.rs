@@ -14,7 +14,8 @@ use stocklake_event::{Event, Rejection, TimeWindow, parse_event, parse_event_esc
 use stocklake_storage::bronze::{ObjectName, parse_line, parse_line_lazy};
 
 use crate::RefineError;
-use crate::tables::{LINES_SCHEMA, MONEY, QTY};
+use stocklake_silver::UNIX_EPOCH_DAYS_CE;
+use stocklake_silver::tables::{LINES_SCHEMA, MONEY, QTY};
 
 /// What dedup needs to know of one valid event.
 #[derive(Debug, Clone)]
@@ -77,8 +78,6 @@ pub struct ObjectParse {
 pub fn id_hash(event_id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(event_id.as_bytes())
 }
-
-pub const UNIX_EPOCH_DAYS_CE: i32 = 719_163;
 
 pub fn date_days(t: DateTime<Utc>) -> i32 {
     use chrono::Datelike;

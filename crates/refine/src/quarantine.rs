@@ -10,7 +10,7 @@ use deltalake::arrow::array::{
 
 use crate::RefineError;
 use crate::parse::QuarantineRow;
-use crate::tables::QUARANTINE_SCHEMA;
+use stocklake_silver::tables::QUARANTINE_SCHEMA;
 
 /// The quarantine table's rows for `rows`.
 pub fn quarantine_batch(

@@ -38,7 +38,7 @@ use crate::RefineError;
 use crate::dedup::{DedupIndex, Verdict};
 use crate::parse::{BatchContext, ObjectParse, QuarantineRow, date_days, parse_object};
 use crate::quarantine::quarantine_batch;
-use crate::tables::{POS_EVENT_LINES, QUARANTINE, open_or_create, table_writer};
+use stocklake_silver::tables::{POS_EVENT_LINES, QUARANTINE, open_or_create, table_writer};
 
 /// The Delta application transaction id of refine.
 pub const APP_ID: &str = "stocklake-refine";
@@ -442,7 +442,71 @@ impl Refiner {
     async fn try_batch(&mut self) -> Result<Option<BatchReport>, RefineError> {
         let started = Instant::now();
         let redo = self.redo.clone();
-        let (names, batch) = match &redo {
+        let (names, batch) = self.choose(redo.as_ref())?;
+        if names.is_empty() {
+            return Ok(None);
+        }
+        // a batch to redo is redone whole; otherwise it stops at the byte bound
+        let max_bytes = redo.is_none().then_some(self.cfg.batch_max_bytes);
+        let (refined_at, parsed) = self.parse(&names, batch, redo.is_none(), max_bytes).await?;
+        let names: Vec<ObjectName> = names.into_iter().take(parsed.len()).collect();
+        if redo.is_none() {
+            self.prefetch_after(names.len(), batch, max_bytes);
+        }
+        // days older than what dedup holds are read from silver first
+        let days = self
+            .dedup
+            .missing_days(parsed.iter().flat_map(|p| p.events.iter().map(|e| e.date)));
+        if !days.is_empty() {
+            self.dedup
+                .load_days(&self.lines, self.lines.object_store(), &days)
+                .await?;
+        }
+        let sorted = self.sort(&parsed)?;
+        let counts = sorted.counts.clone();
+        if !counts.reconciles() {
+            return Err(RefineError::Internal(format!(
+                "batch {batch} does not reconcile: {} records != {} events + {} quarantined + {} duplicates",
+                counts.records, counts.events, counts.quarantined, counts.duplicates
+            )));
+        }
+        let progress = self.progress_of(&names, batch, redo.as_ref(), refined_at, &sorted);
+        if !sorted.quarantine.is_empty() && redo.is_none() {
+            let qb = quarantine_batch(&sorted.quarantine, refined_at, batch)?;
+            let rows = vec![Rows {
+                date: None,
+                rows: qb,
+            }];
+            commit(&mut self.quarantine, QUARANTINE, rows, batch, &progress).await?;
+            stocklake_storage::failpoint("refine_after_quarantine_commit");
+        }
+        // each object's rows of a date go to the writer of that partition as they are, without
+        // gathering them into one batch or splitting them again
+        let version = commit(
+            &mut self.lines,
+            POS_EVENT_LINES,
+            sorted.kept,
+            batch,
+            &progress,
+        )
+        .await?;
+        stocklake_storage::failpoint("refine_after_lines_commit");
+        self.committed(&names, progress);
+        let seconds = started.elapsed().as_secs_f64();
+        record_batch(batch, names.len(), &counts, seconds);
+        Ok(Some(BatchReport {
+            batch,
+            objects: names.len(),
+            counts,
+            lines_version: Some(version),
+            seconds,
+        }))
+    }
+
+    /// The objects of the next batch, and its number: those of a batch to redo, or the oldest
+    /// known.
+    fn choose(&self, redo: Option<&Progress>) -> Result<(Vec<ObjectName>, i64), RefineError> {
+        Ok(match redo {
             Some(plan) => {
                 let names: Vec<ObjectName> = plan
                     .objects
@@ -464,125 +528,86 @@ impl Refiner {
                     .collect();
                 (names, self.progress.batch + 1)
             }
-        };
-        if names.is_empty() {
-            return Ok(None);
-        }
-        // a batch to redo is redone whole; otherwise it stops at the byte bound
-        let max_bytes = redo.is_none().then_some(self.cfg.batch_max_bytes);
+        })
+    }
+
+    /// The batch's objects read and parsed: by the prefetch when it read these, or now.
+    async fn parse(
+        &mut self,
+        names: &[ObjectName],
+        batch: i64,
+        fresh: bool,
+        max_bytes: Option<usize>,
+    ) -> Result<(DateTime<Utc>, Vec<ObjectParse>), RefineError> {
         let ready = self
             .prefetch
             .take()
-            .filter(|p| redo.is_none() && p.batch == batch && names.starts_with(&p.names));
-        let (refined_at, parsed) = match ready {
-            Some(mut p) => {
-                let task = p
-                    .task
-                    .take()
-                    .ok_or_else(|| RefineError::Internal("a prefetch without its task".into()))?;
-                let parsed = task
-                    .await
-                    .map_err(|e| RefineError::Internal(format!("prefetch: {e}")))??;
-                (p.refined_at, parsed)
-            }
-            None => {
-                let refined_at = Utc::now();
-                let ctx = BatchContext {
-                    batch,
-                    refined_at,
-                    window: self.cfg.window,
-                };
-                let parsed =
-                    parse_objects(self.bronze.clone(), names.clone(), ctx, max_bytes).await?;
-                (refined_at, parsed)
-            }
+            .filter(|p| fresh && p.batch == batch && names.starts_with(&p.names));
+        if let Some(mut p) = ready {
+            let task = p
+                .task
+                .take()
+                .ok_or_else(|| RefineError::Internal("a prefetch without its task".into()))?;
+            let parsed = task
+                .await
+                .map_err(|e| RefineError::Internal(format!("prefetch: {e}")))??;
+            return Ok((p.refined_at, parsed));
+        }
+        let refined_at = Utc::now();
+        let ctx = BatchContext {
+            batch,
+            refined_at,
+            window: self.cfg.window,
         };
-        let names: Vec<ObjectName> = names.into_iter().take(parsed.len()).collect();
-        if redo.is_none() {
-            // the objects after these are read and parsed while this batch is written
-            let next: Vec<ObjectName> = self
-                .known
-                .values()
-                .skip(names.len())
-                .take(self.cfg.batch_max_objects.max(1))
-                .cloned()
-                .collect();
-            if !next.is_empty() {
-                let ctx = BatchContext {
-                    batch: batch + 1,
-                    refined_at: Utc::now(),
-                    window: self.cfg.window,
-                };
-                self.prefetch = Some(Prefetch {
-                    batch: batch + 1,
-                    refined_at: ctx.refined_at,
-                    names: next.clone(),
-                    task: Some(tokio::spawn(parse_objects(
-                        self.bronze.clone(),
-                        next,
-                        ctx,
-                        max_bytes,
-                    ))),
-                });
-            }
-        }
+        let parsed = parse_objects(self.bronze.clone(), names.to_vec(), ctx, max_bytes).await?;
+        Ok((refined_at, parsed))
+    }
 
-        // days older than what dedup holds are read from silver first
-        let days = self
-            .dedup
-            .missing_days(parsed.iter().flat_map(|p| p.events.iter().map(|e| e.date)));
-        if !days.is_empty() {
-            self.dedup
-                .load_days(&self.lines, self.lines.object_store(), &days)
-                .await?;
+    /// Reads and parses the objects after the first `taken`, while this batch is written.
+    fn prefetch_after(&mut self, taken: usize, batch: i64, max_bytes: Option<usize>) {
+        let next: Vec<ObjectName> = self
+            .known
+            .values()
+            .skip(taken)
+            .take(self.cfg.batch_max_objects.max(1))
+            .cloned()
+            .collect();
+        if next.is_empty() {
+            return;
         }
+        let ctx = BatchContext {
+            batch: batch + 1,
+            refined_at: Utc::now(),
+            window: self.cfg.window,
+        };
+        self.prefetch = Some(Prefetch {
+            batch: batch + 1,
+            refined_at: ctx.refined_at,
+            names: next.clone(),
+            task: Some(tokio::spawn(parse_objects(
+                self.bronze.clone(),
+                next,
+                ctx,
+                max_bytes,
+            ))),
+        });
+    }
 
-        // dedup in order, filter lines, gather quarantine
-        let mut counts = Counts::default();
-        let mut quarantine: Vec<QuarantineRow> = Vec::new();
-        let mut kept: Vec<Rows> = Vec::new();
-        let mut max_time = self.progress.watermark;
-        let mut max_arrived = self.progress.max_arrived_at;
-        for p in &parsed {
-            counts.records += p.records;
-            max_arrived = max_arrived.max(p.max_arrived_at);
-            for q in &p.quarantine {
-                quarantine.push(q.clone());
-            }
-            let mut mask = vec![false; p.lines.num_rows()];
-            for e in &p.events {
-                match self.dedup.check(e.id_hash, e.fingerprint, e.date) {
-                    Verdict::New => {
-                        counts.events += 1;
-                        counts.lines += u64::from(e.lines);
-                        max_time = max_time.max(Some(e.event_time));
-                        for m in &mut mask[e.first_row as usize..(e.first_row + e.lines) as usize] {
-                            *m = true;
-                        }
-                    }
-                    Verdict::Duplicate => counts.duplicates += 1,
-                    Verdict::Conflict => {
-                        if let Some((payload, base)) = p.payload_of(e.bronze_line) {
-                            let event_id = event_id_at(&p.lines, e.first_row as usize);
-                            quarantine.push(QuarantineRow {
-                                reasons: vec![ReasonCode::DuplicateConflict.as_str().into()],
-                                details: format!(
-                                    "duplicate_conflict: event_id {:?} was already accepted with other content",
-                                    event_id.as_deref().unwrap_or("")
-                                ),
-                                event_id,
-                                payload,
-                                arrived_at: base.arrived_at,
-                                source: base.source,
-                                partition: base.partition,
-                                sequence: base.sequence,
-                                bronze_object: p.name.path(),
-                                bronze_line: e.bronze_line,
-                            });
-                        }
-                    }
-                }
-            }
+    /// Sorts the parsed events in order: new ones kept (their lines, by date), duplicates
+    /// counted, conflicting ones and invalid records to quarantine.
+    fn sort(&mut self, parsed: &[ObjectParse]) -> Result<Sorted, RefineError> {
+        let mut s = Sorted {
+            counts: Counts::default(),
+            quarantine: Vec::new(),
+            kept: Vec::new(),
+            max_time: self.progress.watermark,
+            max_arrived: self.progress.max_arrived_at,
+        };
+        for p in parsed {
+            s.counts.records += p.records;
+            s.max_arrived = s.max_arrived.max(p.max_arrived_at);
+            s.quarantine.extend(p.quarantine.iter().cloned());
+            let mask = self.dedup_object(p, &mut s);
             for day in &p.days {
                 let (start, len) = (day.start as usize, day.len as usize);
                 let rows = p.lines.slice(start, len);
@@ -600,30 +625,74 @@ impl Refiner {
                             .map_err(|e| RefineError::Internal(format!("filtering lines: {e}")))?,
                     ]
                 };
-                kept.extend(parts.into_iter().map(|rows| Rows {
+                s.kept.extend(parts.into_iter().map(|rows| Rows {
                     date: Some(day.date),
                     rows,
                 }));
             }
         }
-        counts.quarantined = quarantine.len() as u64;
-        for q in &quarantine {
+        s.counts.quarantined = s.quarantine.len() as u64;
+        for q in &s.quarantine {
             for r in &q.reasons {
-                *counts.reasons.entry(r.clone()).or_default() += 1;
+                *s.counts.reasons.entry(r.clone()).or_default() += 1;
             }
         }
-        if !counts.reconciles() {
-            return Err(RefineError::Internal(format!(
-                "batch {batch} does not reconcile: {} records != {} events + {} quarantined + {} duplicates",
-                counts.records, counts.events, counts.quarantined, counts.duplicates
-            )));
-        }
+        Ok(s)
+    }
 
-        let mut consumed = match &redo {
+    /// Checks an object's events against dedup, in order; which of its lines are kept.
+    fn dedup_object(&mut self, p: &ObjectParse, s: &mut Sorted) -> Vec<bool> {
+        let mut mask = vec![false; p.lines.num_rows()];
+        for e in &p.events {
+            match self.dedup.check(e.id_hash, e.fingerprint, e.date) {
+                Verdict::New => {
+                    s.counts.events += 1;
+                    s.counts.lines += u64::from(e.lines);
+                    s.max_time = s.max_time.max(Some(e.event_time));
+                    for m in &mut mask[e.first_row as usize..(e.first_row + e.lines) as usize] {
+                        *m = true;
+                    }
+                }
+                Verdict::Duplicate => s.counts.duplicates += 1,
+                Verdict::Conflict => {
+                    if let Some((payload, base)) = p.payload_of(e.bronze_line) {
+                        let event_id = event_id_at(&p.lines, e.first_row as usize);
+                        s.quarantine.push(QuarantineRow {
+                            reasons: vec![ReasonCode::DuplicateConflict.as_str().into()],
+                            details: format!(
+                                "duplicate_conflict: event_id {:?} was already accepted with other content",
+                                event_id.as_deref().unwrap_or("")
+                            ),
+                            event_id,
+                            payload,
+                            arrived_at: base.arrived_at,
+                            source: base.source,
+                            partition: base.partition,
+                            sequence: base.sequence,
+                            bronze_object: p.name.path(),
+                            bronze_line: e.bronze_line,
+                        });
+                    }
+                }
+            }
+        }
+        mask
+    }
+
+    /// Where refine stands once the batch commits.
+    fn progress_of(
+        &self,
+        names: &[ObjectName],
+        batch: i64,
+        redo: Option<&Progress>,
+        refined_at: DateTime<Utc>,
+        sorted: &Sorted,
+    ) -> Progress {
+        let mut consumed = match redo {
             Some(plan) => plan.consumed.clone(),
             None => {
                 let mut c = self.progress.consumed.clone();
-                for n in &names {
+                for n in names {
                     let key = stream_key(n);
                     let newer = c
                         .get(&key)
@@ -637,36 +706,24 @@ impl Refiner {
         };
         consumed.retain(|_, v| !v.is_empty());
         let mut totals = self.progress.totals.clone();
-        totals.add(&counts);
-        let progress = Progress {
+        totals.add(&sorted.counts);
+        Progress {
             kind: "refine".into(),
             batch,
             consumed,
-            watermark: max_time,
-            max_arrived_at: max_arrived,
+            watermark: sorted.max_time,
+            max_arrived_at: sorted.max_arrived,
             refined_at: Some(refined_at),
             objects: names.iter().map(ObjectName::path).collect(),
-            batch_counts: counts.clone(),
+            batch_counts: sorted.counts.clone(),
             totals,
-        };
-
-        if !quarantine.is_empty() && redo.is_none() {
-            let qb = quarantine_batch(&quarantine, refined_at, batch)?;
-            let rows = vec![Rows {
-                date: None,
-                rows: qb,
-            }];
-            commit(&mut self.quarantine, QUARANTINE, rows, batch, &progress).await?;
-            stocklake_storage::failpoint("refine_after_quarantine_commit");
         }
-        // each object's rows of a date go to the writer of that partition as they are, without
-        // gathering them into one batch or splitting them again
-        let version = commit(&mut self.lines, POS_EVENT_LINES, kept, batch, &progress).await?;
-        stocklake_storage::failpoint("refine_after_lines_commit");
+    }
 
-        // committed: remember it
-        self.dedup.commit(max_time.map(date_days));
-        for n in &names {
+    /// The batch committed: remember it.
+    fn committed(&mut self, names: &[ObjectName], progress: Progress) {
+        self.dedup.commit(progress.watermark.map(date_days));
+        for n in names {
             self.known.remove(&sort_key(n));
         }
         self.progress = progress;
@@ -680,47 +737,51 @@ impl Refiner {
         for k in known_consumed {
             self.known.remove(&k);
         }
-
-        metrics::REFINE_RECORDS
-            .with_label_values(&["event"])
-            .inc_by(counts.events);
-        metrics::REFINE_RECORDS
-            .with_label_values(&["quarantined"])
-            .inc_by(counts.quarantined);
-        metrics::REFINE_RECORDS
-            .with_label_values(&["duplicate"])
-            .inc_by(counts.duplicates);
-        for (reason, n) in &counts.reasons {
-            metrics::QUARANTINE_REASONS
-                .with_label_values(&[reason])
-                .inc_by(*n);
-        }
-        metrics::SILVER_LINES.inc_by(counts.lines);
-        metrics::STAGE_RUNS
-            .with_label_values(&["refine", "ok"])
-            .inc();
-        let seconds = started.elapsed().as_secs_f64();
-        metrics::BATCH_SECONDS
-            .with_label_values(&["refine"])
-            .observe(seconds);
-        tracing::debug!(
-            batch,
-            objects = names.len(),
-            records = counts.records,
-            events = counts.events,
-            quarantined = counts.quarantined,
-            duplicates = counts.duplicates,
-            seconds,
-            "refined a batch"
-        );
-        Ok(Some(BatchReport {
-            batch,
-            objects: names.len(),
-            counts,
-            lines_version: Some(version),
-            seconds,
-        }))
     }
+}
+
+/// A batch's events sorted: what is kept, what goes to quarantine, and the counts.
+struct Sorted {
+    counts: Counts,
+    quarantine: Vec<QuarantineRow>,
+    kept: Vec<Rows>,
+    max_time: Option<DateTime<Utc>>,
+    max_arrived: Option<DateTime<Utc>>,
+}
+
+/// A committed batch in the metrics and the log.
+fn record_batch(batch: i64, objects: usize, counts: &Counts, seconds: f64) {
+    metrics::REFINE_RECORDS
+        .with_label_values(&["event"])
+        .inc_by(counts.events);
+    metrics::REFINE_RECORDS
+        .with_label_values(&["quarantined"])
+        .inc_by(counts.quarantined);
+    metrics::REFINE_RECORDS
+        .with_label_values(&["duplicate"])
+        .inc_by(counts.duplicates);
+    for (reason, n) in &counts.reasons {
+        metrics::QUARANTINE_REASONS
+            .with_label_values(&[reason])
+            .inc_by(*n);
+    }
+    metrics::SILVER_LINES.inc_by(counts.lines);
+    metrics::STAGE_RUNS
+        .with_label_values(&["refine", "ok"])
+        .inc();
+    metrics::BATCH_SECONDS
+        .with_label_values(&["refine"])
+        .observe(seconds);
+    tracing::debug!(
+        batch,
+        objects,
+        records = counts.records,
+        events = counts.events,
+        quarantined = counts.quarantined,
+        duplicates = counts.duplicates,
+        seconds,
+        "refined a batch"
+    );
 }
 
 fn event_id_at(batch: &RecordBatch, row: usize) -> Option<String> {

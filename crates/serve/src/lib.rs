@@ -9,4 +9,4 @@ pub mod api;
 pub mod pipeline;
 
 pub use api::{AppState, OPENAPI, router};
-pub use pipeline::{Pipeline, RunInfo, StageStatus};
+pub use pipeline::{Pipeline, RunInfo, StageState, StageStatus};

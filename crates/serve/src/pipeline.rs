@@ -19,12 +19,44 @@ pub struct RunInfo {
     pub error: Option<String>,
 }
 
+/// Where a stage is in its life.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StageState {
+    /// Not yet through its first pass.
+    #[default]
+    Starting,
+    Running,
+    /// Its last batch failed: it retries after a pause.
+    Retrying,
+    Stopped,
+    Disabled,
+}
+
+impl StageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageState::Starting => "starting",
+            StageState::Running => "running",
+            StageState::Retrying => "retrying",
+            StageState::Stopped => "stopped",
+            StageState::Disabled => "disabled",
+        }
+    }
+}
+
+/// A state is its name, as `/v1/pipeline` gives it.
+impl PartialEq<&str> for StageState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What a stage reports.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct StageStatus {
     pub stage: String,
-    /// `starting`, `running`, `retrying`, `stopped` or `disabled`.
-    pub state: String,
+    pub state: StageState,
     /// Where the stage stands, in its own terms (shard sequence numbers, a Delta version …).
     pub checkpoint: serde_json::Value,
     /// How far behind its input it is, in seconds of arrival time.
@@ -69,6 +101,8 @@ impl StageStatus {
 pub struct Pipeline {
     stages: RwLock<BTreeMap<String, StageStatus>>,
     pub started_at: RwLock<Option<DateTime<Utc>>>,
+    /// The failure no retry could mend that stopped a stage (and, with it, the process).
+    fatal: RwLock<Option<String>>,
 }
 
 impl Pipeline {
@@ -80,7 +114,7 @@ impl Pipeline {
                     (*s).to_string(),
                     StageStatus {
                         stage: (*s).to_string(),
-                        state: "starting".into(),
+                        state: StageState::Starting,
                         ..StageStatus::default()
                     },
                 );
@@ -130,19 +164,37 @@ impl Pipeline {
             s.add_records(run.finished_at, run.records_in);
             if ok {
                 s.consecutive_failures = 0;
-                s.state = "running".into();
+                s.state = StageState::Running;
                 stocklake_telemetry::STAGE_LAST_SUCCESS
                     .with_label_values(&[stage])
                     .set(run.finished_at.timestamp_millis() as f64 / 1000.0);
             } else {
                 s.consecutive_failures += 1;
-                s.state = "retrying".into();
+                s.state = StageState::Retrying;
                 s.last_error.clone_from(&run.error);
                 s.last_error_at = Some(run.finished_at);
             }
             s.last_runs.insert(0, run);
             s.last_runs.truncate(10);
         });
+    }
+
+    /// A stage stopped on a failure no retry could mend.
+    pub fn set_fatal(&self, stage: &str, error: &str) {
+        let text = format!("{stage}: {error}");
+        self.update(stage, |s| {
+            s.state = StageState::Stopped;
+            s.last_error = Some(error.to_string());
+            s.last_error_at = Some(Utc::now());
+        });
+        if let Ok(mut f) = self.fatal.write() {
+            f.get_or_insert(text);
+        }
+    }
+
+    /// The failure that stopped a stage, if one did.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.read().ok().and_then(|f| f.clone())
     }
 
     pub fn snapshot(&self) -> Vec<StageStatus> {

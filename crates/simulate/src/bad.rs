@@ -107,16 +107,7 @@ pub fn corrupt(rng: &mut ChaCha8Rng, template: &OutRecord, kind: &str) -> Option
             let end = text[at..].find([',', '}'])? + at;
             format!("{}1e400{}", &text[..at], &text[end..]).into_bytes()
         }
-        "deep_nesting" => {
-            let text = String::from_utf8(template.bytes.clone()).ok()?;
-            let depth = 5000;
-            let nest = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-            let field = if legacy { "store_id" } else { "event_id" };
-            let key = format!("\"{field}\":");
-            let at = text.find(&key)? + key.len();
-            let end = text[at..].find(',')? + at;
-            format!("{}{}{}", &text[..at], nest, &text[end..]).into_bytes()
-        }
+        "deep_nesting" => deep_nesting(&template.bytes, legacy)?,
         "duplicate_field" => {
             let text = String::from_utf8(template.bytes.clone()).ok()?;
             let body = text.strip_suffix('}')?;
@@ -128,23 +119,7 @@ pub fn corrupt(rng: &mut ChaCha8Rng, template: &OutRecord, kind: &str) -> Option
         }
         "conflicting_duplicate" => {
             // the same id with other content: a till that reused an id
-            let q = if legacy {
-                obj.get("quantity")?.as_f64()?
-            } else {
-                obj.get("lines")?
-                    .as_array()?
-                    .first()?
-                    .get("quantity")?
-                    .as_f64()?
-            };
-            let new_q = format!("{}", q.floor() + 1.0);
-            set_quantity(obj, legacy, &new_q)?;
-            if legacy {
-                // keep the legacy total consistent so that only the conflict is wrong
-                let p = obj.get("unit_price")?.as_f64()?;
-                let total = (p * (q.floor() + 1.0) * 100.0).round() / 100.0;
-                obj.insert("total_price".into(), Value::from(total));
-            }
+            conflict(obj, legacy)?;
             serde_json::to_vec(&v).ok()?
         }
         "exact_duplicate" => template.bytes.clone(),
@@ -155,6 +130,40 @@ pub fn corrupt(rng: &mut ChaCha8Rng, template: &OutRecord, kind: &str) -> Option
         partition_key: template.partition_key.clone(),
         bytes,
     })
+}
+
+/// The record with its first field's value replaced by arrays nested 5,000 deep.
+fn deep_nesting(record: &[u8], legacy: bool) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(record).ok()?;
+    let depth = 5000;
+    let nest = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let field = if legacy { "store_id" } else { "event_id" };
+    let key = format!("\"{field}\":");
+    let at = text.find(&key)? + key.len();
+    let end = text[at..].find(',')? + at;
+    Some(format!("{}{}{}", &text[..at], nest, &text[end..]).into_bytes())
+}
+
+/// One more unit on the (first) line, the legacy total kept consistent so that only the
+/// conflict with the original is wrong.
+fn conflict(obj: &mut serde_json::Map<String, Value>, legacy: bool) -> Option<()> {
+    let q = if legacy {
+        obj.get("quantity")?.as_f64()?
+    } else {
+        obj.get("lines")?
+            .as_array()?
+            .first()?
+            .get("quantity")?
+            .as_f64()?
+    };
+    let new_q = format!("{}", q.floor() + 1.0);
+    set_quantity(obj, legacy, &new_q)?;
+    if legacy {
+        let p = obj.get("unit_price")?.as_f64()?;
+        let total = (p * (q.floor() + 1.0) * 100.0).round() / 100.0;
+        obj.insert("total_price".into(), Value::from(total));
+    }
+    Some(())
 }
 
 fn set_raw(

@@ -175,78 +175,20 @@ impl Simulator {
         self.day += 1;
         self.stats.days = self.day;
         let date = self.first_date + Duration::days(i64::from(day));
-        let seed = self.cfg.seed;
         let mut truth = Vec::new();
-
         // promotions: chosen each Monday (and on the first day) for a week
         if day == 0 || date.weekday() == Weekday::Mon {
-            let mut rng = store::store_rng(seed, usize::MAX, day);
-            let n = (self.catalog.products.len() as f64 * 0.02).ceil() as usize;
-            for _ in 0..n {
-                let product = rng.random_range(0..self.catalog.products.len()) as u32;
-                let promo = Promotion {
-                    product,
-                    first_day: day,
-                    last_day: day + 6,
-                    lift: 1.5 + rng.random::<f64>() * 1.5,
-                    discount: ((0.1 + rng.random::<f64>() * 0.2) * 100.0).round() / 100.0,
-                };
-                truth.push(TruthRecord::Promotion {
-                    sku: self.catalog.products[product as usize].sku.clone(),
-                    first_date: date,
-                    last_date: date + Duration::days(6),
-                    lift: (promo.lift * 100.0).round() / 100.0,
-                    discount: promo.discount,
-                });
-                self.promotions.push(promo);
-                self.stats.promotions += 1;
-            }
-            self.promotions.retain(|p| p.last_day >= day);
+            self.choose_promotions(day, date, &mut truth);
         }
-
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-            .min(self.stores.len().max(1));
-        let catalog = &self.catalog;
-        let promotions = &self.promotions;
-        let cfg = &self.cfg;
-        let sku_index = &self.sku_index;
-        // stores differ a lot in size (a hypermarket sells far more than a convenience store):
-        // each thread takes the next store when it is done, the largest first so that no thread
-        // is left with a big one at the end, and the results go back in store order
-        let mut order: Vec<&mut StoreSim> = self.stores.iter_mut().collect();
-        let work = |s: &StoreSim| {
-            let st = &catalog.stores[s.index];
-            st.format.baskets_per_day() * st.format.basket_scale() * st.traffic
-        };
-        order.sort_by(|a, b| work(b).total_cmp(&work(a)));
-        let queue = std::sync::Mutex::new(order.into_iter());
-        let next_store = || queue.lock().ok().and_then(|mut q| q.next());
-        let mut results: Vec<(usize, Vec<OutRecord>, store::StoreDay<'_>)> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut done = Vec::new();
-                            while let Some(s) = next_store() {
-                                let (records, sd) = simulate_store(
-                                    s, catalog, cfg, promotions, sku_index, day, date,
-                                );
-                                done.push((s.index, records, sd));
-                            }
-                            done
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
-        results.sort_by_key(|(index, _, _)| *index);
-
+        let results = run_stores(
+            &mut self.stores,
+            &self.catalog,
+            &self.cfg,
+            &self.promotions,
+            &self.sku_index,
+            day,
+            date,
+        );
         let mut runs = Vec::with_capacity(results.len());
         for (_, r, sd) in results {
             runs.push(r);
@@ -266,24 +208,9 @@ impl Simulator {
             );
         }
         let mut records = merge_in_time_order(runs);
-
         if self.cfg.bad_rate > 0.0 {
-            let mut rng = store::store_rng(seed ^ 0xBAD, usize::MAX, day);
-            let mut mixed = Vec::with_capacity(records.len() + records.len() / 50);
-            for r in records {
-                let bad = rng.random_bool(self.cfg.bad_rate.clamp(0.0, 1.0)).then(|| {
-                    let kind = bad::KINDS[rng.random_range(0..bad::KINDS.len())];
-                    bad::corrupt(&mut rng, &r, kind).map(|b| (kind, b))
-                });
-                mixed.push(r);
-                if let Some(Some((kind, b))) = bad {
-                    *self.stats.bad_records.entry(kind).or_default() += 1;
-                    mixed.push(b);
-                }
-            }
-            records = mixed;
+            records = self.mix_in_bad(records, day);
         }
-
         if self.day == self.cfg.days && self.cfg.truth {
             for s in &self.stores {
                 truth.extend(
@@ -300,6 +227,100 @@ impl Simulator {
             truth,
         })
     }
+
+    /// A week's promotions from `day`: 2% of the products, each with its lift and discount.
+    fn choose_promotions(&mut self, day: u32, date: NaiveDate, truth: &mut Vec<TruthRecord>) {
+        let mut rng = store::store_rng(self.cfg.seed, usize::MAX, day);
+        let n = (self.catalog.products.len() as f64 * 0.02).ceil() as usize;
+        for _ in 0..n {
+            let product = rng.random_range(0..self.catalog.products.len()) as u32;
+            let promo = Promotion {
+                product,
+                first_day: day,
+                last_day: day + 6,
+                lift: 1.5 + rng.random::<f64>() * 1.5,
+                discount: ((0.1 + rng.random::<f64>() * 0.2) * 100.0).round() / 100.0,
+            };
+            truth.push(TruthRecord::Promotion {
+                sku: self.catalog.products[product as usize].sku.clone(),
+                first_date: date,
+                last_date: date + Duration::days(6),
+                lift: (promo.lift * 100.0).round() / 100.0,
+                discount: promo.discount,
+            });
+            self.promotions.push(promo);
+            self.stats.promotions += 1;
+        }
+        self.promotions.retain(|p| p.last_day >= day);
+    }
+
+    /// Records a careless till would send, mixed in after the good ones they imitate.
+    fn mix_in_bad(&mut self, records: Vec<OutRecord>, day: u32) -> Vec<OutRecord> {
+        let mut rng = store::store_rng(self.cfg.seed ^ 0xBAD, usize::MAX, day);
+        let mut mixed = Vec::with_capacity(records.len() + records.len() / 50);
+        for r in records {
+            let bad = rng.random_bool(self.cfg.bad_rate.clamp(0.0, 1.0)).then(|| {
+                let kind = bad::KINDS[rng.random_range(0..bad::KINDS.len())];
+                bad::corrupt(&mut rng, &r, kind).map(|b| (kind, b))
+            });
+            mixed.push(r);
+            if let Some(Some((kind, b))) = bad {
+                *self.stats.bad_records.entry(kind).or_default() += 1;
+                mixed.push(b);
+            }
+        }
+        mixed
+    }
+}
+
+/// Every store's day, on up to eight threads, in store order.
+fn run_stores<'c>(
+    stores: &mut [StoreSim],
+    catalog: &'c Catalog,
+    cfg: &SimConfig,
+    promotions: &[Promotion],
+    sku_index: &HashMap<String, usize>,
+    day: u32,
+    date: NaiveDate,
+) -> Vec<(usize, Vec<OutRecord>, store::StoreDay<'c>)> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(stores.len().max(1));
+    // stores differ a lot in size (a hypermarket sells far more than a convenience store):
+    // each thread takes the next store when it is done, the largest first so that no thread
+    // is left with a big one at the end, and the results go back in store order
+    let mut order: Vec<&mut StoreSim> = stores.iter_mut().collect();
+    let work = |s: &StoreSim| {
+        let st = &catalog.stores[s.index];
+        st.format.baskets_per_day() * st.format.basket_scale() * st.traffic
+    };
+    order.sort_by(|a, b| work(b).total_cmp(&work(a)));
+    let queue = std::sync::Mutex::new(order.into_iter());
+    let next_store = || queue.lock().ok().and_then(|mut q| q.next());
+    let mut results: Vec<(usize, Vec<OutRecord>, store::StoreDay<'c>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        while let Some(s) = next_store() {
+                            let (records, sd) =
+                                simulate_store(s, catalog, cfg, promotions, sku_index, day, date);
+                            done.push((s.index, records, sd));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+    results.sort_by_key(|(index, _, _)| *index);
+    results
 }
 
 /// Merges runs of records, each in time order, into one: the order a stable sort of their

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use stocklake_storage::Backoff;
 use tokio::time::Instant;
 
 use crate::wire::OutRecord;
@@ -297,7 +298,7 @@ async fn post_with_retry(
         url: url.to_string(),
         message,
     };
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let mut req = client
@@ -316,7 +317,7 @@ async fn post_with_retry(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                     .map(Duration::from_secs);
-                after.unwrap_or(backoff)
+                after.unwrap_or_else(|| backoff.failed())
             }
             Ok(resp) => {
                 let status = resp.status();
@@ -325,7 +326,7 @@ async fn post_with_retry(
             }
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!(error = %e, "HTTP ingest unreachable, retrying");
-                backoff
+                backoff.failed()
             }
             Err(e) => return Err(err(e.to_string())),
         };
@@ -333,7 +334,6 @@ async fn post_with_retry(
             return Err(err("gave up after 120 s of retries".into()));
         }
         tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -360,7 +360,7 @@ async fn put_records_with_retry(
                 .map_err(|e| err(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     let mut attempts = 0;
     while !pending.is_empty() {
         attempts += 1;
@@ -406,8 +406,7 @@ async fn put_records_with_retry(
                 pending.len()
             )));
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(backoff.failed()).await;
     }
     Ok(())
 }

@@ -107,6 +107,39 @@ fn mean_pick(p: &Product) -> f64 {
 /// Mean number of items (picks) in a basket before the store's scale.
 const MEAN_BASKET: f64 = 8.4;
 
+/// A store's local time on one date.
+struct LocalClock {
+    date: NaiveDate,
+    tz: chrono_tz::Tz,
+}
+
+impl LocalClock {
+    /// The instant of a local time of the day.
+    fn at(&self, h: u32, m: u32, s: u32, ms: u32) -> DateTime<Utc> {
+        let t = NaiveTime::from_hms_milli_opt(h.min(23), m.min(59), s.min(59), ms.min(999))
+            .unwrap_or(NaiveTime::MIN);
+        let naive = self.date.and_time(t);
+        match self.tz.from_local_datetime(&naive).earliest() {
+            Some(t) => t.with_timezone(&Utc),
+            // a time skipped by a clock change: an hour later exists
+            None => Utc.from_utc_datetime(&(naive + Duration::hours(1))),
+        }
+    }
+}
+
+/// One day of one store being simulated: where, when, its random draws and what it produced.
+struct Day<'c> {
+    catalog: &'c Catalog,
+    store: &'c Store,
+    day: u32,
+    date: NaiveDate,
+    /// Nothing before this happened (the simulation starts then).
+    not_before: DateTime<Utc>,
+    clock: LocalClock,
+    rng: ChaCha8Rng,
+    out: StoreDay<'c>,
+}
+
 impl StoreSim {
     /// The store at the start: shelves stocked near their targets.
     pub fn new(catalog: &Catalog, index: usize, seed: u64) -> StoreSim {
@@ -199,94 +232,105 @@ impl StoreSim {
         shrink: f64,
     ) -> StoreDay<'c> {
         let store = &catalog.stores[self.index];
-        let mut rng = store_rng(seed, self.index, day);
-        let mut out = StoreDay::default();
-        let tz = store.timezone;
-        let local = |h: u32, m: u32, s: u32, ms: u32| -> DateTime<Utc> {
-            let t = NaiveTime::from_hms_milli_opt(h.min(23), m.min(59), s.min(59), ms.min(999))
-                .unwrap_or(NaiveTime::MIN);
-            let naive = date.and_time(t);
-            match tz.from_local_datetime(&naive).earliest() {
-                Some(t) => t.with_timezone(&Utc),
-                // a time skipped by a clock change: an hour later exists
-                None => Utc.from_utc_datetime(&(naive + Duration::hours(1))),
-            }
+        let mut d = Day {
+            catalog,
+            store,
+            day,
+            date,
+            not_before,
+            clock: LocalClock {
+                date,
+                tz: store.timezone,
+            },
+            rng: store_rng(seed, self.index, day),
+            out: StoreDay::default(),
         };
-        let (open, close) = store.format.hours();
         for k in &mut self.keys {
             k.sold_today = 0;
         }
-
-        // 1. morning delivery
-        let delivery_at = local(6, rng.random_range(0..45), rng.random_range(0..60), 0);
-        if delivery_at > not_before {
-            let mut lines = Vec::new();
-            for ki in 0..self.keys.len() {
-                let arrived: Milli = {
-                    let k = &mut self.keys[ki];
-                    let a = k
-                        .on_order
-                        .iter()
-                        .filter(|(d, _)| *d <= day)
-                        .map(|(_, q)| *q)
-                        .sum();
-                    k.on_order.retain(|(d, _)| *d > day);
-                    a
-                };
-                if arrived <= 0 {
-                    continue;
-                }
-                let p = &catalog.products[self.keys[ki].product as usize];
-                // now and then a delivery is short and nobody notices: records drift
-                // and now and then one is keyed in short while all of it reached the shelf
-                let roll: f64 = rng.random();
-                let (actual, recorded) = if roll < 0.01 {
-                    let short = UNIT * i64::from(rng.random_range(1..=p.case_pack.div_ceil(2)));
-                    ((arrived - short).max(0), arrived)
-                } else if roll < 0.015 {
-                    (
-                        arrived,
-                        (arrived - Milli::from(p.case_pack) * UNIT).max(UNIT),
-                    )
-                } else {
-                    (arrived, arrived)
-                };
-                let arrived = recorded;
-                let k = &mut self.keys[ki];
-                k.recorded += arrived;
-                self.add_stock(ki, catalog, actual, day, delivery_at, &mut out);
-                out.stats.units_received += arrived;
-                lines.push((self.keys[ki].product, arrived, None));
-            }
-            for chunk in lines.chunks(1000) {
-                let e = self.event(
-                    &mut rng,
-                    catalog,
-                    store,
-                    EventType::Receipt,
-                    delivery_at,
-                    None,
-                    chunk,
-                );
-                out.events.push(e);
-            }
+        self.deliver(&mut d);
+        self.serve_customers(&mut d, promotions);
+        self.close_day(&mut d, shrink);
+        self.review_orders(&mut d);
+        // the truth at the end of the day
+        for k in &self.keys {
+            d.out.truth_stock.push(TruthStock {
+                store: self.index as u32,
+                product: k.product,
+                on_hand: k.true_qty,
+                recorded: k.recorded,
+            });
         }
+        d.out.events.retain(|e| e.event_time > not_before);
+        d.out
+    }
 
-        // 2. customers
-        let weekday = chrono::Datelike::weekday(&date).num_days_from_monday() as usize;
-        let day_noise = (1.0 + 0.07 * normal(&mut rng)).clamp(0.7, 1.3);
-        let mean_baskets =
-            store.format.baskets_per_day() * store.traffic * WEEKDAY[weekday] * day_noise;
-        let hours: Vec<f64> = (0..24)
-            .map(|h| {
-                if h >= open && h < close {
-                    HOUR_PROFILE[h as usize]
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let hour_total: f64 = hours.iter().sum();
+    /// The morning delivery: what was ordered for today arrives (now and then short, or keyed
+    /// in short).
+    fn deliver<'c>(&mut self, d: &mut Day<'c>) {
+        let delivery_at = d
+            .clock
+            .at(6, d.rng.random_range(0..45), d.rng.random_range(0..60), 0);
+        if delivery_at <= d.not_before {
+            return;
+        }
+        let (catalog, day) = (d.catalog, d.day);
+        let mut lines = Vec::new();
+        for ki in 0..self.keys.len() {
+            let arrived: Milli = {
+                let k = &mut self.keys[ki];
+                let a = k
+                    .on_order
+                    .iter()
+                    .filter(|(d, _)| *d <= day)
+                    .map(|(_, q)| *q)
+                    .sum();
+                k.on_order.retain(|(d, _)| *d > day);
+                a
+            };
+            if arrived <= 0 {
+                continue;
+            }
+            let p = &catalog.products[self.keys[ki].product as usize];
+            // now and then a delivery is short and nobody notices: records drift
+            // and now and then one is keyed in short while all of it reached the shelf
+            let roll: f64 = d.rng.random();
+            let (actual, recorded) = if roll < 0.01 {
+                let short = UNIT * i64::from(d.rng.random_range(1..=p.case_pack.div_ceil(2)));
+                ((arrived - short).max(0), arrived)
+            } else if roll < 0.015 {
+                (
+                    arrived,
+                    (arrived - Milli::from(p.case_pack) * UNIT).max(UNIT),
+                )
+            } else {
+                (arrived, arrived)
+            };
+            let arrived = recorded;
+            let k = &mut self.keys[ki];
+            k.recorded += arrived;
+            self.add_stock(ki, catalog, actual, day, delivery_at, &mut d.out);
+            d.out.stats.units_received += arrived;
+            lines.push((self.keys[ki].product, arrived, None));
+        }
+        for chunk in lines.chunks(1000) {
+            let e = self.event(
+                &mut d.rng,
+                catalog,
+                d.store,
+                EventType::Receipt,
+                delivery_at,
+                None,
+                chunk,
+            );
+            d.out.events.push(e);
+        }
+    }
+
+    /// Customers: baskets through the opening hours, picked by popularity and promotion, taking
+    /// what the shelf holds; now and then a return.
+    fn serve_customers<'c>(&mut self, d: &mut Day<'c>, promotions: &[Promotion]) {
+        let (catalog, store, day) = (d.catalog, d.store, d.day);
         let promo_of = |product: u32| {
             promotions
                 .iter()
@@ -300,6 +344,7 @@ impl StoreSim {
                 pop * promo_of(k.product).map_or(1.0, |p| p.lift)
             })
             .collect();
+        let baskets = self.baskets(d);
         let chooser = WeightedIndex::new(weights);
         // the share each key's promotion takes off today, as a decimal, looked up once rather
         // than for every pick
@@ -308,76 +353,29 @@ impl StoreSim {
             .iter()
             .map(|k| promo_of(k.product).map(|p| Decimal::try_from(p.discount).unwrap_or_default()))
             .collect();
-        // (instant in milliseconds, register, local hour, instant): the instants are whole
-        // milliseconds, so ordering by the number orders them, and equal keys are equal baskets
-        // (an unstable sort then gives what a stable one would)
-        let mut baskets: Vec<(i64, u32, u32, DateTime<Utc>)> = Vec::new();
-        for (h, w) in hours.iter().enumerate() {
-            if *w <= 0.0 {
-                continue;
-            }
-            let n = poisson(&mut rng, mean_baskets * w / hour_total);
-            for _ in 0..n {
-                let t = local(
-                    h as u32,
-                    rng.random_range(0..60),
-                    rng.random_range(0..60),
-                    rng.random_range(0..1000),
-                );
-                let register = rng.random_range(1..=store.format.registers());
-                baskets.push((t.timestamp_millis(), register, h as u32, t));
-            }
-        }
-        baskets.sort_unstable_by_key(|&(ms, register, hour, _)| (ms, register, hour));
-        out.events.reserve(baskets.len() + 8);
+        d.out.events.reserve(baskets.len() + 8);
         let mut txn_no = 0u32;
         // a basket's picks and lines, the buffers kept from one basket to the next
         let mut picks: Vec<(usize, Milli)> = Vec::new();
         let mut lines = Vec::new();
-        let txn_prefix = format!("{}-{}-", store.store_id, date.format("%Y%m%d"));
+        let txn_prefix = format!("{}-{}-", store.store_id, d.date.format("%Y%m%d"));
         for (_, register, hour, t) in baskets {
-            if t <= not_before {
+            if t <= d.not_before {
                 continue;
             }
             txn_no += 1;
             let txn = transaction_id(&txn_prefix, txn_no);
             let register = register_id(register);
-            if rng.random_bool(0.004) {
-                // a customer brings something back
-                let ki = chooser.sample(&mut rng);
-                let p = &catalog.products[self.keys[ki].product as usize];
-                if p.shelf_life_days.is_none() {
-                    let q = if p.weighed { 500 } else { UNIT };
-                    self.keys[ki].recorded += q;
-                    self.add_stock(ki, catalog, q, day, t, &mut out);
-                    out.stats.units_returned += q;
-                    let line = (
-                        self.keys[ki].product,
-                        q,
-                        Some((p.unit_price, Decimal::ZERO)),
-                    );
-                    let mut e = self.event(
-                        &mut rng,
-                        catalog,
-                        store,
-                        EventType::Return,
-                        t,
-                        None,
-                        &[line],
-                    );
-                    e.register_id = Some(register);
-                    e.transaction_id = Some(Cow::Owned(txn));
-                    out.events.push(e);
-                    continue;
-                }
+            if d.rng.random_bool(0.004) && self.bring_back(d, &chooser, t, register.clone(), &txn) {
+                continue;
             }
-            let size = basket_size(&mut rng, store.format.basket_scale());
+            let size = basket_size(&mut d.rng, store.format.basket_scale());
             picks.clear();
             for _ in 0..size {
-                let ki = chooser.sample(&mut rng);
+                let ki = chooser.sample(&mut d.rng);
                 let p = &catalog.products[self.keys[ki].product as usize];
-                let mut want = pick_quantity(&mut rng, p);
-                if key_promo[ki].is_some() && !p.weighed && rng.random_bool(0.3) {
+                let mut want = pick_quantity(&mut d.rng, p);
+                if key_promo[ki].is_some() && !p.weighed && d.rng.random_bool(0.3) {
                     want += UNIT;
                 }
                 match picks.iter_mut().find(|(k, _)| *k == ki) {
@@ -387,133 +385,243 @@ impl StoreSim {
             }
             lines.clear();
             for &(ki, want) in &picks {
-                let product = self.keys[ki].product;
-                let p = &catalog.products[product as usize];
-                let available = self.keys[ki].true_qty.max(0);
-                let take = if p.weighed {
-                    want.min(available)
-                } else {
-                    (want.min(available) / UNIT) * UNIT
-                };
-                out.stats.units_wanted += want;
-                if take < want {
-                    let lost = want - take;
-                    out.stats.units_lost += lost;
-                    self.keys[ki].lost_in_episode += lost;
+                if let Some(line) = self.take(d, ki, want, key_promo[ki], t) {
+                    lines.push(line);
                 }
-                if take <= 0 {
-                    continue;
-                }
-                self.remove_stock(ki, catalog, take, t, &mut out);
-                let k = &mut self.keys[ki];
-                k.recorded -= take;
-                k.sold_today += take;
-                out.stats.units_sold += take;
-                let discount = key_promo[ki].map_or(Decimal::ZERO, |share| {
-                    (p.unit_price * Decimal::new(take, 3) * share).round_dp(2)
-                });
-                lines.push((product, take, Some((p.unit_price, discount))));
             }
             if lines.is_empty() {
-                out.stats.empty_baskets += 1;
+                d.out.stats.empty_baskets += 1;
                 continue;
             }
-            out.stats.record_basket(lines.len(), hour);
-            let mut e = self.event(&mut rng, catalog, store, EventType::Sale, t, None, &lines);
+            d.out.stats.record_basket(lines.len(), hour);
+            let mut e = self.event(&mut d.rng, catalog, store, EventType::Sale, t, None, &lines);
             e.register_id = Some(register);
             e.transaction_id = Some(Cow::Owned(txn));
-            out.events.push(e);
+            d.out.events.push(e);
         }
+    }
 
-        // 3. closing: expiry, damage, theft, corrections, counts
-        let waste_at = local(close, 10, rng.random_range(0..60), 0);
-        let adjust_at = local(close, 20, rng.random_range(0..60), 0);
-        let count_at = local(close, 30, rng.random_range(0..60), 0);
-        let after_close = waste_at > not_before;
-        if !after_close {
+    /// The day's baskets: (instant in milliseconds, register, local hour, instant), in order.
+    /// The instants are whole milliseconds, so ordering by the number orders them, and equal
+    /// keys are equal baskets (an unstable sort then gives what a stable one would).
+    fn baskets(&self, d: &mut Day<'_>) -> Vec<(i64, u32, u32, DateTime<Utc>)> {
+        let store = d.store;
+        let (open, close) = store.format.hours();
+        let weekday = chrono::Datelike::weekday(&d.date).num_days_from_monday() as usize;
+        let day_noise = (1.0 + 0.07 * normal(&mut d.rng)).clamp(0.7, 1.3);
+        let mean_baskets =
+            store.format.baskets_per_day() * store.traffic * WEEKDAY[weekday] * day_noise;
+        let hours: Vec<f64> = (0..24)
+            .map(|h| {
+                if h >= open && h < close {
+                    HOUR_PROFILE[h as usize]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let hour_total: f64 = hours.iter().sum();
+        let mut baskets: Vec<(i64, u32, u32, DateTime<Utc>)> = Vec::new();
+        for (h, w) in hours.iter().enumerate() {
+            if *w <= 0.0 {
+                continue;
+            }
+            let n = poisson(&mut d.rng, mean_baskets * w / hour_total);
+            for _ in 0..n {
+                let t = d.clock.at(
+                    h as u32,
+                    d.rng.random_range(0..60),
+                    d.rng.random_range(0..60),
+                    d.rng.random_range(0..1000),
+                );
+                let register = d.rng.random_range(1..=store.format.registers());
+                baskets.push((t.timestamp_millis(), register, h as u32, t));
+            }
+        }
+        baskets.sort_unstable_by_key(|&(ms, register, hour, _)| (ms, register, hour));
+        baskets
+    }
+
+    /// A customer brings something back (not a perishable): whether a return was made.
+    fn bring_back(
+        &mut self,
+        d: &mut Day<'_>,
+        chooser: &WeightedIndex,
+        t: DateTime<Utc>,
+        register: Cow<'static, str>,
+        txn: &str,
+    ) -> bool {
+        let catalog = d.catalog;
+        let ki = chooser.sample(&mut d.rng);
+        let p = &catalog.products[self.keys[ki].product as usize];
+        if p.shelf_life_days.is_some() {
+            return false;
+        }
+        let q = if p.weighed { 500 } else { UNIT };
+        self.keys[ki].recorded += q;
+        self.add_stock(ki, catalog, q, d.day, t, &mut d.out);
+        d.out.stats.units_returned += q;
+        let line = (
+            self.keys[ki].product,
+            q,
+            Some((p.unit_price, Decimal::ZERO)),
+        );
+        let mut e = self.event(
+            &mut d.rng,
+            catalog,
+            d.store,
+            EventType::Return,
+            t,
+            None,
+            &[line],
+        );
+        e.register_id = Some(register);
+        e.transaction_id = Some(Cow::Owned(txn.to_string()));
+        d.out.events.push(e);
+        true
+    }
+
+    /// A pick off the shelf: what the shelf holds of what is wanted (whole units unless
+    /// weighed), the rest lost; the sale line, if anything was taken.
+    fn take(
+        &mut self,
+        d: &mut Day<'_>,
+        ki: usize,
+        want: Milli,
+        promo: Option<Decimal>,
+        t: DateTime<Utc>,
+    ) -> Option<(u32, Milli, Option<(Decimal, Decimal)>)> {
+        let catalog = d.catalog;
+        let product = self.keys[ki].product;
+        let p = &catalog.products[product as usize];
+        let available = self.keys[ki].true_qty.max(0);
+        let take = if p.weighed {
+            want.min(available)
+        } else {
+            (want.min(available) / UNIT) * UNIT
+        };
+        d.out.stats.units_wanted += want;
+        if take < want {
+            let lost = want - take;
+            d.out.stats.units_lost += lost;
+            self.keys[ki].lost_in_episode += lost;
+        }
+        if take <= 0 {
+            return None;
+        }
+        self.remove_stock(ki, catalog, take, t, &mut d.out);
+        let k = &mut self.keys[ki];
+        k.recorded -= take;
+        k.sold_today += take;
+        d.out.stats.units_sold += take;
+        let discount = promo.map_or(Decimal::ZERO, |share| {
+            (p.unit_price * Decimal::new(take, 3) * share).round_dp(2)
+        });
+        Some((product, take, Some((p.unit_price, discount))))
+    }
+
+    /// Closing: expiry, damage, theft, corrections, counts.
+    fn close_day<'c>(&mut self, d: &mut Day<'c>, shrink: f64) {
+        let (_, close) = d.store.format.hours();
+        let waste_at = d.clock.at(close, 10, d.rng.random_range(0..60), 0);
+        let adjust_at = d.clock.at(close, 20, d.rng.random_range(0..60), 0);
+        let count_at = d.clock.at(close, 30, d.rng.random_range(0..60), 0);
+        if waste_at <= d.not_before {
             // the simulation starts after this day's closing: nothing of it happened
             self.keys
                 .iter_mut()
                 .for_each(|k| k.sold_today = k.estimate as Milli);
+            return;
         }
         let mut waste_lines = Vec::new();
         let mut adjust_lines = Vec::new();
         let mut count_lines = Vec::new();
-        for ki in (0..self.keys.len()).filter(|_| after_close) {
-            let p = &catalog.products[self.keys[ki].product as usize];
-            // expired perishables are binned
-            let mut expired: Milli = 0;
-            while let Some(&(q, last_day)) = self.keys[ki].lots.front() {
-                if last_day > day {
-                    break;
-                }
-                expired += q;
-                self.keys[ki].lots.pop_front();
-            }
-            // damage
-            let mut damaged: Milli = 0;
-            if p.shelf_life_days.is_none()
-                && self.keys[ki].true_qty >= UNIT
-                && rng.random_bool(0.002)
-            {
-                damaged = UNIT;
-            }
-            if expired > 0 {
-                self.keys[ki].true_qty -= expired;
-            }
-            if damaged > 0 {
-                self.remove_stock(ki, catalog, damaged, waste_at, &mut out);
-            }
-            let wasted = expired + damaged;
-            if wasted > 0 {
-                self.keys[ki].recorded -= wasted;
-                out.stats.units_wasted += wasted;
+        for ki in 0..self.keys.len() {
+            if let Some(wasted) = self.waste(d, ki, waste_at) {
                 waste_lines.push((self.keys[ki].product, wasted, None));
-                self.mark_out(ki, waste_at, &mut out);
+                self.mark_out(ki, waste_at, &mut d.out);
             }
-            // theft: unrecorded
-            let k = &self.keys[ki];
-            let theft_rate = shrink * p.theft * (0.006 * k.mean_demand / UNIT as f64 + 0.02);
-            let stolen_units = poisson(&mut rng, theft_rate) as i64;
-            if stolen_units > 0 && k.true_qty > 0 {
-                let per_unit = if p.weighed { 300 } else { UNIT };
-                let stolen = (stolen_units * per_unit).min(k.true_qty);
-                self.remove_stock(ki, catalog, stolen, waste_at, &mut out);
-                out.stats.units_shrink += stolen;
-            }
+            self.steal(d, ki, shrink, waste_at);
             // someone notices an empty shelf that the system says is stocked
             let k = &self.keys[ki];
-            if k.true_qty <= 0 && k.recorded > 0 && rng.random_bool(0.06) {
+            if k.true_qty <= 0 && k.recorded > 0 && d.rng.random_bool(0.06) {
                 let delta = k.true_qty.max(0) - k.recorded;
                 adjust_lines.push((k.product, delta, None));
                 self.keys[ki].recorded += delta;
-                out.stats.adjustments += 1;
+                d.out.stats.adjustments += 1;
             }
             // cycle count
             let k = &self.keys[ki];
-            if (day + k.count_phase).is_multiple_of(COUNT_CYCLE) {
+            if (d.day + k.count_phase).is_multiple_of(COUNT_CYCLE) {
                 count_lines.push((k.product, k.true_qty.max(0), None));
                 self.keys[ki].recorded = self.keys[ki].true_qty.max(0);
-                out.stats.counted_lines += 1;
+                d.out.stats.counted_lines += 1;
             }
-            self.update_phantom(ki, count_at, &mut out);
+            self.update_phantom(ki, count_at, &mut d.out);
         }
-        if after_close {
-            for (t, at, lines) in [
-                (EventType::Waste, waste_at, waste_lines),
-                (EventType::Adjustment, adjust_at, adjust_lines),
-                (EventType::StockCount, count_at, count_lines),
-            ] {
-                for chunk in lines.chunks(1000) {
-                    let e = self.event(&mut rng, catalog, store, t, at, None, chunk);
-                    out.events.push(e);
-                }
+        for (t, at, lines) in [
+            (EventType::Waste, waste_at, waste_lines),
+            (EventType::Adjustment, adjust_at, adjust_lines),
+            (EventType::StockCount, count_at, count_lines),
+        ] {
+            for chunk in lines.chunks(1000) {
+                let e = self.event(&mut d.rng, d.catalog, d.store, t, at, None, chunk);
+                d.out.events.push(e);
             }
         }
+    }
 
-        // 4. the store reviews its stock and orders for delivery after the lead time
+    /// Expired perishables binned and the odd damaged item: what was wasted, if anything.
+    fn waste(&mut self, d: &mut Day<'_>, ki: usize, at: DateTime<Utc>) -> Option<Milli> {
+        let catalog = d.catalog;
+        let p = &catalog.products[self.keys[ki].product as usize];
+        let mut expired: Milli = 0;
+        while let Some(&(q, last_day)) = self.keys[ki].lots.front() {
+            if last_day > d.day {
+                break;
+            }
+            expired += q;
+            self.keys[ki].lots.pop_front();
+        }
+        let mut damaged: Milli = 0;
+        if p.shelf_life_days.is_none() && self.keys[ki].true_qty >= UNIT && d.rng.random_bool(0.002)
+        {
+            damaged = UNIT;
+        }
+        if expired > 0 {
+            self.keys[ki].true_qty -= expired;
+        }
+        if damaged > 0 {
+            self.remove_stock(ki, catalog, damaged, at, &mut d.out);
+        }
+        let wasted = expired + damaged;
+        if wasted <= 0 {
+            return None;
+        }
+        self.keys[ki].recorded -= wasted;
+        d.out.stats.units_wasted += wasted;
+        Some(wasted)
+    }
+
+    /// Theft: stock gone and nothing recorded.
+    fn steal(&mut self, d: &mut Day<'_>, ki: usize, shrink: f64, at: DateTime<Utc>) {
+        let catalog = d.catalog;
+        let p = &catalog.products[self.keys[ki].product as usize];
+        let k = &self.keys[ki];
+        let theft_rate = shrink * p.theft * (0.006 * k.mean_demand / UNIT as f64 + 0.02);
+        let stolen_units = poisson(&mut d.rng, theft_rate) as i64;
+        if stolen_units > 0 && k.true_qty > 0 {
+            let per_unit = if p.weighed { 300 } else { UNIT };
+            let stolen = (stolen_units * per_unit).min(k.true_qty);
+            self.remove_stock(ki, catalog, stolen, at, &mut d.out);
+            d.out.stats.units_shrink += stolen;
+        }
+    }
+
+    /// The store reviews its stock and orders for delivery after the lead time.
+    fn review_orders(&mut self, d: &mut Day<'_>) {
         for ki in 0..self.keys.len() {
-            let p = &catalog.products[self.keys[ki].product as usize];
+            let p = &d.catalog.products[self.keys[ki].product as usize];
             let k = &mut self.keys[ki];
             k.estimate = 0.85 * k.estimate + 0.15 * k.sold_today as f64;
             let lead = f64::from(p.lead_time_days);
@@ -526,22 +634,10 @@ impl StoreSim {
                 let need = (target - position as f64).max(1.0);
                 let cases = (need / case as f64).ceil().max(1.0) as i64;
                 k.on_order
-                    .push((day + p.lead_time_days.max(1), cases * case));
-                out.stats.orders += 1;
+                    .push((d.day + p.lead_time_days.max(1), cases * case));
+                d.out.stats.orders += 1;
             }
         }
-
-        // 5. the truth at the end of the day
-        for k in &self.keys {
-            out.truth_stock.push(TruthStock {
-                store: self.index as u32,
-                product: k.product,
-                on_hand: k.true_qty,
-                recorded: k.recorded,
-            });
-        }
-        out.events.retain(|e| e.event_time > not_before);
-        out
     }
 
     /// Closes the episodes still open at the end of the simulation (their end stays open).

@@ -138,6 +138,10 @@ pub struct RuleConfig {
     pub phantom_history_days: u32,
     /// … and at least this many sales' worth on the shelf (on record).
     pub phantom_min_shelf_sales: f64,
+    /// A warning (`projected_stockout`, `below_safety_stock`) is raised only once it has held
+    /// this long: a projection that flickers for a moment (a late afternoon lull, a big basket)
+    /// is not worth a store manager's attention.
+    pub warning_confirm_minutes: u32,
 }
 
 impl Default for RuleConfig {
@@ -159,6 +163,7 @@ impl Default for RuleConfig {
             phantom_hold: 10.0,
             phantom_history_days: 7,
             phantom_min_shelf_sales: 3.0,
+            warning_confirm_minutes: 45,
         }
     }
 }

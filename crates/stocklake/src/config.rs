@@ -116,6 +116,7 @@ pub struct StockSection {
     pub phantom_hold: f64,
     pub phantom_history_days: u32,
     pub phantom_min_shelf_sales: f64,
+    pub warning_confirm_minutes: u32,
 }
 
 #[derive(Clone, Deserialize)]
@@ -491,6 +492,63 @@ fn settle(
     cwd: &Path,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Settings> {
+    let places = places(&config, cwd)?;
+    let listen: SocketAddr = config.listen.parse().map_err(|e| {
+        anyhow!(
+            "`listen` = {:?} is not an address like 127.0.0.1:8080: {e}",
+            config.listen
+        )
+    })?;
+    let master_data = (!config.master_data.is_empty()).then(|| {
+        let p = PathBuf::from(&config.master_data);
+        if p.is_absolute() { p } else { cwd.join(p) }
+    });
+    if !matches!(config.log_format.as_str(), "text" | "json") {
+        bail!("`log_format` = {:?}: use text or json", config.log_format);
+    }
+    let aws = aws_options(&config, get);
+    let ingest_tokens = ingest_tokens(&config)?;
+    check_stock(&config.stock)?;
+    check_limits(&config)?;
+    for (key, token) in ingest_tokens
+        .iter()
+        .map(|t| ("ingest.tokens", t.as_str()))
+        .chain(
+            (!config.serve.api_token.is_empty())
+                .then_some(("serve.api_token", config.serve.api_token.as_str())),
+        )
+    {
+        if let Err(why) = check_token(token) {
+            bail!("`{key}`: a token {why}");
+        }
+    }
+    Ok(Settings {
+        data_dir: places.data_dir,
+        bronze: places.bronze,
+        silver: places.silver,
+        gold: places.gold,
+        stream: places.stream,
+        gold_lake: places.gold_lake,
+        listen,
+        master_data,
+        aws,
+        ingest_tokens,
+        file,
+        config,
+    })
+}
+
+/// Where the data lives.
+struct Places {
+    data_dir: PathBuf,
+    bronze: Location,
+    silver: Location,
+    gold: String,
+    stream: Option<String>,
+    gold_lake: Option<Location>,
+}
+
+fn places(config: &Config, cwd: &Path) -> anyhow::Result<Places> {
     let joined = if config.data_dir.is_absolute() {
         config.data_dir.clone()
     } else {
@@ -538,19 +596,18 @@ fn settle(
     } else {
         Some(Location::parse(&config.gold_lake).map_err(|e| anyhow!("`gold_lake`: {e}"))?)
     };
-    let listen: SocketAddr = config.listen.parse().map_err(|e| {
-        anyhow!(
-            "`listen` = {:?} is not an address like 127.0.0.1:8080: {e}",
-            config.listen
-        )
-    })?;
-    let master_data = (!config.master_data.is_empty()).then(|| {
-        let p = PathBuf::from(&config.master_data);
-        if p.is_absolute() { p } else { cwd.join(p) }
-    });
-    if !matches!(config.log_format.as_str(), "text" | "json") {
-        bail!("`log_format` = {:?}: use text or json", config.log_format);
-    }
+    Ok(Places {
+        data_dir,
+        bronze,
+        silver,
+        gold,
+        stream,
+        gold_lake,
+    })
+}
+
+/// AWS settings: the SDK's environment, then the `[aws]` section.
+fn aws_options(config: &Config, get: &dyn Fn(&str) -> Option<String>) -> AwsOptions {
     let mut aws = AwsOptions {
         endpoint_url: get("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
         region: get("AWS_REGION")
@@ -567,7 +624,12 @@ fn settle(
     if !config.aws.region.is_empty() {
         aws.region = Some(config.aws.region.clone());
     }
-    let mut ingest_tokens: Vec<String> = config
+    aws
+}
+
+/// The ingest tokens: listed, and read from `ingest.tokens_file` (one a line, `#` comments).
+fn ingest_tokens(config: &Config) -> anyhow::Result<Vec<String>> {
+    let mut tokens: Vec<String> = config
         .ingest
         .tokens
         .iter()
@@ -581,14 +643,18 @@ fn settle(
                 config.ingest.tokens_file
             )
         })?;
-        ingest_tokens.extend(
+        tokens.extend(
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .map(str::to_string),
         );
     }
-    let s = &config.stock;
+    Ok(tokens)
+}
+
+/// The `[stock]` settings within their ranges.
+fn check_stock(s: &StockSection) -> anyhow::Result<()> {
     if !(0.5..1.0).contains(&s.default_service_level) {
         bail!(
             "`stock.default_service_level` = {} must be in [0.5, 1)",
@@ -631,6 +697,17 @@ fn settle(
             "`stock.phantom_min_sales_per_day` must be positive and `stock.phantom_min_shelf_sales` not negative"
         );
     }
+    if s.warning_confirm_minutes > 24 * 60 {
+        bail!(
+            "`stock.warning_confirm_minutes` = {} must be at most a day (1440)",
+            s.warning_confirm_minutes
+        );
+    }
+    Ok(())
+}
+
+/// The limits of ingest, serve and refine: positive, and consistent with each other.
+fn check_limits(config: &Config) -> anyhow::Result<()> {
     if config.refine.dedup_window_days == 0 {
         bail!("`refine.dedup_window_days` must be at least 1");
     }
@@ -667,32 +744,7 @@ fn settle(
             config.ingest.max_body_bytes
         );
     }
-    for (key, token) in ingest_tokens
-        .iter()
-        .map(|t| ("ingest.tokens", t.as_str()))
-        .chain(
-            (!config.serve.api_token.is_empty())
-                .then_some(("serve.api_token", config.serve.api_token.as_str())),
-        )
-    {
-        if let Err(why) = check_token(token) {
-            bail!("`{key}`: a token {why}");
-        }
-    }
-    Ok(Settings {
-        data_dir,
-        bronze,
-        silver,
-        gold,
-        stream,
-        gold_lake,
-        listen,
-        master_data,
-        aws,
-        ingest_tokens,
-        file,
-        config,
-    })
+    Ok(())
 }
 
 /// Settings from the process environment and the working directory.

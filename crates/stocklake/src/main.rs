@@ -8,6 +8,8 @@ mod cli;
 mod commands;
 mod config;
 mod oneline;
+mod stages;
+mod supervisor;
 
 use std::process::ExitCode;
 

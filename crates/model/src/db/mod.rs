@@ -1,7 +1,9 @@
 //! The gold database behind one type: SQLite (embedded default) or PostgreSQL.
 
+pub mod dialect;
 pub mod postgres;
 pub mod sqlite;
+pub mod table;
 
 use std::path::PathBuf;
 
@@ -11,6 +13,14 @@ use rust_decimal::Decimal;
 use crate::ModelError;
 use crate::rows::*;
 use crate::schema::Dialect;
+use table::{Cell, Col};
+
+/// A value a query is given.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+}
 
 /// What the model keeps in memory, read at start.
 #[derive(Debug, Default)]
@@ -161,20 +171,76 @@ impl Gold {
     /// rebuild), so that what follows gold (the gold lake) can tell a rebuilt gold from one
     /// that went on. `None` before the first.
     pub async fn epoch(&self) -> Result<Option<i64>, ModelError> {
-        let rows = crate::lake::read(
-            self,
-            "SELECT epoch FROM gold_epoch",
-            Vec::new(),
-            &[("epoch", crate::lake::Col::I64)],
-        )
-        .await?;
-        use deltalake::arrow::array::Array;
-        Ok(rows
-            .column(0)
-            .as_any()
-            .downcast_ref::<deltalake::arrow::array::Int64Array>()
-            .filter(|a| !a.is_empty() && !a.is_null(0))
-            .map(|a| a.value(0)))
+        let rows = self
+            .rows(
+                "SELECT epoch FROM gold_epoch",
+                Vec::new(),
+                &[("epoch", Col::I64)],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| match r.first() {
+            Some(Cell::I64(e)) => Some(*e),
+            _ => None,
+        }))
+    }
+
+    /// Runs `sql` (`?` placeholders) on the reader side of gold and returns its rows as cells
+    /// of `columns`' types.
+    pub async fn rows(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        columns: &[(&'static str, Col)],
+    ) -> Result<Vec<Vec<Cell<'static>>>, ModelError> {
+        let columns = columns.to_vec();
+        match self {
+            Gold::Sqlite(g) => {
+                let sql = sql.to_string();
+                g.read(move |c| {
+                    let args: Vec<rusqlite::types::Value> = params
+                        .into_iter()
+                        .map(|p| match p {
+                            Param::Int(i) => rusqlite::types::Value::Integer(i),
+                            Param::Text(t) => rusqlite::types::Value::Text(t),
+                        })
+                        .collect();
+                    sqlite::rows(c, &sql, &args, &columns)
+                })
+                .await
+            }
+            Gold::Postgres(g) => {
+                g.reconnect_if_closed().await?;
+                let mut n = 0;
+                let sql: String = sql
+                    .chars()
+                    .map(|c| {
+                        if c == '?' {
+                            n += 1;
+                            format!("${n}")
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect();
+                let boxed: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
+                    .into_iter()
+                    .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                        match p {
+                            Param::Int(i) => Box::new(i),
+                            Param::Text(t) => Box::new(t),
+                        }
+                    })
+                    .collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = boxed
+                    .iter()
+                    .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let c = g.client().await;
+                postgres::rows(&c, &sql, &refs, &columns)
+                    .await
+                    .map_err(|e| ModelError::database(format!("{e}: {sql}")))
+            }
+        }
     }
 
     /// The epoch, drawn now when there is none.
@@ -187,7 +253,7 @@ impl Gold {
             Gold::Sqlite(g) => {
                 g.with(move |c| {
                     c.execute("INSERT INTO gold_epoch (epoch) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM gold_epoch)", [epoch])
-                        .map_err(|e| ModelError::Database(e.to_string()))
+                        .map_err(|e| ModelError::database(e.to_string()))
                 })
                 .await?;
             }
@@ -197,7 +263,7 @@ impl Gold {
                     .await
                     .execute("INSERT INTO gold_epoch (epoch) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM gold_epoch)", &[&epoch])
                     .await
-                    .map_err(|e| ModelError::Database(e.to_string()))?;
+                    .map_err(|e| ModelError::database(e.to_string()))?;
             }
         }
         Ok(self.epoch().await?.unwrap_or(epoch))

@@ -1,89 +1,99 @@
-//! The embedded gold database: SQLite, one file, WAL mode.
-//!
-//! Decimals are stored with `NUMERIC` affinity and read back rounded to their column's scale;
-//! every value stocklake stores has at most 15 significant digits, so the round trip is exact.
-//! Times are RFC 3339 text in UTC with microseconds, which sorts as time does.
+//! The embedded gold database: SQLite, one file, WAL mode. How it holds each type of value is
+//! in [`super::dialect`]; what it writes is described in [`super::table`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
-use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
 
 use crate::ModelError;
 use crate::db::Loaded;
 use crate::rows::*;
 use crate::schema::{Dialect, MIGRATIONS, statements};
+use stocklake_storage::ErrorClass;
 
-/// A time as SQLite stores it.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-fn ots(t: Option<DateTime<Utc>>) -> Option<String> {
-    t.map(ts)
-}
-
-pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-struct Dec(Decimal);
-
-impl rusqlite::ToSql for Dec {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        // integral values as integers, others as their exact text (NUMERIC affinity converts)
-        if self.0.fract().is_zero()
-            && let Some(i) = rust_decimal::prelude::ToPrimitive::to_i64(&self.0)
-        {
-            return Ok(ToSqlOutput::Owned(Value::Integer(i)));
-        }
-        Ok(ToSqlOutput::Owned(Value::Text(
-            self.0.normalize().to_string(),
-        )))
-    }
-}
-
-fn od(d: Option<Decimal>) -> Option<Dec> {
-    d.map(Dec)
-}
+use super::dialect::{Dec, sqlite_cell, sqlite_dec};
+pub use super::dialect::{parse_ts, ts};
+use super::table::{self, Cell, FromCells, GoldWriter, Merge, Table};
 
 fn get_dec(row: &Row<'_>, i: usize, scale: u32) -> rusqlite::Result<Decimal> {
-    Ok(get_odec(row, i, scale)?.unwrap_or_default())
+    Ok(sqlite_dec(row.get_ref(i)?, scale).unwrap_or_default())
 }
 
-pub(crate) fn get_odec(row: &Row<'_>, i: usize, scale: u32) -> rusqlite::Result<Option<Decimal>> {
-    Ok(match row.get_ref(i)? {
-        ValueRef::Null => None,
-        ValueRef::Integer(v) => Some(Decimal::from(v)),
-        ValueRef::Real(v) => Decimal::from_f64(v).map(|d| d.round_dp(scale)),
-        ValueRef::Text(t) => std::str::from_utf8(t)
-            .ok()
-            .and_then(|s| Decimal::from_str(s).ok()),
-        ValueRef::Blob(_) => None,
-    })
+/// Rows of `R`'s table (its columns, in order) that `tail` selects (`WHERE …`, `ORDER BY …`).
+fn select<R: FromCells>(
+    c: &Connection,
+    tail: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<R>, ModelError> {
+    let t = R::TABLE;
+    let mut s = c
+        .prepare_cached(&format!(
+            "SELECT {} FROM {} {tail}",
+            table::select_list(t, ""),
+            t.name
+        ))
+        .map_err(err)?;
+    let rows = s
+        .query_map(params, |r| {
+            t.columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, col))| sqlite_cell(r, i, *col))
+                .collect::<rusqlite::Result<Vec<Cell<'static>>>>()
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    table::decode(rows)
 }
 
-fn get_ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    let s: Option<String> = row.get(i)?;
-    Ok(s.as_deref().and_then(parse_ts))
+/// Runs `sql` and returns its rows as cells of `columns`' types.
+pub fn rows(
+    c: &Connection,
+    sql: &str,
+    args: &[rusqlite::types::Value],
+    columns: &[(&str, table::Col)],
+) -> Result<Vec<Vec<Cell<'static>>>, ModelError> {
+    let mut s = c
+        .prepare(sql)
+        .map_err(|e| ModelError::database(format!("{e}: {sql}")))?;
+    let rows = s
+        .query_map(params_from_iter(args.iter()), |r| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, col))| sqlite_cell(r, i, *col))
+                .collect::<rusqlite::Result<Vec<Cell<'static>>>>()
+        })
+        .map_err(err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(err)
 }
 
 fn err(e: rusqlite::Error) -> ModelError {
+    match sqlite_class(&e) {
+        ErrorClass::Poison => ModelError::Rejected(e.to_string()),
+        class => ModelError::Database {
+            message: e.to_string(),
+            class,
+            source: Some(stocklake_storage::Source::new(e)),
+        },
+    }
+}
+
+/// The class of a SQLite failure.
+pub fn sqlite_class(e: &rusqlite::Error) -> ErrorClass {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {
         // the data, not the database: it fails the same way on every retry
-        Some(C::ConstraintViolation | C::TooBig | C::TypeMismatch) => {
-            ModelError::Rejected(e.to_string())
-        }
-        _ => ModelError::Database(e.to_string()),
+        Some(C::ConstraintViolation | C::TooBig | C::TypeMismatch) => ErrorClass::Poison,
+        // the file is not a database, or no longer one
+        Some(C::NotADatabase | C::DatabaseCorrupt) => ErrorClass::Fatal,
+        _ => ErrorClass::Transient,
     }
 }
 
@@ -106,7 +116,7 @@ impl SqliteGold {
     pub fn open(path: &Path) -> Result<SqliteGold, ModelError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| ModelError::Database(format!("creating {}: {e}", dir.display())))?;
+                .map_err(|e| ModelError::database(format!("creating {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
@@ -150,7 +160,7 @@ impl SqliteGold {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
-                .map_err(|_| ModelError::Database("the SQLite connection was poisoned".into()))?;
+                .map_err(|_| ModelError::database("the SQLite connection was poisoned"))?;
             f(&mut guard)
         })
         .await
@@ -179,7 +189,7 @@ impl SqliteGold {
                 let tx = c.transaction().map_err(err)?;
                 for stmt in statements(&m.sql(Dialect::Sqlite)) {
                     tx.execute_batch(&stmt)
-                        .map_err(|e| ModelError::Database(format!("migration {}: {e}: {stmt}", m.version)))?;
+                        .map_err(|e| ModelError::database(format!("migration {}: {e}: {stmt}", m.version)))?;
                 }
                 tx.execute(
                     "INSERT INTO stocklake_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -196,65 +206,14 @@ impl SqliteGold {
 
     pub async fn load(&self) -> Result<Loaded, ModelError> {
         self.with(|c| {
-            let mut l = Loaded::default();
-            let mut s = c.prepare("SELECT store_key, store_id, name, format, city, region, country, timezone, is_inferred, updated_at FROM dim_store").map_err(err)?;
-            l.stores = s
-                .query_map([], |r| {
-                    Ok(StoreRow {
-                        store_key: r.get(0)?,
-                        store_id: r.get(1)?,
-                        name: r.get(2)?,
-                        format: r.get(3)?,
-                        city: r.get(4)?,
-                        region: r.get(5)?,
-                        country: r.get(6)?,
-                        timezone: r.get(7)?,
-                        is_inferred: r.get(8)?,
-                        updated_at: get_ts(r, 9)?.unwrap_or_default(),
-                    })
-                })
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
-            let mut s = c.prepare("SELECT product_key, sku, name, category, subcategory, brand, unit_of_measure, case_pack, unit_cost, unit_price, lead_time_days, service_level, is_inferred, valid_from, valid_to, is_current FROM dim_product WHERE is_current").map_err(err)?;
-            l.products = s
-                .query_map([], product_row)
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
-            let mut s = c.prepare(&format!("SELECT {ALERT_COLUMNS} FROM stock_alert WHERE resolved_at IS NULL")).map_err(err)?;
-            l.open_alerts = s
-                .query_map([], alert_row)
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
-            let mut s = c.prepare("SELECT store_key, clock, local_date, state FROM gold_store_state").map_err(err)?;
-            l.store_states = s
-                .query_map([], |r| {
-                    let state: String = r.get(3)?;
-                    Ok(StoreStateRow {
-                        store_key: r.get(0)?,
-                        clock: get_ts(r, 1)?,
-                        local_date: r.get(2)?,
-                        state: serde_json::from_str(&state).unwrap_or(serde_json::Value::Null),
-                    })
-                })
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
-            let mut s = c.prepare("SELECT name, silver_version, batch, lines FROM gold_checkpoint").map_err(err)?;
-            l.checkpoints = s
-                .query_map([], |r| {
-                    Ok(CheckpointRow {
-                        name: r.get(0)?,
-                        silver_version: r.get(1)?,
-                        batch: r.get(2)?,
-                        lines: r.get(3)?,
-                    })
-                })
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
+            let mut l = Loaded {
+                stores: select(c, "", [])?,
+                products: select(c, "WHERE is_current", [])?,
+                open_alerts: select(c, "WHERE resolved_at IS NULL", [])?,
+                store_states: select(c, "", [])?,
+                checkpoints: select(c, "", [])?,
+                ..Loaded::default()
+            };
             let mut s = c.prepare("SELECT date_key FROM dim_date").map_err(err)?;
             l.date_keys = s
                 .query_map([], |r| r.get(0))
@@ -271,8 +230,14 @@ impl SqliteGold {
             l.max_product_key = max("SELECT MAX(product_key) FROM dim_product")? as i32;
             l.max_store_key = max("SELECT MAX(store_key) FROM dim_store")? as i32;
             for (sql, into) in [
-                ("SELECT payment_method_key, payment_method FROM dim_payment_method", &mut l.payment_methods),
-                ("SELECT client_type_key, client_type FROM dim_client_type", &mut l.client_types),
+                (
+                    "SELECT payment_method_key, payment_method FROM dim_payment_method",
+                    &mut l.payment_methods,
+                ),
+                (
+                    "SELECT client_type_key, client_type FROM dim_client_type",
+                    &mut l.client_types,
+                ),
             ] {
                 let mut s = c.prepare(sql).map_err(err)?;
                 *into = s
@@ -293,19 +258,13 @@ impl SqliteGold {
         from_date_key: i32,
     ) -> Result<Vec<DailyRow>, ModelError> {
         self.with(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
-                    "SELECT {DAILY_COLUMNS} FROM fact_stock_daily WHERE store_key = ?1 AND product_key = ?2 AND date_key >= ?3 ORDER BY date_key"
-                ))
-                .map_err(err)?;
             let mut out = Vec::new();
             for (sk, pk) in keys {
-                let rows = s
-                    .query_map(params![sk, pk, from_date_key], daily_row)
-                    .map_err(err)?;
-                for r in rows {
-                    out.push(r.map_err(err)?);
-                }
+                out.extend(select::<DailyRow>(
+                    c,
+                    "WHERE store_key = ?1 AND product_key = ?2 AND date_key >= ?3 ORDER BY date_key",
+                    params![sk, pk, from_date_key],
+                )?);
             }
             Ok(out)
         })
@@ -320,15 +279,11 @@ impl SqliteGold {
         limit: i64,
     ) -> Result<Vec<LevelRow>, ModelError> {
         self.with(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
-                    "SELECT {LEVEL_COLUMNS} FROM stock_level WHERE (store_key, product_key) > (?1, ?2) ORDER BY store_key, product_key LIMIT ?3"
-                ))
-                .map_err(err)?;
-            let rows = s
-                .query_map(params![after.0, after.1, limit], level_row)
-                .map_err(err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(err)
+            select(
+                c,
+                "WHERE (store_key, product_key) > (?1, ?2) ORDER BY store_key, product_key LIMIT ?3",
+                params![after.0, after.1, limit],
+            )
         })
         .await
     }
@@ -339,13 +294,11 @@ impl SqliteGold {
         date_key: i32,
     ) -> Result<Vec<DailyRow>, ModelError> {
         self.with(move |c| {
-            let mut s = c
-                .prepare_cached(&format!(
-                    "SELECT {DAILY_COLUMNS} FROM fact_stock_daily WHERE store_key = ?1 AND date_key = ?2"
-                ))
-                .map_err(err)?;
-            let rows = s.query_map(params![store_key, date_key], daily_row).map_err(err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(err)
+            select(
+                c,
+                "WHERE store_key = ?1 AND date_key = ?2",
+                params![store_key, date_key],
+            )
         })
         .await
     }
@@ -368,7 +321,8 @@ impl SqliteGold {
                 .map_err(err)?;
             let rows = s
                 .query_map(params![store_key, product_key, ts(after)], |r| {
-                    Ok((get_ts(r, 0)?.unwrap_or_default(), get_dec(r, 1, 3)?))
+                    let t: String = r.get(0)?;
+                    Ok((parse_ts(&t).unwrap_or_default(), get_dec(r, 1, 3)?))
                 })
                 .map_err(err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(err)
@@ -380,7 +334,7 @@ impl SqliteGold {
     pub async fn apply(&self, ws: WriteSet) -> Result<(), ModelError> {
         self.with(move |c| {
             let tx = c.transaction().map_err(err)?;
-            apply_sqlite(&tx, &ws)?;
+            write(&tx, &ws)?;
             stocklake_storage::failpoint("model_before_commit");
             tx.commit().map_err(err)
         })
@@ -391,7 +345,7 @@ impl SqliteGold {
     pub async fn trial(&self, ws: WriteSet) -> Result<(), ModelError> {
         self.with(move |c| {
             let tx = c.transaction().map_err(err)?;
-            let r = apply_sqlite(&tx, &ws);
+            let r = write(&tx, &ws);
             tx.rollback().map_err(err)?;
             r
         })
@@ -411,118 +365,6 @@ impl SqliteGold {
     }
 }
 
-pub const LEVEL_COLUMNS: &str = "store_key, product_key, on_hand, avg_daily_demand, safety_stock, reorder_point, days_of_cover, projected_stockout_at, updated_at, status, demand_sd, order_up_to, suggested_order_qty, on_order, expected_delivery_at, last_count_at, last_count_quantity, last_movement_at, last_sale_at, in_stock_since, demand_level, demand_var, demand_days, units_per_sale, last_receipt_at, receipt_interval_days, receipt_qty, receipt_count, stockout_days, order_level, ordered_at";
-pub const ALERT_COLUMNS: &str = "alert_id, store_key, product_key, alert_type, severity, opened_at, resolved_at, on_hand, threshold, suggested_order_qty, message, updated_at";
-pub const DAILY_COLUMNS: &str = "date_key, store_key, product_key, units_sold, units_received, units_wasted, units_returned, units_adjusted, net_movement, sales_count, count_time, count_quantity, movement_after_count, closing_on_hand, was_out_of_stock, out_of_stock_share";
-
-fn product_row(r: &Row<'_>) -> rusqlite::Result<ProductRow> {
-    Ok(ProductRow {
-        product_key: r.get(0)?,
-        sku: r.get(1)?,
-        name: r.get(2)?,
-        category: r.get(3)?,
-        subcategory: r.get(4)?,
-        brand: r.get(5)?,
-        unit_of_measure: r.get(6)?,
-        case_pack: r.get(7)?,
-        unit_cost: get_odec(r, 8, 4)?,
-        unit_price: get_odec(r, 9, 4)?,
-        lead_time_days: r.get(10)?,
-        service_level: get_odec(r, 11, 4)?,
-        is_inferred: r.get(12)?,
-        valid_from: get_ts(r, 13)?.unwrap_or_default(),
-        valid_to: get_ts(r, 14)?,
-        is_current: r.get(15)?,
-    })
-}
-
-fn status(s: &str) -> &'static str {
-    match s {
-        "out" => "out",
-        "below_reorder_point" => "below_reorder_point",
-        _ => "fine",
-    }
-}
-
-fn level_row(r: &Row<'_>) -> rusqlite::Result<LevelRow> {
-    let st: String = r.get(9)?;
-    Ok(LevelRow {
-        store_key: r.get(0)?,
-        product_key: r.get(1)?,
-        on_hand: get_dec(r, 2, 3)?,
-        avg_daily_demand: get_dec(r, 3, 3)?,
-        safety_stock: get_dec(r, 4, 3)?,
-        reorder_point: get_dec(r, 5, 3)?,
-        days_of_cover: get_odec(r, 6, 2)?,
-        projected_stockout_at: get_ts(r, 7)?,
-        updated_at: get_ts(r, 8)?.unwrap_or_default(),
-        status: status(&st),
-        demand_sd: get_dec(r, 10, 3)?,
-        order_up_to: get_dec(r, 11, 3)?,
-        suggested_order_qty: get_dec(r, 12, 3)?,
-        on_order: get_dec(r, 13, 3)?,
-        expected_delivery_at: get_ts(r, 14)?,
-        last_count_at: get_ts(r, 15)?,
-        last_count_quantity: get_odec(r, 16, 3)?,
-        last_movement_at: get_ts(r, 17)?,
-        last_sale_at: get_ts(r, 18)?,
-        in_stock_since: get_ts(r, 19)?,
-        demand_level: r.get(20)?,
-        demand_var: r.get(21)?,
-        demand_days: r.get(22)?,
-        units_per_sale: r.get(23)?,
-        last_receipt_at: get_ts(r, 24)?,
-        receipt_interval_days: r.get(25)?,
-        receipt_qty: r.get(26)?,
-        receipt_count: r.get(27)?,
-        stockout_days: r.get(28)?,
-        order_level: r.get(29)?,
-        ordered_at: r.get(30)?,
-    })
-}
-
-fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
-    Ok(AlertRow {
-        alert_id: r.get(0)?,
-        store_key: r.get(1)?,
-        product_key: r.get(2)?,
-        alert_type: r.get(3)?,
-        severity: r.get(4)?,
-        opened_at: get_ts(r, 5)?.unwrap_or_default(),
-        resolved_at: get_ts(r, 6)?,
-        on_hand: get_dec(r, 7, 3)?,
-        threshold: get_dec(r, 8, 3)?,
-        suggested_order_qty: get_dec(r, 9, 3)?,
-        message: r.get(10)?,
-        updated_at: get_ts(r, 11)?.unwrap_or_default(),
-    })
-}
-
-fn daily_row(r: &Row<'_>) -> rusqlite::Result<DailyRow> {
-    Ok(DailyRow {
-        date_key: r.get(0)?,
-        store_key: r.get(1)?,
-        product_key: r.get(2)?,
-        units_sold: get_dec(r, 3, 3)?,
-        units_received: get_dec(r, 4, 3)?,
-        units_wasted: get_dec(r, 5, 3)?,
-        units_returned: get_dec(r, 6, 3)?,
-        units_adjusted: get_dec(r, 7, 3)?,
-        net_movement: get_dec(r, 8, 3)?,
-        sales_count: r.get(9)?,
-        count_time: get_ts(r, 10)?,
-        count_quantity: get_odec(r, 11, 3)?,
-        movement_after_count: get_dec(r, 12, 3)?,
-        closing_on_hand: get_dec(r, 13, 3)?,
-        was_out_of_stock: r.get(14)?,
-        out_of_stock_share: r.get(15)?,
-    })
-}
-
-fn date_str(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
 /// Adds the rows a batch inserted into `table` to its count in `gold_row_count`, in the batch's
 /// transaction: the count moves exactly when the rows do.
 fn add_rows(tx: &rusqlite::Transaction<'_>, table: &str, rows: usize) -> Result<(), ModelError> {
@@ -535,363 +377,178 @@ fn add_rows(tx: &rusqlite::Transaction<'_>, table: &str, rows: usize) -> Result<
     Ok(())
 }
 
-fn apply_sqlite(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError> {
-    {
-        let mut s = tx.prepare_cached("INSERT INTO dim_date (date_key, full_date, day_of_week, day_name, week_of_year, month, quarter, year, is_weekend, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT (date_key) DO NOTHING").map_err(err)?;
-        for d in &ws.dates {
-            s.execute(params![
-                d.date_key,
-                date_str(d.date),
-                d.day_of_week(),
-                d.day_name(),
-                d.week_of_year(),
-                d.month(),
-                d.quarter(),
-                d.year(),
-                d.is_weekend(),
-                ws.stamp
-            ])
-            .map_err(err)?;
+/// Writes a batch in `tx`.
+fn write(tx: &rusqlite::Transaction<'_>, ws: &WriteSet) -> Result<(), ModelError> {
+    let mut w = SqliteWriter {
+        tx,
+        stamp: ws.stamp,
+    };
+    // nothing in SQLite's writer waits: the future completes as it is polled
+    futures::executor::block_on(table::write_batch(&mut w, ws))
+}
+
+/// Gold's writer on SQLite: a prepared upsert per table, row by row in the transaction.
+struct SqliteWriter<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    stamp: i64,
+}
+
+impl GoldWriter for SqliteWriter<'_> {
+    async fn rows(
+        &mut self,
+        t: &'static Table,
+        rows: Vec<Vec<Cell<'_>>>,
+    ) -> Result<(), ModelError> {
+        if rows.is_empty() {
+            return Ok(());
         }
-        let mut s = tx.prepare_cached("INSERT INTO dim_store (store_key, store_id, name, format, city, region, country, timezone, is_inferred, updated_at, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) ON CONFLICT (store_key) DO UPDATE SET name = excluded.name, format = excluded.format, city = excluded.city, region = excluded.region, country = excluded.country, timezone = excluded.timezone, is_inferred = excluded.is_inferred, updated_at = excluded.updated_at, gold_batch = excluded.gold_batch").map_err(err)?;
-        for r in &ws.stores {
-            s.execute(params![
-                r.store_key,
-                r.store_id,
-                r.name,
-                r.format,
-                r.city,
-                r.region,
-                r.country,
-                r.timezone,
-                r.is_inferred,
-                ts(r.updated_at),
-                ws.stamp
-            ])
-            .map_err(err)?;
+        let added = self.insert(t, &rows)?;
+        if t.name == table::FACT_SALES.name {
+            sales_hourly(self.tx, t, &rows, &added)?;
         }
-        // close versions before inserting their successors (one current row per SKU)
-        let mut s = tx.prepare_cached("UPDATE dim_product SET name = ?2, category = ?3, subcategory = ?4, brand = ?5, unit_of_measure = ?6, case_pack = ?7, unit_cost = ?8, unit_price = ?9, lead_time_days = ?10, service_level = ?11, is_inferred = ?12, valid_from = ?13, valid_to = ?14, is_current = ?15, gold_batch = ?16 WHERE product_key = ?1").map_err(err)?;
-        for p in &ws.products_update {
-            s.execute(params![
-                p.product_key,
-                p.name,
-                p.category,
-                p.subcategory,
-                p.brand,
-                p.unit_of_measure,
-                p.case_pack,
-                od(p.unit_cost),
-                od(p.unit_price),
-                p.lead_time_days,
-                od(p.service_level),
-                p.is_inferred,
-                ts(p.valid_from),
-                ots(p.valid_to),
-                p.is_current,
-                ws.stamp
-            ])
-            .map_err(err)?;
+        if t.counted {
+            add_rows(self.tx, t.name, added.iter().filter(|a| **a).count())?;
         }
-        let mut s = tx.prepare_cached("INSERT INTO dim_product (product_key, sku, name, category, subcategory, brand, unit_of_measure, case_pack, unit_cost, unit_price, lead_time_days, service_level, is_inferred, valid_from, valid_to, is_current, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)").map_err(err)?;
-        for p in &ws.products_insert {
-            s.execute(params![
-                p.product_key,
-                p.sku,
-                p.name,
-                p.category,
-                p.subcategory,
-                p.brand,
-                p.unit_of_measure,
-                p.case_pack,
-                od(p.unit_cost),
-                od(p.unit_price),
-                p.lead_time_days,
-                od(p.service_level),
-                p.is_inferred,
-                ts(p.valid_from),
-                ots(p.valid_to),
-                p.is_current,
-                ws.stamp
-            ])
-            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn repoint(&mut self, old: i32, new: i32) -> Result<(), ModelError> {
+        for sql in table::repoint_sql(["?1", "?2", "?3"]) {
+            self.tx
+                .execute(&sql, params![old, new, self.stamp])
+                .map_err(err)?;
         }
-        for (old, new) in &ws.repoint {
-            for t in ["stock_level", "fact_stock_daily"] {
-                tx.execute(
-                    &format!(
-                        "UPDATE {t} SET product_key = ?2, gold_batch = ?3 WHERE product_key = ?1"
-                    ),
-                    params![old, new, ws.stamp],
+        Ok(())
+    }
+}
+
+impl SqliteWriter<'_> {
+    /// Inserts `rows` by the table's merge rule; per row, whether it was added (not there
+    /// before).
+    fn insert(&self, t: &Table, rows: &[Vec<Cell<'_>>]) -> Result<Vec<bool>, ModelError> {
+        let mut columns = t.column_list();
+        let mut n = t.columns.len();
+        if t.stamped {
+            columns.push_str(", gold_batch");
+            n += 1;
+        }
+        let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+        let mut insert = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT INTO {} ({columns}) VALUES ({}){}",
+                t.name,
+                marks.join(", "),
+                t.on_conflict("excluded")
+            ))
+            .map_err(err)?;
+        // an upsert changes a row either way: whether it adds one is asked first
+        let key: Vec<usize> = t.key.iter().filter_map(|k| t.index(k)).collect();
+        let mut known = match (t.merge, t.counted) {
+            (Merge::Upsert, true) => {
+                let cond: Vec<String> = t
+                    .key
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| format!("{k} = ?{}", i + 1))
+                    .collect();
+                Some(
+                    self.tx
+                        .prepare_cached(&format!(
+                            "SELECT 1 FROM {} WHERE {}",
+                            t.name,
+                            cond.join(" AND ")
+                        ))
+                        .map_err(err)?,
                 )
-                .map_err(err)?;
             }
-            tx.execute("UPDATE stock_alert SET product_key = ?2, gold_batch = ?3 WHERE product_key = ?1 AND resolved_at IS NULL", params![old, new, ws.stamp]).map_err(err)?;
+            _ => None,
+        };
+        let stamp = Cell::I64(self.stamp);
+        let mut added = Vec::with_capacity(rows.len());
+        for row in rows {
+            let new = match known.as_mut() {
+                Some(k) => !k
+                    .exists(params_from_iter(key.iter().map(|i| &row[*i])))
+                    .map_err(err)?,
+                None => true,
+            };
+            let values = row.iter().chain(t.stamped.then_some(&stamp));
+            let changed = insert.execute(params_from_iter(values)).map_err(err)?;
+            added.push(match t.merge {
+                Merge::Upsert => new,
+                Merge::Insert | Merge::Ignore => changed > 0,
+            });
         }
-        let mut s = tx.prepare_cached("INSERT INTO fact_inventory_movement (event_id, line_no, date_key, store_key, product_key, event_type, quantity, quantity_delta, event_time, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
-        let mut moved = 0;
-        for m in &ws.movements {
-            moved += s
-                .execute(params![
-                    m.event_id,
-                    m.line_no,
-                    m.date_key,
-                    m.store_key,
-                    m.product_key,
-                    m.event_type,
-                    Dec(m.quantity),
-                    Dec(m.quantity_delta),
-                    ts(m.event_time),
-                    ws.stamp
-                ])
-                .map_err(err)?;
+        Ok(added)
+    }
+}
+
+/// Adds the sales lines a batch inserted to their store's hour in `fact_sales_hourly`: units,
+/// and the events among them. The hour's new total is reckoned in decimals, not in the
+/// database's doubles: exact however often it is added to.
+fn sales_hourly(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Table,
+    rows: &[Vec<Cell<'_>>],
+    added: &[bool],
+) -> Result<(), ModelError> {
+    let at = |c: &str| {
+        t.index(c)
+            .ok_or_else(|| ModelError::Internal(format!("{} has no {c}", t.name)))
+    };
+    let (store, time, quantity, event) = (
+        at("store_key")?,
+        at("event_time")?,
+        at("quantity")?,
+        at("event_id")?,
+    );
+    let mut hourly: BTreeMap<(i32, String), (Decimal, HashSet<&str>)> = BTreeMap::new();
+    for (row, _) in rows.iter().zip(added).filter(|(_, a)| **a) {
+        let (Cell::I32(store_key), Cell::Ts(event_time), Cell::Dec(q), Cell::Text(event_id)) =
+            (&row[store], &row[time], &row[quantity], &row[event])
+        else {
+            return Err(ModelError::Internal(
+                "a sales line without its store, time, quantity or event".into(),
+            ));
+        };
+        let hour = event_time
+            .duration_trunc(TimeDelta::hours(1))
+            .map_err(|e| ModelError::database(format!("the hour of {event_time}: {e}")))?;
+        let h = hourly.entry((*store_key, ts(hour))).or_default();
+        h.0 += *q;
+        h.1.insert(event_id.as_ref());
+    }
+    let mut read = tx
+        .prepare_cached(
+            "SELECT units, sales FROM fact_sales_hourly WHERE store_key = ?1 AND hour = ?2",
+        )
+        .map_err(err)?;
+    let mut write = tx.prepare_cached("INSERT INTO fact_sales_hourly (store_key, hour, units, sales) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store_key, hour) DO UPDATE SET units = excluded.units, sales = excluded.sales").map_err(err)?;
+    for ((store_key, hour), (units, events)) in &hourly {
+        let (before, sales): (Decimal, i64) = read
+            .query_row(params![store_key, hour], |r| {
+                Ok((get_dec(r, 0, 3)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(err)?
+            .unwrap_or_default();
+        let total = before + *units;
+        if total.abs() >= Decimal::from(crate::rows::QUANTITY_BOUND) {
+            return Err(ModelError::Rejected(format!(
+                "fact_sales_hourly.units = {} for store {store_key} at {hour} is out of range: gold holds recorded values below {} exactly",
+                total.normalize(),
+                crate::rows::QUANTITY_BOUND
+            )));
         }
-        // the members the sales name: the "unknown" ones (a rebuild empties every table), and
-        // the new ones
-        for (table, key, name, rows) in [
-            (
-                "dim_payment_method",
-                "payment_method_key",
-                "payment_method",
-                &ws.payment_methods,
-            ),
-            (
-                "dim_client_type",
-                "client_type_key",
-                "client_type",
-                &ws.client_types,
-            ),
-        ] {
-            if ws.sales.is_empty() && rows.is_empty() {
-                continue;
-            }
-            let mut s = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO {table} ({key}, {name}, gold_batch) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
-                ))
-                .map_err(err)?;
-            s.execute(params![0, crate::rows::UNKNOWN_MEMBER, ws.stamp])
-                .map_err(err)?;
-            for (k, n) in rows {
-                s.execute(params![k, n, ws.stamp]).map_err(err)?;
-            }
-        }
-        let mut s = tx.prepare_cached("INSERT INTO fact_sales (event_id, line_no, date_key, store_key, product_key, transaction_id, register_id, event_time, quantity, unit_price, discount, net_amount, payment_method_key, client_type_key, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
-        let mut sold = 0;
-        // the sales lines this batch adds, by store and hour: units, and the events among them
-        let mut hourly: BTreeMap<(i32, String), (Decimal, HashSet<&str>)> = BTreeMap::new();
-        for r in &ws.sales {
-            let added = s
-                .execute(params![
-                    r.event_id,
-                    r.line_no,
-                    r.date_key,
-                    r.store_key,
-                    r.product_key,
-                    r.transaction_id,
-                    r.register_id,
-                    ts(r.event_time),
-                    Dec(r.quantity),
-                    od(r.unit_price),
-                    od(r.discount),
-                    od(r.net_amount),
-                    r.payment_method_key,
-                    r.client_type_key,
-                    ws.stamp
-                ])
-                .map_err(err)?;
-            if added > 0 {
-                sold += added;
-                let hour = r
-                    .event_time
-                    .duration_trunc(TimeDelta::hours(1))
-                    .map_err(|e| {
-                        ModelError::Database(format!("the hour of {}: {e}", r.event_time))
-                    })?;
-                let h = hourly.entry((r.store_key, ts(hour))).or_default();
-                h.0 += r.quantity;
-                h.1.insert(&r.event_id);
-            }
-        }
-        // the hour's new total in decimals, not in the database's doubles: exact however often
-        // it is added to
-        let mut read = tx
-            .prepare_cached(
-                "SELECT units, sales FROM fact_sales_hourly WHERE store_key = ?1 AND hour = ?2",
-            )
-            .map_err(err)?;
-        let mut write = tx.prepare_cached("INSERT INTO fact_sales_hourly (store_key, hour, units, sales) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (store_key, hour) DO UPDATE SET units = excluded.units, sales = excluded.sales").map_err(err)?;
-        for ((store_key, hour), (units, events)) in &hourly {
-            let (before, sales): (Decimal, i64) = read
-                .query_row(params![store_key, hour], |r| {
-                    Ok((get_dec(r, 0, 3)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(err)?
-                .unwrap_or_default();
-            let total = before + *units;
-            if total.abs() >= Decimal::from(crate::rows::QUANTITY_BOUND) {
-                return Err(ModelError::Rejected(format!(
-                    "fact_sales_hourly.units = {} for store {store_key} at {hour} is out of range: gold holds recorded values below {} exactly",
-                    total.normalize(),
-                    crate::rows::QUANTITY_BOUND
-                )));
-            }
-            write
-                .execute(params![
-                    store_key,
-                    hour,
-                    Dec(total),
-                    sales + events.len() as i64
-                ])
-                .map_err(err)?;
-        }
-        add_rows(tx, "fact_inventory_movement", moved)?;
-        add_rows(tx, "fact_sales", sold)?;
-        let mut s = tx.prepare_cached(&format!("INSERT INTO fact_stock_daily ({DAILY_COLUMNS}, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17) ON CONFLICT (store_key, product_key, date_key) DO UPDATE SET gold_batch = excluded.gold_batch, units_sold = excluded.units_sold, units_received = excluded.units_received, units_wasted = excluded.units_wasted, units_returned = excluded.units_returned, units_adjusted = excluded.units_adjusted, net_movement = excluded.net_movement, sales_count = excluded.sales_count, count_time = excluded.count_time, count_quantity = excluded.count_quantity, movement_after_count = excluded.movement_after_count, closing_on_hand = excluded.closing_on_hand, was_out_of_stock = excluded.was_out_of_stock, out_of_stock_share = excluded.out_of_stock_share")).map_err(err)?;
-        for d in &ws.daily {
-            s.execute(params![
-                d.date_key,
-                d.store_key,
-                d.product_key,
-                Dec(d.units_sold),
-                Dec(d.units_received),
-                Dec(d.units_wasted),
-                Dec(d.units_returned),
-                Dec(d.units_adjusted),
-                Dec(d.net_movement),
-                d.sales_count,
-                ots(d.count_time),
-                od(d.count_quantity),
-                Dec(d.movement_after_count),
-                Dec(d.closing_on_hand),
-                d.was_out_of_stock,
-                d.out_of_stock_share,
-                ws.stamp
+        write
+            .execute(params![
+                store_key,
+                hour,
+                Dec(total),
+                sales + events.len() as i64
             ])
             .map_err(err)?;
-        }
-        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_level ({LEVEL_COLUMNS}, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32) ON CONFLICT (store_key, product_key) DO UPDATE SET gold_batch = excluded.gold_batch, on_hand = excluded.on_hand, avg_daily_demand = excluded.avg_daily_demand, safety_stock = excluded.safety_stock, reorder_point = excluded.reorder_point, days_of_cover = excluded.days_of_cover, projected_stockout_at = excluded.projected_stockout_at, updated_at = excluded.updated_at, status = excluded.status, demand_sd = excluded.demand_sd, order_up_to = excluded.order_up_to, suggested_order_qty = excluded.suggested_order_qty, on_order = excluded.on_order, expected_delivery_at = excluded.expected_delivery_at, last_count_at = excluded.last_count_at, last_count_quantity = excluded.last_count_quantity, last_movement_at = excluded.last_movement_at, last_sale_at = excluded.last_sale_at, in_stock_since = excluded.in_stock_since, demand_level = excluded.demand_level, demand_var = excluded.demand_var, demand_days = excluded.demand_days, units_per_sale = excluded.units_per_sale, last_receipt_at = excluded.last_receipt_at, receipt_interval_days = excluded.receipt_interval_days, receipt_qty = excluded.receipt_qty, receipt_count = excluded.receipt_count, stockout_days = excluded.stockout_days, order_level = excluded.order_level, ordered_at = excluded.ordered_at")).map_err(err)?;
-        for l in &ws.levels {
-            s.execute(params![
-                l.store_key,
-                l.product_key,
-                Dec(l.on_hand),
-                Dec(l.avg_daily_demand),
-                Dec(l.safety_stock),
-                Dec(l.reorder_point),
-                od(l.days_of_cover),
-                ots(l.projected_stockout_at),
-                ts(l.updated_at),
-                l.status,
-                Dec(l.demand_sd),
-                Dec(l.order_up_to),
-                Dec(l.suggested_order_qty),
-                Dec(l.on_order),
-                ots(l.expected_delivery_at),
-                ots(l.last_count_at),
-                od(l.last_count_quantity),
-                ots(l.last_movement_at),
-                ots(l.last_sale_at),
-                ots(l.in_stock_since),
-                l.demand_level,
-                l.demand_var,
-                l.demand_days,
-                l.units_per_sale,
-                ots(l.last_receipt_at),
-                l.receipt_interval_days,
-                l.receipt_qty,
-                l.receipt_count,
-                l.stockout_days,
-                l.order_level,
-                l.ordered_at,
-                ws.stamp
-            ])
-            .map_err(err)?;
-        }
-        let mut s = tx.prepare_cached(&format!("INSERT INTO stock_alert ({ALERT_COLUMNS}, gold_batch) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) ON CONFLICT (alert_id) DO UPDATE SET gold_batch = excluded.gold_batch, product_key = excluded.product_key, severity = excluded.severity, resolved_at = excluded.resolved_at, on_hand = excluded.on_hand, threshold = excluded.threshold, suggested_order_qty = excluded.suggested_order_qty, message = excluded.message, updated_at = excluded.updated_at")).map_err(err)?;
-        // resolutions first, so that a reopened alert never meets its predecessor open
-        let mut alerts: Vec<&AlertRow> = ws.alerts.iter().collect();
-        alerts.sort_by_key(|a| a.resolved_at.is_none());
-        let mut known = tx
-            .prepare_cached("SELECT 1 FROM stock_alert WHERE alert_id = ?1")
-            .map_err(err)?;
-        let mut opened = 0;
-        for a in alerts {
-            if !known.exists([a.alert_id]).map_err(err)? {
-                opened += 1;
-            }
-            s.execute(params![
-                a.alert_id,
-                a.store_key,
-                a.product_key,
-                a.alert_type,
-                a.severity,
-                ts(a.opened_at),
-                ots(a.resolved_at),
-                Dec(a.on_hand),
-                Dec(a.threshold),
-                Dec(a.suggested_order_qty),
-                a.message,
-                ts(a.updated_at),
-                ws.stamp
-            ])
-            .map_err(err)?;
-        }
-        add_rows(tx, "stock_alert", opened)?;
-        let mut s = tx.prepare_cached("INSERT INTO alert_outbox (id, alert_id, change, payload, created_at, delivered_at, attempts, last_error) VALUES (?1,?2,?3,?4,?5,NULL,0,NULL)").map_err(err)?;
-        for o in &ws.outbox {
-            s.execute(params![
-                o.id,
-                o.alert_id,
-                o.change,
-                o.payload,
-                ts(o.created_at)
-            ])
-            .map_err(err)?;
-        }
-        let mut s = tx.prepare_cached("INSERT INTO gold_store_state (store_key, clock, local_date, state) VALUES (?1,?2,?3,?4) ON CONFLICT (store_key) DO UPDATE SET clock = excluded.clock, local_date = excluded.local_date, state = excluded.state").map_err(err)?;
-        for st in &ws.store_states {
-            s.execute(params![
-                st.store_key,
-                ots(st.clock),
-                st.local_date,
-                st.state.to_string()
-            ])
-            .map_err(err)?;
-        }
-        let mut s = tx.prepare_cached("INSERT INTO gold_dead_letter (event_id, line_no, event_type, event_time, store_id, sku, quantity, unit_price, discount, silver_version, error, dead_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT (event_id, line_no) DO NOTHING").map_err(err)?;
-        let mut dead = 0;
-        for d in &ws.dead_letters {
-            dead += s
-                .execute(params![
-                    d.event_id,
-                    d.line_no,
-                    d.event_type,
-                    ts(d.event_time),
-                    d.store_id,
-                    d.sku,
-                    d.quantity,
-                    d.unit_price,
-                    d.discount,
-                    d.silver_version,
-                    d.error,
-                    ts(d.dead_at)
-                ])
-                .map_err(err)?;
-        }
-        add_rows(tx, "gold_dead_letter", dead)?;
-        let mut s = tx.prepare_cached("INSERT INTO gold_checkpoint (name, silver_version, batch, lines, updated_at) VALUES (?1,?2,?3,?4,?5) ON CONFLICT (name) DO UPDATE SET silver_version = excluded.silver_version, batch = excluded.batch, lines = excluded.lines, updated_at = excluded.updated_at").map_err(err)?;
-        for cp in &ws.checkpoints {
-            s.execute(params![
-                cp.name,
-                cp.silver_version,
-                cp.batch,
-                cp.lines,
-                ts(Utc::now())
-            ])
-            .map_err(err)?;
-        }
     }
     Ok(())
 }

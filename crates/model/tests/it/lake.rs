@@ -7,7 +7,7 @@ use deltalake::arrow::array::{ArrayRef, Int32Array, RecordBatch};
 use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
 use stocklake_model::Gold;
 use stocklake_model::lake::{GoldLake, TABLES, read};
-use stocklake_refine::read::{active_files, read_files};
+use stocklake_silver::read::{active_files, read_files};
 use stocklake_simulate::{SimConfig, Simulator};
 use stocklake_storage::{AwsOptions, Location};
 
@@ -43,7 +43,7 @@ async fn lake_rows(root: &Location) -> BTreeMap<&'static str, Vec<String>> {
         .await
         .expect("lake table");
         let files = active_files(&table).await.expect("files");
-        let names: Vec<&str> = t.columns.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = t.columns().iter().map(|(n, _)| *n).collect();
         let mut rows = Vec::new();
         for (f, batches) in read_files(table.object_store(), &files, None)
             .await
@@ -88,9 +88,11 @@ async fn lake_rows(root: &Location) -> BTreeMap<&'static str, Vec<String>> {
 async fn gold_rows(gold: &Gold) -> BTreeMap<&'static str, Vec<String>> {
     let mut out = BTreeMap::new();
     for t in TABLES {
-        let names: Vec<&str> = t.columns.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = t.columns().iter().map(|(n, _)| *n).collect();
         let sql = format!("SELECT {} FROM {}", names.join(", "), t.name);
-        let b = read(gold, &sql, Vec::new(), t.columns).await.expect("gold");
+        let b = read(gold, &sql, Vec::new(), &t.columns())
+            .await
+            .expect("gold");
         let mut rows = rows_of(&b, &names);
         rows.sort();
         out.insert(t.name, rows);
@@ -145,7 +147,7 @@ async fn run(url: &str) {
     assert_same(&root, model.gold(), "after four publications").await;
     // table care joins each partition's files and keeps every row; publishing goes on after it
     let care = publisher
-        .care(&stocklake_refine::maintain::MaintainConfig {
+        .care(&stocklake_silver::maintain::MaintainConfig {
             min_files: 2,
             ..Default::default()
         })

@@ -6,3 +6,4 @@ mod dims;
 mod gold;
 mod lake;
 mod poison;
+mod tables;

@@ -4,9 +4,9 @@ use bytes::Bytes;
 use chrono::Utc;
 use deltalake::arrow::array::RecordBatch;
 use stocklake_ingest::{BronzeWriter, PendingRecord};
-use stocklake_refine::read::{active_files, read_files};
-use stocklake_refine::tables::{POS_EVENT_LINES, QUARANTINE, open_or_create};
 use stocklake_refine::{RefineConfig, Refiner};
+use stocklake_silver::read::{active_files, read_files};
+use stocklake_silver::tables::{POS_EVENT_LINES, QUARANTINE, open_or_create};
 use stocklake_storage::bronze::Source;
 use stocklake_storage::{AwsOptions, Location};
 

@@ -4,7 +4,7 @@ use deltalake::arrow::array::AsArray;
 use deltalake::arrow::datatypes::Decimal128Type;
 use rust_decimal::Decimal;
 use stocklake_refine::master::load_master_data;
-use stocklake_refine::tables::POS_EVENT_LINES;
+use stocklake_silver::tables::POS_EVENT_LINES;
 use stocklake_simulate::{SimConfig, Simulator};
 
 use crate::common::*;

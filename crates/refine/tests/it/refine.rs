@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use deltalake::arrow::array::{Array, AsArray};
 use stocklake_event::ReasonCode;
-use stocklake_refine::tables::QUARANTINE;
+use stocklake_silver::tables::QUARANTINE;
 
 use crate::common::*;
 
@@ -312,7 +312,7 @@ async fn an_older_object_offered_meanwhile_comes_before_the_prefetched_one() {
     assert_eq!(r.progress().totals.events, 3);
     // the rows of each batch carry that batch's number
     let batches: Vec<i64> = lake
-        .table_rows(stocklake_refine::tables::POS_EVENT_LINES)
+        .table_rows(stocklake_silver::tables::POS_EVENT_LINES)
         .await
         .iter()
         .flat_map(|b| {

@@ -5,10 +5,10 @@ use deltalake::arrow::datatypes::{Decimal128Type, Int32Type};
 use deltalake::parquet::basic::Encoding;
 use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
 use stocklake_refine::Refiner;
-use stocklake_refine::maintain::{MaintainConfig, maintain};
 use stocklake_refine::master::load_master_data;
-use stocklake_refine::read::{active_files, read_files};
-use stocklake_refine::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
+use stocklake_silver::maintain::{MaintainConfig, maintain};
+use stocklake_silver::read::{active_files, read_files};
+use stocklake_silver::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
 use stocklake_storage::Location;
 use stocklake_testkit::{moto_aws, unique};
 
@@ -262,7 +262,7 @@ async fn compaction_beside_refine_loses_nothing() {
 async fn a_lines_table_from_before_the_payment_columns_gains_them() {
     use deltalake::arrow::array::Array;
     use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-    use stocklake_refine::tables::{LINES_SCHEMA, table_location};
+    use stocklake_silver::tables::{LINES_SCHEMA, table_location};
 
     // old files: lines refined into a lake of their own, without the two columns
     let mut donor = Lake::local();

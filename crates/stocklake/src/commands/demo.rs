@@ -2,13 +2,17 @@
 //! the dashboard live. History of the last days arrives first (so demand has something to learn
 //! from), then the chain trades in accelerated real time until `--duration` or Ctrl-C.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
+use stocklake_model::Gold;
 use stocklake_model::queries::{AlertFilter, alerts_total, counts, status_by_category};
+use stocklake_serve::Pipeline;
 use stocklake_simulate::{RunOptions, SimConfig, Simulator, Target, WireFormat};
 use stocklake_stock::AlertType;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DemoArgs, GlobalArgs};
 use crate::commands::{run, shutdown_token};
@@ -38,29 +42,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     if args.speed <= 0.0 || !args.speed.is_finite() {
         anyhow::bail!("--speed {} must be a positive number", args.speed);
     }
-    let mut settings = config::load(global)?;
-    // the demo owns a directory of its own under the data directory, fresh every time
-    let demo_dir = settings.data_dir.join("demo");
-    if demo_dir.exists() {
-        std::fs::remove_dir_all(&demo_dir)
-            .with_context(|| format!("clearing the previous demo in {}", demo_dir.display()))?;
-    }
-    std::fs::create_dir_all(&demo_dir)?;
-    let mut demo_global = global.clone();
-    demo_global.data_dir = Some(demo_dir.clone());
-    demo_global.bronze = None;
-    demo_global.silver = None;
-    demo_global.gold = None;
-    demo_global.stream = None;
-    demo_global.master_data = Some(demo_dir.join("master"));
-    let listen = settings.listen;
-    settings = config::load(&demo_global)?;
-    settings.listen = listen;
-    // the simulated clock runs ahead of the wall clock: accept its "future" events
-    settings.config.refine.max_future_hours = 24 * 365 * 10;
-    // the dashboard shows the alerts; the terminal shows progress
-    settings.config.alerts.log = false;
-
+    let (settings, demo_dir) = demo_settings(global)?;
     let start = Utc::now() - chrono::Duration::days(10);
     let days = match duration {
         Some(d) => (d.as_secs_f64() * args.speed / 86_400.0).ceil() as u32 + 11,
@@ -122,42 +104,11 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         };
         (r, sim.stats().clone())
     });
-
-    // report now and then until the end
-    let gold = running.gold.clone();
-    let pipeline = running.pipeline.clone();
-    let ticker = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                }
-                let c = counts(&gold).await.unwrap_or_default();
-                let shelves = status_by_category(&gold, None).await.unwrap_or_default();
-                let shelves = |k: &str| shelves.iter().filter_map(|r| r[k].as_i64()).sum::<i64>();
-                let ingested = pipeline
-                    .stage("ingest")
-                    .map(|s| s.records_total)
-                    .unwrap_or(0);
-                let refined = pipeline
-                    .stage("refine")
-                    .map(|s| s.records_total)
-                    .unwrap_or(0);
-                progress!(
-                    "  {:>4} s: {} records refined, {} stock levels ({} out, {} below reorder point), {} open alerts",
-                    started.elapsed().as_secs(),
-                    refined.max(ingested),
-                    c["stock_levels"],
-                    shelves("out_of_stock"),
-                    shelves("below_reorder_point"),
-                    c["open_alerts"],
-                );
-            }
-        })
-    };
+    let ticker = tokio::spawn(report_progress(
+        running.gold.clone(),
+        running.pipeline.clone(),
+        cancel.clone(),
+    ));
     match duration {
         Some(d) => {
             tokio::select! {
@@ -174,7 +125,64 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     if let Err(e) = sim_result {
         tracing::warn!(error = %e, "the simulator stopped early");
     }
-    let c = counts(&gold).await.unwrap_or_default();
+    summarize(&gold, &stats, &demo_dir).await;
+    Ok(())
+}
+
+/// The demo's settings: the user's, on a directory of its own under the data directory, fresh
+/// every time.
+fn demo_settings(global: &GlobalArgs) -> anyhow::Result<(config::Settings, std::path::PathBuf)> {
+    let settings = config::load(global)?;
+    let demo_dir = settings.data_dir.join("demo");
+    if demo_dir.exists() {
+        std::fs::remove_dir_all(&demo_dir)
+            .with_context(|| format!("clearing the previous demo in {}", demo_dir.display()))?;
+    }
+    std::fs::create_dir_all(&demo_dir)?;
+    let mut demo_global = global.clone();
+    demo_global.data_dir = Some(demo_dir.clone());
+    demo_global.bronze = None;
+    demo_global.silver = None;
+    demo_global.gold = None;
+    demo_global.stream = None;
+    demo_global.master_data = Some(demo_dir.join("master"));
+    let listen = settings.listen;
+    let mut settings = config::load(&demo_global)?;
+    settings.listen = listen;
+    // the simulated clock runs ahead of the wall clock: accept its "future" events
+    settings.config.refine.max_future_hours = 24 * 365 * 10;
+    // the dashboard shows the alerts; the terminal shows progress
+    settings.config.alerts.log = false;
+    Ok((settings, demo_dir))
+}
+
+/// A line of progress every ten seconds until the end.
+async fn report_progress(gold: Gold, pipeline: Arc<Pipeline>, cancel: CancellationToken) {
+    let started = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+        let c = counts(&gold).await.unwrap_or_default();
+        let shelves = status_by_category(&gold, None).await.unwrap_or_default();
+        let shelves = |k: &str| shelves.iter().filter_map(|r| r[k].as_i64()).sum::<i64>();
+        let records = |stage: &str| pipeline.stage(stage).map(|s| s.records_total).unwrap_or(0);
+        progress!(
+            "  {:>4} s: {} records refined, {} stock levels ({} out, {} below reorder point), {} open alerts",
+            started.elapsed().as_secs(),
+            records("refine").max(records("ingest")),
+            c["stock_levels"],
+            shelves("out_of_stock"),
+            shelves("below_reorder_point"),
+            c["open_alerts"],
+        );
+    }
+}
+
+/// What the demo did: the simulated chain, gold, the alerts by type.
+async fn summarize(gold: &Gold, stats: &stocklake_simulate::Stats, demo_dir: &std::path::Path) {
+    let c = counts(gold).await.unwrap_or_default();
     // every alert of each type, counted by the database (a listing would stop at its limit)
     let mut by_type = std::collections::HashMap::new();
     for t in AlertType::ALL.map(AlertType::as_str) {
@@ -183,7 +191,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
             alert_type: Some(t.to_string()),
             ..AlertFilter::default()
         };
-        by_type.insert(t, alerts_total(&gold, &f).await.unwrap_or_default());
+        by_type.insert(t, alerts_total(gold, &f).await.unwrap_or_default());
     }
     let by_type = |t: &str| by_type.get(t).copied().unwrap_or_default();
     progress!("\nstocklake demo summary");
@@ -215,7 +223,6 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         "  the data stays in {} (rerun `stocklake demo` to start afresh)",
         demo_dir.display()
     );
-    Ok(())
 }
 
 #[cfg(test)]

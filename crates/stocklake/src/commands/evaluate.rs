@@ -247,74 +247,27 @@ pub async fn run(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Runs the evaluation in `dir` and returns the markdown report. The alert rules are the
-/// `[stock]` settings of `settings`, so a configuration can be judged before it is deployed.
-pub async fn evaluate(
-    settings: &Settings,
-    args: &EvaluateArgs,
-    dir: &std::path::Path,
-) -> anyhow::Result<String> {
-    let started = std::time::Instant::now();
-    let aws = AwsOptions::default();
-    let bronze = Location::Local(dir.join("bronze"));
-    let silver = Location::Local(dir.join("silver"));
-    let writer = BronzeWriter::open(&bronze, &aws)?;
-    let cfg = SimConfig {
-        seed: args.seed,
-        stores: args.stores,
-        skus: args.skus,
-        days: args.days,
-        ..SimConfig::default()
-    };
-    let mut sim = Simulator::new(cfg);
-    let master = dir.join("master");
-    sim.catalog().write_csv(&master)?;
-    load_master_data(&silver, &aws, &master).await?;
-    let lead: HashMap<String, i64> = sim
-        .catalog()
-        .products
-        .iter()
-        .map(|p| (p.sku.clone(), i64::from(p.lead_time_days)))
-        .collect();
-    let case_pack: HashMap<String, Decimal> = sim
-        .catalog()
-        .products
-        .iter()
-        .map(|p| (p.sku.clone(), Decimal::from(p.case_pack)))
-        .collect();
+type Key = (String, String);
 
-    let mut refiner = Refiner::open(RefineConfig::new(
-        bronze.clone(),
-        silver.clone(),
-        aws.clone(),
-    ))
-    .await?;
-    let gold = Gold::connect(&format!("sqlite://{}", dir.join("gold.db").display())).await?;
-    let model_config = ModelConfig {
-        silver: silver.clone(),
-        aws: aws.clone(),
-        ..crate::commands::model::model_config(settings)
-    };
-    let mut model = Model::open(model_config, gold.clone()).await?;
+/// The static rules the alerts are compared with, fed the recorded stock event by event: "the
+/// recorded stock is under one case", and under a number of days of the first week's mean sales.
+struct StaticRules {
+    case_pack: HashMap<String, Decimal>,
+    lead: HashMap<String, i64>,
+    /// The first week ends: its sales fix the day-based rules from then on.
+    week_end: DateTime<Utc>,
+    /// The recorded stock: the latest count and the movements after it.
+    recorded: HashMap<Key, (Option<DateTime<Utc>>, Decimal)>,
+    case: HashMap<Key, Vec<AlertSpan>>,
+    first_week_sold: HashMap<Key, Decimal>,
+    first_week_avg: HashMap<Key, Decimal>,
+    days: Vec<HashMap<Key, Vec<AlertSpan>>>,
+}
 
-    let bar = ProgressBar::new(u64::from(args.days));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} evaluating [{bar:30}] day {pos}/{len} {msg} ({elapsed})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let mut truth = Vec::new();
-    let mut seq = 0u64;
-    // the baseline follows the recorded stock, event by event
-    let mut recorded: HashMap<(String, String), (Option<DateTime<Utc>>, Decimal)> = HashMap::new();
-    let mut baseline: HashMap<(String, String), Vec<AlertSpan>> = HashMap::new();
-    // a second static rule: the lead-time demand of the first week, fixed from then on
-    let mut first_week_sold: HashMap<(String, String), Decimal> = HashMap::new();
-    let mut first_week_avg: HashMap<(String, String), Decimal> = HashMap::new();
-    // thresholds in days of the first week's mean sales; `None` = the product's lead time
-    let day_rules: [(Option<Decimal>, &str); 4] = [
+/// The day-based rules: thresholds in days of the first week's mean sales (`None`: the
+/// product's lead time).
+fn day_rules() -> [(Option<Decimal>, &'static str); 4] {
+    [
         (
             Some(Decimal::new(5, 1)),
             "recorded stock < half a day of first-week sales",
@@ -331,101 +284,94 @@ pub async fn evaluate(
             None,
             "recorded stock < first-week sales over the lead time (a static reorder point)",
         ),
-    ];
-    let mut day_baselines: Vec<HashMap<(String, String), Vec<AlertSpan>>> =
-        vec![HashMap::new(); day_rules.len()];
-    let week_end = sim.config().start + Duration::days(7);
-    let mut horizon_end = sim.config().start;
-    let mut truth_file = std::io::BufWriter::new(std::fs::File::create(dir.join("truth.ndjson"))?);
-    while let Some(day) = sim.next_day() {
-        for t in &day.truth {
-            use std::io::Write;
-            let _ = writeln!(truth_file, "{}", t.to_line());
-        }
-        truth.extend(day.truth);
-        // one bronze object per simulated hour, refined and modelled as it lands
-        let mut i = 0;
-        let records = day.records;
-        while i < records.len() {
-            let hour_end = records[i].time + Duration::hours(1);
-            let mut j = i;
-            while j < records.len() && records[j].time < hour_end {
-                j += 1;
-            }
-            let pending: Vec<PendingRecord> = records[i..j]
+    ]
+}
+
+impl StaticRules {
+    fn new(sim: &Simulator, lead: HashMap<String, i64>) -> StaticRules {
+        StaticRules {
+            case_pack: sim
+                .catalog()
+                .products
                 .iter()
-                .map(|r| {
-                    seq += 1;
-                    PendingRecord {
-                        sequence: seq.to_string(),
-                        arrived_at: r.time,
-                        payload: Bytes::from(r.bytes.clone()),
-                    }
-                })
-                .collect();
-            for r in &records[i..j] {
-                let Ok(e) = parse_event(&r.bytes) else {
-                    continue;
-                };
-                horizon_end = horizon_end.max(e.event_time);
-                for l in &e.lines {
-                    let key = (e.store_id.to_string(), l.sku.to_string());
-                    let (count_at, on_hand) =
-                        recorded.entry(key.clone()).or_insert((None, Decimal::ZERO));
-                    match e.event_type.stock_delta(l.quantity) {
-                        Some(d) if count_at.is_none_or(|c| e.event_time > c) => *on_hand += d,
-                        Some(_) => {}
-                        None => {
-                            if e.event_type == EventType::StockCount {
-                                *on_hand = l.quantity;
-                                *count_at = Some(e.event_time);
-                            }
-                        }
-                    }
-                    let on_hand = *on_hand;
-                    if e.event_type == EventType::Sale && e.event_time < week_end {
-                        *first_week_sold.entry(key.clone()).or_default() += l.quantity;
-                    }
-                    if e.event_time >= week_end && first_week_avg.is_empty() {
-                        for (k, sold) in &first_week_sold {
-                            first_week_avg.insert(k.clone(), *sold / Decimal::from(7));
-                        }
-                    }
-                    let min = case_pack.get(&key.1).copied().unwrap_or(Decimal::ONE);
-                    track(
-                        baseline.entry(key.clone()).or_default(),
-                        on_hand < min,
-                        e.event_time,
-                    );
-                    if let Some(avg) = first_week_avg.get(&key) {
-                        for (i, (days, _)) in day_rules.iter().enumerate() {
-                            let d = days
-                                .unwrap_or_else(|| Decimal::from(*lead.get(&key.1).unwrap_or(&2)));
-                            track(
-                                day_baselines[i].entry(key.clone()).or_default(),
-                                on_hand < *avg * d,
-                                e.event_time,
-                            );
-                        }
+                .map(|p| (p.sku.clone(), Decimal::from(p.case_pack)))
+                .collect(),
+            lead,
+            week_end: sim.config().start + Duration::days(7),
+            recorded: HashMap::new(),
+            case: HashMap::new(),
+            first_week_sold: HashMap::new(),
+            first_week_avg: HashMap::new(),
+            days: vec![HashMap::new(); day_rules().len()],
+        }
+    }
+
+    fn observe(&mut self, e: &stocklake_event::Event<'_>) {
+        for l in &e.lines {
+            let key = (e.store_id.to_string(), l.sku.to_string());
+            let (count_at, on_hand) = self
+                .recorded
+                .entry(key.clone())
+                .or_insert((None, Decimal::ZERO));
+            match e.event_type.stock_delta(l.quantity) {
+                Some(d) if count_at.is_none_or(|c| e.event_time > c) => *on_hand += d,
+                Some(_) => {}
+                None => {
+                    if e.event_type == EventType::StockCount {
+                        *on_hand = l.quantity;
+                        *count_at = Some(e.event_time);
                     }
                 }
             }
-            writer.write(&Source::Http, "evaluate", &pending).await?;
-            refiner.offer(Vec::new());
-            refiner.scan().await?;
-            refiner.drain().await?;
-            model.drain().await?;
-            i = j;
+            let on_hand = *on_hand;
+            if e.event_type == EventType::Sale && e.event_time < self.week_end {
+                *self.first_week_sold.entry(key.clone()).or_default() += l.quantity;
+            }
+            if e.event_time >= self.week_end && self.first_week_avg.is_empty() {
+                for (k, sold) in &self.first_week_sold {
+                    self.first_week_avg
+                        .insert(k.clone(), *sold / Decimal::from(7));
+                }
+            }
+            let min = self.case_pack.get(&key.1).copied().unwrap_or(Decimal::ONE);
+            track(
+                self.case.entry(key.clone()).or_default(),
+                on_hand < min,
+                e.event_time,
+            );
+            if let Some(avg) = self.first_week_avg.get(&key) {
+                for (i, (days, _)) in day_rules().iter().enumerate() {
+                    let d =
+                        days.unwrap_or_else(|| Decimal::from(*self.lead.get(&key.1).unwrap_or(&2)));
+                    track(
+                        self.days[i].entry(key.clone()).or_default(),
+                        on_hand < *avg * d,
+                        e.event_time,
+                    );
+                }
+            }
         }
-        bar.inc(1);
-        bar.set_message(format!("{} events", sim.stats().events()));
     }
-    bar.finish_and_clear();
 
-    // the ground truth: stock-outs customers met, phantom stock
-    let mut stockouts: HashMap<(String, String), Vec<Episode>> = HashMap::new();
-    let mut phantoms: HashMap<(String, String), Vec<Episode>> = HashMap::new();
-    for t in &truth {
+    /// Only the alerts raised from `from` on are judged.
+    fn judge_from(&mut self, from: DateTime<Utc>) {
+        for spans in self
+            .case
+            .values_mut()
+            .chain(self.days.iter_mut().flat_map(|b| b.values_mut()))
+        {
+            spans.retain(|a| a.opened >= from);
+        }
+    }
+}
+
+/// The ground truth: the stock-outs customers met (from `from` on), and phantom stock.
+type Episodes = HashMap<Key, Vec<Episode>>;
+
+fn ground_truth(truth: &[TruthRecord], from: DateTime<Utc>) -> (Episodes, Episodes) {
+    let mut stockouts: Episodes = HashMap::new();
+    let mut phantoms: Episodes = HashMap::new();
+    for t in truth {
         match t {
             TruthRecord::Stockout {
                 store_id,
@@ -447,20 +393,28 @@ pub async fn evaluate(
             _ => {}
         }
     }
-    // the first week is learning time for every method: judge what starts after it
-    let judged_from = sim.config().start + Duration::days(7);
     for eps in stockouts.values_mut() {
-        eps.retain(|e| e.start >= judged_from);
+        eps.retain(|e| e.start >= from);
     }
-    for spans in baseline
-        .values_mut()
-        .chain(day_baselines.iter_mut().flat_map(|b| b.values_mut()))
-    {
-        spans.retain(|a| a.opened >= judged_from);
-    }
+    (stockouts, phantoms)
+}
 
+/// stocklake's alerts, as the evaluation judges them.
+#[derive(Default)]
+struct Ours {
+    /// `projected_stockout` and `below_safety_stock` from the judged days, overlapping ones of
+    /// a key merged into one warning.
+    predictive: HashMap<Key, Vec<AlertSpan>>,
+    projected_only: HashMap<Key, Vec<AlertSpan>>,
+    safety_only: HashMap<Key, Vec<AlertSpan>>,
+    phantom: HashMap<Key, Vec<AlertSpan>>,
+    by_type: BTreeMap<String, usize>,
+    reorder_suggestions: usize,
+}
+
+async fn our_alerts(gold: &Gold, from: DateTime<Utc>) -> anyhow::Result<Ours> {
     let all = alerts(
-        &gold,
+        gold,
         &AlertFilter {
             open: false,
             limit: 10_000_000,
@@ -468,109 +422,78 @@ pub async fn evaluate(
         },
     )
     .await?;
-    let mut predictive: HashMap<(String, String), Vec<AlertSpan>> = HashMap::new();
-    let mut projected_only: HashMap<(String, String), Vec<AlertSpan>> = HashMap::new();
-    let mut safety_only: HashMap<(String, String), Vec<AlertSpan>> = HashMap::new();
-    let mut phantom_alerts: HashMap<(String, String), Vec<AlertSpan>> = HashMap::new();
-    let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
-    let mut reorder_suggestions = 0usize;
+    let mut o = Ours::default();
     for a in &all {
-        *by_type.entry(a.alert_type.clone()).or_default() += 1;
+        *o.by_type.entry(a.alert_type.clone()).or_default() += 1;
         let span = AlertSpan {
             opened: a.opened_at,
             resolved: a.resolved_at,
         };
         let key = (a.store_id.clone(), a.sku.clone());
-        if a.alert_type == "below_reorder_point" && a.opened_at >= judged_from {
-            reorder_suggestions += 1;
+        if a.alert_type == "below_reorder_point" && a.opened_at >= from {
+            o.reorder_suggestions += 1;
         }
         match AlertType::parse(&a.alert_type) {
             Some(t @ (AlertType::ProjectedStockout | AlertType::BelowSafetyStock))
-                if a.opened_at >= judged_from =>
+                if a.opened_at >= from =>
             {
                 let own = if t == AlertType::ProjectedStockout {
-                    &mut projected_only
+                    &mut o.projected_only
                 } else {
-                    &mut safety_only
+                    &mut o.safety_only
                 };
                 own.entry(key.clone()).or_default().push(span.clone());
-                predictive.entry(key).or_default().push(span);
+                o.predictive.entry(key).or_default().push(span);
             }
-            Some(AlertType::SuspectedPhantomStock) => {
-                phantom_alerts.entry(key).or_default().push(span)
-            }
+            Some(AlertType::SuspectedPhantomStock) => o.phantom.entry(key).or_default().push(span),
             _ => {}
         }
     }
-    // merge overlapping predictive alerts of one key into one warning
-    for spans in predictive.values_mut() {
+    for spans in o.predictive.values_mut() {
         merge_overlapping(spans);
     }
-    let ours = score(
-        "stocklake (predictive alerts)",
-        &stockouts,
-        &predictive,
-        &lead,
-        horizon_end,
-    );
-    let ours_parts = [
-        score(
-            "… of which `projected_stockout` alone",
-            &stockouts,
-            &projected_only,
-            &lead,
-            horizon_end,
-        ),
-        score(
-            "… of which `below_safety_stock` alone",
-            &stockouts,
-            &safety_only,
-            &lead,
-            horizon_end,
-        ),
-    ];
-    let mut baselines = vec![score(
-        "static: recorded stock < 1 case",
-        &stockouts,
-        &baseline,
-        &lead,
-        horizon_end,
-    )];
-    for (i, (_, name)) in day_rules.iter().enumerate() {
-        baselines.push(score(
-            &format!("static: {name}"),
-            &stockouts,
-            &day_baselines[i],
-            &lead,
-            horizon_end,
-        ));
-    }
+    Ok(o)
+}
 
-    // phantom stock: caught while it lasted, and how fast
-    let mut phantom_total = 0;
-    let mut phantom_caught = 0;
-    let mut detect = Vec::new();
-    for (key, eps) in &phantoms {
-        let spans = phantom_alerts.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        for e in eps.iter().filter(|e| e.start >= judged_from) {
+/// Phantom stock caught while it lasted, and how fast; phantom-stock alerts that were right.
+#[derive(Debug, Default)]
+struct PhantomScore {
+    episodes: usize,
+    caught: usize,
+    detect_hours: Vec<f64>,
+    alerts: usize,
+    right: usize,
+}
+
+fn phantom_score(
+    phantoms: &Episodes,
+    alerts: &HashMap<Key, Vec<AlertSpan>>,
+    from: DateTime<Utc>,
+    horizon_end: DateTime<Utc>,
+) -> PhantomScore {
+    let mut s = PhantomScore::default();
+    for (key, eps) in phantoms {
+        let spans = alerts.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        for e in eps.iter().filter(|e| e.start >= from) {
             let end = e.end.unwrap_or(horizon_end);
             if end - e.start < Duration::hours(12) {
                 continue; // a shelf empty overnight until the morning delivery is not phantom stock anyone can see
             }
-            phantom_total += 1;
+            s.episodes += 1;
             if let Some(a) = spans
                 .iter()
                 .filter(|a| a.opened >= e.start && a.opened <= end)
                 .map(|a| a.opened)
                 .min()
             {
-                phantom_caught += 1;
-                detect.push((a - e.start).num_minutes() as f64 / 60.0);
+                s.caught += 1;
+                s.detect_hours
+                    .push((a - e.start).num_minutes() as f64 / 60.0);
             }
         }
     }
-    let phantom_alerts_n: usize = phantom_alerts.values().map(Vec::len).sum();
-    let phantom_right = phantom_alerts
+    s.alerts = alerts.values().map(Vec::len).sum();
+    s.right = alerts
         .iter()
         .map(|(k, spans)| {
             let eps = phantoms.get(k).map(Vec::as_slice).unwrap_or(&[]);
@@ -583,43 +506,238 @@ pub async fn evaluate(
                 .count()
         })
         .sum::<usize>();
+    s
+}
 
-    // per stock-out, for a closer look: the warning each method gave
-    {
-        use std::io::Write;
-        let ours_w = warnings(&stockouts, &predictive, &lead);
-        let mut others: Vec<BTreeMap<_, _>> = vec![warnings(&stockouts, &baseline, &lead)];
-        for b in &day_baselines {
-            others.push(warnings(&stockouts, b, &lead));
-        }
-        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("episodes.csv"))?);
-        let _ = writeln!(
-            f,
-            "store_id,sku,lead_time_days,start,stocklake_hours,case_hours,halfday_hours,day_hours,twodays_hours,static_rop_hours"
-        );
-        let fmt = |v: Option<&Option<f64>>| {
-            v.copied()
-                .flatten()
-                .map(|h| format!("{h:.1}"))
-                .unwrap_or_default()
-        };
-        for (k, w) in &ours_w {
-            let _ = write!(
-                f,
-                "{},{},{},{},{}",
-                k.0,
-                k.1,
-                lead.get(&k.1).unwrap_or(&2),
-                k.2.to_rfc3339(),
-                fmt(Some(w))
-            );
-            for o in &others {
-                let _ = write!(f, ",{}", fmt(o.get(k)));
-            }
-            let _ = writeln!(f);
-        }
+/// Per stock-out, for a closer look: the warning each method gave (`episodes.csv`).
+fn write_episodes(
+    path: &std::path::Path,
+    stockouts: &Episodes,
+    ours: &Ours,
+    rules: &StaticRules,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let lead = &rules.lead;
+    let ours_w = warnings(stockouts, &ours.predictive, lead);
+    let mut others: Vec<BTreeMap<_, _>> = vec![warnings(stockouts, &rules.case, lead)];
+    for b in &rules.days {
+        others.push(warnings(stockouts, b, lead));
     }
-    let stats = sim.stats();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let _ = writeln!(
+        f,
+        "store_id,sku,lead_time_days,start,stocklake_hours,case_hours,halfday_hours,day_hours,twodays_hours,static_rop_hours"
+    );
+    let fmt = |v: Option<&Option<f64>>| {
+        v.copied()
+            .flatten()
+            .map(|h| format!("{h:.1}"))
+            .unwrap_or_default()
+    };
+    for (k, w) in &ours_w {
+        let _ = write!(
+            f,
+            "{},{},{},{},{}",
+            k.0,
+            k.1,
+            lead.get(&k.1).unwrap_or(&2),
+            k.2.to_rfc3339(),
+            fmt(Some(w))
+        );
+        for o in &others {
+            let _ = write!(f, ",{}", fmt(o.get(k)));
+        }
+        let _ = writeln!(f);
+    }
+    Ok(())
+}
+
+/// The pipeline the evaluation runs the simulated chain through, in `dir`.
+struct Chain {
+    writer: BronzeWriter,
+    refiner: Refiner,
+    model: Model,
+    gold: Gold,
+    seq: u64,
+}
+
+impl Chain {
+    async fn open(
+        settings: &Settings,
+        dir: &std::path::Path,
+        sim: &Simulator,
+    ) -> anyhow::Result<Chain> {
+        let aws = AwsOptions::default();
+        let bronze = Location::Local(dir.join("bronze"));
+        let silver = Location::Local(dir.join("silver"));
+        let writer = BronzeWriter::open(&bronze, &aws)?;
+        let master = dir.join("master");
+        sim.catalog().write_csv(&master)?;
+        load_master_data(&silver, &aws, &master).await?;
+        let refiner = Refiner::open(RefineConfig::new(bronze, silver.clone(), aws.clone())).await?;
+        let gold = Gold::connect(&format!("sqlite://{}", dir.join("gold.db").display())).await?;
+        let model_config = ModelConfig {
+            silver,
+            aws,
+            ..crate::commands::model::model_config(settings)
+        };
+        let model = Model::open(model_config, gold.clone()).await?;
+        Ok(Chain {
+            writer,
+            refiner,
+            model,
+            gold,
+            seq: 0,
+        })
+    }
+
+    /// Lands `records` as one bronze object, and refines and models it.
+    async fn land(&mut self, records: &[stocklake_simulate::OutRecord]) -> anyhow::Result<()> {
+        let pending: Vec<PendingRecord> = records
+            .iter()
+            .map(|r| {
+                self.seq += 1;
+                PendingRecord {
+                    sequence: self.seq.to_string(),
+                    arrived_at: r.time,
+                    payload: Bytes::from(r.bytes.clone()),
+                }
+            })
+            .collect();
+        self.writer
+            .write(&Source::Http, "evaluate", &pending)
+            .await?;
+        self.refiner.offer(Vec::new());
+        self.refiner.scan().await?;
+        self.refiner.drain().await?;
+        self.model.drain().await?;
+        Ok(())
+    }
+}
+
+/// Runs the evaluation in `dir` and returns the markdown report. The alert rules are the
+/// `[stock]` settings of `settings`, so a configuration can be judged before it is deployed.
+pub async fn evaluate(
+    settings: &Settings,
+    args: &EvaluateArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
+    let cfg = SimConfig {
+        seed: args.seed,
+        stores: args.stores,
+        skus: args.skus,
+        days: args.days,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulator::new(cfg);
+    let mut chain = Chain::open(settings, dir, &sim).await?;
+    let lead: HashMap<String, i64> = sim
+        .catalog()
+        .products
+        .iter()
+        .map(|p| (p.sku.clone(), i64::from(p.lead_time_days)))
+        .collect();
+    let mut rules = StaticRules::new(&sim, lead.clone());
+    let bar = ProgressBar::new(u64::from(args.days));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} evaluating [{bar:30}] day {pos}/{len} {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut truth = Vec::new();
+    let mut horizon_end = sim.config().start;
+    let mut truth_file = std::io::BufWriter::new(std::fs::File::create(dir.join("truth.ndjson"))?);
+    while let Some(day) = sim.next_day() {
+        for t in &day.truth {
+            use std::io::Write;
+            let _ = writeln!(truth_file, "{}", t.to_line());
+        }
+        truth.extend(day.truth);
+        // one bronze object per simulated hour, refined and modelled as it lands
+        let records = day.records;
+        let mut i = 0;
+        while i < records.len() {
+            let hour_end = records[i].time + Duration::hours(1);
+            let j = i + records[i..]
+                .iter()
+                .take_while(|r| r.time < hour_end)
+                .count();
+            for r in &records[i..j] {
+                if let Ok(e) = parse_event(&r.bytes) {
+                    horizon_end = horizon_end.max(e.event_time);
+                    rules.observe(&e);
+                }
+            }
+            chain.land(&records[i..j]).await?;
+            i = j;
+        }
+        bar.inc(1);
+        bar.set_message(format!("{} events", sim.stats().events()));
+    }
+    bar.finish_and_clear();
+
+    // the first week is learning time for every method: judge what starts after it
+    let judged_from = sim.config().start + Duration::days(7);
+    let (stockouts, phantoms) = ground_truth(&truth, judged_from);
+    rules.judge_from(judged_from);
+    let ours = our_alerts(&chain.gold, judged_from).await?;
+    let mut qualities = vec![
+        score(
+            "stocklake (predictive alerts)",
+            &stockouts,
+            &ours.predictive,
+            &lead,
+            horizon_end,
+        ),
+        score(
+            "… of which `projected_stockout` alone",
+            &stockouts,
+            &ours.projected_only,
+            &lead,
+            horizon_end,
+        ),
+        score(
+            "… of which `below_safety_stock` alone",
+            &stockouts,
+            &ours.safety_only,
+            &lead,
+            horizon_end,
+        ),
+        score(
+            "static: recorded stock < 1 case",
+            &stockouts,
+            &rules.case,
+            &lead,
+            horizon_end,
+        ),
+    ];
+    for (i, (_, name)) in day_rules().iter().enumerate() {
+        qualities.push(score(
+            &format!("static: {name}"),
+            &stockouts,
+            &rules.days[i],
+            &lead,
+            horizon_end,
+        ));
+    }
+    let phantom = phantom_score(&phantoms, &ours.phantom, judged_from, horizon_end);
+    write_episodes(&dir.join("episodes.csv"), &stockouts, &ours, &rules)?;
+    let mut out = render(args, sim.stats(), &qualities, &phantom, &ours);
+    let _ = writeln!(out, "\nRun time {:.0} s.", started.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+/// The report, in markdown.
+fn render(
+    args: &EvaluateArgs,
+    stats: &stocklake_simulate::Stats,
+    qualities: &[Quality],
+    phantom: &PhantomScore,
+    ours: &Ours,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -642,10 +760,7 @@ pub async fn evaluate(
         "| method | stock-outs | alerted ≥ lead time ahead | alerted at all | median warning | alerts judged | false alerts |"
     );
     let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for q in std::iter::once(&ours)
-        .chain(ours_parts.iter())
-        .chain(baselines.iter())
-    {
+    for q in qualities {
         let _ = writeln!(
             out,
             "| {} | {} | {:.1}% | {:.1}% | {} | {} | {:.1}% |",
@@ -663,22 +778,26 @@ pub async fn evaluate(
     let _ = writeln!(
         out,
         "\nPhantom stock (records show stock, the shelf is empty, for 12 hours or more): {} episodes, {} caught ({:.1}%), median time to detect {}; {} of {} phantom-stock alerts were right ({:.1}%).",
-        phantom_total,
-        phantom_caught,
-        pct(phantom_caught, phantom_total),
-        median(detect)
+        phantom.episodes,
+        phantom.caught,
+        pct(phantom.caught, phantom.episodes),
+        median(phantom.detect_hours.clone())
             .map(|h| format!("{h:.1} h"))
             .unwrap_or_else(|| "–".into()),
-        phantom_right,
-        phantom_alerts_n,
-        pct(phantom_right, phantom_alerts_n)
+        phantom.right,
+        phantom.alerts,
+        pct(phantom.right, phantom.alerts)
     );
     let _ = writeln!(
         out,
-        "\n`below_reorder_point` is the order suggestion of every replenishment cycle, not a stock-out warning: {reorder_suggestions} were raised from day 8 (net of the deliveries expected on the way)."
+        "\n`below_reorder_point` is the order suggestion of every replenishment cycle, not a stock-out warning: {} were raised from day 8 (net of the deliveries expected on the way).",
+        ours.reorder_suggestions
     );
-    let types: Vec<String> = by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let types: Vec<String> = ours
+        .by_type
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     let _ = writeln!(out, "\nAlerts opened by type: {}.", types.join(", "));
-    let _ = writeln!(out, "\nRun time {:.0} s.", started.elapsed().as_secs_f64());
-    Ok(out)
+    out
 }

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::StageArgs;
 use crate::commands::shutdown_token;
 use crate::config::Settings;
+use crate::stages::KinesisStage;
+use crate::supervisor::{Completion, Finished, Pace, Status, supervise};
+use stocklake_serve::Pipeline;
 
 /// The HTTP ingest settings from the configuration.
 pub fn http_config(settings: &Settings) -> HttpIngestConfig {
@@ -94,14 +97,33 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // the stream, under the supervisor: a reader that fails is restarted after a pause
+    let reader = cancel.clone();
     let kinesis = match &settings.stream {
         Some(stream) => {
             let client = aws::kinesis_client(&settings.aws).await;
-            let source =
-                KinesisSource::new(client, kinesis_config(settings, stream), writer.clone());
-            let cancel = cancel.clone();
+            let stage = KinesisStage {
+                source: KinesisSource::new(
+                    client,
+                    kinesis_config(settings, stream),
+                    writer.clone(),
+                ),
+                shutdown: reader.clone(),
+            };
             tracing::info!(stream = %stream, "reading Kinesis");
-            Some(tokio::spawn(async move { source.run(false, cancel).await }))
+            let status = Status::new("kinesis", Pipeline::new(&["kinesis"]), None);
+            let pace = Pace {
+                idle: Duration::from_secs(1),
+                stopping: Duration::from_millis(100),
+            };
+            Some(tokio::spawn(supervise(
+                stage,
+                status,
+                reader.clone(),
+                Finished::already(),
+                Completion::new().0,
+                pace,
+            )))
         }
         None => None,
     };
@@ -117,8 +139,8 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     // the server is down; the writer finishes what was accepted
     let _ = writer_task.await;
     if let Some(k) = kinesis {
-        cancel.cancel();
-        k.await.context("Kinesis reader")??;
+        reader.cancel();
+        k.await.context("Kinesis reader")?;
     }
     Ok(())
 }

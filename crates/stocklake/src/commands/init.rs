@@ -40,12 +40,12 @@ pub async fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
         );
     }
     for name in [
-        stocklake_refine::tables::POS_EVENT_LINES,
-        stocklake_refine::tables::QUARANTINE,
-        stocklake_refine::tables::PRODUCTS,
-        stocklake_refine::tables::STORES,
+        stocklake_silver::tables::POS_EVENT_LINES,
+        stocklake_silver::tables::QUARANTINE,
+        stocklake_silver::tables::PRODUCTS,
+        stocklake_silver::tables::STORES,
     ] {
-        let t = stocklake_refine::tables::open_or_create(&settings.silver, &settings.aws, name)
+        let t = stocklake_silver::tables::open_or_create(&settings.silver, &settings.aws, name)
             .await
             .with_context(|| format!("creating silver table {name}"))?;
         say!(

@@ -26,7 +26,7 @@ mod evaluate;
 mod ingest;
 mod init;
 pub mod model;
-mod refine;
+pub mod refine;
 mod replay;
 pub mod run;
 mod simulate;

@@ -11,8 +11,12 @@ use stocklake_stock::RuleConfig;
 use tokio::sync::Notify;
 
 use crate::cli::StageArgs;
+use crate::commands::run::lake_pace;
 use crate::commands::shutdown_token;
 use crate::config::Settings;
+use crate::stages::{LakeStage, ModelStage, deliver_alerts};
+use crate::supervisor::{Completion, Finished, Pace, Status, supervise};
+use stocklake_serve::Pipeline;
 
 pub fn model_config(settings: &Settings) -> ModelConfig {
     let s = &settings.config.stock;
@@ -34,6 +38,7 @@ pub fn model_config(settings: &Settings) -> ModelConfig {
             phantom_hold: s.phantom_hold,
             phantom_history_days: s.phantom_history_days,
             phantom_min_shelf_sales: s.phantom_min_shelf_sales,
+            warning_confirm_minutes: s.warning_confirm_minutes,
         },
         half_life_days: s.demand_half_life_days,
         default_lead_time_days: s.default_lead_time_days,
@@ -155,37 +160,56 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let wake = Arc::new(Notify::new());
-    let dispatcher = tokio::spawn(notifier.run(wake.clone(), cancel.clone()));
     tracing::info!(silver = %settings.silver, gold = %crate::config::redact_url(&settings.gold), "modelling continuously");
-    let every = Duration::from_secs(settings.config.gold_lake_interval_secs.max(1));
-    let mut last_publish: Option<tokio::time::Instant> = None;
-    while !cancel.is_cancelled() {
-        match model.drain().await {
-            Ok(reports) if !reports.is_empty() => {
-                tracing::info!("{}", summary(&reports));
-                wake.notify_one();
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "gold batch failed; retrying"),
-        }
-        if let Some(lake) = lake.as_mut()
-            && last_publish.is_none_or(|t| t.elapsed() >= every)
-        {
-            last_publish = Some(tokio::time::Instant::now());
-            match lake.publish(&gold).await {
-                Ok(done) if done.iter().any(|d| d.rows > 0) => {
-                    tracing::info!("{}", published_summary(&done))
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "publishing the gold lake failed; retrying"),
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
+    let pipeline = Pipeline::new(&["model", "alerts", "lake"]);
+    let status = |name| Status::new(name, pipeline.clone(), None);
+    let alerts = Arc::new(Notify::new());
+    let (done, model_finished) = Completion::new();
+    let delivery = deliver_alerts(
+        notifier,
+        alerts.clone(),
+        status("alerts"),
+        !settings.config.alerts.webhook_url.is_empty(),
+        cancel.clone(),
+        model_finished.clone(),
+    );
+    let lake = lake.map(|lake| {
+        tokio::spawn(supervise(
+            LakeStage::new(lake, gold.clone()),
+            status("lake"),
+            cancel.clone(),
+            model_finished,
+            Completion::new().0,
+            lake_pace(settings),
+        ))
+    });
+    let stage = ModelStage {
+        model,
+        // nothing in this process commits silver: the model polls
+        wake: Arc::new(Notify::new()),
+        alerts,
+        verbose: true,
+    };
+    let every = Duration::from_millis(500);
+    let pace = Pace {
+        idle: every,
+        stopping: every,
+    };
+    supervise(
+        stage,
+        status("model"),
+        cancel,
+        Finished::already(),
+        done,
+        pace,
+    )
+    .await;
+    let _ = delivery.await;
+    if let Some(lake) = lake {
+        let _ = lake.await;
     }
-    let _ = dispatcher.await;
+    if let Some(fatal) = pipeline.fatal() {
+        anyhow::bail!("the model stopped: {fatal}");
+    }
     Ok(())
 }

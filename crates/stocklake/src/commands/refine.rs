@@ -5,13 +5,16 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use stocklake_event::TimeWindow;
-use stocklake_refine::maintain::{MaintainConfig, maintain};
 use stocklake_refine::master::load_master_data;
 use stocklake_refine::{Counts, RefineConfig, Refiner};
+use stocklake_silver::maintain::{MaintainConfig, maintain};
 
 use crate::cli::{MaintainArgs, StageArgs};
 use crate::commands::shutdown_token;
 use crate::config::Settings;
+use crate::stages::RefineStage;
+use crate::supervisor::{Completion, Finished, Pace, Status, supervise};
+use stocklake_serve::Pipeline;
 
 /// Table care beside a refine loop: started every `refine.maintenance_interval_secs`, or once
 /// refine has committed `refine.compact_after_commits` batches since the last care, in a task
@@ -177,27 +180,26 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     tracing::info!(bronze = %settings.bronze, silver = %settings.silver, "refining continuously");
-    let mut care = CareSchedule::new(settings);
-    while !cancel.is_cancelled() {
-        if let Err(e) = refiner.scan().await {
-            tracing::warn!(error = %e, "listing bronze failed; retrying");
-        }
-        match refiner.drain().await {
-            Ok(reports) => {
-                care.committed(reports.len() as u64);
-                for r in reports {
-                    tracing::info!(batch = r.batch, "{}", summary(&r.counts));
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "refine batch failed; retrying"),
-        }
-        care.poll();
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
+    let every = Duration::from_millis(500);
+    let stage = RefineStage::new(
+        refiner,
+        None,
+        CareSchedule::new(settings),
+        None,
+        every,
+        true,
+    );
+    let pipeline = Pipeline::new(&["refine"]);
+    let status = Status::new("refine", pipeline.clone(), None);
+    let pace = Pace {
+        idle: every,
+        stopping: every,
+    };
+    let (done, _) = Completion::new();
+    supervise(stage, status, cancel, Finished::already(), done, pace).await;
+    if let Some(fatal) = pipeline.fatal() {
+        anyhow::bail!("refine stopped: {fatal}");
     }
-    care.finish().await;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use object_store::ObjectStore;
 use stocklake_model::Model;
 use stocklake_refine::Refiner;
-use stocklake_refine::tables::{POS_EVENT_LINES, QUARANTINE};
+use stocklake_silver::tables::{POS_EVENT_LINES, QUARANTINE};
 
 use crate::cli::ReplayArgs;
 use crate::commands::model::{model_config, open_gold};

@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde_json::json;
 use stocklake_model::queries;
 use stocklake_refine::latest_progress;
-use stocklake_refine::tables::{POS_EVENT_LINES, open_or_create};
+use stocklake_silver::tables::{POS_EVENT_LINES, open_or_create};
 use stocklake_storage::bronze::cmp_seq;
 use stocklake_storage::list_bronze;
 
@@ -121,6 +121,12 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
         say!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
+    print_layers(&s)?;
+    print_lake_and_runs(&s)
+}
+
+/// Bronze, silver and gold, a few lines each.
+fn print_layers(s: &serde_json::Value) -> anyhow::Result<()> {
     let b = &s["bronze"];
     say!(
         "bronze  {}  {} objects, {:.1} MB, newest ingest date {}",
@@ -156,7 +162,10 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
         let list: Vec<String> = r.iter().map(|(k, v)| format!("{k} {v}")).collect();
         say!("        quarantine reasons: {}", list.join(", "));
     }
-    let g = &s["gold"];
+    print_gold(&s["gold"], sv)
+}
+
+fn print_gold(g: &serde_json::Value, sv: &serde_json::Value) -> anyhow::Result<()> {
     let c = &g["counts"];
     say!(
         "gold    {}  silver version {} of {} ({} behind)",
@@ -191,6 +200,11 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// The gold lake's tables, and the stages' recent runs.
+fn print_lake_and_runs(s: &serde_json::Value) -> anyhow::Result<()> {
     if let Some(tables) = s["lake"]["tables"].as_array() {
         let behind: Vec<String> = tables
             .iter()

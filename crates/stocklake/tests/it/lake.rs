@@ -21,7 +21,7 @@ fn key_of(t: &stocklake_model::lake::LakeTable) -> Vec<&'static str> {
 }
 
 fn decimals_of(t: &stocklake_model::lake::LakeTable) -> Vec<&'static str> {
-    t.columns
+    t.columns()
         .iter()
         .filter(|(_, c)| matches!(c, Col::Dec(_)))
         .map(|(n, _)| *n)
@@ -36,7 +36,7 @@ async fn gold_summary(gold: &Gold) -> BTreeMap<String, Value> {
         let names: Vec<&'static str> = key.iter().chain(decimals.iter()).copied().collect();
         let cols: Vec<(&'static str, Col)> = names
             .iter()
-            .map(|n| *t.columns.iter().find(|(c, _)| c == n).expect("column"))
+            .map(|n| *t.columns().iter().find(|(c, _)| c == n).expect("column"))
             .collect();
         let cols: &'static [(&'static str, Col)] = Box::leak(cols.into_boxed_slice());
         let sql = format!("SELECT {} FROM {}", names.join(", "), t.name);

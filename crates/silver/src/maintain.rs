@@ -20,8 +20,8 @@ use deltalake::protocol::DeltaOperation;
 use deltalake::writer::DeltaWriter;
 use stocklake_storage::{AwsOptions, Location};
 
-use crate::RefineError;
-use crate::dedup::parse_day;
+use crate::SilverError;
+use crate::parse_day;
 use crate::read::{SilverFile, active_files, read_files};
 use crate::tables::{
     POS_EVENT_LINES, PRODUCTS, QUARANTINE, STORES, open_or_create, table_spec, table_writer,
@@ -74,7 +74,7 @@ fn with_partition_column(
     schema: &SchemaRef,
     batch: &RecordBatch,
     partition: &std::collections::HashMap<String, Option<String>>,
-) -> Result<RecordBatch, RefineError> {
+) -> Result<RecordBatch, SilverError> {
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         match batch.column_by_name(f.name()) {
@@ -85,7 +85,7 @@ fn with_partition_column(
             None => {
                 let raw = partition.get(f.name()).and_then(|v| v.as_deref());
                 let missing =
-                    || RefineError::Internal(format!("no value for partition column {}", f.name()));
+                    || SilverError::Internal(format!("no value for partition column {}", f.name()));
                 let n = batch.num_rows();
                 // silver's dates, or the gold lake's integer keys (a date or a store)
                 cols.push(match f.data_type() {
@@ -108,7 +108,7 @@ fn with_partition_column(
         }
     }
     RecordBatch::try_new(schema.clone(), cols)
-        .map_err(|e| RefineError::Internal(format!("rebuilding a partition: {e}")))
+        .map_err(|e| SilverError::Internal(format!("rebuilding a partition: {e}")))
 }
 
 /// Compacts the small files of each partition of `table`.
@@ -116,7 +116,7 @@ pub async fn compact(
     table: &mut DeltaTable,
     name: &str,
     cfg: &MaintainConfig,
-) -> Result<usize, RefineError> {
+) -> Result<usize, SilverError> {
     let Some((schema, _)) = table_spec(name) else {
         return Ok(0);
     };
@@ -130,7 +130,7 @@ pub async fn compact_table(
     name: &str,
     schema: &SchemaRef,
     cfg: &MaintainConfig,
-) -> Result<usize, RefineError> {
+) -> Result<usize, SilverError> {
     if table.version().is_none() {
         return Ok(0);
     }
@@ -151,16 +151,16 @@ pub async fn compact_table(
             }
         }
         let merged = concat_batches(schema, &batches)
-            .map_err(|e| RefineError::Internal(format!("compacting {name}: {e}")))?;
+            .map_err(|e| SilverError::Internal(format!("compacting {name}: {e}")))?;
         let mut writer = table_writer(table, name)?;
         writer
             .write(merged)
             .await
-            .map_err(|e| RefineError::delta(name, e))?;
+            .map_err(|e| SilverError::delta(name, e))?;
         let adds = writer
             .flush()
             .await
-            .map_err(|e| RefineError::delta(name, e))?;
+            .map_err(|e| SilverError::delta(name, e))?;
         let now_ms = Utc::now().timestamp_millis();
         let mut actions: Vec<Action> = adds
             .into_iter()
@@ -180,7 +180,7 @@ pub async fn compact_table(
                 ..Remove::default()
             })
         }));
-        let snapshot = table.snapshot().map_err(|e| RefineError::delta(name, e))?;
+        let snapshot = table.snapshot().map_err(|e| SilverError::delta(name, e))?;
         CommitBuilder::from(CommitProperties::default())
             .with_actions(actions)
             .build(
@@ -192,11 +192,11 @@ pub async fn compact_table(
                 },
             )
             .await
-            .map_err(|e| RefineError::delta(name, e))?;
+            .map_err(|e| SilverError::delta(name, e))?;
         table
             .update_state()
             .await
-            .map_err(|e| RefineError::delta(name, e))?;
+            .map_err(|e| SilverError::delta(name, e))?;
         compacted += 1;
     }
     Ok(compacted)
@@ -208,12 +208,12 @@ pub async fn care_for(
     name: &str,
     schema: &SchemaRef,
     cfg: &MaintainConfig,
-) -> Result<TableCare, RefineError> {
+) -> Result<TableCare, SilverError> {
     let files_before = active_files(&table).await?.len();
     let partitions_compacted = compact_table(&mut table, name, schema, cfg).await?;
     deltalake::checkpoints::create_checkpoint(&table, None)
         .await
-        .map_err(|e| RefineError::delta(name, e))?;
+        .map_err(|e| SilverError::delta(name, e))?;
     let checkpoint_version = table.version();
     let retention = chrono::Duration::hours(cfg.retention_hours as i64);
     let (table, metrics) = table
@@ -221,7 +221,7 @@ pub async fn care_for(
         .with_retention_period(retention)
         .with_enforce_retention_duration(false)
         .await
-        .map_err(|e| RefineError::delta(name, e))?;
+        .map_err(|e| SilverError::delta(name, e))?;
     let files_after = active_files(&table).await?.len();
     Ok(TableCare {
         table: name.to_string(),
@@ -238,7 +238,7 @@ pub async fn maintain(
     silver: &Location,
     aws: &AwsOptions,
     cfg: &MaintainConfig,
-) -> Result<Vec<TableCare>, RefineError> {
+) -> Result<Vec<TableCare>, SilverError> {
     let mut out = Vec::new();
     for name in [POS_EVENT_LINES, QUARANTINE, PRODUCTS, STORES] {
         let table = open_or_create(silver, aws, name).await?;

@@ -9,7 +9,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use stocklake_storage::{AwsOptions, Location};
 
-use crate::RefineError;
+use crate::SilverError;
 
 pub const POS_EVENT_LINES: &str = "pos_event_lines";
 pub const QUARANTINE: &str = "quarantine";
@@ -135,9 +135,9 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
 pub fn table_writer(
     table: &DeltaTable,
     name: &str,
-) -> Result<deltalake::writer::RecordBatchWriter, RefineError> {
+) -> Result<deltalake::writer::RecordBatchWriter, SilverError> {
     let writer = deltalake::writer::RecordBatchWriter::for_table(table)
-        .map_err(|e| RefineError::delta(name, e))?;
+        .map_err(|e| SilverError::delta(name, e))?;
     Ok(if name == POS_EVENT_LINES {
         writer.with_writer_properties(lines_writer_properties())
     } else {
@@ -217,13 +217,13 @@ pub fn table_location(silver: &Location, name: &str) -> Location {
     silver.join(name)
 }
 
-fn table_url(loc: &Location) -> Result<url::Url, RefineError> {
+fn table_url(loc: &Location) -> Result<url::Url, SilverError> {
     let s = match loc {
         // a trailing slash: delta-rs treats the URL as a directory
         Location::Local(p) => format!("file://{}/", p.display()),
         Location::S3 { .. } => format!("{}/", loc.url()),
     };
-    url::Url::parse(&s).map_err(|e| RefineError::Config(format!("{s}: {e}")))
+    url::Url::parse(&s).map_err(|e| SilverError::Config(format!("{s}: {e}")))
 }
 
 /// Opens a silver table, creating it (empty, with its schema) when it does not exist.
@@ -231,11 +231,11 @@ pub async fn open_or_create(
     silver: &Location,
     aws: &AwsOptions,
     name: &str,
-) -> Result<DeltaTable, RefineError> {
+) -> Result<DeltaTable, SilverError> {
     let loc = table_location(silver, name);
     if let Location::Local(p) = &loc {
         std::fs::create_dir_all(p)
-            .map_err(|e| RefineError::Storage(format!("creating {}: {e}", p.display())))?;
+            .map_err(|e| SilverError::Storage(format!("creating {}: {e}", p.display())))?;
     }
     let url = table_url(&loc)?;
     let options: HashMap<String, String> = if loc.is_local() {
@@ -244,19 +244,19 @@ pub async fn open_or_create(
         aws.storage_options()
     };
     let builder = DeltaTableBuilder::from_url(url.clone())
-        .map_err(|e| RefineError::delta(name, e))?
+        .map_err(|e| SilverError::delta(name, e))?
         .with_storage_options(options.clone());
     match builder.load().await {
         Ok(t) => evolve(name, t).await,
         Err(DeltaTableError::NotATable(_)) => create(name, url, options).await,
-        Err(e) => Err(RefineError::delta(name, e)),
+        Err(e) => Err(SilverError::delta(name, e)),
     }
 }
 
 /// Adds to a table made by an earlier release the (nullable) columns its schema has gained
 /// since: a metadata-only commit, after which older files read the new columns as null. Two
 /// processes evolving at once: one commit wins, the other finds the columns there on reload.
-async fn evolve(name: &str, mut table: DeltaTable) -> Result<DeltaTable, RefineError> {
+async fn evolve(name: &str, mut table: DeltaTable) -> Result<DeltaTable, SilverError> {
     let Some((wanted, _)) = table_spec(name) else {
         return Ok(table);
     };
@@ -271,7 +271,7 @@ async fn evolve(name: &str, mut table: DeltaTable) -> Result<DeltaTable, RefineE
             .filter(|f| f.is_nullable() && !have.iter().any(|h| h == f.name()))
             .map(|f| f.as_ref().try_into_kernel())
             .collect::<Result<_, _>>()
-            .map_err(|e| RefineError::Internal(format!("schema of {name}: {e}")))?;
+            .map_err(|e| SilverError::Internal(format!("schema of {name}: {e}")))?;
         if missing.is_empty() {
             return Ok(table);
         }
@@ -287,11 +287,11 @@ async fn evolve(name: &str, mut table: DeltaTable) -> Result<DeltaTable, RefineE
                 table
                     .update_state()
                     .await
-                    .map_err(|e| RefineError::delta(name, e))?;
+                    .map_err(|e| SilverError::delta(name, e))?;
             }
         }
     }
-    Err(RefineError::Internal(format!(
+    Err(SilverError::Internal(format!(
         "{name}: the columns it lacks could not be added"
     )))
 }
@@ -300,20 +300,20 @@ async fn create(
     name: &str,
     url: url::Url,
     options: HashMap<String, String>,
-) -> Result<DeltaTable, RefineError> {
+) -> Result<DeltaTable, SilverError> {
     let (schema, partitions) = table_spec(name)
-        .ok_or_else(|| RefineError::Config(format!("unknown silver table {name}")))?;
+        .ok_or_else(|| SilverError::Config(format!("unknown silver table {name}")))?;
     let columns: Vec<StructField> = schema
         .fields()
         .iter()
         .map(|f| f.as_ref().try_into_kernel())
         .collect::<Result<_, _>>()
-        .map_err(|e| RefineError::Internal(format!("schema of {name}: {e}")))?;
+        .map_err(|e| SilverError::Internal(format!("schema of {name}: {e}")))?;
     let table = DeltaTableBuilder::from_url(url.clone())
-        .map_err(|e| RefineError::delta(name, e))?
+        .map_err(|e| SilverError::delta(name, e))?
         .with_storage_options(options.clone())
         .build()
-        .map_err(|e| RefineError::delta(name, e))?;
+        .map_err(|e| SilverError::delta(name, e))?;
     let mut create = table
         .create()
         .with_table_name(name)
@@ -332,12 +332,12 @@ async fn create(
         Ok(t) => Ok(t),
         // another process created it between our load and create
         Err(e) if e.to_string().contains("already exists") => DeltaTableBuilder::from_url(url)
-            .map_err(|e| RefineError::delta(name, e))?
+            .map_err(|e| SilverError::delta(name, e))?
             .with_storage_options(options)
             .load()
             .await
-            .map_err(|e| RefineError::delta(name, e)),
-        Err(e) => Err(RefineError::delta(name, e)),
+            .map_err(|e| SilverError::delta(name, e)),
+        Err(e) => Err(SilverError::delta(name, e)),
     }
 }
 

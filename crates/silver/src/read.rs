@@ -13,7 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use crate::RefineError;
+use crate::SilverError;
 
 /// A data file of a table snapshot.
 #[derive(Debug, Clone)]
@@ -37,12 +37,12 @@ fn rows_in(stats: Option<&str>) -> Option<u64> {
 }
 
 /// The files of the table's current snapshot.
-pub async fn active_files(table: &DeltaTable) -> Result<Vec<SilverFile>, RefineError> {
+pub async fn active_files(table: &DeltaTable) -> Result<Vec<SilverFile>, SilverError> {
     let views: Vec<_> = table
         .get_active_add_actions_by_partitions(&[])
         .try_collect()
         .await
-        .map_err(|e| RefineError::delta("snapshot", e))?;
+        .map_err(|e| SilverError::delta("snapshot", e))?;
     Ok(views
         .into_iter()
         .map(|v| SilverFile {
@@ -61,21 +61,21 @@ pub async fn read_file(
     path: &str,
     _size: Option<u64>,
     columns: Option<&[&str]>,
-) -> Result<Vec<RecordBatch>, RefineError> {
+) -> Result<Vec<RecordBatch>, SilverError> {
     use object_store::ObjectStoreExt;
     let p = Path::from(path);
     let bytes = store
         .get(&p)
         .await
-        .map_err(|e| RefineError::Storage(format!("reading {path}: {e}")))?
+        .map_err(|e| SilverError::Storage(format!("reading {path}: {e}")))?
         .bytes()
         .await
-        .map_err(|e| RefineError::Storage(format!("reading {path}: {e}")))?;
+        .map_err(|e| SilverError::Storage(format!("reading {path}: {e}")))?;
     let columns: Option<Vec<String>> = columns.map(|c| c.iter().map(|s| s.to_string()).collect());
     let path = path.to_string();
     tokio::task::spawn_blocking(move || decode_parquet(bytes, columns.as_deref(), &path))
         .await
-        .map_err(|e| RefineError::Internal(e.to_string()))?
+        .map_err(|e| SilverError::Internal(e.to_string()))?
 }
 
 /// Decodes a Parquet file held in memory.
@@ -83,9 +83,9 @@ pub fn decode_parquet(
     bytes: bytes::Bytes,
     columns: Option<&[String]>,
     path: &str,
-) -> Result<Vec<RecordBatch>, RefineError> {
+) -> Result<Vec<RecordBatch>, SilverError> {
     let err = |e: deltalake::parquet::errors::ParquetError| {
-        RefineError::Storage(format!("decoding {path}: {e}"))
+        SilverError::Storage(format!("decoding {path}: {e}"))
     };
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(err)?
@@ -109,7 +109,7 @@ pub fn decode_parquet(
         .build()
         .map_err(err)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| RefineError::Storage(format!("decoding {path}: {e}")))
+        .map_err(|e| SilverError::Storage(format!("decoding {path}: {e}")))
 }
 
 /// Reads several files concurrently, in the given order.
@@ -117,12 +117,12 @@ pub async fn read_files(
     store: Arc<dyn ObjectStore>,
     files: &[SilverFile],
     columns: Option<&[&str]>,
-) -> Result<Vec<(SilverFile, Vec<RecordBatch>)>, RefineError> {
+) -> Result<Vec<(SilverFile, Vec<RecordBatch>)>, SilverError> {
     futures::stream::iter(files.iter().cloned().map(|f| {
         let store = store.clone();
         async move {
             let batches = read_file(store, &f.path, Some(f.size as u64), columns).await?;
-            Ok::<_, RefineError>((f, batches))
+            Ok::<_, SilverError>((f, batches))
         }
     }))
     .buffered(8)
@@ -134,17 +134,17 @@ pub async fn read_files(
 pub async fn added_files(
     table: &DeltaTable,
     version: u64,
-) -> Result<Option<Vec<SilverFile>>, RefineError> {
+) -> Result<Option<Vec<SilverFile>>, SilverError> {
     let log_store = table.log_store();
     let Some(bytes) = log_store
         .read_commit_entry(version)
         .await
-        .map_err(|e| RefineError::delta("commit log", e))?
+        .map_err(|e| SilverError::delta("commit log", e))?
     else {
         return Ok(None);
     };
     let actions = deltalake::logstore::get_actions(version, &bytes)
-        .map_err(|e| RefineError::delta("commit log", e))?;
+        .map_err(|e| SilverError::delta("commit log", e))?;
     Ok(Some(
         actions
             .into_iter()
