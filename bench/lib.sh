@@ -45,6 +45,8 @@ peers_venv() {
 # record TITLE FILE: print the table and append it to RESULTS.md
 record() {
   local title="$1" table="$2" git
+  # a run inside another script's measure (bench/ab.sh) leaves the recording to it
+  if [ -n "${BENCH_NO_RECORD:-}" ]; then cat "$table"; return; fi
   git="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   {
     printf '\n### %s\n\n' "$title"

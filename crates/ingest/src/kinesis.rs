@@ -249,7 +249,7 @@ impl KinesisSource {
             self.set_listing_error(listed.as_ref().err().map(ToString::to_string));
             match listed {
                 Ok(s) => return Ok(s),
-                Err(e) if attempt < 8 => {
+                Err(e) if attempt < 8 && e.class() != ErrorClass::Fatal => {
                     metrics::INGEST_ERRORS
                         .with_label_values(&["kinesis", "list_shards"])
                         .inc();
@@ -459,10 +459,10 @@ impl KinesisSource {
         metrics::INGEST_ERRORS
             .with_label_values(&["kinesis", kind])
             .inc();
-        let text = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
-        tracing::debug!(shard, error = %text, "GetRecords failed; backing off");
-        self.update(shard, |s| s.last_error = Some(text.clone()));
         let e = IngestError::kinesis(&format!("GetRecords {shard}"), e);
+        let text = e.to_string();
+        tracing::debug!(shard, error = %text, "GetRecords failed; backing off");
+        self.update(shard, |s| s.last_error = Some(text));
         if e.class() == ErrorClass::Fatal
             || (!throttled && backoff.next_pause() >= Duration::from_secs(20))
         {

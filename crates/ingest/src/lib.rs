@@ -21,7 +21,7 @@ pub use bronze::{BronzeFeed, BronzeWriter, PendingRecord, WrittenObject};
 pub use http::{HttpIngest, HttpIngestConfig, SubmitError};
 pub use kinesis::{KinesisConfig, KinesisSource, ShardStatus, ensure_stream};
 
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use stocklake_storage::{ErrorClass, Source};
 
 /// Ingest failures, each with the error it came from where there was one. Storage and bronze
@@ -82,10 +82,22 @@ impl IngestError {
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         let class = kinesis_class(e.code());
+        // the service's own words when it answered; what went wrong on the way when it did
+        // not (never the raw response: it is in the source for whoever wants it)
+        let what = match (e.code(), e.message()) {
+            (Some(code), Some(text)) => format!("{code}: {text}"),
+            (Some(code), None) => code.to_string(),
+            _ => chain_text(&e),
+        };
+        // the operation's own error when the service answered, the SDK's otherwise
+        let source = match e {
+            SdkError::ServiceError(s) => Source::new(s.into_err()),
+            other => Source::new(other),
+        };
         IngestError::Kinesis {
-            message: format!("{context}: {}", DisplayErrorContext(&e)),
+            message: format!("{context}: {what}"),
             class,
-            source: Some(Source::new(e)),
+            source: Some(source),
         }
     }
 
@@ -136,6 +148,21 @@ impl IngestError {
             | IngestError::Internal(_) => ErrorClass::Transient,
         }
     }
+}
+
+/// An error and its causes, each said once, as one line.
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 /// The class of a Kinesis error code: credentials or permissions refused, or a stream that is

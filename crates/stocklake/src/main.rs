@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         // `stocklake alerts | head`: the reader had all it wanted
         Err(e) if e.downcast_ref::<commands::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", supervisor::describe(&e));
             ExitCode::FAILURE
         }
     }

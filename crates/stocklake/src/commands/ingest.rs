@@ -99,6 +99,7 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     }
     // the stream, under the supervisor: a reader that fails is restarted after a pause
     let reader = cancel.clone();
+    let pipeline = Pipeline::new(&["kinesis"]);
     let kinesis = match &settings.stream {
         Some(stream) => {
             let client = aws::kinesis_client(&settings.aws).await;
@@ -111,7 +112,7 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
                 shutdown: reader.clone(),
             };
             tracing::info!(stream = %stream, "reading Kinesis");
-            let status = Status::new("kinesis", Pipeline::new(&["kinesis"]), None);
+            let status = Status::new("kinesis", pipeline.clone(), None);
             let pace = Pace {
                 idle: Duration::from_secs(1),
                 stopping: Duration::from_millis(100),
@@ -141,6 +142,9 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     if let Some(k) = kinesis {
         reader.cancel();
         k.await.context("Kinesis reader")?;
+    }
+    if let Some(fatal) = pipeline.fatal() {
+        bail!("ingest stopped: {fatal}");
     }
     Ok(())
 }

@@ -178,3 +178,43 @@ async fn the_legacy_python_producer_works_unchanged() {
         .expect("rows");
     assert_eq!(got, want, "sales by payment method and client type");
 }
+
+/// A stream that is not there cannot be mended by asking again: `stocklake ingest` (which keeps
+/// going through passing failures) stops, says why in one line, and exits non-zero.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_is_not_there_stops_ingest_with_the_reason() {
+    let Some(aws) = moto_aws() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stream = unique("missing-stream");
+    let mut c = stocklake(dir.path(), Some(&aws));
+    c.args([
+        "ingest",
+        "--stream",
+        &format!("kinesis://{stream}"),
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    let mut child = spawn(c);
+    // without an end the process would be retrying for ever; the deadline only stops the test
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ingest kept retrying a stream that is not there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.success());
+    let log = child.wait_stderr_text();
+    let last = log
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{log}"));
+    assert!(last.contains(&stream), "{last}");
+    assert!(last.contains("ResourceNotFoundException"), "{last}");
+    assert_eq!(last.matches("not found").count(), 1, "said once: {last}");
+    assert!(!log.contains("raw: Response"), "no raw responses: {log}");
+}
