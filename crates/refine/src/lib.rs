@@ -26,7 +26,7 @@ pub mod refiner;
 
 pub use refiner::{APP_ID, BatchReport, Counts, Progress, RefineConfig, Refiner, latest_progress};
 
-use stocklake_silver::{SilverError, delta_class};
+use stocklake_silver::SilverError;
 use stocklake_storage::{ErrorClass, Source};
 
 /// Refine failures.
@@ -58,12 +58,7 @@ pub enum RefineError {
 
 impl RefineError {
     pub fn delta(table: &str, e: deltalake::DeltaTableError) -> RefineError {
-        RefineError::Delta {
-            table: table.to_string(),
-            message: e.to_string(),
-            class: delta_class(&e),
-            source: stocklake_storage::Source::new(e),
-        }
+        SilverError::delta(table, e).into()
     }
 
     /// How the failure is to be met.
