@@ -1,6 +1,8 @@
 """The refine job done by peer engines, on the same NDJSON stocklake refines:
 parse each record, drop what is not a valid event, explode the lines, drop repeated event_ids
-(first wins), and write Parquet partitioned by event_date.
+(first wins), and write Parquet partitioned by event_date. A record in the legacy flat form
+(docs/contract.md §1b: it has `product_id`) is a sale of one line, its event id
+`transaction_id:product_id`, its time `timestamp` — as stocklake reads it.
 
 The peers get an easier job than stocklake: the plain NDJSON rather than bronze's gzip
 envelopes, no reason codes for the rejects, no quarantine table, no Delta log, no decimal
@@ -37,14 +39,26 @@ def run_duckdb(src, out):
     con.execute(
         f"""
         CREATE TEMP TABLE ev AS
+        WITH parsed AS (
+            SELECT j, json_extract_string(j, '$.product_id') AS product_id
+            FROM (SELECT TRY_CAST(line AS JSON) AS j FROM raw) WHERE j IS NOT NULL
+        )
         SELECT
-            json_extract_string(j, '$.event_id') AS event_id,
-            json_extract_string(j, '$.event_type') AS event_type,
-            TRY_CAST(json_extract_string(j, '$.event_time') AS TIMESTAMPTZ) AS event_time,
+            CASE WHEN product_id IS NULL THEN json_extract_string(j, '$.event_id')
+                 ELSE json_extract_string(j, '$.transaction_id') || ':' || product_id
+            END AS event_id,
+            CASE WHEN product_id IS NULL THEN json_extract_string(j, '$.event_type')
+                 ELSE 'sale' END AS event_type,
+            TRY_CAST(json_extract_string(j, CASE WHEN product_id IS NULL THEN '$.event_time'
+                 ELSE '$.timestamp' END) AS TIMESTAMPTZ) AS event_time,
             json_extract_string(j, '$.store_id') AS store_id,
             json_extract_string(j, '$.transaction_id') AS transaction_id,
-            json_extract(j, '$.lines') AS lines
-        FROM (SELECT TRY_CAST(line AS JSON) AS j FROM raw) WHERE j IS NOT NULL
+            CASE WHEN product_id IS NULL THEN json_extract(j, '$.lines')
+                 ELSE json_array(json_object('sku', product_id,
+                     'quantity', json_extract(j, '$.quantity'),
+                     'unit_price', json_extract(j, '$.unit_price')))
+            END AS lines
+        FROM parsed
         """
     )
     types = ",".join(f"'{t}'" for t in TYPES)
@@ -100,6 +114,11 @@ def run_polars(src, out):
             "store_id": pl.Utf8,
             "transaction_id": pl.Utf8,
             "lines": pl.List(line_schema),
+            # the legacy flat form
+            "product_id": pl.Utf8,
+            "timestamp": pl.Utf8,
+            "quantity": pl.Utf8,
+            "unit_price": pl.Utf8,
         }
     )
     # Polars cannot skip a record it cannot decode (json_decode and read_ndjson fail on the
@@ -129,6 +148,31 @@ def run_polars(src, out):
             parts = decode(chunk)
         ok.extend(p.unnest("j") for p in parts)
     df = pl.concat(ok).drop("line")
+    legacy = pl.col("product_id").is_not_null()
+    df = df.with_columns(
+        pl.when(legacy)
+        .then(pl.col("transaction_id") + ":" + pl.col("product_id"))
+        .otherwise(pl.col("event_id"))
+        .alias("event_id"),
+        pl.when(legacy).then(pl.lit("sale")).otherwise(pl.col("event_type")).alias("event_type"),
+        pl.when(legacy)
+        .then(pl.col("timestamp"))
+        .otherwise(pl.col("event_time"))
+        .alias("event_time"),
+        pl.when(legacy)
+        .then(
+            pl.concat_list(
+                pl.struct(
+                    pl.col("product_id").alias("sku"),
+                    pl.col("quantity"),
+                    pl.col("unit_price"),
+                    pl.lit(None, dtype=pl.Utf8).alias("discount"),
+                )
+            )
+        )
+        .otherwise(pl.col("lines"))
+        .alias("lines"),
+    ).drop("product_id", "timestamp", "quantity", "unit_price")
     df = df.with_columns(
         pl.col("event_time").str.to_datetime(time_zone="UTC", strict=False)
     ).filter(
@@ -185,6 +229,11 @@ def run_pyspark(src, out):
             T.StructField("store_id", T.StringType()),
             T.StructField("transaction_id", T.StringType()),
             T.StructField("lines", T.ArrayType(line)),
+            # the legacy flat form
+            T.StructField("product_id", T.StringType()),
+            T.StructField("timestamp", T.StringType()),
+            T.StructField("quantity", T.DecimalType(18, 3)),
+            T.StructField("unit_price", T.DecimalType(18, 4)),
             T.StructField("_corrupt", T.StringType()),
         ]
     )
@@ -194,6 +243,23 @@ def run_pyspark(src, out):
         .option("columnNameOfCorruptRecord", "_corrupt")
         .json(src)
         .cache()
+    )
+    legacy = F.col("product_id").isNotNull()
+    df = df.select(
+        F.when(legacy, F.concat_ws(":", "transaction_id", "product_id"))
+        .otherwise(F.col("event_id")).alias("event_id"),
+        F.when(legacy, F.lit("sale")).otherwise(F.col("event_type")).alias("event_type"),
+        F.when(legacy, F.col("timestamp")).otherwise(F.col("event_time")).alias("event_time"),
+        "store_id", "transaction_id",
+        F.when(
+            legacy,
+            F.array(F.struct(
+                F.col("product_id").alias("sku"), F.col("quantity").alias("quantity"),
+                F.col("unit_price").alias("unit_price"),
+                F.lit(None).cast(T.DecimalType(18, 4)).alias("discount"),
+            )),
+        ).otherwise(F.col("lines")).alias("lines"),
+        "_corrupt",
     )
     valid = (
         df.where(F.col("_corrupt").isNull())
