@@ -87,7 +87,7 @@ impl IngestError {
         let what = match (e.code(), e.message()) {
             (Some(code), Some(text)) => format!("{code}: {text}"),
             (Some(code), None) => code.to_string(),
-            _ => chain_text(&e),
+            _ => stocklake_storage::describe(&e),
         };
         // the operation's own error when the service answered, the SDK's otherwise
         let source = match e {
@@ -148,21 +148,6 @@ impl IngestError {
             | IngestError::Internal(_) => ErrorClass::Transient,
         }
     }
-}
-
-/// An error and its causes, each said once, as one line.
-fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
 }
 
 /// The class of a Kinesis error code: credentials or permissions refused, or a stream that is

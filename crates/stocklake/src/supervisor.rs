@@ -207,18 +207,9 @@ enum Drained {
 /// A conflict is redone at once this many times in a row, then backs off like any failure.
 const CONFLICTS_REDONE: u32 = 5;
 
-/// An error and its causes on one line, leaving out a cause whose words its error already
-/// says (errors keep their cause with its type, and most also quote it).
+/// A stage's failure and its causes on one line, each said once.
 pub fn describe(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !text.is_empty() && !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    out
+    stocklake_storage::describe(e.as_ref())
 }
 
 /// The class of a stage's failure: that of the first error in its chain that states one.
@@ -453,14 +444,5 @@ mod tests {
             pauses,
             vec![200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]
         );
-    }
-
-    #[test]
-    fn a_cause_already_quoted_is_said_once() {
-        let io = std::io::Error::other("connection refused");
-        let e = anyhow::Error::new(io).context("reading bronze: connection refused");
-        assert_eq!(describe(&e), "reading bronze: connection refused");
-        let e = anyhow::Error::new(std::io::Error::other("disk full")).context("writing silver");
-        assert_eq!(describe(&e), "writing silver: disk full");
     }
 }

@@ -57,6 +57,22 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// An error and its causes on one line, leaving out a cause whose words the text so far
+/// already says (stocklake's errors keep their cause with its type, and most also quote it).
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 /// The class of an object store failure: a precondition or an existing object means another
 /// writer got there first; everything else is worth retrying.
 pub fn object_store_class(e: &object_store::Error) -> ErrorClass {
@@ -93,5 +109,19 @@ mod tests {
             .downcast_ref::<std::io::Error>()
             .expect("the io::Error itself");
         assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn a_cause_already_quoted_is_said_once() {
+        let quoted = Outer {
+            message: "connection refused".into(),
+            source: Some(Source::new(std::io::Error::other("connection refused"))),
+        };
+        assert_eq!(describe(&quoted), "reading: connection refused");
+        let unquoted = Outer {
+            message: "bronze".into(),
+            source: Some(Source::new(std::io::Error::other("disk full"))),
+        };
+        assert_eq!(describe(&unquoted), "reading: bronze: disk full");
     }
 }

@@ -13,7 +13,7 @@ mod listing;
 mod location;
 
 pub use backoff::Backoff;
-pub use error::{ErrorClass, Source, object_store_class};
+pub use error::{ErrorClass, Source, describe, object_store_class};
 pub use gzip::gunzip;
 pub use listing::{BronzeObject, high_water_marks, list_bronze, read_bronze};
 pub use location::{AwsOptions, Location, LocationError, s3_builder};

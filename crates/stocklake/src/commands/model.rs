@@ -11,10 +11,10 @@ use stocklake_stock::RuleConfig;
 use tokio::sync::Notify;
 
 use crate::cli::StageArgs;
-use crate::commands::run::lake_pace;
+use crate::commands::run::spawn_lake;
 use crate::commands::shutdown_token;
 use crate::config::Settings;
-use crate::stages::{LakeStage, ModelStage, deliver_alerts};
+use crate::stages::{ModelStage, deliver_alerts};
 use crate::supervisor::{Completion, Finished, Pace, Status, supervise};
 use stocklake_serve::Pipeline;
 
@@ -174,14 +174,14 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
         model_finished.clone(),
     );
     let lake = lake.map(|lake| {
-        tokio::spawn(supervise(
-            LakeStage::new(lake, gold.clone()),
+        spawn_lake(
+            settings,
+            lake,
+            gold.clone(),
             status("lake"),
             cancel.clone(),
             model_finished,
-            Completion::new().0,
-            lake_pace(settings),
-        ))
+        )
     });
     let stage = ModelStage {
         model,

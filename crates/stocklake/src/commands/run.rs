@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stocklake_ingest::{BronzeFeed, BronzeWriter, HttpIngest, KinesisSource};
+use stocklake_model::lake::GoldLake;
 use stocklake_model::notify::Notifier;
 use stocklake_model::queries::{RunRecord, prune_runs, record_run};
 use stocklake_model::{Gold, Model};
@@ -183,14 +184,14 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     if let Some(lake) = open_lake(settings).await? {
         tasks.push((
             "lake",
-            tokio::spawn(supervise(
-                LakeStage::new(lake, gold.clone()),
+            spawn_lake(
+                settings,
+                lake,
+                gold.clone(),
                 status("lake"),
                 cancel.clone(),
                 model_finished,
-                Completion::new().0,
-                lake_pace(settings),
-            )),
+            ),
         ));
     }
     tasks.push(("recorder", recorder_task));
@@ -282,12 +283,28 @@ const MODEL_PACE: Pace = Pace {
     stopping: Duration::from_millis(100),
 };
 
-/// The gold lake publishes every `gold_lake_interval_secs`.
-pub fn lake_pace(settings: &Settings) -> Pace {
-    Pace {
+/// Publishes gold to the gold lake under the supervisor, after each model batch and at the
+/// configured interval; follows the model's completion on shutdown.
+pub fn spawn_lake(
+    settings: &Settings,
+    lake: GoldLake,
+    gold: Gold,
+    status: Status,
+    shutdown: CancellationToken,
+    model: Finished,
+) -> JoinHandle<()> {
+    let pace = Pace {
         idle: Duration::from_secs(settings.config.gold_lake_interval_secs.max(1)),
         stopping: Duration::from_millis(100),
-    }
+    };
+    tokio::spawn(supervise(
+        LakeStage::new(lake, gold),
+        status,
+        shutdown,
+        model,
+        Completion::new().0,
+        pace,
+    ))
 }
 
 pub async fn run(settings: &Settings, _args: RunArgs) -> anyhow::Result<()> {
