@@ -51,10 +51,12 @@ const TRANSACTION_ID: u16 = 1 << 6;
 const LINES: u16 = 1 << 7;
 const PAYMENT_METHOD: u16 = 1 << 8;
 const CLIENT_TYPE: u16 = 1 << 9;
+const ORDER_ID: u16 = 1 << 10;
+const EXPECTED_AT: u16 = 1 << 11;
 const REQUIRED: u16 = EVENT_ID | EVENT_TYPE | EVENT_TIME | STORE_ID | LINES;
 
 /// The top-level keys read; any other key is kept in bronze and ignored downstream.
-static EVENT_KEYS: Keys<10> = Keys::new(CANONICAL_FIELDS);
+static EVENT_KEYS: Keys<12> = Keys::new(CANONICAL_FIELDS);
 
 /// A line's keys.
 static LINE_KEYS: Keys<4> = Keys::new(LINE_FIELDS);
@@ -481,6 +483,7 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
         let (mut event_id, mut event_type, mut event_time) = (None, None, None);
         let (mut store_id, mut register_id, mut transaction_id) = (None, None, None);
         let (mut payment_method, mut client_type) = (None, None);
+        let (mut order_id, mut expected_at) = (None, None);
         let mut lines = None;
         let seen = self.object(&EVENT_KEYS, |c, bit| {
             match bit {
@@ -504,6 +507,12 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
                 LINES => lines = Some(c.lines()?),
                 PAYMENT_METHOD => payment_method = c.optional_id()?,
                 CLIENT_TYPE => client_type = c.optional_id()?,
+                ORDER_ID => order_id = c.optional_id()?,
+                EXPECTED_AT => {
+                    if !c.null() {
+                        expected_at = Some(c.time()?);
+                    }
+                }
                 _ => return None,
             }
             Some(())
@@ -512,13 +521,18 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
             return None;
         }
         let event_type: EventType = event_type?;
+        // a purchase order without its order or its promised time is for the general parser
+        // to explain
+        if event_type == EventType::PurchaseOrder && (order_id.is_none() || expected_at.is_none()) {
+            return None;
+        }
         let (lines, negative) = lines?;
         let signs_ok = lines
             .iter()
             .zip(&negative)
             .all(|(l, &neg)| match event_type {
                 EventType::Adjustment => !l.quantity.is_zero(),
-                EventType::StockCount => !neg,
+                EventType::StockCount | EventType::PurchaseOrder => !neg,
                 _ => !neg && !l.quantity.is_zero(),
             });
         if !signs_ok {
@@ -537,6 +551,8 @@ impl<'a, const ESCAPED: bool> Cursor<'a, ESCAPED> {
             category: None,
             payment_method: payment_method.map(Cow::Borrowed),
             client_type: client_type.map(Cow::Borrowed),
+            order_id: order_id.map(Cow::Borrowed),
+            expected_at,
         })
     }
 

@@ -20,16 +20,20 @@ pub enum EventType {
     Adjustment,
     /// An absolute counted on-hand quantity.
     StockCount,
+    /// An order the store placed with a supplier: it moves no stock; a later event with the
+    /// same `order_id` amends it (its lines replace the earlier ones, quantity 0 cancels one).
+    PurchaseOrder,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::Sale,
         EventType::Return,
         EventType::Receipt,
         EventType::Waste,
         EventType::Adjustment,
         EventType::StockCount,
+        EventType::PurchaseOrder,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -40,17 +44,25 @@ impl EventType {
             EventType::Waste => "waste",
             EventType::Adjustment => "adjustment",
             EventType::StockCount => "stock_count",
+            EventType::PurchaseOrder => "purchase_order",
         }
     }
 
     /// The signed change to on-hand a line of this type causes, or `None` for a stock count,
-    /// which sets on-hand absolutely (docs/contract.md §2).
+    /// which sets on-hand absolutely, and for a purchase order, which moves no stock
+    /// (docs/contract.md §2).
     pub fn stock_delta(self, quantity: Decimal) -> Option<Decimal> {
         match self {
             EventType::Sale | EventType::Waste => Some(-quantity),
             EventType::Return | EventType::Receipt | EventType::Adjustment => Some(quantity),
-            EventType::StockCount => None,
+            EventType::StockCount | EventType::PurchaseOrder => None,
         }
+    }
+
+    /// Whether a line of this type is about stock on the shelf (every type but a purchase
+    /// order, which is about stock still to come).
+    pub fn moves_stock(self) -> bool {
+        self != EventType::PurchaseOrder
     }
 
     /// Whether `quantity` obeys the sign rule of this type.
@@ -60,7 +72,7 @@ impl EventType {
                 quantity > Decimal::ZERO
             }
             EventType::Adjustment => !quantity.is_zero(),
-            EventType::StockCount => quantity >= Decimal::ZERO,
+            EventType::StockCount | EventType::PurchaseOrder => quantity >= Decimal::ZERO,
         }
     }
 
@@ -69,7 +81,7 @@ impl EventType {
         match self {
             EventType::Sale | EventType::Return | EventType::Receipt | EventType::Waste => "> 0",
             EventType::Adjustment => "!= 0",
-            EventType::StockCount => ">= 0",
+            EventType::StockCount | EventType::PurchaseOrder => ">= 0",
         }
     }
 }
@@ -84,6 +96,7 @@ impl FromStr for EventType {
             "waste" => EventType::Waste,
             "adjustment" => EventType::Adjustment,
             "stock_count" => EventType::StockCount,
+            "purchase_order" => EventType::PurchaseOrder,
             _ => return Err(()),
         })
     }
@@ -164,6 +177,10 @@ pub struct Event<'a> {
     pub payment_method: Option<Cow<'a, str>>,
     /// What kind of customer it was (`Regular`, `Member`…), when the till says.
     pub client_type: Option<Cow<'a, str>>,
+    /// The purchase order a purchase order event places or amends, or a receipt fulfils.
+    pub order_id: Option<Cow<'a, str>>,
+    /// When a purchase order's delivery is promised.
+    pub expected_at: Option<DateTime<Utc>>,
 }
 
 fn own(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
@@ -185,6 +202,8 @@ impl Event<'_> {
             category: own(self.category),
             payment_method: own(self.payment_method),
             client_type: own(self.client_type),
+            order_id: own(self.order_id),
+            expected_at: self.expected_at,
         }
     }
 
@@ -234,6 +253,17 @@ impl Event<'_> {
             d(&mut b, l.unit_price);
             d(&mut b, l.discount);
         }
+        // the purchase-order fields only where present: events without them keep the
+        // fingerprints silver stored before they existed
+        if self.order_id.is_some() || self.expected_at.is_some() {
+            os(&mut b, self.order_id.as_deref());
+            b.extend_from_slice(
+                &self
+                    .expected_at
+                    .map_or(i64::MIN, |t| t.timestamp_micros())
+                    .to_le_bytes(),
+            );
+        }
         xxhash_rust::xxh3::xxh3_64(&b)
     }
 
@@ -282,6 +312,15 @@ impl Event<'_> {
         if let Some(c) = &self.client_type {
             out.extend_from_slice(b",\"client_type\":");
             write_json_str(out, c);
+        }
+        if let Some(o) = &self.order_id {
+            out.extend_from_slice(b",\"order_id\":");
+            write_json_str(out, o);
+        }
+        if let Some(t) = self.expected_at {
+            out.extend_from_slice(b",\"expected_at\":\"");
+            write_rfc3339(out, t);
+            out.push(b'"');
         }
         out.push(b'}');
     }

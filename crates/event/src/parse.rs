@@ -167,7 +167,7 @@ fn line_count_ok(n: usize, v: &mut Vec<Violation>) -> bool {
 /// (the optional payment method and client type after the lines, so that a record without them
 /// meets the keys in the order the one-pass reader expects); any other field is kept in bronze
 /// and ignored downstream.
-pub(crate) const CANONICAL_FIELDS: [&str; 10] = [
+pub(crate) const CANONICAL_FIELDS: [&str; 12] = [
     "schema_version",
     "event_id",
     "event_type",
@@ -178,6 +178,8 @@ pub(crate) const CANONICAL_FIELDS: [&str; 10] = [
     "lines",
     "payment_method",
     "client_type",
+    "order_id",
+    "expected_at",
 ];
 
 /// A line's fields (docs/contract.md §1), in the contract's order.
@@ -237,6 +239,7 @@ fn parse_canonical<'a>(
     let transaction_id = optional_id(f, "transaction_id", R::InvalidTransactionId, v);
     let payment_method = optional_id(f, "payment_method", R::InvalidPaymentMethod, v);
     let client_type = optional_id(f, "client_type", R::InvalidClientType, v);
+    let (order_id, expected_at) = read_order(f, event_type, v);
 
     let mut lines = Vec::new();
     match lines_in {
@@ -285,7 +288,55 @@ fn parse_canonical<'a>(
         category: None,
         payment_method,
         client_type,
+        order_id,
+        expected_at,
     })
+}
+
+/// The purchase-order fields: `order_id` (required on a purchase order, optional elsewhere:
+/// a receipt names the order it fulfils) and `expected_at` (required on a purchase order).
+fn read_order<'a>(
+    f: &Fields<'a>,
+    event_type: Option<EventType>,
+    v: &mut Vec<Violation>,
+) -> (Option<Cow<'a, str>>, Option<DateTime<Utc>>) {
+    let is_order = event_type == Some(EventType::PurchaseOrder);
+    let order_id = optional_id(f, "order_id", R::InvalidOrderId, v);
+    if is_order && order_id.is_none() && !v.iter().any(|x| x.code == R::InvalidOrderId) {
+        v.push(Violation::new(R::MissingOrderId, "order_id", "absent"));
+    }
+    let expected_at = match read_string(f.get("expected_at")) {
+        Ok(None) => {
+            if is_order {
+                v.push(Violation::new(
+                    R::MissingExpectedAt,
+                    "expected_at",
+                    "absent",
+                ));
+            }
+            None
+        }
+        Ok(Some(s)) => {
+            let t = parse_time(&s);
+            if t.is_none() {
+                v.push(Violation::new(
+                    R::InvalidExpectedAt,
+                    "expected_at",
+                    format!("{:?} is not RFC 3339 with an offset", clip(&s)),
+                ));
+            }
+            t
+        }
+        Err(()) => {
+            v.push(Violation::new(
+                R::InvalidExpectedAt,
+                "expected_at",
+                "not a string",
+            ));
+            None
+        }
+    };
+    (order_id, expected_at)
 }
 
 fn parse_line<'a>(
@@ -470,6 +521,8 @@ fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>>
         category,
         payment_method,
         client_type,
+        order_id: None,
+        expected_at: None,
     })
 }
 

@@ -56,7 +56,7 @@ reason_codes! {
     InvalidEventId => "invalid_event_id",
     /// `event_type` is absent or null.
     MissingEventType => "missing_event_type",
-    /// `event_type` is not one of sale, return, receipt, waste, adjustment, stock_count.
+    /// `event_type` is not one of sale, return, receipt, waste, adjustment, stock_count, purchase_order.
     InvalidEventType => "invalid_event_type",
     /// `event_time` (legacy: `timestamp`) is absent or null.
     MissingEventTime => "missing_event_time",
@@ -94,7 +94,7 @@ reason_codes! {
     InvalidQuantity => "invalid_quantity",
     /// `quantity` has more than 3 decimals.
     QuantityPrecision => "quantity_precision",
-    /// `quantity` breaks the sign rule of its event type (> 0 for sale, return, receipt, waste; != 0 for adjustment; >= 0 for stock_count).
+    /// `quantity` breaks the sign rule of its event type (> 0 for sale, return, receipt, waste; != 0 for adjustment; >= 0 for stock_count and purchase_order).
     QuantitySign => "quantity_sign",
     /// The absolute value of `quantity` is 1e12 or more.
     QuantityOutOfRange => "quantity_out_of_range",
@@ -126,6 +126,14 @@ reason_codes! {
     InvalidPaymentMethod => "invalid_payment_method",
     /// `client_type` is present but not a non-empty string of at most 128 characters without control characters.
     InvalidClientType => "invalid_client_type",
+    /// A purchase order has no `order_id`.
+    MissingOrderId => "missing_order_id",
+    /// `order_id` is present but not a non-empty string of at most 128 characters without control characters.
+    InvalidOrderId => "invalid_order_id",
+    /// A purchase order has no `expected_at`.
+    MissingExpectedAt => "missing_expected_at",
+    /// `expected_at` is present but not an RFC 3339 time with an offset.
+    InvalidExpectedAt => "invalid_expected_at",
 }
 
 impl fmt::Display for ReasonCode {

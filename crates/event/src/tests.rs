@@ -404,6 +404,50 @@ fn every_reason_code_has_a_case() {
         with("client_type", Some("\"Member\\u0000\"")).as_bytes(),
         &["invalid_client_type"],
     );
+    // a purchase order names its order and its promised delivery
+    let order = |order_id: Option<&str>, expected_at: Option<&str>| {
+        let mut v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&with("event_type", Some("\"purchase_order\""))).expect("json");
+        for (k, val) in [("order_id", order_id), ("expected_at", expected_at)] {
+            if let Some(raw) = val {
+                v.insert(k.into(), serde_json::from_str(raw).expect("value"));
+            }
+        }
+        serde_json::to_string(&v).expect("json")
+    };
+    let po = order(Some("\"PO-1\""), Some("\"2026-11-28T06:00:00+01:00\""));
+    let e = parse_event(po.as_bytes()).expect("a valid purchase order");
+    assert_eq!(e.event_type, EventType::PurchaseOrder);
+    assert_eq!(e.order_id.as_deref(), Some("PO-1"));
+    assert_eq!(
+        e.expected_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-11-28T05:00:00+00:00")
+    );
+    assert_eq!(parse_event_thorough(&po).expect("valid"), e);
+    check(
+        order(None, Some("\"2026-11-28T06:00:00+01:00\"")).as_bytes(),
+        &["missing_order_id"],
+    );
+    check(
+        order(Some("\"\""), Some("\"2026-11-28T06:00:00+01:00\"")).as_bytes(),
+        &["invalid_order_id"],
+    );
+    check(
+        order(Some("\"PO-1\""), None).as_bytes(),
+        &["missing_expected_at"],
+    );
+    check(
+        order(Some("\"PO-1\""), Some("\"Friday\"")).as_bytes(),
+        &["invalid_expected_at"],
+    );
+    // a receipt may name its order; other events are unaffected by it
+    let r = with("event_type", Some("\"receipt\""));
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&r).expect("json");
+    v.insert("order_id".into(), "PO-1".into());
+    let receipt = serde_json::to_string(&v).expect("json");
+    let e = parse_event(receipt.as_bytes()).expect("valid");
+    assert_eq!(e.order_id.as_deref(), Some("PO-1"));
+    assert!(e.expected_at.is_none());
     check(
         legacy_with("transaction_id", None).as_bytes(),
         &["missing_transaction_id"],

@@ -57,7 +57,20 @@ prop_compose! {
         lines in prop::collection::vec(line(t), 1..8),
         payment_method in prop::option::of(id()),
         client_type in prop::option::of(id()),
+        order_id in prop::option::of(id()),
+        expected in prop::option::of(946_684_800_000_000i64..4_102_444_800_000_000),
     ) -> Event<'static> {
+        // a purchase order names its order and its promised delivery; a receipt may name
+        // the order it fulfils
+        let is_order = t == EventType::PurchaseOrder;
+        let order_id = match t {
+            EventType::PurchaseOrder => Some(order_id.unwrap_or_else(|| "PO-1".into())),
+            EventType::Receipt => order_id,
+            _ => None,
+        };
+        let expected_at = is_order.then(|| {
+            DateTime::<Utc>::from_timestamp_micros(expected.unwrap_or(micros)).expect("in range")
+        });
         Event {
             event_id: Cow::Owned(event_id),
             event_type: t,
@@ -71,6 +84,8 @@ prop_compose! {
             category: None,
             payment_method: payment_method.map(Cow::Owned),
             client_type: client_type.map(Cow::Owned),
+            order_id: order_id.map(Cow::Owned),
+            expected_at,
         }
     }
 }
@@ -273,6 +288,16 @@ fn streaming_fingerprint(e: &Event<'_>) -> u64 {
         d(&mut h, Some(l.quantity));
         d(&mut h, l.unit_price);
         d(&mut h, l.discount);
+    }
+    // the purchase-order fields, only where present (events without them hash as they
+    // always did)
+    if e.order_id.is_some() || e.expected_at.is_some() {
+        os(&mut h, e.order_id.as_deref());
+        h.update(
+            &e.expected_at
+                .map_or(i64::MIN, |t| t.timestamp_micros())
+                .to_le_bytes(),
+        );
     }
     h.digest()
 }

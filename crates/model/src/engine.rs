@@ -14,8 +14,8 @@ use deltalake::DeltaTable;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use stocklake_event::EventType;
-use stocklake_silver::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
-use stocklake_stock::{AlertType, RuleConfig, alpha};
+use stocklake_silver::tables::{POS_EVENT_LINES, PRODUCTS, STORES, SUPPLIERS, open_or_create};
+use stocklake_stock::{AlertType, Days, RuleConfig, Supply, alpha};
 use stocklake_storage::{AwsOptions, Location};
 use stocklake_telemetry as metrics;
 
@@ -24,7 +24,8 @@ use crate::db::Gold;
 use crate::key::{
     DayClose, DayKeys, KeyLine, Look, Shelf, Transition, apply_to_row, decimal_f64, outbox_row,
 };
-use crate::master::{read_products, read_stores};
+use crate::master::{read_products, read_stores, read_suppliers};
+use crate::orders::{OrderBook, line_row};
 use crate::rows::*;
 use crate::silver::{SilverLine, latest_version, lines_between};
 use crate::state::*;
@@ -133,6 +134,8 @@ struct Batch {
     late: Vec<LateMove>,
     /// Each key's movements in this batch: (time, change to on hand).
     moves: HashMap<Key, Vec<(DateTime<Utc>, Decimal)>>,
+    /// Orders a line of the batch placed, amended or received against.
+    orders: BTreeSet<(StoreKey, String)>,
 }
 
 /// A movement of a day already closed, to correct in the daily snapshot.
@@ -146,6 +149,14 @@ struct LateMove {
     delta: Decimal,
 }
 
+/// Whose lead time a product's orders teach: its supplier's, or, with no supplier known, its own.
+fn lead_key(p: &ProductRow) -> String {
+    match &p.supplier_id {
+        Some(id) => id.clone(),
+        None => format!("sku:{}", p.sku),
+    }
+}
+
 /// The silver → gold stage.
 pub struct Model {
     cfg: ModelConfig,
@@ -153,7 +164,12 @@ pub struct Model {
     lines: DeltaTable,
     products_table: DeltaTable,
     stores_table: DeltaTable,
+    suppliers_table: DeltaTable,
     stores: HashMap<StoreKey, StoreState>,
+    /// `dim_supplier` by supplier id.
+    suppliers: HashMap<String, SupplierRow>,
+    /// The stores' purchase orders.
+    orders: OrderBook,
     store_ids: HashMap<String, StoreKey>,
     skus: Skus,
     /// Boxed: a map of a million keys sits at half its capacity after growing, and the
@@ -227,13 +243,17 @@ impl Model {
         let lines = silver(POS_EVENT_LINES).await?;
         let products_table = silver(PRODUCTS).await?;
         let stores_table = silver(STORES).await?;
+        let suppliers_table = silver(SUPPLIERS).await?;
         let mut m = Model {
             cfg,
             gold,
             lines,
             products_table,
             stores_table,
+            suppliers_table,
             stores: HashMap::new(),
+            suppliers: HashMap::new(),
+            orders: OrderBook::default(),
             store_ids: HashMap::new(),
             skus: Skus::default(),
             keys: HashMap::new(),
@@ -325,6 +345,28 @@ impl Model {
             if let (Some(k), Some(o)) = (self.keys.get_mut(&key), open_state(a)) {
                 *self.open_alerts.entry(o.alert.alert_type).or_default() += 1;
                 k.alerts.push(o);
+            }
+        }
+        self.suppliers = l
+            .suppliers
+            .into_iter()
+            .map(|s| (s.supplier_id.clone(), s))
+            .collect();
+        self.orders = OrderBook::default();
+        let order_lines: Vec<_> = l
+            .order_lines
+            .into_iter()
+            .filter_map(|r| Some((StoreKey(r.store_key), self.skus.of_key(r.product_key)?, r)))
+            .collect();
+        let keyed: BTreeSet<Key> = order_lines
+            .iter()
+            .map(|(s, k, _)| Key::new(*s, *k))
+            .collect();
+        self.orders.load(order_lines);
+        for key in keyed {
+            let open = self.orders.open_for(key.store, key.sku);
+            if let Some(k) = self.keys.get_mut(&key) {
+                k.orders = open;
             }
         }
         // today's daily rows
@@ -645,6 +687,7 @@ impl Model {
             self.apply_line(line, now, &mut ws, &mut batch, &mut report)
                 .await?;
         }
+        self.settle_orders(&batch, now, &mut ws);
         report.late_lines = batch.late.len();
         let late = std::mem::take(&mut batch.late);
         self.repair_late(late, &batch.moves, &mut batch.daily_out)
@@ -795,6 +838,9 @@ impl Model {
             unit_price: line.unit_price,
             lead_time_days: None,
             service_level: None,
+            supplier_id: None,
+            min_order_qty: None,
+            shelf_life_days: None,
             is_inferred: true,
             valid_from: now,
             valid_to: None,
@@ -829,6 +875,19 @@ impl Model {
             if let Some(s) = self.stores.get_mut(&store) {
                 s.skus.push(sku);
             }
+        }
+        if let Some(order_id) = line.order_id.as_deref()
+            && matches!(
+                line.event_type,
+                EventType::PurchaseOrder | EventType::Receipt
+            )
+        {
+            self.order_line(store, sku, order_id, line, batch).await?;
+        }
+        if !line.event_type.moves_stock() {
+            // an order moves nothing on the shelf: the key is looked at again, no fact row
+            batch.touched.insert(key);
+            return Ok(());
         }
         let product = &self.skus.product(sku).row;
         let product_key = product.product_key;
@@ -899,6 +958,90 @@ impl Model {
             ws.sales.push(row);
         }
         Ok(())
+    }
+
+    /// Applies a purchase-order line, or a receipt line that names its order, to the order book
+    /// (reading the order back from gold first when it is no longer in memory).
+    async fn order_line(
+        &mut self,
+        store: StoreKey,
+        sku: SkuIndex,
+        order_id: &str,
+        line: &SilverLine,
+        batch: &mut Batch,
+    ) -> Result<(), ModelError> {
+        if !self.orders.contains(store, order_id) {
+            let rows = self.gold.order_lines(store.0, order_id).await?;
+            let rows = rows
+                .into_iter()
+                .filter_map(|r| Some((store, self.skus.of_key(r.product_key)?, r)))
+                .collect();
+            self.orders.load(rows);
+        }
+        let order = self.orders.entry(store, order_id);
+        match (line.event_type, line.expected_at) {
+            (EventType::PurchaseOrder, Some(expected_at)) => {
+                order.apply_order_line(
+                    line.event_time,
+                    &line.event_id,
+                    expected_at,
+                    sku,
+                    line.line_no,
+                    line.quantity,
+                );
+                if let Some(s) = self.stores.get_mut(&store)
+                    && !s.extra.orders_feed
+                {
+                    s.extra.orders_feed = true;
+                    s.dirty = true;
+                }
+            }
+            (EventType::Receipt, _) => order.apply_receipt(line.event_time, sku, line.quantity),
+            _ => return Ok(()),
+        }
+        batch.orders.insert((store, order_id.to_string()));
+        Ok(())
+    }
+
+    /// After a batch's lines: the rows of every order it touched, the lead times its first
+    /// receipts teach, each affected key's open lines, and closed orders long past forgotten.
+    fn settle_orders(&mut self, batch: &Batch, now: DateTime<Utc>, ws: &mut WriteSet) {
+        let mut keys: BTreeSet<Key> = BTreeSet::new();
+        for (store, order_id) in &batch.orders {
+            let Some(order) = self.orders.get_mut(*store, order_id) else {
+                continue;
+            };
+            for (sku, l) in &order.lines {
+                keys.insert(Key::new(*store, *sku));
+                let product_key = self.skus.product(*sku).row.product_key;
+                ws.order_lines
+                    .push(line_row(order_id, order, l, store.0, product_key, now));
+            }
+            if !order.lead_observed
+                && let Some(days) = order.lead_days()
+            {
+                order.lead_observed = true;
+                let first = order.lines.keys().next().copied();
+                if let (Some(sku), Some(s)) = (first, self.stores.get_mut(store)) {
+                    let product = &self.skus.product(sku).row;
+                    let by = lead_key(product);
+                    s.extra.lead.entry(by).or_default().observe(days);
+                    s.dirty = true;
+                }
+            }
+        }
+        for key in keys {
+            let open = self.orders.open_for(key.store, key.sku);
+            if let Some(k) = self.keys.get_mut(&key) {
+                k.orders = open;
+            }
+        }
+        // closed orders promised more than four weeks before their store's clock
+        for (store, s) in &self.stores {
+            if let Some(clock) = s.clock {
+                self.orders.prune(*store, clock - Duration::days(28));
+            }
+        }
     }
 
     fn store(&self, store: StoreKey) -> Result<&StoreState, ModelError> {
@@ -1195,23 +1338,67 @@ impl Model {
             return;
         };
         let product = self.skus.product(key.sku);
+        let supplier = product
+            .row
+            .supplier_id
+            .as_deref()
+            .and_then(|id| self.suppliers.get(id));
+        let learnt = store
+            .extra
+            .lead
+            .get(&lead_key(&product.row))
+            .and_then(|l| l.learnt());
+        // the lead time: learnt from orders, else the product's, the supplier's, the default
+        let lead_time_days = learnt.map_or_else(
+            || {
+                self.cfg.lead_time_days(
+                    product
+                        .row
+                        .lead_time_days
+                        .or(supplier.and_then(|s| s.lead_time_days)),
+                )
+            },
+            |(mean, _)| mean.ceil().clamp(0.0, 365.0) as u32,
+        );
+        let service_level = product
+            .row
+            .service_level
+            .and_then(|s| s.to_f64())
+            .unwrap_or(self.cfg.default_service_level);
+        let days = |d: Option<&String>| Days::parse(d.map(String::as_str)).unwrap_or(Days::EVERY);
+        let supply = Supply {
+            supplier_id: product.row.supplier_id.as_deref(),
+            order_days: days(supplier.and_then(|s| s.order_days.as_ref())),
+            delivery_days: days(supplier.and_then(|s| s.delivery_days.as_ref())),
+            lead_time_days: learnt.map_or(f64::from(lead_time_days), |l| l.0),
+            lead_time_sd_days: learnt.map_or(0.0, |l| l.1),
+            case_pack: product.case_pack(),
+            min_order_qty: product.row.min_order_qty,
+            shelf_life_days: product
+                .row
+                .shelf_life_days
+                .and_then(|d| u32::try_from(d).ok()),
+            service_level,
+        };
         let look = Look {
             now: store.clock.unwrap_or(wall_now),
             tz: store.tz,
             shape: &store.extra.shape,
             product,
             store_key: key.store.0,
-            lead_time_days: self.cfg.lead_time_days(product.row.lead_time_days),
-            service_level: product
-                .row
-                .service_level
-                .and_then(|s| s.to_f64())
-                .unwrap_or(self.cfg.default_service_level),
+            lead_time_days,
+            learnt_lead: learnt,
+            service_level,
+            orders_feed: store.extra.orders_feed,
+            supply: &supply,
             rules: &self.cfg.rules,
             evaluate_every: self.cfg.evaluate_every,
             moved,
         };
         let looked = k.evaluate(&look, &mut self.next_alert_id);
+        if let Some(p) = looked.proposal {
+            ws.proposals.push(p);
+        }
         for (row, transition) in looked.alerts {
             match transition {
                 Transition::Opened(t) => {
@@ -1256,6 +1443,7 @@ impl Model {
         for (name, table) in [
             (PRODUCTS, &mut self.products_table),
             (STORES, &mut self.stores_table),
+            (SUPPLIERS, &mut self.suppliers_table),
         ] {
             table
                 .update_state()
@@ -1283,7 +1471,52 @@ impl Model {
                 changes += self.apply_store(s, now, ws);
             }
         }
+        if ws.checkpoints.iter().any(|c| c.name == SUPPLIERS) {
+            for s in read_suppliers(&self.suppliers_table).await? {
+                changes += self.apply_supplier(s, now, ws);
+            }
+        }
+        // a supplier a product names and the supplier master does not: an inferred member
+        let named: BTreeSet<String> = ws
+            .products_insert
+            .iter()
+            .chain(&ws.products_update)
+            .filter_map(|p| p.supplier_id.clone())
+            .collect();
+        for id in named {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.suppliers.entry(id) {
+                let row = SupplierRow {
+                    supplier_id: e.key().clone(),
+                    name: None,
+                    lead_time_days: None,
+                    order_days: None,
+                    delivery_days: None,
+                    is_inferred: true,
+                    updated_at: now,
+                };
+                ws.suppliers.push(row.clone());
+                e.insert(row);
+            }
+        }
         Ok(changes)
+    }
+
+    fn apply_supplier(&mut self, s: SupplierRow, now: DateTime<Utc>, ws: &mut WriteSet) -> usize {
+        let row = SupplierRow {
+            updated_at: now,
+            ..s
+        };
+        if self.suppliers.get(&row.supplier_id).is_some_and(|cur| {
+            SupplierRow {
+                updated_at: now,
+                ..cur.clone()
+            } == row
+        }) {
+            return 0;
+        }
+        self.suppliers.insert(row.supplier_id.clone(), row.clone());
+        ws.suppliers.push(row);
+        1
     }
 
     fn apply_store(&mut self, s: StoreRow, now: DateTime<Utc>, ws: &mut WriteSet) -> usize {
@@ -1352,7 +1585,10 @@ impl Model {
             && cur.unit_cost == p.unit_cost
             && cur.unit_price == p.unit_price
             && cur.lead_time_days == p.lead_time_days
-            && cur.service_level == p.service_level;
+            && cur.service_level == p.service_level
+            && cur.supplier_id == p.supplier_id
+            && cur.min_order_qty == p.min_order_qty
+            && cur.shelf_life_days == p.shelf_life_days;
         if attrs_equal && !cur.is_inferred {
             return 0;
         }

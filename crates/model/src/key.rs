@@ -11,10 +11,10 @@ use rust_decimal::prelude::ToPrimitive;
 use stocklake_event::EventType;
 use stocklake_stock::{
     AlertType, Change, Condition, Inputs, Names, OpenAlert, Params, Policy, Position, RuleConfig,
-    Shape, conditions, lifecycle, policy,
+    Shape, Stock, Supply, conditions, lifecycle, policy, propose,
 };
 
-use crate::rows::{AlertRow, DailyRow, LevelRow, OutboxRow, ProductRow};
+use crate::rows::{AlertRow, DailyRow, LevelRow, OutboxRow, ProductRow, ProposalRow};
 use crate::state::{KeyState, OpenState, ProductState, level_print};
 
 /// One line as its key sees it.
@@ -90,7 +90,13 @@ pub struct Look<'a> {
     pub product: &'a ProductState,
     pub store_key: i32,
     pub lead_time_days: u32,
+    /// The lead time's mean and deviation in days, once learnt from orders.
+    pub learnt_lead: Option<(f64, f64)>,
     pub service_level: f64,
+    /// The store sends its purchase orders: the key's open order lines are what is on order.
+    pub orders_feed: bool,
+    /// Who delivers the product and on which days, for the order proposal.
+    pub supply: &'a Supply<'a>,
     pub rules: &'a RuleConfig,
     /// How long after a look a key time alone can change is looked at again.
     pub evaluate_every: Duration,
@@ -126,9 +132,27 @@ pub struct Looked {
     pub alerts: Vec<(AlertRow, Transition)>,
     /// The stock level, when it is to be written (it moved, or a figure changed).
     pub level: Option<LevelRow>,
+    /// The order proposal, when it is to be written (it changed).
+    pub proposal: Option<ProposalRow>,
     /// When the key was due for its next look, and when it is now.
     pub was_due: Option<DateTime<Utc>>,
     pub due: Option<DateTime<Utc>>,
+}
+
+/// What is on its way to a key, as the policy and the alert rules see it.
+struct Coming {
+    /// The next delivery.
+    next: Option<DateTime<Utc>>,
+    /// How uncertain its time is.
+    slack: Duration,
+    /// The usual (or next) delivery's size.
+    typical: f64,
+    /// Whether what comes is known (orders, or a receipt rhythm) at all.
+    known: bool,
+    /// Deliveries the stock projection counts.
+    for_policy: Vec<(DateTime<Utc>, f64)>,
+    /// Deliveries the alert rules count.
+    for_alerts: Vec<(DateTime<Utc>, f64)>,
 }
 
 pub fn decimal_f64(d: Decimal) -> f64 {
@@ -173,7 +197,7 @@ impl KeyState {
                 }
                 delta
             }
-            None if self.count_supersedes(t, q) => {
+            None if line.event_type == EventType::StockCount && self.count_supersedes(t, q) => {
                 self.on_hand = q + after_count;
                 self.last_count_at = Some(t);
                 self.last_count_qty = Some(q);
@@ -309,6 +333,7 @@ impl KeyState {
             self.level_print = Some(print);
             level
         });
+        let proposal = self.proposal(look, has_history);
         let due = self
             .timed(look.rules.min_history_days)
             .then(|| look.now + look.evaluate_every);
@@ -316,9 +341,62 @@ impl KeyState {
         Looked {
             alerts,
             level,
+            proposal,
             was_due,
             due,
         }
+    }
+
+    /// The order proposal for the next order day, when it changed since the last one written
+    /// (none for a key without demand history).
+    fn proposal(&mut self, look: &Look<'_>, has_history: bool) -> Option<ProposalRow> {
+        if !has_history {
+            return None;
+        }
+        let inferred;
+        let on_order: &[(DateTime<Utc>, Decimal)] = if look.orders_feed {
+            &self.orders
+        } else {
+            inferred = [(self.expected_delivery_at.unwrap_or(look.now), self.on_order)];
+            if self.on_order > Decimal::ZERO {
+                &inferred
+            } else {
+                &[]
+            }
+        };
+        let stock = Stock {
+            now: look.now,
+            tz: look.tz,
+            on_hand: self.on_hand,
+            on_order,
+            demand: &self.demand,
+            shape: look.shape,
+            unit: look.product.unit(),
+        };
+        let p = propose(look.supply, &stock)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(
+            &(p.order_date, p.expected_delivery, p.quantity, &p.reason),
+            &mut h,
+        );
+        let print = std::hash::Hasher::finish(&h);
+        if self.proposal_print == Some(print) {
+            return None;
+        }
+        self.proposal_print = Some(print);
+        Some(ProposalRow {
+            store_key: look.store_key,
+            product_key: look.product.row.product_key,
+            supplier_id: look.supply.supplier_id.map(str::to_string),
+            order_date: p.order_date,
+            expected_delivery: p.expected_delivery,
+            quantity: p.quantity,
+            cases: p.cases,
+            on_hand: self.on_hand,
+            on_order: p.on_order,
+            reason: p.reason,
+            created_at: look.now,
+        })
     }
 
     /// The key's replenishment figures and the alert conditions that hold now.
@@ -327,54 +405,28 @@ impl KeyState {
         let lead = look.lead_time_days;
         let params = Params {
             lead_time_days: lead,
+            lead_time_sd_days: look.learnt_lead.map_or(0.0, |l| l.1),
             service_level: look.service_level,
             case_pack: look.product.case_pack(),
         };
-        // what is on its way, from the receipt rhythm: a delivery expected within the lead time
-        let level = self.demand.level;
-        let lead_days = f64::from(lead);
-        self.expected_delivery_at = self.replenishment.expected_next(now, level, lead_days);
-        self.on_order = self.replenishment.in_transit(
-            now,
-            Duration::days(i64::from(lead)) + Duration::hours(12),
-            level,
-            lead_days,
-        );
+        let coming = if look.orders_feed {
+            self.ordered(now, look.learnt_lead.map_or(0.0, |l| l.1))
+        } else {
+            self.inferred(now, lead)
+        };
         let position = Position {
             on_hand: self.on_hand,
             on_order: self.on_order,
             now,
         };
-        let deliveries =
-            self.replenishment
-                .expected_deliveries(now, Duration::days(21), level, lead_days);
         let pol = policy(
             &params,
             &self.demand,
             look.shape,
             &position,
             look.tz,
-            &deliveries,
+            &coming.for_policy,
         );
-        // for the chance of running out before an order could come: a store that has one
-        // order on its way at a time has ordered once its stock fell to its usual order level,
-        // and that order comes a lead time later; nothing else is on its way
-        self.replenishment
-            .note_stock(now, decimal_f64(self.on_hand));
-        // (one expected by now that has not come comes with the next round of deliveries)
-        let r = &self.replenishment;
-        let coming: Vec<(DateTime<Utc>, f64)> = if r.orders_one_at_a_time(lead_days) {
-            r.inferred_arrival(lead_days)
-                .filter(|at| *at >= now - Duration::days(1))
-                .map(|at| (r.next_round(at.max(now)), r.typical_qty))
-                .into_iter()
-                .collect()
-        } else {
-            deliveries
-                .iter()
-                .map(|(at, q)| (r.next_round(*at), *q))
-                .collect()
-        };
         let open_types: Vec<AlertType> = self.alerts.iter().map(|a| a.alert.alert_type).collect();
         let inputs = Inputs {
             params: &params,
@@ -383,12 +435,12 @@ impl KeyState {
             policy: &pol,
             position: &position,
             last_sale_or_restock: self.last_sale_at.max(self.in_stock_since),
-            next_delivery: self.expected_delivery_at,
-            delivery_slack: self.replenishment.slack(level),
-            typical_delivery: self.replenishment.typical_qty,
-            deliveries: &coming,
+            next_delivery: coming.next,
+            delivery_slack: coming.slack,
+            typical_delivery: coming.typical,
+            deliveries: &coming.for_alerts,
             recent_stockout_days: (self.stockout_days & 0x7f).count_ones(),
-            rhythm_known: self.replenishment.receipts > 0,
+            rhythm_known: coming.known,
             open: &open_types,
             tz: look.tz,
         };
@@ -400,6 +452,71 @@ impl KeyState {
         };
         let conds = conditions(&inputs, look.rules, &names);
         (pol, conds)
+    }
+
+    /// What is on its way by the store's purchase orders: every open line, at its promised
+    /// time (a late one any moment now).
+    fn ordered(&mut self, now: DateTime<Utc>, lead_sd_days: f64) -> Coming {
+        self.on_order = self.orders.iter().map(|(_, q)| *q).sum();
+        self.expected_delivery_at = self.orders.first().map(|(t, _)| *t);
+        let list: Vec<(DateTime<Utc>, f64)> = self
+            .orders
+            .iter()
+            .map(|(t, q)| ((*t).max(now), decimal_f64(*q)))
+            .collect();
+        Coming {
+            next: list.first().map(|(t, _)| *t),
+            typical: list.first().map_or(0.0, |(_, q)| *q),
+            // a promise is kept within hours, or within the spread the supplier has shown
+            slack: Duration::hours(3).max(Duration::minutes((lead_sd_days * 1440.0) as i64)),
+            known: true,
+            for_policy: list.clone(),
+            for_alerts: list,
+        }
+    }
+
+    /// What is probably on its way, from the receipt rhythm (a store that sends no orders).
+    fn inferred(&mut self, now: DateTime<Utc>, lead: u32) -> Coming {
+        // a delivery expected within the lead time
+        let level = self.demand.level;
+        let lead_days = f64::from(lead);
+        self.expected_delivery_at = self.replenishment.expected_next(now, level, lead_days);
+        self.on_order = self.replenishment.in_transit(
+            now,
+            Duration::days(i64::from(lead)) + Duration::hours(12),
+            level,
+            lead_days,
+        );
+        let deliveries =
+            self.replenishment
+                .expected_deliveries(now, Duration::days(21), level, lead_days);
+        // for the chance of running out before an order could come: a store that has one
+        // order on its way at a time has ordered once its stock fell to its usual order level,
+        // and that order comes a lead time later; nothing else is on its way
+        self.replenishment
+            .note_stock(now, decimal_f64(self.on_hand));
+        // (one expected by now that has not come comes with the next round of deliveries)
+        let r = &self.replenishment;
+        let for_alerts: Vec<(DateTime<Utc>, f64)> = if r.orders_one_at_a_time(lead_days) {
+            r.inferred_arrival(lead_days)
+                .filter(|at| *at >= now - Duration::days(1))
+                .map(|at| (r.next_round(at.max(now)), r.typical_qty))
+                .into_iter()
+                .collect()
+        } else {
+            deliveries
+                .iter()
+                .map(|(at, q)| (r.next_round(*at), *q))
+                .collect()
+        };
+        Coming {
+            next: self.expected_delivery_at,
+            slack: r.slack(level),
+            typical: r.typical_qty,
+            known: r.receipts > 0,
+            for_policy: deliveries,
+            for_alerts,
+        }
     }
 
     /// Keeps the conditions to raise now: a warning not open yet must have held for `hold`
@@ -562,6 +679,13 @@ impl KeyState {
             last_count_quantity: self.last_count_qty,
             last_movement_at: self.last_movement_at,
             last_sale_at: self.last_sale_at,
+            lead_time_days: Some(look.learnt_lead.map_or_else(
+                || Decimal::from(look.lead_time_days),
+                |l| stocklake_stock::policy::estimate(l.0, 2),
+            )),
+            lead_time_sd_days: look
+                .learnt_lead
+                .map(|l| stocklake_stock::policy::estimate(l.1, 2)),
             in_stock_since: self.in_stock_since,
             demand_level: self.demand.level,
             demand_var: self.demand.var,
@@ -674,6 +798,8 @@ pub fn apply_to_row(
             }
             return;
         }
+        // an order moves nothing on the shelf
+        EventType::PurchaseOrder => return,
     }
     row.net_movement += delta;
     if row.count_time.is_some_and(|ct| time > ct) {
@@ -993,6 +1119,9 @@ mod tests {
                 unit_price: None,
                 lead_time_days: Some(2),
                 service_level: None,
+                supplier_id: None,
+                min_order_qty: None,
+                shelf_life_days: None,
                 is_inferred: false,
                 valid_from: t(0),
                 valid_to: None,
@@ -1001,9 +1130,24 @@ mod tests {
         }
     }
 
+    fn every_day() -> Supply<'static> {
+        Supply {
+            supplier_id: None,
+            order_days: stocklake_stock::Days::EVERY,
+            delivery_days: stocklake_stock::Days::EVERY,
+            lead_time_days: 2.0,
+            lead_time_sd_days: 0.0,
+            case_pack: Decimal::ONE,
+            min_order_qty: None,
+            shelf_life_days: None,
+            service_level: 0.95,
+        }
+    }
+
     #[test]
     fn evaluating_opens_numbers_and_resolves_alerts_and_writes_levels_that_changed() {
         let (shape, product, rules) = (Shape::default(), product(), RuleConfig::default());
+        let supply = every_day();
         let look = |now: DateTime<Utc>, moved: bool| Look {
             now,
             tz: chrono_tz::UTC,
@@ -1011,7 +1155,10 @@ mod tests {
             product: &product,
             store_key: 1,
             lead_time_days: 2,
+            learnt_lead: None,
             service_level: 0.95,
+            orders_feed: false,
+            supply: &supply,
             rules: &rules,
             evaluate_every: Duration::minutes(30),
             moved,
@@ -1061,6 +1208,7 @@ mod tests {
     #[test]
     fn negative_records_raise_their_own_alert() {
         let (shape, product, rules) = (Shape::default(), product(), RuleConfig::default());
+        let supply = every_day();
         let mut k = KeyState::default();
         run(&mut k, &[line(EventType::Sale, 9, "2")]);
         let look = Look {
@@ -1070,7 +1218,10 @@ mod tests {
             product: &product,
             store_key: 1,
             lead_time_days: 2,
+            learnt_lead: None,
             service_level: 0.95,
+            orders_feed: false,
+            supply: &supply,
             rules: &rules,
             evaluate_every: Duration::minutes(30),
             moved: true,

@@ -11,6 +11,7 @@
 //! - `rows`: the rows and the write set of a batch;
 //! - `silver`, `master`: reading silver increments and master data;
 //! - `state`: what is kept in memory between batches;
+//! - `orders`: purchase orders, what each store has on order (no database);
 //! - `key`: the core, one store × SKU's rules over plain data (no database);
 //! - `engine`: the batch, driving the core: what it reads from silver and gold, what it writes;
 //! - `queries`: the read side (API, dashboard, `stocklake alerts`);
@@ -23,6 +24,7 @@ pub mod key;
 pub mod lake;
 pub mod master;
 pub mod notify;
+pub mod orders;
 pub mod queries;
 pub mod rows;
 pub mod schema;

@@ -9,7 +9,7 @@ use rust_decimal::prelude::FromPrimitive;
 use stocklake_silver::read::{active_files, read_files};
 
 use crate::ModelError;
-use crate::rows::{ProductRow, StoreRow};
+use crate::rows::{ProductRow, StoreRow, SupplierRow};
 
 async fn batches(
     table: &DeltaTable,
@@ -68,6 +68,16 @@ pub async fn read_products(table: &DeltaTable) -> Result<Vec<ProductRow>, ModelE
         let os = |a: &deltalake::arrow::array::StringArray, r: usize| {
             (!a.is_null(r)).then(|| a.value(r).to_string())
         };
+        // columns added after the first release: a table loaded before them has none
+        let supplier = b
+            .column_by_name("supplier_id")
+            .and_then(|a| a.as_string_opt::<i32>());
+        let moq = b
+            .column_by_name("min_order_qty")
+            .and_then(|a| a.as_primitive_opt::<Decimal128Type>());
+        let life = b
+            .column_by_name("shelf_life_days")
+            .and_then(|a| a.as_primitive_opt::<Int32Type>());
         for r in 0..b.num_rows() {
             out.push(ProductRow {
                 product_key: 0,
@@ -90,6 +100,11 @@ pub async fn read_products(table: &DeltaTable) -> Result<Vec<ProductRow>, ModelE
                 service_level: (!sl.is_null(r))
                     .then(|| Decimal::from_f64(sl.value(r)).map(|d| d.round_dp(4)))
                     .flatten(),
+                supplier_id: supplier.and_then(|a| os(a, r)),
+                min_order_qty: moq.and_then(|a| {
+                    (!a.is_null(r)).then(|| Decimal::from_i128_with_scale(a.value(r), 3))
+                }),
+                shelf_life_days: life.and_then(|a| (!a.is_null(r)).then(|| a.value(r))),
                 is_inferred: false,
                 valid_from: Utc::now(),
                 valid_to: None,
@@ -135,6 +150,43 @@ pub async fn read_stores(table: &DeltaTable) -> Result<Vec<StoreRow>, ModelError
                 region: os(region, r),
                 country: os(country, r),
                 timezone: os(tz, r).unwrap_or_else(|| "UTC".into()),
+                is_inferred: false,
+                updated_at: Utc::now(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The supplier master as dimension rows.
+pub async fn read_suppliers(table: &DeltaTable) -> Result<Vec<SupplierRow>, ModelError> {
+    let mut out = Vec::new();
+    for b in batches(table).await? {
+        let s = |c: &str| {
+            b.column_by_name(c)
+                .and_then(|a| a.as_string_opt::<i32>())
+                .ok_or_else(|| missing(c))
+        };
+        let (id, name, order, delivery) = (
+            s("supplier_id")?,
+            s("name")?,
+            s("order_days")?,
+            s("delivery_days")?,
+        );
+        let lead = b
+            .column_by_name("lead_time_days")
+            .and_then(|a| a.as_primitive_opt::<Int32Type>())
+            .ok_or_else(|| missing("lead_time_days"))?;
+        let os = |a: &deltalake::arrow::array::StringArray, r: usize| {
+            (!a.is_null(r)).then(|| a.value(r).to_string())
+        };
+        for r in 0..b.num_rows() {
+            out.push(SupplierRow {
+                supplier_id: id.value(r).to_string(),
+                name: os(name, r),
+                lead_time_days: (!lead.is_null(r)).then(|| lead.value(r)),
+                order_days: os(order, r),
+                delivery_days: os(delivery, r),
                 is_inferred: false,
                 updated_at: Utc::now(),
             });

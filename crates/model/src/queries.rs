@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::ModelError;
 use crate::db::Gold;
 use crate::db::dialect::ts;
-use crate::rows::{AlertView, StockView};
+use crate::rows::{AlertView, OrderView, StockView};
 use crate::schema::Dialect;
 
 /// Filters of `GET /v1/stock`.
@@ -19,6 +19,17 @@ pub struct StockFilter {
     /// `fine`, `below_reorder_point` or `out`.
     pub status: Option<String>,
     pub category: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// Filters of `GET /v1/orders` and `stocklake orders`.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub store_id: Option<String>,
+    pub supplier_id: Option<String>,
+    /// Only proposals for this order day.
+    pub date: Option<chrono::NaiveDate>,
     pub limit: usize,
     pub offset: usize,
 }
@@ -326,6 +337,65 @@ pub async fn stock(gold: &Gold, f: &StockFilter) -> Result<Vec<StockView>, Model
             on_order: get(r, "on_order").dec(3).unwrap_or_default(),
             status: get(r, "status").text().unwrap_or_default(),
             updated_at: get(r, "updated_at").time().unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The order proposals with something to order, by store, supplier and SKU.
+pub async fn orders(gold: &Gold, f: &OrderFilter) -> Result<Vec<OrderView>, ModelError> {
+    let mut sql = String::from(
+        "SELECT s.store_id, p.sku, p.name AS product_name, p.case_pack, o.supplier_id, o.order_date,
+                o.expected_delivery, o.quantity, o.cases, o.on_hand, o.on_order, o.reason
+         FROM order_proposal o
+         JOIN dim_store s ON s.store_key = o.store_key
+         JOIN dim_product p ON p.product_key = o.product_key
+         WHERE o.quantity > 0",
+    );
+    let mut params = Vec::new();
+    for (col, v) in [
+        ("s.store_id", &f.store_id),
+        ("o.supplier_id", &f.supplier_id),
+    ] {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND {col} = ?"));
+            params.push(P::Text(v.clone()));
+        }
+    }
+    if let Some(d) = f.date {
+        sql.push_str(match gold.dialect() {
+            Dialect::Postgres => " AND o.order_date = CAST(? AS DATE)",
+            Dialect::Sqlite => " AND o.order_date = ?",
+        });
+        params.push(P::Text(d.format("%Y-%m-%d").to_string()));
+    }
+    sql.push_str(" ORDER BY s.store_id, o.order_date, o.supplier_id, p.sku LIMIT ? OFFSET ?");
+    params.extend(
+        Page {
+            limit: f.limit,
+            offset: f.offset,
+        }
+        .params(),
+    );
+    let rows = query(gold, &sql, params).await?;
+    Ok(rows
+        .iter()
+        .map(|r| OrderView {
+            store_id: get(r, "store_id").text().unwrap_or_default(),
+            sku: get(r, "sku").text().unwrap_or_default(),
+            product_name: get(r, "product_name").text(),
+            supplier_id: get(r, "supplier_id").text(),
+            order_date: get(r, "order_date")
+                .text()
+                .and_then(|t| t.get(..10).and_then(|d| d.parse().ok()))
+                .or_else(|| get(r, "order_date").time().map(|t| t.date_naive()))
+                .unwrap_or_default(),
+            expected_delivery: get(r, "expected_delivery").time().unwrap_or_default(),
+            quantity: get(r, "quantity").dec(3).unwrap_or_default(),
+            cases: get(r, "cases").int().unwrap_or_default(),
+            case_pack: get(r, "case_pack").int(),
+            on_hand: get(r, "on_hand").dec(3).unwrap_or_default(),
+            on_order: get(r, "on_order").dec(3).unwrap_or_default(),
+            reason: get(r, "reason").text().unwrap_or_default(),
         })
         .collect())
 }

@@ -103,6 +103,10 @@ pub struct ProductRow {
     pub unit_price: Option<Decimal>,
     pub lead_time_days: Option<i32>,
     pub service_level: Option<Decimal>,
+    /// Who delivers it (`dim_supplier`), its least order and how many days it keeps.
+    pub supplier_id: Option<String>,
+    pub min_order_qty: Option<Decimal>,
+    pub shelf_life_days: Option<i32>,
     pub is_inferred: bool,
     pub valid_from: DateTime<Utc>,
     pub valid_to: Option<DateTime<Utc>>,
@@ -184,6 +188,10 @@ pub struct LevelRow {
     pub last_count_quantity: Option<Decimal>,
     pub last_movement_at: Option<DateTime<Utc>>,
     pub last_sale_at: Option<DateTime<Utc>>,
+    /// The lead time in days and its deviation, learnt from purchase orders and their receipts
+    /// (or, until learnt, the master data's, with no deviation).
+    pub lead_time_days: Option<Decimal>,
+    pub lead_time_sd_days: Option<Decimal>,
     pub in_stock_since: Option<DateTime<Utc>>,
     pub demand_level: f64,
     pub demand_var: f64,
@@ -199,6 +207,55 @@ pub struct LevelRow {
     pub order_level: f64,
     /// When stock last fell to that level since the last delivery: the store's order, inferred.
     pub ordered_at: Option<DateTime<Utc>>,
+}
+
+/// A line of a purchase order (`purchase_order_line`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderLineRow {
+    pub order_id: String,
+    pub line_no: i32,
+    pub store_key: i32,
+    pub product_key: i32,
+    pub ordered_at: Option<DateTime<Utc>>,
+    pub expected_at: Option<DateTime<Utc>>,
+    pub quantity: Decimal,
+    pub received_quantity: Decimal,
+    pub status: String,
+    pub version_time: Option<DateTime<Utc>>,
+    pub version_event_id: Option<String>,
+    pub first_received_at: Option<DateTime<Utc>>,
+    pub last_received_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A supplier (`dim_supplier`), from `suppliers.csv` or inferred from a product that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupplierRow {
+    pub supplier_id: String,
+    pub name: Option<String>,
+    pub lead_time_days: Option<i32>,
+    /// Weekdays as `suppliers.csv` writes them (`Mon Thu`), empty for every day.
+    pub order_days: Option<String>,
+    pub delivery_days: Option<String>,
+    pub is_inferred: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An order proposal (`order_proposal`): what a store should order of a product on its next
+/// order day, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalRow {
+    pub store_key: i32,
+    pub product_key: i32,
+    pub supplier_id: Option<String>,
+    pub order_date: NaiveDate,
+    pub expected_delivery: DateTime<Utc>,
+    pub quantity: Decimal,
+    pub cases: i32,
+    pub on_hand: Decimal,
+    pub on_order: Decimal,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -326,6 +383,13 @@ pub struct WriteSet {
     pub client_types: Vec<(i32, String)>,
     pub sales: Vec<SaleRow>,
     pub movements: Vec<MovementRow>,
+    /// Upserted by (store, order, product).
+    pub order_lines: Vec<OrderLineRow>,
+    /// Upserted by supplier id.
+    pub suppliers: Vec<SupplierRow>,
+    /// Upserted by (store, product): a key's proposal for its next order day (quantity 0 once
+    /// nothing is to be ordered).
+    pub proposals: Vec<ProposalRow>,
     /// Upserted by (store, product, date).
     pub daily: Vec<DailyRow>,
     /// Upserted by (store, product).
@@ -460,6 +524,63 @@ pub struct AlertView {
     pub threshold: Decimal,
     pub suggested_order_qty: Decimal,
     pub message: String,
+}
+
+/// An order proposal as the API, the CLI and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrderView {
+    pub store_id: String,
+    pub sku: String,
+    pub product_name: Option<String>,
+    pub supplier_id: Option<String>,
+    pub order_date: NaiveDate,
+    pub expected_delivery: DateTime<Utc>,
+    pub quantity: Decimal,
+    pub cases: i64,
+    pub case_pack: Option<i64>,
+    pub on_hand: Decimal,
+    pub on_order: Decimal,
+    pub reason: String,
+}
+
+impl OrderView {
+    /// The CSV columns, in order (docs/contract.md §4, `GET /v1/orders?format=csv`).
+    pub const CSV_HEADER: [&'static str; 11] = [
+        "store_id",
+        "sku",
+        "product_name",
+        "supplier_id",
+        "order_date",
+        "expected_delivery",
+        "quantity",
+        "cases",
+        "on_hand",
+        "on_order",
+        "reason",
+    ];
+
+    /// Proposals as CSV with a header row, for upload into an ordering system.
+    pub fn to_csv(rows: &[OrderView]) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(Self::CSV_HEADER);
+        for r in rows {
+            let _ = w.write_record([
+                r.store_id.as_str(),
+                r.sku.as_str(),
+                r.product_name.as_deref().unwrap_or(""),
+                r.supplier_id.as_deref().unwrap_or(""),
+                &r.order_date.to_string(),
+                &r.expected_delivery
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                &r.quantity.normalize().to_string(),
+                &r.cases.to_string(),
+                &r.on_hand.normalize().to_string(),
+                &r.on_order.normalize().to_string(),
+                r.reason.as_str(),
+            ]);
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

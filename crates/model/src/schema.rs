@@ -437,6 +437,64 @@ CREATE TABLE gold_epoch (
 "#,
         postgres_only: "",
     },
+    Migration {
+        version: 8,
+        name: "replenishment: purchase order lines, suppliers, order proposals, the product's supplier rules and the learnt lead time",
+        sql: r#"
+CREATE TABLE purchase_order_line (
+    order_id           TEXT NOT NULL,
+    line_no            INTEGER NOT NULL,
+    store_key          INTEGER NOT NULL REFERENCES dim_store (store_key),
+    product_key        INTEGER NOT NULL REFERENCES dim_product (product_key),
+    ordered_at         {TS},
+    expected_at        {TS},
+    quantity           NUMERIC(18,3) NOT NULL,
+    received_quantity  NUMERIC(18,3) NOT NULL,
+    status             TEXT NOT NULL,
+    version_time       {TS},
+    version_event_id   TEXT,
+    first_received_at  {TS},
+    last_received_at   {TS},
+    updated_at         {TS} NOT NULL,
+    gold_batch         {BIGINT} NOT NULL DEFAULT 0,
+    PRIMARY KEY (store_key, order_id, product_key)
+);
+CREATE INDEX purchase_order_line_status ON purchase_order_line (status, expected_at);
+CREATE INDEX purchase_order_line_gold_batch ON purchase_order_line (gold_batch);
+CREATE TABLE dim_supplier (
+    supplier_id      TEXT PRIMARY KEY,
+    name             TEXT,
+    lead_time_days   INTEGER,
+    order_days       TEXT,
+    delivery_days    TEXT,
+    is_inferred      {BOOL} NOT NULL,
+    updated_at       {TS} NOT NULL,
+    gold_batch       {BIGINT} NOT NULL DEFAULT 0
+);
+CREATE TABLE order_proposal (
+    store_key          INTEGER NOT NULL REFERENCES dim_store (store_key),
+    product_key        INTEGER NOT NULL REFERENCES dim_product (product_key),
+    supplier_id        TEXT,
+    order_date         DATE NOT NULL,
+    expected_delivery  {TS} NOT NULL,
+    quantity           NUMERIC(18,3) NOT NULL,
+    cases              INTEGER NOT NULL,
+    on_hand            NUMERIC(18,3) NOT NULL,
+    on_order           NUMERIC(18,3) NOT NULL,
+    reason             TEXT NOT NULL,
+    created_at         {TS} NOT NULL,
+    gold_batch         {BIGINT} NOT NULL DEFAULT 0,
+    PRIMARY KEY (store_key, product_key)
+);
+CREATE INDEX order_proposal_gold_batch ON order_proposal (gold_batch);
+ALTER TABLE dim_product ADD COLUMN supplier_id TEXT;
+ALTER TABLE dim_product ADD COLUMN min_order_qty NUMERIC(18,3);
+ALTER TABLE dim_product ADD COLUMN shelf_life_days INTEGER;
+ALTER TABLE stock_level ADD COLUMN lead_time_days NUMERIC(9,2);
+ALTER TABLE stock_level ADD COLUMN lead_time_sd_days NUMERIC(9,2);
+"#,
+        postgres_only: "",
+    },
 ];
 
 /// The analyst views (migration 5), documented with example queries in docs/analytics.md.
@@ -479,6 +537,9 @@ pub const TABLES: &[&str] = &[
     "fact_stock_daily",
     "stock_level",
     "stock_alert",
+    "purchase_order_line",
+    "dim_supplier",
+    "order_proposal",
     "gold_checkpoint",
     "gold_row_count",
     "gold_store_state",

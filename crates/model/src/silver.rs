@@ -31,6 +31,8 @@ pub struct SilverLine {
     pub category: Option<String>,
     pub payment_method: Option<String>,
     pub client_type: Option<String>,
+    pub order_id: Option<String>,
+    pub expected_at: Option<DateTime<Utc>>,
     pub arrived_at: DateTime<Utc>,
     pub refined_at: DateTime<Utc>,
 }
@@ -66,6 +68,10 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
             .and_then(|c| c.as_string_opt::<i32>())
     };
     let (payment_method, client_type) = (later("payment_method"), later("client_type"));
+    let order_id = later("order_id");
+    let expected_at = b
+        .column_by_name("expected_at")
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
     let line_no = col(b, "line_no")?
         .as_primitive_opt::<Int32Type>()
         .ok_or_else(|| ModelError::silver("line_no is not int32"))?;
@@ -113,6 +119,8 @@ pub fn decode(b: &RecordBatch, out: &mut Vec<SilverLine>) -> Result<(), ModelErr
             category: opt_s(category, i),
             payment_method: payment_method.and_then(|a| opt_s(a, i)),
             client_type: client_type.and_then(|a| opt_s(a, i)),
+            order_id: order_id.and_then(|a| opt_s(a, i)),
+            expected_at: expected_at.and_then(|a| (!a.is_null(i)).then(|| micros(a.value(i)))),
             arrived_at: micros(arrived_at.value(i)),
             refined_at: micros(refined_at.value(i)),
         });

@@ -138,6 +138,13 @@ pub struct StoreExtra {
     /// Mean daily units per weekday (Monday first), and how many days each mean holds.
     pub weekday_units: [f64; 7],
     pub weekday_days: [u32; 7],
+    /// The store sends its purchase orders: what is on order is known, not inferred.
+    #[serde(default)]
+    pub orders_feed: bool,
+    /// Lead times learnt from the store's orders and their receipts: by supplier, or by
+    /// `sku:` and the SKU for products no supplier is known for.
+    #[serde(default)]
+    pub lead: std::collections::BTreeMap<String, LeadTime>,
 }
 
 impl Default for StoreExtra {
@@ -147,7 +154,43 @@ impl Default for StoreExtra {
             today_hours: [0.0; 24],
             weekday_units: [0.0; 7],
             weekday_days: [0; 7],
+            orders_feed: false,
+            lead: Default::default(),
         }
+    }
+}
+
+/// A lead time learnt from orders: mean and variance in days, the first observations averaged,
+/// later ones weighted so that a supplier that changes is followed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeadTime {
+    pub n: u32,
+    pub mean: f64,
+    pub var: f64,
+}
+
+impl LeadTime {
+    /// Observations before the learnt figures are used.
+    pub const ENOUGH: u32 = 3;
+
+    pub fn observe(&mut self, days: f64) {
+        if !days.is_finite() || days < 0.0 {
+            return;
+        }
+        self.n += 1;
+        let a = (1.0 / f64::from(self.n)).max(0.1);
+        let diff = days - self.mean;
+        self.mean += a * diff;
+        self.var = (1.0 - a) * (self.var + a * diff * diff);
+    }
+
+    pub fn sd(&self) -> f64 {
+        self.var.max(0.0).sqrt()
+    }
+
+    /// (mean, deviation) once learnt.
+    pub fn learnt(&self) -> Option<(f64, f64)> {
+        (self.n >= Self::ENOUGH).then(|| (self.mean, self.sd()))
     }
 }
 
@@ -217,6 +260,11 @@ pub struct KeyState {
     pub pending: Vec<(AlertType, DateTime<Utc>)>,
     /// One bit per closed day (newest lowest): the shelf ran empty on record that day.
     pub stockout_days: u32,
+    /// The open lines of the store's purchase orders for this SKU: (promised delivery,
+    /// quantity), earliest first.
+    pub orders: Vec<(DateTime<Utc>, Decimal)>,
+    /// A fingerprint of the order proposal last written.
+    pub proposal_print: Option<u64>,
 }
 
 impl KeyState {
@@ -265,6 +313,8 @@ impl KeyState {
             due: None,
             pending: Vec::new(),
             stockout_days: l.stockout_days.max(0) as u32,
+            orders: Vec::new(),
+            proposal_print: None,
         }
     }
 }
@@ -292,6 +342,7 @@ pub fn level_print(l: &LevelRow) -> u64 {
         .hash(&mut h);
     (l.receipt_count, l.stockout_days).hash(&mut h);
     (l.order_level.to_bits(), l.ordered_at).hash(&mut h);
+    (l.lead_time_days, l.lead_time_sd_days).hash(&mut h);
     for f in [
         l.demand_level,
         l.demand_var,
@@ -448,6 +499,8 @@ mod tests {
             last_count_quantity: Some(Decimal::new(50, 0)),
             last_movement_at: Some(at(7)),
             last_sale_at: None,
+            lead_time_days: None,
+            lead_time_sd_days: None,
             in_stock_since: None,
             demand_level: 2.5,
             demand_var: 1.0,

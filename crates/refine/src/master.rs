@@ -29,7 +29,8 @@ use crate::RefineError;
 use crate::refiner::META_KEY;
 use stocklake_silver::read::active_files;
 use stocklake_silver::tables::{
-    MONEY, PRODUCTS, PRODUCTS_SCHEMA, STORES, STORES_SCHEMA, open_or_create,
+    MONEY, PRODUCTS, PRODUCTS_SCHEMA, QTY, STORES, STORES_SCHEMA, SUPPLIERS, SUPPLIERS_SCHEMA,
+    open_or_create,
 };
 
 /// One product row.
@@ -46,6 +47,23 @@ pub struct ProductRow {
     pub unit_price: Option<Decimal>,
     pub lead_time_days: Option<i32>,
     pub service_level: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supplier_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_order_qty: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shelf_life_days: Option<i32>,
+}
+
+/// One supplier row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplierRow {
+    pub supplier_id: String,
+    pub name: Option<String>,
+    pub lead_time_days: Option<i32>,
+    /// Weekdays, `Mon Thu` (normalised); `None` for every day.
+    pub order_days: Option<String>,
+    pub delivery_days: Option<String>,
 }
 
 /// One store row.
@@ -65,6 +83,7 @@ pub struct StoreRow {
 pub struct MasterReport {
     pub products: Option<usize>,
     pub stores: Option<usize>,
+    pub suppliers: Option<usize>,
     /// Tables whose content changed (a new version).
     pub changed: Vec<&'static str>,
 }
@@ -156,7 +175,7 @@ fn money(csv: &Csv, line: u64, col: &str, v: Option<&str>) -> Result<Option<Deci
 /// legacy record carries); a key column (`sku`, `store_id`): at most 128, as in events.
 fn text(csv: &Csv, line: u64, col: &str, v: Option<&str>) -> Result<Option<String>, RefineError> {
     let Some(v) = v else { return Ok(None) };
-    let key = matches!(col, "sku" | "store_id");
+    let key = matches!(col, "sku" | "store_id" | "supplier_id");
     if key && v.chars().count() > stocklake_event::MAX_ID_CHARS {
         return Err(csv.err(
             line,
@@ -201,6 +220,9 @@ pub fn read_products(path: &Path) -> Result<Vec<ProductRow>, RefineError> {
         "unit_price",
         "lead_time_days",
         "service_level",
+        "supplier_id",
+        "min_order_qty",
+        "shelf_life_days",
     ];
     let (csv, mut reader) = open_csv(path, &known, "sku")?;
     let mut out = Vec::new();
@@ -253,7 +275,120 @@ pub fn read_products(path: &Path) -> Result<Vec<ProductRow>, RefineError> {
                 0,
             )?,
             service_level,
+            supplier_id: s("supplier_id")?,
+            min_order_qty: quantity(&csv, line, "min_order_qty", csv.get(&rec, "min_order_qty"))?,
+            shelf_life_days: int(
+                &csv,
+                line,
+                "shelf_life_days",
+                csv.get(&rec, "shelf_life_days"),
+                1,
+            )?,
             sku,
+        });
+    }
+    Ok(out)
+}
+
+/// A positive quantity with at most 3 decimals, as event quantities.
+fn quantity(
+    csv: &Csv,
+    line: u64,
+    col: &str,
+    v: Option<&str>,
+) -> Result<Option<Decimal>, RefineError> {
+    let Some(v) = v else { return Ok(None) };
+    let d: Decimal = v
+        .parse()
+        .map_err(|_| csv.err(line, col, format!("{v:?} is not a decimal number")))?;
+    if d <= Decimal::ZERO {
+        return Err(csv.err(line, col, format!("{v} is not above 0")));
+    }
+    if d.normalize().scale() > 3 {
+        return Err(csv.err(line, col, format!("{v} has more than 3 decimals")));
+    }
+    if d >= Decimal::from(stocklake_event::QUANTITY_LIMIT) {
+        return Err(csv.err(line, col, format!("{v} is too large")));
+    }
+    Ok(Some(d))
+}
+
+/// Weekdays as `Mon Thu` (any case, separated by spaces or commas), normalised to the week's
+/// order; `None` when empty (every day).
+pub fn weekdays(
+    csv_file: &str,
+    line: u64,
+    col: &str,
+    v: Option<&str>,
+) -> Result<Option<String>, RefineError> {
+    const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let Some(v) = v else { return Ok(None) };
+    let mut bits = 0u8;
+    for word in v.split([' ', ',', ';']).filter(|w| !w.is_empty()) {
+        let i = NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(word))
+            .ok_or_else(|| {
+                RefineError::MasterData(format!(
+                    "{csv_file} line {line}, column {col}: {word:?} is not a weekday (Mon Tue Wed Thu Fri Sat Sun)"
+                ))
+            })?;
+        bits |= 1 << i;
+    }
+    if bits == 0 || bits == 0x7f {
+        return Ok(None);
+    }
+    Ok(Some(
+        (0..7)
+            .filter(|i| bits & (1 << i) != 0)
+            .map(|i| NAMES[i])
+            .collect::<Vec<_>>()
+            .join(" "),
+    ))
+}
+
+/// Reads and validates `suppliers.csv`.
+pub fn read_suppliers(path: &Path) -> Result<Vec<SupplierRow>, RefineError> {
+    let known = [
+        "supplier_id",
+        "name",
+        "lead_time_days",
+        "order_days",
+        "delivery_days",
+    ];
+    let (csv, mut reader) = open_csv(path, &known, "supplier_id")?;
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| RefineError::MasterData(format!("{}: {e}", csv.file)))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let s = |c: &str| text(&csv, line, c, csv.get(&rec, c));
+        let supplier_id =
+            s("supplier_id")?.ok_or_else(|| csv.err(line, "supplier_id", "is empty"))?;
+        if !seen.insert(supplier_id.clone()) {
+            return Err(csv.err(
+                line,
+                "supplier_id",
+                format!("{supplier_id:?} appears twice"),
+            ));
+        }
+        out.push(SupplierRow {
+            name: s("name")?,
+            lead_time_days: int(
+                &csv,
+                line,
+                "lead_time_days",
+                csv.get(&rec, "lead_time_days"),
+                0,
+            )?,
+            order_days: weekdays(&csv.file, line, "order_days", csv.get(&rec, "order_days"))?,
+            delivery_days: weekdays(
+                &csv.file,
+                line,
+                "delivery_days",
+                csv.get(&rec, "delivery_days"),
+            )?,
+            supplier_id,
         });
     }
     Ok(out)
@@ -317,6 +452,11 @@ fn products_batch(rows: &[ProductRow], at: DateTime<Utc>) -> Result<RecordBatch,
     let mut price = dec();
     let mut lead = Int32Builder::with_capacity(n);
     let mut sl = Float64Builder::with_capacity(n);
+    let mut supplier = StringBuilder::new();
+    let mut moq = Decimal128Builder::with_capacity(n)
+        .with_precision_and_scale(QTY.0, QTY.1)
+        .unwrap_or_else(|_| Decimal128Builder::with_capacity(n));
+    let mut life = Int32Builder::with_capacity(n);
     let mut loaded = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let scaled = |d: Decimal| {
         let mut d = d;
@@ -335,6 +475,13 @@ fn products_batch(rows: &[ProductRow], at: DateTime<Utc>) -> Result<RecordBatch,
         price.append_option(r.unit_price.map(scaled));
         lead.append_option(r.lead_time_days);
         sl.append_option(r.service_level);
+        supplier.append_option(r.supplier_id.as_deref());
+        moq.append_option(r.min_order_qty.map(|d| {
+            let mut d = d;
+            d.rescale(QTY.1 as u32);
+            d.mantissa()
+        }));
+        life.append_option(r.shelf_life_days);
         loaded.append_value(at.timestamp_micros());
     }
     let cols: Vec<ArrayRef> = vec![
@@ -350,6 +497,9 @@ fn products_batch(rows: &[ProductRow], at: DateTime<Utc>) -> Result<RecordBatch,
         Arc::new(lead.finish()),
         Arc::new(sl.finish()),
         Arc::new(loaded.finish()),
+        Arc::new(supplier.finish()),
+        Arc::new(moq.finish()),
+        Arc::new(life.finish()),
     ];
     RecordBatch::try_new(PRODUCTS_SCHEMA.clone(), cols)
         .map_err(|e| RefineError::Internal(format!("products batch: {e}")))
@@ -382,6 +532,32 @@ fn stores_batch(rows: &[StoreRow], at: DateTime<Utc>) -> Result<RecordBatch, Ref
     arrays.push(Arc::new(loaded.finish()));
     RecordBatch::try_new(STORES_SCHEMA.clone(), arrays)
         .map_err(|e| RefineError::Internal(format!("stores batch: {e}")))
+}
+
+fn suppliers_batch(rows: &[SupplierRow], at: DateTime<Utc>) -> Result<RecordBatch, RefineError> {
+    let n = rows.len();
+    let (mut id, mut name) = (StringBuilder::new(), StringBuilder::new());
+    let (mut order, mut delivery) = (StringBuilder::new(), StringBuilder::new());
+    let mut lead = Int32Builder::with_capacity(n);
+    let mut loaded = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    for r in rows {
+        id.append_value(&r.supplier_id);
+        name.append_option(r.name.as_deref());
+        lead.append_option(r.lead_time_days);
+        order.append_option(r.order_days.as_deref());
+        delivery.append_option(r.delivery_days.as_deref());
+        loaded.append_value(at.timestamp_micros());
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(name.finish()),
+        Arc::new(lead.finish()),
+        Arc::new(order.finish()),
+        Arc::new(delivery.finish()),
+        Arc::new(loaded.finish()),
+    ];
+    RecordBatch::try_new(SUPPLIERS_SCHEMA.clone(), cols)
+        .map_err(|e| RefineError::Internal(format!("suppliers batch: {e}")))
 }
 
 async fn last_hash(table: &DeltaTable) -> Result<Option<String>, RefineError> {
@@ -461,7 +637,31 @@ async fn replace(
     Ok(())
 }
 
-/// Loads `products.csv` and `stores.csv` from `dir` (either may be absent) into silver.
+/// Writes `batch` as the new content of master table `name` when `hash` (of its rows) differs
+/// from the last load's; whether it did.
+async fn put(
+    silver: &Location,
+    aws: &AwsOptions,
+    name: &'static str,
+    hash: String,
+    rows: usize,
+    batch: RecordBatch,
+) -> Result<bool, RefineError> {
+    let mut table = open_or_create(silver, aws, name).await?;
+    if last_hash(&table).await?.as_deref() == Some(hash.as_str()) {
+        return Ok(false);
+    }
+    let meta = MasterMeta {
+        kind: "master".into(),
+        hash,
+        rows,
+    };
+    replace(&mut table, name, batch, meta).await?;
+    Ok(true)
+}
+
+/// Loads `products.csv`, `stores.csv` and `suppliers.csv` from `dir` (any may be absent, not
+/// all) into silver. Every file is validated before any is written.
 pub async fn load_master_data(
     silver: &Location,
     aws: &AwsOptions,
@@ -469,58 +669,42 @@ pub async fn load_master_data(
 ) -> Result<MasterReport, RefineError> {
     let mut report = MasterReport::default();
     let now = Utc::now();
-    let products = dir.join("products.csv");
-    let stores = dir.join("stores.csv");
-    if !products.exists() && !stores.exists() {
+    let [products, stores, suppliers] =
+        ["products.csv", "stores.csv", "suppliers.csv"].map(|f| dir.join(f));
+    if !products.exists() && !stores.exists() && !suppliers.exists() {
         return Err(RefineError::MasterData(format!(
-            "{} holds neither products.csv nor stores.csv",
+            "{} holds none of products.csv, stores.csv, suppliers.csv",
             dir.display()
         )));
     }
-    // validate both before writing either
     let product_rows = products
         .exists()
         .then(|| read_products(&products))
         .transpose()?;
     let store_rows = stores.exists().then(|| read_stores(&stores)).transpose()?;
+    let supplier_rows = suppliers
+        .exists()
+        .then(|| read_suppliers(&suppliers))
+        .transpose()?;
     if let Some(rows) = product_rows {
-        let hash = hash_of(&rows);
-        let mut table = open_or_create(silver, aws, PRODUCTS).await?;
         report.products = Some(rows.len());
-        if last_hash(&table).await?.as_deref() != Some(hash.as_str()) {
-            let n = rows.len();
-            replace(
-                &mut table,
-                PRODUCTS,
-                products_batch(&rows, now)?,
-                MasterMeta {
-                    kind: "master".into(),
-                    hash,
-                    rows: n,
-                },
-            )
-            .await?;
+        let batch = products_batch(&rows, now)?;
+        if put(silver, aws, PRODUCTS, hash_of(&rows), rows.len(), batch).await? {
             report.changed.push(PRODUCTS);
         }
     }
     if let Some(rows) = store_rows {
-        let hash = hash_of(&rows);
-        let mut table = open_or_create(silver, aws, STORES).await?;
         report.stores = Some(rows.len());
-        if last_hash(&table).await?.as_deref() != Some(hash.as_str()) {
-            let n = rows.len();
-            replace(
-                &mut table,
-                STORES,
-                stores_batch(&rows, now)?,
-                MasterMeta {
-                    kind: "master".into(),
-                    hash,
-                    rows: n,
-                },
-            )
-            .await?;
+        let batch = stores_batch(&rows, now)?;
+        if put(silver, aws, STORES, hash_of(&rows), rows.len(), batch).await? {
             report.changed.push(STORES);
+        }
+    }
+    if let Some(rows) = supplier_rows {
+        report.suppliers = Some(rows.len());
+        let batch = suppliers_batch(&rows, now)?;
+        if put(silver, aws, SUPPLIERS, hash_of(&rows), rows.len(), batch).await? {
+            report.changed.push(SUPPLIERS);
         }
     }
     Ok(report)

@@ -112,6 +112,8 @@ struct LineColumns {
     bronze_line: Int32Builder,
     payment_method: StringBuilder,
     client_type: StringBuilder,
+    order_id: StringBuilder,
+    expected_at: TimestampMicrosecondBuilder,
 }
 
 impl LineColumns {
@@ -155,6 +157,8 @@ impl LineColumns {
             bronze_line: Int32Builder::with_capacity(cap),
             payment_method: s(0),
             client_type: s(0),
+            order_id: s(0),
+            expected_at: ts(),
         }
     }
 
@@ -187,6 +191,8 @@ impl LineColumns {
             Arc::new(self.bronze_line.finish()),
             Arc::new(self.payment_method.finish()),
             Arc::new(self.client_type.finish()),
+            Arc::new(self.order_id.finish()),
+            Arc::new(self.expected_at.finish()),
         ];
         RecordBatch::try_new(LINES_SCHEMA.clone(), columns)
             .map_err(|e| RefineError::Internal(format!("building silver lines: {e}")))
@@ -448,6 +454,11 @@ fn append_event(
     c.bronze_line.append_value_n(bronze_line as i32, n);
     repeat(&mut c.payment_method, e.payment_method.as_deref());
     repeat(&mut c.client_type, e.client_type.as_deref());
+    repeat(&mut c.order_id, e.order_id.as_deref());
+    match e.expected_at {
+        Some(t) => c.expected_at.append_value_n(t.timestamp_micros(), n),
+        None => c.expected_at.append_nulls(n),
+    }
     for (i, l) in e.lines.iter().enumerate() {
         c.line_no.append_value(i as i32);
         c.sku.append_value(&l.sku);

@@ -122,6 +122,39 @@
       <td>${esc(ago(a.opened_at))}</td></tr>`).join("");
   }
 
+  async function orders() {
+    const d = await get("v1/orders", { store_id: store, limit: 300 });
+    if (!d.orders.length) { $("orders").innerHTML = '<tr><td colspan="6" class="empty">nothing to order</td></tr>'; return; }
+    let head = "";
+    $("orders").innerHTML = d.orders.map((o) => {
+      const h = o.store_id + "|" + (o.supplier_id || "") + "|" + o.order_date;
+      const group = h === head ? "" : `<tr class="group" data-testid="order-group"><td colspan="6"><b>${esc(o.store_id)}</b> · ${esc(o.supplier_id || "no supplier in master data")} · order ${esc(o.order_date)} · delivery ${esc(new Date(o.expected_delivery).toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }))}</td></tr>`;
+      head = h;
+      return group + `<tr data-testid="order-row">
+      <td>${esc(o.product_name || o.sku)}<br><small class="empty">${esc(o.sku)}</small></td>
+      <td class="n"><b>${fmt(o.quantity, 3)}</b></td>
+      <td class="n">${fmt(o.cases, 0)}</td>
+      <td class="n">${fmt(o.on_hand, 3)}</td>
+      <td class="n">${fmt(o.on_order, 3)}</td>
+      <td><small>${esc(o.reason)}</small></td></tr>`;
+    }).join("");
+  }
+
+  // the CSV through fetch, so that a read token goes in a header, never in a URL
+  $("orders-csv").addEventListener("click", async () => {
+    const u = new URL("v1/orders", location.href);
+    u.searchParams.set("format", "csv");
+    if (store) u.searchParams.set("store_id", store);
+    const headers = token ? { authorization: "Bearer " + token } : {};
+    const r = await fetch(u, { headers, credentials: "omit" });
+    if (!r.ok) { $("live").textContent = "CSV download failed: " + r.status; return; }
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(await r.blob());
+    a.download = "orders" + (store ? "-" + store : "") + ".csv";
+    a.click();
+    URL.revokeObjectURL(a.href);
+  });
+
   async function pipeline() {
     const d = await get("v1/pipeline");
     const stages = d.stages || [];
@@ -151,7 +184,7 @@
   }
 
   async function refresh() {
-    const parts = [stores, categories, velocity, alerts, pipeline];
+    const parts = [stores, categories, velocity, alerts, orders, pipeline];
     const results = await Promise.allSettled(parts.map((f) => f()));
     const failed = results.filter((r) => r.status === "rejected");
     const denied = failed.find((r) => r.reason instanceof Unauthorized);

@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use stocklake_http::TokenSet;
 use stocklake_model::Gold;
-use stocklake_model::queries::{self, AlertFilter, Page, StockFilter};
+use stocklake_model::queries::{self, AlertFilter, OrderFilter, Page, StockFilter};
 
 use crate::pipeline::Pipeline;
 
@@ -72,6 +72,17 @@ struct AlertQuery {
     sku: Option<String>,
     alert_type: Option<String>,
     severity: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderQuery {
+    store_id: Option<String>,
+    supplier_id: Option<String>,
+    date: Option<String>,
+    format: Option<String>,
     limit: Option<u64>,
     offset: Option<u64>,
 }
@@ -213,6 +224,79 @@ async fn alerts(
     };
     axum::Json(serde_json::json!({
         "count": rows.len(), "total": total, "limit": page.limit, "offset": page.offset, "alerts": rows
+    }))
+    .into_response()
+}
+
+/// The order proposals with something to order: JSON, or CSV (`format=csv`) for an ordering
+/// system.
+async fn orders(
+    State(s): State<AppState>,
+    q: Result<Query<OrderQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return bad_query(e),
+    };
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("format {other:?} is not json or csv"),
+            );
+        }
+    };
+    let date = match q
+        .date
+        .as_deref()
+        .map(|d| (d, d.parse::<chrono::NaiveDate>()))
+    {
+        None => None,
+        Some((_, Ok(d))) => Some(d),
+        Some((d, Err(_))) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!(
+                    "date {:?} is not a date (YYYY-MM-DD)",
+                    d.chars().take(40).collect::<String>()
+                ),
+            );
+        }
+    };
+    let page = match check_page(q.limit, q.offset, if csv { Page::MAX_LIMIT } else { 500 }) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let f = OrderFilter {
+        store_id: q.store_id,
+        supplier_id: q.supplier_id,
+        date,
+        limit: page.limit,
+        offset: page.offset,
+    };
+    let rows = match queries::orders(&s.gold, &f).await {
+        Ok(rows) => rows,
+        Err(e) => return db_error(e),
+    };
+    if csv {
+        return (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"orders.csv\"",
+                ),
+            ],
+            stocklake_model::rows::OrderView::to_csv(&rows),
+        )
+            .into_response();
+    }
+    axum::Json(serde_json::json!({
+        "count": rows.len(), "limit": page.limit, "offset": page.offset, "orders": rows
     }))
     .into_response()
 }
@@ -461,6 +545,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stock", get(stock))
         .route("/v1/stock/summary", get(summary))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/orders", get(orders))
         .route("/v1/pipeline", get(pipeline))
         .route("/v1/dead-letters", get(dead_letters))
         .route("/v1/stores", get(stores))

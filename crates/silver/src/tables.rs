@@ -15,6 +15,7 @@ pub const POS_EVENT_LINES: &str = "pos_event_lines";
 pub const QUARANTINE: &str = "quarantine";
 pub const PRODUCTS: &str = "products";
 pub const STORES: &str = "stores";
+pub const SUPPLIERS: &str = "suppliers";
 
 /// Precision and scale of quantities: up to 3 decimals.
 pub const QTY: (u8, i8) = (18, 3);
@@ -57,6 +58,8 @@ pub static LINES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         // (`evolve`), and their older files read them as null
         Field::new("payment_method", DataType::Utf8, true),
         Field::new("client_type", DataType::Utf8, true),
+        Field::new("order_id", DataType::Utf8, true),
+        Field::new("expected_at", utc(), true),
     ]))
 });
 
@@ -124,6 +127,7 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
         "refined_at",
         "payment_method",
         "client_type",
+        "expected_at",
     ] {
         b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
@@ -184,6 +188,22 @@ pub static PRODUCTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("lead_time_days", DataType::Int32, true),
         Field::new("service_level", DataType::Float64, true),
         Field::new("loaded_at", utc(), false),
+        // added after the first release (schema evolution, as the lines table)
+        Field::new("supplier_id", DataType::Utf8, true),
+        Field::new("min_order_qty", DataType::Decimal128(QTY.0, QTY.1), true),
+        Field::new("shelf_life_days", DataType::Int32, true),
+    ]))
+});
+
+/// The supplier master (docs/contract.md §3), a full snapshot per version.
+pub static SUPPLIERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("supplier_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("lead_time_days", DataType::Int32, true),
+        Field::new("order_days", DataType::Utf8, true),
+        Field::new("delivery_days", DataType::Utf8, true),
+        Field::new("loaded_at", utc(), false),
     ]))
 });
 
@@ -208,6 +228,7 @@ pub fn table_spec(name: &str) -> Option<(SchemaRef, Vec<&'static str>)> {
         QUARANTINE => Some((QUARANTINE_SCHEMA.clone(), vec![])),
         PRODUCTS => Some((PRODUCTS_SCHEMA.clone(), vec![])),
         STORES => Some((STORES_SCHEMA.clone(), vec![])),
+        SUPPLIERS => Some((SUPPLIERS_SCHEMA.clone(), vec![])),
         _ => None,
     }
 }
@@ -323,6 +344,7 @@ async fn create(
             POS_EVENT_LINES => "stocklake silver: one row per POS event line",
             QUARANTINE => "stocklake silver: records that broke a rule, with every reason",
             PRODUCTS => "stocklake silver: product master",
+            SUPPLIERS => "stocklake silver: supplier master",
             _ => "stocklake silver: store master",
         });
     if !partitions.is_empty() {

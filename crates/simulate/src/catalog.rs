@@ -395,6 +395,54 @@ pub struct Product {
     pub popularity: f64,
     /// Relative chance of unrecorded theft.
     pub theft: f64,
+    /// Index of its supplier in [`Catalog::suppliers`].
+    pub supplier: u32,
+    /// The least quantity its supplier takes in one order (whole units), if any.
+    pub min_order_qty: Option<u32>,
+}
+
+/// A supplier: who delivers a group of products, how long it takes, and on which weekdays
+/// orders are taken.
+#[derive(Debug, Clone)]
+pub struct Supplier {
+    pub supplier_id: String,
+    pub name: String,
+    pub lead_time_days: u32,
+    /// Weekdays orders are taken, one bit each, Monday lowest (`0x7f`: every day).
+    pub order_days: u8,
+}
+
+impl Supplier {
+    /// Whether orders are taken on `weekday` (0 = Monday).
+    pub fn orders_on(&self, weekday: u32) -> bool {
+        self.order_days & (1 << (weekday % 7)) != 0
+    }
+
+    /// Days from an order on `weekday` to the next order day (1 to 7).
+    pub fn review_days(&self, weekday: u32) -> u32 {
+        (1..=7).find(|d| self.orders_on(weekday + d)).unwrap_or(7)
+    }
+
+    /// Weekdays as `suppliers.csv` writes them (`Mon Thu`; empty for every day).
+    pub fn days_text(bits: u8) -> String {
+        if bits & 0x7f == 0x7f {
+            return String::new();
+        }
+        const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        (0..7)
+            .filter(|d| bits & (1 << d) != 0)
+            .map(|d| NAMES[d])
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The weekdays deliveries arrive: the order days moved on by the lead time.
+    pub fn delivery_days(&self) -> u8 {
+        let shift = self.lead_time_days % 7;
+        (0..7u32)
+            .filter(|d| self.orders_on(*d))
+            .fold(0u8, |acc, d| acc | (1 << ((d + shift) % 7)))
+    }
 }
 
 /// How big a store is and how it trades.
@@ -498,17 +546,25 @@ const CITIES: &[(&str, &str, &str, chrono_tz::Tz)] = &[
 pub struct Catalog {
     pub products: Vec<Product>,
     pub stores: Vec<Store>,
+    pub suppliers: Vec<Supplier>,
 }
 
 impl Catalog {
     /// Generates a chain of `stores` stores and `skus` products, reproducibly from `rng`.
     pub fn generate(rng: &mut ChaCha8Rng, stores: usize, skus: usize) -> Catalog {
-        let products = generate_products(rng, skus);
+        let mut products = generate_products(rng, skus);
         let stores = generate_stores(rng, stores, products.len());
-        Catalog { products, stores }
+        // suppliers from what the products already are (no draw of their own, so a seed's
+        // products and stores stay what they were)
+        let suppliers = assign_suppliers(&mut products);
+        Catalog {
+            products,
+            stores,
+            suppliers,
+        }
     }
 
-    /// Writes `products.csv` and `stores.csv` into `dir` (created if needed).
+    /// Writes `products.csv`, `stores.csv` and `suppliers.csv` into `dir` (created if needed).
     pub fn write_csv(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let mut w = csv::Writer::from_path(dir.join("products.csv"))?;
@@ -524,6 +580,9 @@ impl Catalog {
             "unit_price",
             "lead_time_days",
             "service_level",
+            "supplier_id",
+            "min_order_qty",
+            "shelf_life_days",
         ])?;
         for p in &self.products {
             w.write_record([
@@ -538,6 +597,27 @@ impl Catalog {
                 &p.unit_price.to_string(),
                 &p.lead_time_days.to_string(),
                 &format!("{:.2}", p.service_level),
+                &self.suppliers[p.supplier as usize].supplier_id,
+                &p.min_order_qty.map(|q| q.to_string()).unwrap_or_default(),
+                &p.shelf_life_days.map(|d| d.to_string()).unwrap_or_default(),
+            ])?;
+        }
+        w.flush()?;
+        let mut w = csv::Writer::from_path(dir.join("suppliers.csv"))?;
+        w.write_record([
+            "supplier_id",
+            "name",
+            "lead_time_days",
+            "order_days",
+            "delivery_days",
+        ])?;
+        for s in &self.suppliers {
+            w.write_record([
+                s.supplier_id.as_str(),
+                s.name.as_str(),
+                &s.lead_time_days.to_string(),
+                &Supplier::days_text(s.order_days),
+                &Supplier::days_text(s.delivery_days()),
             ])?;
         }
         w.flush()?;
@@ -605,9 +685,58 @@ fn generate_products(rng: &mut ChaCha8Rng, n: usize) -> Vec<Product> {
                 shelf_life_days,
                 popularity: 1.0 / (ranks[i] as f64 + 10.0).powf(0.95),
                 theft: c.theft,
+                supplier: 0,
+                min_order_qty: None,
             }
         })
         .collect()
+}
+
+/// One supplier per category and lead time. Fresh goods are ordered every day; a supplier of
+/// goods that keep takes orders every day, on Monday and Thursday, or on Tuesday and Friday
+/// (by its place in the list). One in five products that keep have a minimum order of two cases.
+fn assign_suppliers(products: &mut [Product]) -> Vec<Supplier> {
+    let mut suppliers: Vec<Supplier> = Vec::new();
+    let mut index: std::collections::HashMap<(&'static str, u32), u32> = Default::default();
+    for (i, p) in products.iter_mut().enumerate() {
+        let key = (p.category, p.lead_time_days);
+        let n = suppliers.len() as u32;
+        let si = *index.entry(key).or_insert_with(|| {
+            let order_days = if p.shelf_life_days.is_some() {
+                0x7f
+            } else {
+                match n % 3 {
+                    0 => 0x7f,
+                    1 => 0b000_1001,
+                    _ => 0b001_0010,
+                }
+            };
+            let short: String = p
+                .category
+                .chars()
+                .filter(|c| c.is_ascii_alphabetic())
+                .take(4)
+                .collect::<String>()
+                .to_uppercase();
+            suppliers.push(Supplier {
+                supplier_id: format!("SUP-{short}-{}", p.lead_time_days),
+                name: format!(
+                    "{} wholesale ({} day{})",
+                    p.category,
+                    p.lead_time_days,
+                    if p.lead_time_days == 1 { "" } else { "s" }
+                ),
+                lead_time_days: p.lead_time_days,
+                order_days,
+            });
+            n
+        });
+        p.supplier = si;
+        if p.shelf_life_days.is_none() && i % 5 == 3 {
+            p.min_order_qty = Some(p.case_pack * 2);
+        }
+    }
+    suppliers
 }
 
 fn generate_stores(rng: &mut ChaCha8Rng, n: usize, products: usize) -> Vec<Store> {
@@ -678,7 +807,14 @@ mod tests {
         let c = Catalog::generate(&mut ChaCha8Rng::seed_from_u64(1), 3, 20);
         c.write_csv(dir.path()).expect("write");
         let p = std::fs::read_to_string(dir.path().join("products.csv")).expect("read");
-        assert!(p.starts_with("sku,name,category,subcategory,brand,unit_of_measure,case_pack,unit_cost,unit_price,lead_time_days,service_level\n"));
+        assert!(p.starts_with("sku,name,category,subcategory,brand,unit_of_measure,case_pack,unit_cost,unit_price,lead_time_days,service_level,supplier_id,min_order_qty,shelf_life_days\n"));
+        let sup = std::fs::read_to_string(dir.path().join("suppliers.csv")).expect("read");
+        assert!(sup.starts_with("supplier_id,name,lead_time_days,order_days,delivery_days\n"));
+        assert!(
+            c.products
+                .iter()
+                .all(|p| (p.supplier as usize) < c.suppliers.len())
+        );
         assert_eq!(p.lines().count(), 21);
         let s = std::fs::read_to_string(dir.path().join("stores.csv")).expect("read");
         assert!(s.starts_with("store_id,name,format,city,region,country,timezone\n"));

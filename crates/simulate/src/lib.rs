@@ -39,7 +39,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use catalog::{Catalog, Product, Store, StoreFormat};
+pub use catalog::{Catalog, Product, Store, StoreFormat, Supplier};
 pub use sink::{RunOptions, SimError, Target, run};
 pub use stats::Stats;
 pub use store::Promotion;
@@ -65,6 +65,9 @@ pub struct SimConfig {
     /// Whether days carry the ground truth ([`DayBatch::truth`]); building it costs about as
     /// much as the records themselves.
     pub truth: bool,
+    /// Whether stores send their orders as `purchase_order` events and their receipts name the
+    /// order they fulfil (the order feed); without it, receipts alone tell of deliveries.
+    pub purchase_orders: bool,
 }
 
 impl Default for SimConfig {
@@ -79,6 +82,7 @@ impl Default for SimConfig {
             format: WireFormat::Canonical,
             shrink: 1.0,
             truth: true,
+            purchase_orders: true,
         }
     }
 }
@@ -365,7 +369,7 @@ fn simulate_store<'c>(
     } else {
         Vec::new()
     };
-    let mut sd = s.simulate_day(catalog, seed, day, date, start, promotions, cfg.shrink);
+    let mut sd = s.simulate_day(catalog, cfg, day, date, promotions);
     let events = if opening.is_empty() {
         std::mem::take(&mut sd.events)
     } else {

@@ -32,6 +32,8 @@ pub struct Stats {
     pub adjustments: u64,
     pub counted_lines: u64,
     pub orders: u64,
+    /// `purchase_order` events sent (one per store, supplier and order day).
+    pub purchase_orders: u64,
     pub promotions: u64,
     pub bad_records: BTreeMap<&'static str, u64>,
     pub legacy_skipped: u64,
@@ -86,6 +88,7 @@ impl Stats {
         self.adjustments += o.adjustments;
         self.counted_lines += o.counted_lines;
         self.orders += o.orders;
+        self.purchase_orders += o.purchase_orders;
         self.promotions += o.promotions;
         self.legacy_skipped += o.legacy_skipped;
         self.records += o.records;

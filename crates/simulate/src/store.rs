@@ -59,8 +59,8 @@ struct KeyState {
     lots: VecDeque<(Milli, u32)>,
     /// What the store's records say (the sum of its own events).
     recorded: Milli,
-    /// Deliveries on their way: (arrival day index, quantity).
-    on_order: Vec<(u32, Milli)>,
+    /// Deliveries on their way: (arrival day index, quantity, the order's id).
+    on_order: Vec<(u32, Milli, std::sync::Arc<str>)>,
     /// The store's own estimate of daily sales (it never sees lost demand).
     estimate: f64,
     /// The true mean daily demand at normal price, for the initial stock.
@@ -224,13 +224,12 @@ impl StoreSim {
     pub fn simulate_day<'c>(
         &mut self,
         catalog: &'c Catalog,
-        seed: u64,
+        cfg: &crate::SimConfig,
         day: u32,
         date: NaiveDate,
-        not_before: DateTime<Utc>,
         promotions: &[Promotion],
-        shrink: f64,
     ) -> StoreDay<'c> {
+        let (seed, not_before, shrink) = (cfg.seed, cfg.start, cfg.shrink);
         let store = &catalog.stores[self.index];
         let mut d = Day {
             catalog,
@@ -248,10 +247,10 @@ impl StoreSim {
         for k in &mut self.keys {
             k.sold_today = 0;
         }
-        self.deliver(&mut d);
+        self.deliver(&mut d, cfg.purchase_orders);
         self.serve_customers(&mut d, promotions);
         self.close_day(&mut d, shrink);
-        self.review_orders(&mut d);
+        self.review_orders(&mut d, cfg.purchase_orders);
         // the truth at the end of the day
         for k in &self.keys {
             d.out.truth_stock.push(TruthStock {
@@ -266,8 +265,8 @@ impl StoreSim {
     }
 
     /// The morning delivery: what was ordered for today arrives (now and then short, or keyed
-    /// in short).
-    fn deliver<'c>(&mut self, d: &mut Day<'c>) {
+    /// in short), one receipt per order, naming it when the store sends its orders.
+    fn deliver<'c>(&mut self, d: &mut Day<'c>, name_orders: bool) {
         let delivery_at = d
             .clock
             .at(6, d.rng.random_range(0..45), d.rng.random_range(0..60), 0);
@@ -275,55 +274,73 @@ impl StoreSim {
             return;
         }
         let (catalog, day) = (d.catalog, d.day);
-        let mut lines = Vec::new();
+        // (order id, lines), in the order the orders were placed
+        let mut receipts: Vec<(
+            std::sync::Arc<str>,
+            Vec<(u32, Milli, Option<(Decimal, Decimal)>)>,
+        )> = Vec::new();
         for ki in 0..self.keys.len() {
-            let arrived: Milli = {
+            let due: Vec<(Milli, std::sync::Arc<str>)> = {
                 let k = &mut self.keys[ki];
-                let a = k
+                let due = k
                     .on_order
                     .iter()
-                    .filter(|(d, _)| *d <= day)
-                    .map(|(_, q)| *q)
-                    .sum();
-                k.on_order.retain(|(d, _)| *d > day);
-                a
+                    .filter(|(d, _, _)| *d <= day)
+                    .map(|(_, q, o)| (*q, o.clone()))
+                    .collect();
+                k.on_order.retain(|(d, _, _)| *d > day);
+                due
             };
-            if arrived <= 0 {
-                continue;
+            for (arrived, order) in due {
+                if arrived <= 0 {
+                    continue;
+                }
+                let p = &catalog.products[self.keys[ki].product as usize];
+                // now and then a delivery is short and nobody notices: records drift
+                // and now and then one is keyed in short while all of it reached the shelf
+                let roll: f64 = d.rng.random();
+                let (actual, recorded) = if roll < 0.01 {
+                    let short = UNIT * i64::from(d.rng.random_range(1..=p.case_pack.div_ceil(2)));
+                    ((arrived - short).max(0), arrived)
+                } else if roll < 0.015 {
+                    (
+                        arrived,
+                        (arrived - Milli::from(p.case_pack) * UNIT).max(UNIT),
+                    )
+                } else {
+                    (arrived, arrived)
+                };
+                let arrived = recorded;
+                let k = &mut self.keys[ki];
+                k.recorded += arrived;
+                self.add_stock(ki, catalog, actual, day, delivery_at, &mut d.out);
+                d.out.stats.units_received += arrived;
+                let line = (self.keys[ki].product, arrived, None);
+                // without the order feed, one receipt carries the morning's delivery
+                let order = if name_orders { order } else { "".into() };
+                match receipts.iter_mut().find(|(o, _)| *o == order) {
+                    Some((_, lines)) => lines.push(line),
+                    None => receipts.push((order, vec![line])),
+                }
             }
-            let p = &catalog.products[self.keys[ki].product as usize];
-            // now and then a delivery is short and nobody notices: records drift
-            // and now and then one is keyed in short while all of it reached the shelf
-            let roll: f64 = d.rng.random();
-            let (actual, recorded) = if roll < 0.01 {
-                let short = UNIT * i64::from(d.rng.random_range(1..=p.case_pack.div_ceil(2)));
-                ((arrived - short).max(0), arrived)
-            } else if roll < 0.015 {
-                (
-                    arrived,
-                    (arrived - Milli::from(p.case_pack) * UNIT).max(UNIT),
-                )
-            } else {
-                (arrived, arrived)
-            };
-            let arrived = recorded;
-            let k = &mut self.keys[ki];
-            k.recorded += arrived;
-            self.add_stock(ki, catalog, actual, day, delivery_at, &mut d.out);
-            d.out.stats.units_received += arrived;
-            lines.push((self.keys[ki].product, arrived, None));
         }
-        for chunk in lines.chunks(1000) {
-            let e = self.event(
-                &mut d.rng,
-                catalog,
-                d.store,
-                EventType::Receipt,
-                delivery_at,
-                None,
-                chunk,
-            );
-            d.out.events.push(e);
+        receipts.sort_by(|a, b| a.0.cmp(&b.0));
+        for (order, lines) in receipts {
+            for chunk in lines.chunks(1000) {
+                let mut e = self.event(
+                    &mut d.rng,
+                    catalog,
+                    d.store,
+                    EventType::Receipt,
+                    delivery_at,
+                    None,
+                    chunk,
+                );
+                if !order.is_empty() {
+                    e.order_id = Some(Cow::Owned(order.to_string()));
+                }
+                d.out.events.push(e);
+            }
         }
     }
 
@@ -618,24 +635,90 @@ impl StoreSim {
         }
     }
 
-    /// The store reviews its stock and orders for delivery after the lead time.
-    fn review_orders(&mut self, d: &mut Day<'_>) {
+    /// The store reviews its stock and orders, from each supplier on that supplier's order
+    /// days, for delivery after the lead time: enough to last until the next order can come.
+    /// With the order feed on, each order goes out as a `purchase_order` event.
+    fn review_orders(&mut self, d: &mut Day<'_>, send: bool) {
+        use chrono::Datelike;
+        let weekday = d.date.weekday().num_days_from_monday();
+        // (supplier, [(key index, quantity)])
+        let mut orders: Vec<(u32, Vec<(usize, Milli)>)> = Vec::new();
         for ki in 0..self.keys.len() {
             let p = &d.catalog.products[self.keys[ki].product as usize];
+            let supplier = &d.catalog.suppliers[p.supplier as usize];
             let k = &mut self.keys[ki];
             k.estimate = 0.85 * k.estimate + 0.15 * k.sold_today as f64;
+            if !supplier.orders_on(weekday) {
+                continue;
+            }
+            let review = f64::from(supplier.review_days(weekday));
             let lead = f64::from(p.lead_time_days);
             let est = k.estimate.max(if k.mean_demand > 0.0 { 50.0 } else { 0.0 });
-            let rop = est * (lead + 1.0) * 1.25;
-            let target = order_up_to(p, est);
-            let position = k.recorded + k.on_order.iter().map(|(_, q)| q).sum::<Milli>();
+            let rop = est * (lead + review) * 1.25;
+            let target = order_up_to(p, est) + est * (review - 1.0);
+            let position = k.recorded + k.on_order.iter().map(|(_, q, _)| q).sum::<Milli>();
             if (position as f64) <= rop && est > 0.0 {
                 let case = Milli::from(p.case_pack) * UNIT;
                 let need = (target - position as f64).max(1.0);
-                let cases = (need / case as f64).ceil().max(1.0) as i64;
-                k.on_order
-                    .push((d.day + p.lead_time_days.max(1), cases * case));
+                let least = p
+                    .min_order_qty
+                    .map_or(1, |m| m.div_ceil(p.case_pack.max(1)) as i64);
+                let cases = ((need / case as f64).ceil() as i64).max(least).max(1);
+                match orders.iter_mut().find(|(s, _)| *s == p.supplier) {
+                    Some((_, lines)) => lines.push((ki, cases * case)),
+                    None => orders.push((p.supplier, vec![(ki, cases * case)])),
+                }
                 d.out.stats.orders += 1;
+            }
+        }
+        let store = d.store;
+        let (_, close) = store.format.hours();
+        let ordered_at = d.clock.at(close, 45, d.rng.random_range(0..60), 0);
+        for (si, lines) in orders {
+            let supplier = &d.catalog.suppliers[si as usize];
+            let lead = lines.first().map_or(1, |&(ki, _)| {
+                d.catalog.products[self.keys[ki].product as usize]
+                    .lead_time_days
+                    .max(1)
+            });
+            let order_id: std::sync::Arc<str> = format!(
+                "PO-{}-{}-{}",
+                store.store_id,
+                d.date.format("%Y%m%d"),
+                supplier.supplier_id
+            )
+            .into();
+            for &(ki, q) in &lines {
+                self.keys[ki]
+                    .on_order
+                    .push((d.day + lead, q, order_id.clone()));
+            }
+            if !send {
+                continue;
+            }
+            let lines: Vec<(u32, Milli, Option<(Decimal, Decimal)>)> = lines
+                .iter()
+                .map(|&(ki, q)| (self.keys[ki].product, q, None))
+                .collect();
+            let arrives = LocalClock {
+                date: d.date + Duration::days(i64::from(lead)),
+                tz: store.timezone,
+            }
+            .at(6, 0, 0, 0);
+            for chunk in lines.chunks(1000) {
+                let mut e = self.event(
+                    &mut d.rng,
+                    d.catalog,
+                    store,
+                    EventType::PurchaseOrder,
+                    ordered_at,
+                    None,
+                    chunk,
+                );
+                e.order_id = Some(Cow::Owned(order_id.to_string()));
+                e.expected_at = Some(arrives);
+                d.out.events.push(e);
+                d.out.stats.purchase_orders += 1;
             }
         }
     }
@@ -807,6 +890,8 @@ impl StoreSim {
             category: None,
             payment_method: None,
             client_type: None,
+            order_id: None,
+            expected_at: None,
         }
     }
 }

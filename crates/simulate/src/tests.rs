@@ -78,6 +78,9 @@ fn on_hand(records: &[OutRecord]) -> BTreeMap<(String, String), Decimal> {
         let Ok(e) = parse_event(&r.bytes) else {
             continue;
         };
+        if !e.event_type.moves_stock() {
+            continue;
+        }
         for l in &e.lines {
             let k = keys
                 .entry((e.store_id.to_string(), l.sku.to_string()))

@@ -798,6 +798,7 @@ mod tests {
             Case {
                 params: Params {
                     lead_time_days: 2,
+                    lead_time_sd_days: 0.0,
                     service_level: 0.95,
                     case_pack: Decimal::from(12),
                 },

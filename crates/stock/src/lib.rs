@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod demand;
 pub mod policy;
+pub mod proposal;
 pub mod replenishment;
 pub mod risk;
 
@@ -33,5 +34,6 @@ pub use demand::{Demand, Shape, alpha};
 pub use policy::{
     Params, Policy, Position, inverse_normal, policy, projected_stockout, round_up_to_cases,
 };
+pub use proposal::{Days, Proposal, Stock, Supply, propose};
 pub use replenishment::Replenishment;
 pub use risk::{chance_demand_exceeds, expected_units, stockout_risk};

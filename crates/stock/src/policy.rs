@@ -70,6 +70,8 @@ pub fn inverse_normal(p: f64) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Params {
     pub lead_time_days: u32,
+    /// The lead time's deviation in days (0 when it is not known to vary).
+    pub lead_time_sd_days: f64,
     /// Target chance of not running out during a replenishment cycle.
     pub service_level: f64,
     /// Units (or kg) per case; orders are whole cases.
@@ -247,7 +249,11 @@ pub fn policy(
     let lead = params.lead_time_days;
     let d_l = demand_over_days(demand, shape, now_local, lead);
     let z = inverse_normal(params.service_level.clamp(0.5, 0.9999));
-    let ss = (z * demand.sd() * f64::from(lead).sqrt()).max(0.0);
+    // SS = z · sqrt(L · σ_d² + d² · σ_L²): demand's spread over the lead time, and the lead
+    // time's own spread at the mean demand
+    let (sd, sl) = (demand.sd(), params.lead_time_sd_days.max(0.0));
+    let ss =
+        (z * (f64::from(lead) * sd * sd + demand.level * demand.level * sl * sl).sqrt()).max(0.0);
     let rop = d_l + ss;
     let s = rop + demand.level;
     let on_hand = pos.on_hand.to_f64().unwrap_or(0.0);
@@ -322,6 +328,7 @@ mod tests {
     fn safety_stock_reorder_point_and_order() {
         let p = Params {
             lead_time_days: 4,
+            lead_time_sd_days: 0.0,
             service_level: 0.95,
             case_pack: Decimal::from(12),
         };
@@ -357,6 +364,7 @@ mod tests {
     fn zero_lead_time_needs_no_safety_stock() {
         let p = Params {
             lead_time_days: 0,
+            lead_time_sd_days: 0.0,
             service_level: 0.99,
             case_pack: Decimal::ONE,
         };
@@ -376,6 +384,7 @@ mod tests {
     fn a_new_product_without_history_orders_nothing_and_never_runs_out_on_paper() {
         let p = Params {
             lead_time_days: 2,
+            lead_time_sd_days: 0.0,
             service_level: 0.95,
             case_pack: Decimal::from(6),
         };
@@ -431,6 +440,7 @@ mod tests {
     fn weighed_goods_use_kilograms_and_crates() {
         let p = Params {
             lead_time_days: 1,
+            lead_time_sd_days: 0.0,
             service_level: 0.97,
             case_pack: Decimal::from(5),
         };

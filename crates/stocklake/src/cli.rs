@@ -90,6 +90,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Lists the open stock alerts.
     Alerts(AlertsArgs),
+    /// The order proposals of a store: what to order, from which supplier, when and why.
+    Orders(OrdersArgs),
     /// Measures alert quality against the simulator's ground truth, with the `[stock]` settings
     /// of the configuration (so a change can be judged before it is deployed).
     Evaluate(EvaluateArgs),
@@ -133,9 +135,13 @@ pub struct SimulateArgs {
     /// Print a summary of what was simulated on stderr.
     #[arg(long)]
     pub stats: bool,
-    /// Write products.csv and stores.csv into this directory.
+    /// Write products.csv, stores.csv and suppliers.csv into this directory.
     #[arg(long, env = "STOCKLAKE_SIM_CATALOG_OUT", value_name = "DIR")]
     pub catalog_out: Option<PathBuf>,
+    /// Leave out the order feed: stores send no `purchase_order` events and receipts name no
+    /// order (as a chain whose ordering system is not connected).
+    #[arg(long, env = "STOCKLAKE_SIM_NO_PURCHASE_ORDERS")]
+    pub no_purchase_orders: bool,
     /// Pace records to the wall clock.
     #[arg(long)]
     pub realtime: bool,
@@ -201,6 +207,28 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
+pub struct OrdersArgs {
+    /// The store (its `store_id`).
+    #[arg(long)]
+    pub store: String,
+    /// Only proposals for this order day (YYYY-MM-DD).
+    #[arg(long)]
+    pub date: Option<chrono::NaiveDate>,
+    /// Only this supplier.
+    #[arg(long)]
+    pub supplier: Option<String>,
+    /// Print CSV (for an ordering system) instead of a table.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many lines.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args, Clone, Default)]
 pub struct AlertsArgs {
     /// Only this store.
     #[arg(long)]
@@ -226,6 +254,10 @@ pub struct EvaluateArgs {
     pub days: u32,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Leave out the order feed (no `purchase_order` events; receipts name no order), to judge
+    /// the alerts on receipts alone.
+    #[arg(long)]
+    pub no_purchase_orders: bool,
     /// Write the result table (markdown) to this file as well.
     #[arg(long)]
     pub out: Option<PathBuf>,

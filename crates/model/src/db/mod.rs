@@ -38,7 +38,13 @@ pub struct Loaded {
     /// `dim_payment_method` and `dim_client_type`: (key, name), the "unknown" members included.
     pub payment_methods: Vec<(i32, String)>,
     pub client_types: Vec<(i32, String)>,
+    pub suppliers: Vec<SupplierRow>,
+    /// The lines of every order with a line still open or awaiting its order.
+    pub order_lines: Vec<OrderLineRow>,
 }
+
+/// The orders `load` reads back: those with a line still expected.
+pub const OPEN_ORDERS: &str = "WHERE (store_key, order_id) IN (SELECT store_key, order_id FROM purchase_order_line WHERE status IN ('open', 'awaiting_order'))";
 
 /// A gold database.
 #[derive(Debug, Clone)]
@@ -130,6 +136,18 @@ impl Gold {
         match self {
             Gold::Sqlite(g) => g.daily_rows_of_day(store_key, date_key).await,
             Gold::Postgres(g) => g.daily_rows_of_day(store_key, date_key).await,
+        }
+    }
+
+    /// The lines of one order of a store.
+    pub async fn order_lines(
+        &self,
+        store_key: i32,
+        order_id: &str,
+    ) -> Result<Vec<OrderLineRow>, ModelError> {
+        match self {
+            Gold::Sqlite(g) => g.order_lines(store_key, order_id.to_string()).await,
+            Gold::Postgres(g) => g.order_lines(store_key, order_id).await,
         }
     }
 

@@ -195,6 +195,8 @@ impl PgGold {
             open_alerts: select(&c, "WHERE resolved_at IS NULL", &[]).await?,
             store_states: select(&c, "", &[]).await?,
             checkpoints: select(&c, "", &[]).await?,
+            suppliers: select(&c, "", &[]).await?,
+            order_lines: select(&c, super::OPEN_ORDERS, &[]).await?,
             ..Loaded::default()
         };
         for r in c
@@ -271,6 +273,20 @@ impl PgGold {
             &c,
             "WHERE (store_key, product_key) > ($1, $2) ORDER BY store_key, product_key LIMIT $3",
             &[&after.0, &after.1, &limit],
+        )
+        .await
+    }
+
+    pub async fn order_lines(
+        &self,
+        store_key: i32,
+        order_id: &str,
+    ) -> Result<Vec<OrderLineRow>, ModelError> {
+        let c = self.client.lock().await;
+        select(
+            &c,
+            "WHERE store_key = $1 AND order_id = $2",
+            &[&store_key, &order_id],
         )
         .await
     }

@@ -212,6 +212,8 @@ impl SqliteGold {
                 open_alerts: select(c, "WHERE resolved_at IS NULL", [])?,
                 store_states: select(c, "", [])?,
                 checkpoints: select(c, "", [])?,
+                suppliers: select(c, "", [])?,
+                order_lines: select(c, super::OPEN_ORDERS, [])?,
                 ..Loaded::default()
             };
             let mut s = c.prepare("SELECT date_key FROM dim_date").map_err(err)?;
@@ -283,6 +285,21 @@ impl SqliteGold {
                 c,
                 "WHERE (store_key, product_key) > (?1, ?2) ORDER BY store_key, product_key LIMIT ?3",
                 params![after.0, after.1, limit],
+            )
+        })
+        .await
+    }
+
+    pub async fn order_lines(
+        &self,
+        store_key: i32,
+        order_id: String,
+    ) -> Result<Vec<OrderLineRow>, ModelError> {
+        self.with(move |c| {
+            select(
+                c,
+                "WHERE store_key = ?1 AND order_id = ?2",
+                params![store_key, order_id],
             )
         })
         .await

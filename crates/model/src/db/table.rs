@@ -228,12 +228,15 @@ pub const DIM_PRODUCT: Table = Table {
         ("valid_from", Ts),
         ("valid_to", Ts),
         ("is_current", Bool),
+        ("supplier_id", Text),
+        ("min_order_qty", Dec(3)),
+        ("shelf_life_days", I32),
     ],
     key: &["product_key"],
     merge: Merge::Upsert,
     stamped: true,
     counted: false,
-    published: 16,
+    published: 19,
 };
 
 pub const DIM_PAYMENT_METHOD: Table = Table {
@@ -350,6 +353,8 @@ pub const STOCK_LEVEL: Table = Table {
         ("last_count_quantity", Dec(3)),
         ("last_movement_at", Ts),
         ("last_sale_at", Ts),
+        ("lead_time_days", Dec(2)),
+        ("lead_time_sd_days", Dec(2)),
         // the model's working state from here on
         ("in_stock_since", Ts),
         ("demand_level", F64),
@@ -368,7 +373,73 @@ pub const STOCK_LEVEL: Table = Table {
     merge: Merge::Upsert,
     stamped: true,
     counted: false,
-    published: 19,
+    published: 21,
+};
+
+pub const PURCHASE_ORDER_LINE: Table = Table {
+    name: "purchase_order_line",
+    columns: &[
+        ("order_id", Text),
+        ("line_no", I32),
+        ("store_key", I32),
+        ("product_key", I32),
+        ("ordered_at", Ts),
+        ("expected_at", Ts),
+        ("quantity", Dec(3)),
+        ("received_quantity", Dec(3)),
+        ("status", Text),
+        ("updated_at", Ts),
+        // the model's working state from here on
+        ("version_time", Ts),
+        ("version_event_id", Text),
+        ("first_received_at", Ts),
+        ("last_received_at", Ts),
+    ],
+    key: &["store_key", "order_id", "product_key"],
+    merge: Merge::Upsert,
+    stamped: true,
+    counted: false,
+    published: 10,
+};
+
+pub const DIM_SUPPLIER: Table = Table {
+    name: "dim_supplier",
+    columns: &[
+        ("supplier_id", Text),
+        ("name", Text),
+        ("lead_time_days", I32),
+        ("order_days", Text),
+        ("delivery_days", Text),
+        ("is_inferred", Bool),
+        ("updated_at", Ts),
+    ],
+    key: &["supplier_id"],
+    merge: Merge::Upsert,
+    stamped: true,
+    counted: false,
+    published: 7,
+};
+
+pub const ORDER_PROPOSAL: Table = Table {
+    name: "order_proposal",
+    columns: &[
+        ("store_key", I32),
+        ("product_key", I32),
+        ("supplier_id", Text),
+        ("order_date", Date),
+        ("expected_delivery", Ts),
+        ("quantity", Dec(3)),
+        ("cases", I32),
+        ("on_hand", Dec(3)),
+        ("on_order", Dec(3)),
+        ("reason", Text),
+        ("created_at", Ts),
+    ],
+    key: &["store_key", "product_key"],
+    merge: Merge::Upsert,
+    stamped: true,
+    counted: false,
+    published: 11,
 };
 
 pub const STOCK_ALERT: Table = Table {
@@ -477,8 +548,11 @@ pub const WRITTEN: &[&Table] = &[
     &DIM_CLIENT_TYPE,
     &FACT_SALES,
     &FACT_STOCK_DAILY,
+    &DIM_SUPPLIER,
+    &PURCHASE_ORDER_LINE,
     &STOCK_LEVEL,
     &STOCK_ALERT,
+    &ORDER_PROPOSAL,
     &ALERT_OUTBOX,
     &GOLD_STORE_STATE,
     &GOLD_DEAD_LETTER,
@@ -695,6 +769,9 @@ impl GoldRow for ProductRow {
             self.valid_from.cell(),
             self.valid_to.cell(),
             self.is_current.cell(),
+            self.supplier_id.as_deref().cell(),
+            self.min_order_qty.cell(),
+            self.shelf_life_days.cell(),
         ]
     }
 }
@@ -719,6 +796,9 @@ impl FromCells for ProductRow {
             valid_from: r.ts()?,
             valid_to: r.opt_ts()?,
             is_current: r.bool()?,
+            supplier_id: r.opt_text()?,
+            min_order_qty: r.opt_dec()?,
+            shelf_life_days: r.opt_i32()?,
         })
     }
 }
@@ -833,6 +913,8 @@ impl GoldRow for LevelRow {
             self.last_count_quantity.cell(),
             self.last_movement_at.cell(),
             self.last_sale_at.cell(),
+            self.lead_time_days.cell(),
+            self.lead_time_sd_days.cell(),
             self.in_stock_since.cell(),
             self.demand_level.cell(),
             self.demand_var.cell(),
@@ -881,6 +963,8 @@ impl FromCells for LevelRow {
             last_count_quantity: r.opt_dec()?,
             last_movement_at: r.opt_ts()?,
             last_sale_at: r.opt_ts()?,
+            lead_time_days: r.opt_dec()?,
+            lead_time_sd_days: r.opt_dec()?,
             in_stock_since: r.opt_ts()?,
             demand_level: r.f64()?,
             demand_var: r.f64()?,
@@ -894,6 +978,99 @@ impl FromCells for LevelRow {
             order_level: r.f64()?,
             ordered_at: r.opt_ts()?,
         })
+    }
+}
+
+impl GoldRow for OrderLineRow {
+    const TABLE: &'static Table = &PURCHASE_ORDER_LINE;
+    fn cells(&self) -> Vec<Cell<'_>> {
+        vec![
+            self.order_id.as_str().cell(),
+            self.line_no.cell(),
+            self.store_key.cell(),
+            self.product_key.cell(),
+            self.ordered_at.cell(),
+            self.expected_at.cell(),
+            self.quantity.cell(),
+            self.received_quantity.cell(),
+            self.status.as_str().cell(),
+            self.updated_at.cell(),
+            self.version_time.cell(),
+            self.version_event_id.as_deref().cell(),
+            self.first_received_at.cell(),
+            self.last_received_at.cell(),
+        ]
+    }
+}
+
+impl FromCells for OrderLineRow {
+    const TABLE: &'static Table = &PURCHASE_ORDER_LINE;
+    fn from_cells(r: &mut Cells) -> Result<Self, ModelError> {
+        Ok(OrderLineRow {
+            order_id: r.text()?,
+            line_no: r.i32()?,
+            store_key: r.i32()?,
+            product_key: r.i32()?,
+            ordered_at: r.opt_ts()?,
+            expected_at: r.opt_ts()?,
+            quantity: r.dec()?,
+            received_quantity: r.dec()?,
+            status: r.text()?,
+            updated_at: r.ts()?,
+            version_time: r.opt_ts()?,
+            version_event_id: r.opt_text()?,
+            first_received_at: r.opt_ts()?,
+            last_received_at: r.opt_ts()?,
+        })
+    }
+}
+
+impl GoldRow for SupplierRow {
+    const TABLE: &'static Table = &DIM_SUPPLIER;
+    fn cells(&self) -> Vec<Cell<'_>> {
+        vec![
+            self.supplier_id.as_str().cell(),
+            self.name.as_deref().cell(),
+            self.lead_time_days.cell(),
+            self.order_days.as_deref().cell(),
+            self.delivery_days.as_deref().cell(),
+            self.is_inferred.cell(),
+            self.updated_at.cell(),
+        ]
+    }
+}
+
+impl FromCells for SupplierRow {
+    const TABLE: &'static Table = &DIM_SUPPLIER;
+    fn from_cells(r: &mut Cells) -> Result<Self, ModelError> {
+        Ok(SupplierRow {
+            supplier_id: r.text()?,
+            name: r.opt_text()?,
+            lead_time_days: r.opt_i32()?,
+            order_days: r.opt_text()?,
+            delivery_days: r.opt_text()?,
+            is_inferred: r.bool()?,
+            updated_at: r.ts()?,
+        })
+    }
+}
+
+impl GoldRow for ProposalRow {
+    const TABLE: &'static Table = &ORDER_PROPOSAL;
+    fn cells(&self) -> Vec<Cell<'_>> {
+        vec![
+            self.store_key.cell(),
+            self.product_key.cell(),
+            self.supplier_id.as_deref().cell(),
+            self.order_date.cell(),
+            self.expected_delivery.cell(),
+            self.quantity.cell(),
+            self.cases.cell(),
+            self.on_hand.cell(),
+            self.on_order.cell(),
+            self.reason.as_str().cell(),
+            self.created_at.cell(),
+        ]
     }
 }
 
@@ -1090,7 +1267,11 @@ pub async fn write_batch<W: GoldWriter>(w: &mut W, ws: &WriteSet) -> Result<(), 
     }
     w.rows(&FACT_SALES, cells_of(&ws.sales)).await?;
     w.rows(&FACT_STOCK_DAILY, cells_of(&ws.daily)).await?;
+    w.rows(&DIM_SUPPLIER, cells_of(&ws.suppliers)).await?;
+    w.rows(&PURCHASE_ORDER_LINE, cells_of(&ws.order_lines))
+        .await?;
     w.rows(&STOCK_LEVEL, cells_of(&ws.levels)).await?;
+    w.rows(&ORDER_PROPOSAL, cells_of(&ws.proposals)).await?;
     // resolutions first, so that a reopened alert never meets its predecessor still open
     let (resolved, open): (Vec<&AlertRow>, Vec<&AlertRow>) =
         ws.alerts.iter().partition(|a| a.resolved_at.is_some());
@@ -1118,7 +1299,7 @@ pub async fn write_batch<W: GoldWriter>(w: &mut W, ws: &WriteSet) -> Result<(), 
 
 /// The statement that points a product's snapshot rows and open alerts at its new version,
 /// with the dialect's parameter marks for (old, new, batch).
-pub fn repoint_sql(marks: [&str; 3]) -> [String; 3] {
+pub fn repoint_sql(marks: [&str; 3]) -> [String; 5] {
     let [old, new, batch] = marks;
     [
         format!(
@@ -1129,6 +1310,12 @@ pub fn repoint_sql(marks: [&str; 3]) -> [String; 3] {
         ),
         format!(
             "UPDATE stock_alert SET product_key = {new}, gold_batch = {batch} WHERE product_key = {old} AND resolved_at IS NULL"
+        ),
+        format!(
+            "UPDATE purchase_order_line SET product_key = {new}, gold_batch = {batch} WHERE product_key = {old}"
+        ),
+        format!(
+            "UPDATE order_proposal SET product_key = {new}, gold_batch = {batch} WHERE product_key = {old}"
         ),
     ]
 }
@@ -1160,6 +1347,8 @@ mod tests {
             last_count_quantity: None,
             last_movement_at: None,
             last_sale_at: None,
+            lead_time_days: None,
+            lead_time_sd_days: None,
             in_stock_since: None,
             demand_level: 1.0,
             demand_var: 1.0,

@@ -142,6 +142,9 @@ impl Lake {
         let mut keys: HashMap<(String, String), K> = HashMap::new();
         for l in self.silver_lines().await {
             let (t, q) = (l.event_time, l.quantity);
+            if !l.event_type.moves_stock() {
+                continue;
+            }
             let k = keys.entry((l.store_id, l.sku)).or_default();
             match l.event_type.stock_delta(q) {
                 Some(d) => k.moves.push((t, d)),

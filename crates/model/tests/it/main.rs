@@ -5,5 +5,6 @@ mod common;
 mod dims;
 mod gold;
 mod lake;
+mod orders;
 mod poison;
 mod tables;

@@ -118,6 +118,10 @@ async fn every_reason_code_reaches_quarantine_with_lineage() {
         ("invalid_payment_method", br#"{"event_id":"m2","event_type":"sale","event_time":"2026-11-02T10:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":1}],"payment_method":7}"#.to_vec()),
         ("invalid_client_type", br#"{"transaction_id":"T7","product_id":"P1","quantity":1,"unit_price":1,"total_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S","client_type":""}"#.to_vec()),
         ("invalid_category", br#"{"transaction_id":"T6","product_id":"P1","category":"Dairy\nINFO forged","quantity":1,"unit_price":1,"total_price":1,"timestamp":"2026-11-02T10:00:00+00:00","store_id":"S"}"#.to_vec()),
+        ("missing_order_id", br#"{"event_id":"o1","event_type":"purchase_order","event_time":"2026-11-02T10:00:00Z","expected_at":"2026-11-04T06:00:00Z","store_id":"S","lines":[{"sku":"A","quantity":6}]}"#.to_vec()),
+        ("invalid_order_id", br#"{"event_id":"o2","event_type":"receipt","event_time":"2026-11-02T10:00:00Z","order_id":["PO-1"],"store_id":"S","lines":[{"sku":"A","quantity":6}]}"#.to_vec()),
+        ("missing_expected_at", br#"{"event_id":"o3","event_type":"purchase_order","event_time":"2026-11-02T10:00:00Z","order_id":"PO-1","store_id":"S","lines":[{"sku":"A","quantity":6}]}"#.to_vec()),
+        ("invalid_expected_at", br#"{"event_id":"o4","event_type":"purchase_order","event_time":"2026-11-02T10:00:00Z","order_id":"PO-1","expected_at":"Thursday","store_id":"S","lines":[{"sku":"A","quantity":6}]}"#.to_vec()),
     ];
     let mut records: Vec<Vec<u8>> = vec![good("orig")];
     records.extend(cases.iter().map(|(_, r)| r.clone()));

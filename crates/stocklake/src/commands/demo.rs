@@ -59,6 +59,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         shrink: 1.0,
         // demo/truth.ndjson: what the shelves really held, to compare alerts with
         truth: true,
+        purchase_orders: true,
     };
     let mut sim = Simulator::new(cfg);
     sim.catalog()

@@ -628,6 +628,7 @@ pub async fn evaluate(
         stores: args.stores,
         skus: args.skus,
         days: args.days,
+        purchase_orders: !args.no_purchase_orders,
         ..SimConfig::default()
     };
     let mut sim = Simulator::new(cfg);

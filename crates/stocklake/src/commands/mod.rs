@@ -26,6 +26,7 @@ mod evaluate;
 mod ingest;
 mod init;
 pub mod model;
+mod orders;
 pub mod refine;
 mod replay;
 pub mod run;
@@ -49,6 +50,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Refine(args) => refine::run(&config::load(&cli.global)?, args).await,
         Command::Model(args) => model::run(&config::load(&cli.global)?, args).await,
         Command::Alerts(args) => alerts::run(&config::load(&cli.global)?, args).await,
+        Command::Orders(args) => orders::run(&config::load(&cli.global)?, args).await,
         Command::Run(args) => run::run(&config::load(&cli.global)?, args).await,
         Command::Status(args) => status::run(&config::load(&cli.global)?, args).await,
         Command::Replay(args) => replay::run(&config::load(&cli.global)?, args).await,

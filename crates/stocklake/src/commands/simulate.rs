@@ -53,13 +53,14 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         format,
         shrink: args.shrink.max(0.0),
         truth: args.truth.is_some(),
+        purchase_orders: !args.no_purchase_orders,
     };
     let mut sim = Simulator::new(cfg);
     if let Some(dir) = &args.catalog_out {
         sim.catalog()
             .write_csv(dir)
             .with_context(|| format!("writing the catalog to {}", dir.display()))?;
-        tracing::info!(dir = %dir.display(), "wrote products.csv and stores.csv");
+        tracing::info!(dir = %dir.display(), "wrote products.csv, stores.csv and suppliers.csv");
     }
     let opts = RunOptions {
         realtime: args.realtime,

@@ -341,6 +341,8 @@ pub fn expected_stock(
                 stocklake_event::EventType::Return
                 | stocklake_event::EventType::Receipt
                 | stocklake_event::EventType::Adjustment => q,
+                // an order moves no stock
+                stocklake_event::EventType::PurchaseOrder => continue,
                 stocklake_event::EventType::StockCount => {
                     let newer = match k.count {
                         None => true,

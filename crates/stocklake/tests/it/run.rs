@@ -206,8 +206,73 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
     assert_eq!(s, 200);
     assert!(!velocity["hours"].as_array().expect("hours").is_empty());
 
+    // the order proposals: by API (JSON and CSV for an ordering system) and CLI, per store
+    let orders = eventually("order proposals", || async {
+        let (s, v) = get(&format!("{base}/v1/orders?store_id={store}")).await;
+        (s == 200 && v["count"].as_u64().unwrap_or(0) > 0).then_some(v)
+    })
+    .await;
+    for o in orders["orders"].as_array().expect("orders") {
+        assert_eq!(o["store_id"], store, "{o}");
+        let q: f64 = o["quantity"]
+            .as_str()
+            .and_then(|q| q.parse().ok())
+            .expect("quantity");
+        assert!(q > 0.0, "{o}");
+        assert!(o["cases"].as_i64().is_some_and(|c| c > 0), "{o}");
+        assert!(
+            o["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Order ")),
+            "{o}"
+        );
+        assert!(
+            o["supplier_id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("SUP-")),
+            "{o}"
+        );
+    }
+    let first = &orders["orders"][0];
+    let day = first["order_date"].as_str().expect("order_date");
+    let (_, that_day) = get(&format!("{base}/v1/orders?store_id={store}&date={day}")).await;
+    assert!(
+        that_day["orders"]
+            .as_array()
+            .expect("orders")
+            .iter()
+            .all(|o| o["order_date"] == day)
+    );
+    let csv = reqwest::get(format!("{base}/v1/orders?store_id={store}&format=csv"))
+        .await
+        .expect("csv");
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.expect("text");
+    assert!(
+        csv.starts_with("store_id,sku,product_name,supplier_id,order_date,expected_delivery,quantity,cases,on_hand,on_order,reason\n"),
+        "{csv}"
+    );
+    assert!(csv.lines().count() > 1);
+    let table = stocklake(root, None)
+        .args(["orders", "--store", store, "--data-dir", "data"])
+        .output()
+        .expect("stocklake orders");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(first["sku"].as_str().expect("sku")) && table.contains("to order for store"),
+        "{table}"
+    );
+    let cli_csv = stocklake(root, None)
+        .args(["orders", "--store", store, "--csv", "--data-dir", "data"])
+        .output()
+        .expect("stocklake orders --csv");
+    assert!(String::from_utf8_lossy(&cli_csv.stdout).starts_with("store_id,sku,"));
+
     // bad requests: 400 with a message, never a 500
     for bad in [
+        "/v1/orders?format=xml",
+        "/v1/orders?date=tomorrow",
+        "/v1/orders?limit=0",
         "/v1/stock?status=empty",
         "/v1/stock?limit=0",
         "/v1/stock?limit=many",
@@ -277,6 +342,11 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
             assert!(
                 dom.contains("data-testid=\"stage-row\""),
                 "no pipeline health:\n{dom}"
+            );
+            assert!(
+                dom.contains("data-testid=\"order-group\"")
+                    && dom.contains("data-testid=\"order-row\""),
+                "no orders to place:\n{dom}"
             );
         }
         None => stocklake_testkit::missing("chromium", "no chromium binary on PATH"),
