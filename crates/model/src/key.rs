@@ -1237,4 +1237,62 @@ mod tests {
         assert!(types.contains(&"out_of_stock"), "{types:?}");
         assert_eq!(id, 3);
     }
+
+    #[test]
+    fn a_store_that_sends_its_orders_is_judged_by_them() {
+        let (shape, product, rules) = (Shape::default(), product(), RuleConfig::default());
+        let supply = every_day();
+        let selling = || {
+            let mut k = KeyState {
+                on_hand: d("8"),
+                demand: stocklake_stock::Demand {
+                    level: 10.0,
+                    var: 4.0,
+                    days: 30,
+                    units_per_sale: 1.0,
+                },
+                ..KeyState::default()
+            };
+            k.last_sale_at = Some(t(8));
+            k
+        };
+        let look = |feed: bool| Look {
+            now: t(9),
+            tz: chrono_tz::UTC,
+            shape: &shape,
+            product: &product,
+            store_key: 1,
+            lead_time_days: 2,
+            learnt_lead: None,
+            service_level: 0.95,
+            orders_feed: feed,
+            supply: &supply,
+            rules: &rules,
+            evaluate_every: Duration::minutes(30),
+            moved: true,
+        };
+        // an order of 40 promised this afternoon: on order, nothing to propose
+        let mut k = selling();
+        k.orders = vec![(t(15), d("40")), (t(60), d("12"))];
+        let looked = k.evaluate(&look(true), &mut 1);
+        let level = looked.level.expect("level");
+        assert_eq!(level.on_order, d("52"));
+        assert_eq!(level.expected_delivery_at, Some(t(15)));
+        let proposal = looked.proposal.expect("proposal");
+        assert_eq!(proposal.quantity, Decimal::ZERO, "{}", proposal.reason);
+        assert_eq!(proposal.on_order, d("52"));
+        // nothing open: nothing on order, and an order to place
+        let mut k = selling();
+        let looked = k.evaluate(&look(true), &mut 1);
+        assert_eq!(looked.level.expect("level").on_order, Decimal::ZERO);
+        let proposal = looked.proposal.expect("proposal");
+        assert!(proposal.quantity > Decimal::ZERO, "{}", proposal.reason);
+        // the same proposal is written once
+        assert!(k.evaluate(&look(true), &mut 1).proposal.is_none());
+        // without the feed, open lines are not what the store has on order
+        let mut k = selling();
+        k.orders = vec![(t(15), d("40"))];
+        let looked = k.evaluate(&look(false), &mut 1);
+        assert_eq!(looked.level.expect("level").on_order, Decimal::ZERO);
+    }
 }

@@ -747,6 +747,15 @@ mod tests {
             ("name\nMilk\n", "required column \"sku\""),
             ("sku,colour\nA,red\n", "unknown column \"colour\""),
             ("sku,name\nA\n", "products.csv"),
+            (
+                "sku,min_order_qty\nA,0\n",
+                "column min_order_qty: 0 is not above 0",
+            ),
+            ("sku,min_order_qty\nA,1.2345\n", "more than 3 decimals"),
+            (
+                "sku,shelf_life_days\nA,0\n",
+                "column shelf_life_days: 0 is below 1",
+            ),
         ] {
             write(p, "products.csv", text);
             let err = read_products(&p.join("products.csv"))
@@ -760,6 +769,61 @@ mod tests {
             .expect_err("tz")
             .to_string();
         assert!(err.contains("line 2, column timezone"), "{err}");
+        for (text, needle) in [
+            (
+                "supplier_id,order_days\nS1,Mon Funday\n",
+                "line 2, column order_days: \"Funday\" is not a weekday",
+            ),
+            (
+                "supplier_id,lead_time_days\nS1,-2\n",
+                "column lead_time_days",
+            ),
+            ("supplier_id\nS1\nS1\n", "\"S1\" appears twice"),
+            ("name\nAcme\n", "required column \"supplier_id\""),
+        ] {
+            write(p, "suppliers.csv", text);
+            let err = read_suppliers(&p.join("suppliers.csv"))
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn suppliers_and_the_products_supplier_rules_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(
+            dir.path(),
+            "suppliers.csv",
+            "supplier_id,name,lead_time_days,order_days,delivery_days\nSUP-1,Dairy Co,2,thu mon,\"Mon, Wed\"\nSUP-2,,,,\n",
+        );
+        let rows = read_suppliers(&dir.path().join("suppliers.csv")).expect("read");
+        assert_eq!(rows[0].order_days.as_deref(), Some("Mon Thu"));
+        assert_eq!(rows[0].delivery_days.as_deref(), Some("Mon Wed"));
+        assert_eq!(rows[0].lead_time_days, Some(2));
+        assert_eq!(rows[1].order_days, None);
+        write(
+            dir.path(),
+            "products.csv",
+            "sku,case_pack,supplier_id,min_order_qty,shelf_life_days\nSKU-1,12,SUP-1,24,5\nSKU-2,,,,\n",
+        );
+        let rows = read_products(&dir.path().join("products.csv")).expect("read");
+        assert_eq!(rows[0].supplier_id.as_deref(), Some("SUP-1"));
+        assert_eq!(rows[0].min_order_qty, Some(Decimal::from(24)));
+        assert_eq!(rows[0].shelf_life_days, Some(5));
+        assert_eq!(rows[1].supplier_id, None);
+        // a file without the new columns hashes as it did: its silver version is kept
+        let old = ProductRow {
+            supplier_id: None,
+            min_order_qty: None,
+            shelf_life_days: None,
+            ..rows[1].clone()
+        };
+        assert!(
+            !serde_json::to_string(&old)
+                .expect("json")
+                .contains("supplier_id")
+        );
     }
 
     #[test]

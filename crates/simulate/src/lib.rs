@@ -210,6 +210,12 @@ impl Simulator {
                     .iter()
                     .map(|e| TruthRecord::episode(&self.catalog, e)),
             );
+            truth.extend(
+                sd.orders
+                    .iter()
+                    .filter(|o| o.ordered_at > self.cfg.start)
+                    .map(|o| TruthRecord::order(&self.catalog, o)),
+            );
         }
         let mut records = merge_in_time_order(runs);
         if self.cfg.bad_rate > 0.0 {

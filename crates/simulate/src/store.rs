@@ -14,7 +14,7 @@ use stocklake_event::{Event, EventType, Form, Line};
 
 use crate::catalog::{Catalog, Product, Store};
 use crate::rng::{WeightedIndex, normal, poisson};
-use crate::truth::{Episode, EpisodeKind, TruthStock};
+use crate::truth::{Episode, EpisodeKind, TruthOrder, TruthStock};
 
 /// Thousandths of a unit.
 pub type Milli = i64;
@@ -47,6 +47,7 @@ pub struct StoreDay<'c> {
     pub events: Vec<Event<'c>>,
     pub truth_stock: Vec<TruthStock>,
     pub episodes: Vec<Episode>,
+    pub orders: Vec<TruthOrder>,
     pub stats: crate::stats::Stats,
 }
 
@@ -681,6 +682,8 @@ impl StoreSim {
                     .lead_time_days
                     .max(1)
             });
+            // one order in sixteen comes a day later than promised
+            let late = u32::from(d.rng.random_bool(1.0 / 16.0));
             let order_id: std::sync::Arc<str> = format!(
                 "PO-{}-{}-{}",
                 store.store_id,
@@ -691,8 +694,25 @@ impl StoreSim {
             for &(ki, q) in &lines {
                 self.keys[ki]
                     .on_order
-                    .push((d.day + lead, q, order_id.clone()));
+                    .push((d.day + lead + late, q, order_id.clone()));
             }
+            let promised = LocalClock {
+                date: d.date + Duration::days(i64::from(lead)),
+                tz: store.timezone,
+            }
+            .at(6, 0, 0, 0);
+            d.out.orders.push(TruthOrder {
+                store: self.index as u32,
+                supplier: si,
+                order_id: order_id.to_string(),
+                ordered_at,
+                expected_at: promised,
+                arrives: promised + Duration::days(i64::from(late)),
+                lines: lines
+                    .iter()
+                    .map(|&(ki, q)| (self.keys[ki].product, q))
+                    .collect(),
+            });
             if !send {
                 continue;
             }
@@ -700,11 +720,6 @@ impl StoreSim {
                 .iter()
                 .map(|&(ki, q)| (self.keys[ki].product, q, None))
                 .collect();
-            let arrives = LocalClock {
-                date: d.date + Duration::days(i64::from(lead)),
-                tz: store.timezone,
-            }
-            .at(6, 0, 0, 0);
             for chunk in lines.chunks(1000) {
                 let mut e = self.event(
                     &mut d.rng,
@@ -716,7 +731,7 @@ impl StoreSim {
                     chunk,
                 );
                 e.order_id = Some(Cow::Owned(order_id.to_string()));
-                e.expected_at = Some(arrives);
+                e.expected_at = Some(promised);
                 d.out.events.push(e);
                 d.out.stats.purchase_orders += 1;
             }

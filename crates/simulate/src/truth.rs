@@ -9,7 +9,11 @@
 //! - `stockout`: `store_id`, `sku`, `start`, `end` (null while it lasts), `lost_units`;
 //! - `phantom`: `store_id`, `sku`, `start`, `end`: the shelf was empty while the records said
 //!   there was stock;
-//! - `promotion`: `sku`, `first_date`, `last_date`, `lift`, `discount`.
+//! - `promotion`: `sku`, `first_date`, `last_date`, `lift`, `discount`;
+//! - `order`: every order a store placed: `store_id`, `order_id`, `supplier_id`, `ordered_at`,
+//!   `expected_at` (the supplier's promise), `arrives` (the morning it really comes: now and
+//!   then a day late) and its `lines` (SKU and quantity) — whether or not the store sends its
+//!   orders as events.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
@@ -76,6 +80,28 @@ pub enum TruthRecord {
         lift: f64,
         discount: f64,
     },
+    Order {
+        store_id: String,
+        order_id: String,
+        supplier_id: String,
+        ordered_at: String,
+        expected_at: String,
+        arrives: String,
+        lines: Vec<(String, Decimal)>,
+    },
+}
+
+/// An order a store placed, for the truth.
+#[derive(Debug, Clone)]
+pub struct TruthOrder {
+    pub store: u32,
+    pub supplier: u32,
+    pub order_id: String,
+    pub ordered_at: DateTime<Utc>,
+    pub expected_at: DateTime<Utc>,
+    pub arrives: DateTime<Utc>,
+    /// (product, quantity in thousandths)
+    pub lines: Vec<(u32, Milli)>,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -110,6 +136,27 @@ impl TruthRecord {
                 start: ts(e.start),
                 end: e.end.map(ts),
             },
+        }
+    }
+
+    pub fn order(catalog: &Catalog, o: &TruthOrder) -> TruthRecord {
+        TruthRecord::Order {
+            store_id: catalog.stores[o.store as usize].store_id.clone(),
+            order_id: o.order_id.clone(),
+            supplier_id: catalog.suppliers[o.supplier as usize].supplier_id.clone(),
+            ordered_at: ts(o.ordered_at),
+            expected_at: ts(o.expected_at),
+            arrives: ts(o.arrives),
+            lines: o
+                .lines
+                .iter()
+                .map(|(p, q)| {
+                    (
+                        catalog.products[*p as usize].sku.clone(),
+                        Decimal::new(*q, 3),
+                    )
+                })
+                .collect(),
         }
     }
 

@@ -119,6 +119,7 @@ pub async fn load_master(settings: &Settings) -> anyhow::Result<()> {
         tracing::info!(
             products = ?r.products,
             stores = ?r.stores,
+            suppliers = ?r.suppliers,
             changed = ?r.changed,
             "master data loaded"
         );
