@@ -410,7 +410,7 @@ impl KeyState {
             case_pack: look.product.case_pack(),
         };
         let coming = if look.orders_feed {
-            self.ordered(now, look.learnt_lead.map_or(0.0, |l| l.1))
+            self.ordered(look)
         } else {
             self.inferred(now, lead)
         };
@@ -455,20 +455,40 @@ impl KeyState {
     }
 
     /// What is on its way by the store's purchase orders: every open line, at its promised
-    /// time (a late one any moment now).
-    fn ordered(&mut self, now: DateTime<Utc>, lead_sd_days: f64) -> Coming {
+    /// time (a late one any moment now); and after them, as the store goes on ordering, the
+    /// deliveries of its receipt rhythm — from the first an order not yet placed could bring.
+    fn ordered(&mut self, look: &Look<'_>) -> Coming {
+        let now = look.now;
+        let rhythm = self.inferred(now, look.lead_time_days);
         self.on_order = self.orders.iter().map(|(_, q)| *q).sum();
         self.expected_delivery_at = self.orders.first().map(|(t, _)| *t);
-        let list: Vec<(DateTime<Utc>, f64)> = self
+        let open: Vec<(DateTime<Utc>, f64)> = self
             .orders
             .iter()
             .map(|(t, q)| ((*t).max(now), decimal_f64(*q)))
             .collect();
+        // the rhythm's next delivery after an open order is that order itself
+        let interval = self
+            .replenishment
+            .interval(self.demand.level)
+            .unwrap_or(1.0);
+        let half = Duration::minutes((interval * 720.0) as i64);
+        let earliest = stocklake_stock::proposal::earliest_new_delivery(look.supply, now, look.tz);
+        let from = open
+            .last()
+            .map_or(earliest, |(t, _)| (*t + half).max(earliest));
+        let mut list = open.clone();
+        list.extend(rhythm.for_policy.iter().filter(|(t, _)| *t >= from));
+        let lead_sd_days = look.learnt_lead.map_or(0.0, |l| l.1);
         Coming {
             next: list.first().map(|(t, _)| *t),
             typical: list.first().map_or(0.0, |(_, q)| *q),
             // a promise is kept within hours, or within the spread the supplier has shown
-            slack: Duration::hours(3).max(Duration::minutes((lead_sd_days * 1440.0) as i64)),
+            slack: if open.is_empty() {
+                rhythm.slack
+            } else {
+                Duration::hours(3).max(Duration::minutes((lead_sd_days * 1440.0) as i64))
+            },
             known: true,
             for_policy: list.clone(),
             for_alerts: list,

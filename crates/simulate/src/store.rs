@@ -317,8 +317,6 @@ impl StoreSim {
                 self.add_stock(ki, catalog, actual, day, delivery_at, &mut d.out);
                 d.out.stats.units_received += arrived;
                 let line = (self.keys[ki].product, arrived, None);
-                // without the order feed, one receipt carries the morning's delivery
-                let order = if name_orders { order } else { "".into() };
                 match receipts.iter_mut().find(|(o, _)| *o == order) {
                     Some((_, lines)) => lines.push(line),
                     None => receipts.push((order, vec![line])),
@@ -337,7 +335,9 @@ impl StoreSim {
                     None,
                     chunk,
                 );
-                if !order.is_empty() {
+                // one receipt per order either way (the same draws, the same chain); without
+                // the order feed it names none
+                if name_orders {
                     e.order_id = Some(Cow::Owned(order.to_string()));
                 }
                 d.out.events.push(e);
@@ -713,9 +713,6 @@ impl StoreSim {
                     .map(|&(ki, q)| (self.keys[ki].product, q))
                     .collect(),
             });
-            if !send {
-                continue;
-            }
             let lines: Vec<(u32, Milli, Option<(Decimal, Decimal)>)> = lines
                 .iter()
                 .map(|&(ki, q)| (self.keys[ki].product, q, None))
@@ -730,6 +727,10 @@ impl StoreSim {
                     None,
                     chunk,
                 );
+                // made either way (the same draws, the same chain), sent with the feed
+                if !send {
+                    continue;
+                }
                 e.order_id = Some(Cow::Owned(order_id.to_string()));
                 e.expected_at = Some(promised);
                 d.out.events.push(e);

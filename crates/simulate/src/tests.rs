@@ -264,3 +264,68 @@ fn runs_merge_as_a_stable_sort_would_order_them() {
         assert_eq!(names(&merged), names(&expected), "case {case}");
     }
 }
+
+#[test]
+fn stores_send_their_orders_and_receipts_name_them_and_the_shelves_do_not_care() {
+    let (with, truth_with, stats) = all_records(small(3, 6));
+    let (without, truth_without, _) = all_records(SimConfig {
+        purchase_orders: false,
+        ..small(3, 6)
+    });
+    // the same chain either way: only the events that speak of orders differ
+    assert_eq!(truth_with, truth_without);
+    assert!(stats.purchase_orders > 0);
+    let events = |records: &[OutRecord]| -> Vec<stocklake_event::Event<'static>> {
+        records
+            .iter()
+            .map(|r| parse_event(&r.bytes).expect("valid").into_owned())
+            .collect()
+    };
+    let (with, without) = (events(&with), events(&without));
+    let orders: Vec<_> = with
+        .iter()
+        .filter(|e| e.event_type == EventType::PurchaseOrder)
+        .collect();
+    assert_eq!(orders.len() as u64, stats.purchase_orders);
+    assert!(
+        orders
+            .iter()
+            .all(|e| e.order_id.is_some() && e.expected_at.is_some_and(|t| t > e.event_time))
+    );
+    assert!(
+        !without
+            .iter()
+            .any(|e| e.event_type == EventType::PurchaseOrder || e.order_id.is_some())
+    );
+    // every delivery names an order the store placed (or one placed before the first day)
+    let placed: std::collections::HashSet<&str> = orders
+        .iter()
+        .filter_map(|e| e.order_id.as_deref())
+        .collect();
+    let receipts: Vec<_> = with
+        .iter()
+        .filter(|e| e.event_type == EventType::Receipt)
+        .collect();
+    assert!(receipts.iter().all(|e| e.order_id.is_some()));
+    assert!(
+        receipts
+            .iter()
+            .filter(|e| e.order_id.as_deref().is_some_and(|o| placed.contains(o)))
+            .count()
+            > receipts.len() / 2
+    );
+    // the truth records every order, promised and real arrival; some come a day late
+    let truth_orders: Vec<_> = truth_with
+        .iter()
+        .filter_map(|t| match t {
+            TruthRecord::Order {
+                expected_at,
+                arrives,
+                ..
+            } => Some((expected_at.clone(), arrives.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(truth_orders.len(), orders.len());
+    assert!(truth_orders.iter().any(|(e, a)| e != a));
+}

@@ -141,6 +141,17 @@ fn delivery_for(supply: &Supply<'_>, order_date: NaiveDate) -> NaiveDate {
         .on_or_after(order_date + Duration::days(lead))
 }
 
+/// The start of the store-local day on which an order placed on the next order day arrives: no
+/// order not yet placed can come earlier.
+pub fn earliest_new_delivery(supply: &Supply<'_>, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    let today = now.with_timezone(&tz).date_naive();
+    let day = delivery_for(supply, supply.order_days.on_or_after(today));
+    let t = day.and_time(NaiveTime::MIN);
+    tz.from_local_datetime(&t)
+        .earliest()
+        .map_or_else(|| Utc.from_utc_datetime(&t), |x| x.with_timezone(&Utc))
+}
+
 /// The proposal for the next order day, or `None` when demand is unknown.
 pub fn propose(supply: &Supply<'_>, s: &Stock<'_>) -> Option<Proposal> {
     if s.demand.level <= 0.0 {

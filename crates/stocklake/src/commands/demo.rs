@@ -77,6 +77,11 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     );
     progress!("  dashboard  {}/", running.url);
     progress!("  API        {}/v1/alerts?status=open", running.url);
+    progress!(
+        "  orders     {}/v1/orders?store_id=ST-0001 (or: stocklake orders --store ST-0001 --data-dir {})",
+        running.url,
+        demo_dir.display()
+    );
     progress!("  data       {}", demo_dir.display());
     progress!(
         "  stop with Ctrl-C{}",
@@ -219,6 +224,30 @@ async fn summarize(gold: &Gold, stats: &stocklake_simulate::Stats, demo_dir: &st
         by_type("suspected_phantom_stock"),
         by_type("overstock"),
         by_type("negative_stock")
+    );
+    let order_lines = stocklake_model::queries::count_rows(gold, "purchase_order_line")
+        .await
+        .unwrap_or_default();
+    let to_order = stocklake_model::queries::orders(
+        gold,
+        &stocklake_model::queries::OrderFilter {
+            limit: stocklake_model::queries::Page::MAX_LIMIT,
+            ..Default::default()
+        },
+    )
+    .await
+    .map(|v| v.len())
+    .unwrap_or_default();
+    progress!(
+        "  orders      {} purchase orders sent ({} lines in gold); {} lines proposed to order now{}",
+        stats.purchase_orders,
+        order_lines,
+        to_order,
+        if to_order >= stocklake_model::queries::Page::MAX_LIMIT {
+            " or more"
+        } else {
+            ""
+        }
     );
     progress!(
         "  the data stays in {} (rerun `stocklake demo` to start afresh)",
