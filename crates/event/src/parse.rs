@@ -404,24 +404,23 @@ fn parse_line_fields<'a>(
     })
 }
 
+/// The fields of a legacy record (docs/contract.md §1b).
+const LEGACY_FIELDS: [&str; 11] = [
+    "transaction_id",
+    "product_id",
+    "product_name",
+    "category",
+    "quantity",
+    "unit_price",
+    "total_price",
+    "timestamp",
+    "store_id",
+    "payment_method",
+    "client_type",
+];
+
 fn parse_legacy<'a>(f: &Fields<'a>, v: &mut Vec<Violation>) -> Option<Event<'a>> {
-    f.check_duplicates(
-        &[
-            "transaction_id",
-            "product_id",
-            "product_name",
-            "category",
-            "quantity",
-            "unit_price",
-            "total_price",
-            "timestamp",
-            "store_id",
-            "payment_method",
-            "client_type",
-        ],
-        None,
-        v,
-    );
+    f.check_duplicates(&LEGACY_FIELDS, None, v);
     let transaction_id = required_id(
         f,
         "transaction_id",

@@ -352,23 +352,7 @@ impl Model {
             .into_iter()
             .map(|s| (s.supplier_id.clone(), s))
             .collect();
-        self.orders = OrderBook::default();
-        let order_lines: Vec<_> = l
-            .order_lines
-            .into_iter()
-            .filter_map(|r| Some((StoreKey(r.store_key), self.skus.of_key(r.product_key)?, r)))
-            .collect();
-        let keyed: BTreeSet<Key> = order_lines
-            .iter()
-            .map(|(s, k, _)| Key::new(*s, *k))
-            .collect();
-        self.orders.load(order_lines);
-        for key in keyed {
-            let open = self.orders.open_for(key.store, key.sku);
-            if let Some(k) = self.keys.get_mut(&key) {
-                k.orders = open;
-            }
-        }
+        self.load_orders(l.order_lines);
         // today's daily rows
         let days: Vec<(StoreKey, i32)> = self
             .stores
@@ -415,6 +399,23 @@ impl Model {
         }
         self.dirty = false;
         Ok(())
+    }
+
+    /// The order book from gold's open orders, and each key's open lines.
+    fn load_orders(&mut self, rows: Vec<OrderLineRow>) {
+        self.orders = OrderBook::default();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter_map(|r| Some((StoreKey(r.store_key), self.skus.of_key(r.product_key)?, r)))
+            .collect();
+        let keyed: BTreeSet<Key> = rows.iter().map(|(s, k, _)| Key::new(*s, *k)).collect();
+        self.orders.load(rows);
+        for key in keyed {
+            let open = self.orders.open_for(key.store, key.sku);
+            if let Some(k) = self.keys.get_mut(&key) {
+                k.orders = open;
+            }
+        }
     }
 
     /// Whether silver holds versions gold has not consumed.

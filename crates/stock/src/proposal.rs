@@ -152,6 +152,55 @@ pub fn earliest_new_delivery(supply: &Supply<'_>, now: DateTime<Utc>, tz: Tz) ->
         .map_or_else(|| Utc.from_utc_datetime(&t), |x| x.with_timezone(&Utc))
 }
 
+/// `need` in whole cases, raised to the minimum order and capped at what sells within the shelf
+/// life, with a note of each; or why nothing can be ordered.
+fn whole_cases(
+    supply: &Supply<'_>,
+    s: &Stock<'_>,
+    need: f64,
+    at_delivery: f64,
+    delivery: NaiveDate,
+    case: Decimal,
+) -> Result<(Decimal, Vec<String>), String> {
+    let mut cases = (estimate(need, 3) / case).ceil();
+    let mut notes = Vec::new();
+    if let Some(moq) = supply.min_order_qty.filter(|m| *m > Decimal::ZERO) {
+        let least = (moq / case).ceil();
+        if cases < least {
+            cases = least;
+            notes.push(format!(
+                "raised to the minimum order of {} {}",
+                q(moq),
+                s.unit
+            ));
+        }
+    }
+    if let Some(life) = supply.shelf_life_days {
+        // what can sell between the delivery and the day the goods expire, less what is
+        // still on the shelf then
+        let sellable = demand_of_days(s, delivery, i64::from(life.max(1))) - at_delivery;
+        let cap = (estimate(sellable.max(0.0), 3) / case).floor();
+        if cases > cap {
+            cases = cap;
+            notes.push(format!(
+                "capped at what sells within its {life}-day shelf life"
+            ));
+        }
+        if cases <= Decimal::ZERO {
+            return Err(format!(
+                "not even one case of {} would sell within its {life}-day shelf life",
+                q(case)
+            ));
+        }
+        if supply.min_order_qty.is_some_and(|m| cases * case < m) {
+            return Err(format!(
+                "the minimum order would not sell within its {life}-day shelf life"
+            ));
+        }
+    }
+    Ok((cases, notes))
+}
+
 /// The proposal for the next order day, or `None` when demand is unknown.
 pub fn propose(supply: &Supply<'_>, s: &Stock<'_>) -> Option<Proposal> {
     if s.demand.level <= 0.0 {
@@ -221,38 +270,15 @@ pub fn propose(supply: &Supply<'_>, s: &Stock<'_>) -> Option<Proposal> {
             "Nothing to order{from} {when}: {standing}; {target}, and the position covers it."
         )));
     }
-    let mut cases = (estimate(need, 3) / case).ceil();
-    let mut notes = Vec::new();
-    if let Some(moq) = supply.min_order_qty.filter(|m| *m > Decimal::ZERO) {
-        let least = (moq / case).ceil();
-        if cases < least {
-            cases = least;
-            notes.push(format!("raised to the minimum order of {} {unit}", q(moq)));
-        }
-    }
-    if let Some(life) = supply.shelf_life_days {
-        // what can sell between the delivery and the day the goods expire, less what is
-        // still on the shelf then
-        let sellable = demand_of_days(s, delivery, i64::from(life.max(1))) - at_delivery;
-        let cap = (estimate(sellable.max(0.0), 3) / case).floor();
-        if cases > cap {
-            cases = cap;
-            notes.push(format!(
-                "capped at what sells within its {life}-day shelf life"
-            ));
-        }
-        if cases <= Decimal::ZERO {
+    let cases = match whole_cases(supply, s, need, at_delivery, delivery, case) {
+        Ok(c) => c,
+        Err(why) => {
             return Some(nothing(format!(
-                "Nothing to order{from} {when}: {standing}; {target}, but not even one case of {} would sell within its {life}-day shelf life.",
-                q(case)
+                "Nothing to order{from} {when}: {standing}; {target}, but {why}."
             )));
         }
-        if supply.min_order_qty.is_some_and(|m| cases * case < m) {
-            return Some(nothing(format!(
-                "Nothing to order{from} {when}: {standing}; {target}, but the minimum order would not sell within its {life}-day shelf life."
-            )));
-        }
-    }
+    };
+    let (cases, notes) = cases;
     let quantity = cases * case;
     let notes = if notes.is_empty() {
         String::new()
