@@ -8,7 +8,7 @@ use stocklake_refine::Refiner;
 use stocklake_refine::master::load_master_data;
 use stocklake_silver::maintain::{MaintainConfig, maintain};
 use stocklake_silver::read::{active_files, read_files};
-use stocklake_silver::tables::{POS_EVENT_LINES, PRODUCTS, STORES, open_or_create};
+use stocklake_silver::tables::{POS_EVENT_LINES, PRODUCTS, STORES, SUPPLIERS, open_or_create};
 use stocklake_storage::Location;
 use stocklake_testkit::{moto_aws, unique};
 
@@ -99,6 +99,36 @@ async fn master_data_is_versioned_only_when_it_changes() {
         .map(|b| b.num_rows())
         .sum();
     assert_eq!(rows, 2);
+    // suppliers and the products' supplier rules: a version of each, the columns read back
+    std::fs::write(
+        dir.join("products.csv"),
+        "sku,case_pack,supplier_id,min_order_qty,shelf_life_days\nSKU-1,12,SUP-1,24,5\nSKU-2,10,,,\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("suppliers.csv"),
+        "supplier_id,name,lead_time_days,order_days,delivery_days\nSUP-1,Dairy Co,2,Mon Thu,Wed Sat\n",
+    )
+    .expect("write");
+    let r = load_master_data(&lake.silver, &lake.aws, &dir)
+        .await
+        .expect("load suppliers");
+    assert_eq!(r.changed, vec![PRODUCTS, SUPPLIERS]);
+    assert_eq!(r.suppliers, Some(1));
+    let products = lake.table_rows(PRODUCTS).await;
+    let b = products.iter().find(|b| b.num_rows() > 0).expect("rows");
+    let supplier = b
+        .column_by_name("supplier_id")
+        .expect("supplier_id")
+        .as_string::<i32>();
+    assert!(supplier.iter().any(|v| v == Some("SUP-1")));
+    let suppliers = lake.table_rows(SUPPLIERS).await;
+    let b = suppliers.iter().find(|b| b.num_rows() > 0).expect("rows");
+    let days = b
+        .column_by_name("order_days")
+        .expect("order_days")
+        .as_string::<i32>();
+    assert_eq!(days.value(0), "Mon Thu");
 }
 
 /// Puts `n` one-line events `{prefix}-0`, `{prefix}-1`, … in one bronze object and refines them.

@@ -233,6 +233,27 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
             "{o}"
         );
     }
+    // each on its supplier's order day, as suppliers.csv has it
+    let calendars: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(root.join("master/suppliers.csv"))
+            .expect("suppliers.csv")
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].to_string(), f[3].to_string())
+            })
+            .collect();
+    for o in orders["orders"].as_array().expect("orders") {
+        let days = &calendars[o["supplier_id"].as_str().expect("supplier")];
+        let date: chrono::NaiveDate = o["order_date"]
+            .as_str()
+            .expect("date")
+            .parse()
+            .expect("date");
+        let weekday = date.format("%a").to_string();
+        assert!(days.is_empty() || days.contains(&weekday), "{o} ({days})");
+    }
     let first = &orders["orders"][0];
     let day = first["order_date"].as_str().expect("order_date");
     let (_, that_day) = get(&format!("{base}/v1/orders?store_id={store}&date={day}")).await;
