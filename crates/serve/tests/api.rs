@@ -65,6 +65,8 @@ async fn an_empty_gold_answers_every_read() {
         ("/v1/stores", "stores"),
         ("/v1/alerts?status=open", "alerts"),
         ("/v1/dead-letters", "dead_letters"),
+        ("/v1/orders", "orders"),
+        ("/v1/orders?store_id=S&supplier_id=X&date=2026-12-07", "orders"),
     ] {
         let (s, v, _) = get(&app, path, None).await;
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
@@ -102,6 +104,10 @@ async fn what_is_asked_is_checked() {
         "/v1/sales/velocity?limit=5",
         "/v1/pipeline?verbose=1",
         "/v1/dead-letters?limit=10001",
+        "/v1/orders?format=xlsx",
+        "/v1/orders?date=2026-13-01",
+        "/v1/orders?store=S",
+        "/v1/orders?limit=10001",
     ] {
         let (s, v, _) = get(&app, path, None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
@@ -129,6 +135,7 @@ async fn the_read_token_guards_the_data_and_nothing_else() {
         "/v1/pipeline",
         "/v1/stores",
         "/v1/dead-letters",
+        "/v1/orders?format=csv",
     ] {
         let (s, v, h) = get(&app, path, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
