@@ -66,7 +66,10 @@ async fn an_empty_gold_answers_every_read() {
         ("/v1/alerts?status=open", "alerts"),
         ("/v1/dead-letters", "dead_letters"),
         ("/v1/orders", "orders"),
-        ("/v1/orders?store_id=S&supplier_id=X&date=2026-12-07", "orders"),
+        (
+            "/v1/orders?store_id=S&supplier_id=X&date=2026-12-07",
+            "orders",
+        ),
     ] {
         let (s, v, _) = get(&app, path, None).await;
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
