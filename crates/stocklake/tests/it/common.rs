@@ -319,6 +319,7 @@ pub fn expected_stock(
 ) -> (
     std::collections::BTreeMap<(String, String), rust_decimal::Decimal>,
     u64,
+    u64,
 ) {
     #[derive(Default)]
     struct Key {
@@ -327,11 +328,12 @@ pub fn expected_stock(
     }
     let mut keys: std::collections::HashMap<(String, String), Key> =
         std::collections::HashMap::new();
-    let mut lines = 0u64;
+    let (mut lines, mut movements) = (0u64, 0u64);
     for raw in events {
         let e = stocklake_event::parse_event(raw).expect("the simulator writes valid events");
         for l in &e.lines {
             lines += 1;
+            movements += u64::from(e.event_type.moves_stock());
             let k = keys
                 .entry((e.store_id.to_string(), l.sku.to_string()))
                 .or_default();
@@ -374,7 +376,7 @@ pub fn expected_stock(
             (key, on_hand)
         })
         .collect();
-    (stock, lines)
+    (stock, lines, movements)
 }
 
 /// Rows of a query on the gold PostgreSQL database.
@@ -431,6 +433,8 @@ pub struct KnownEvents {
     pub events: Vec<Vec<u8>>,
     pub stock: std::collections::BTreeMap<(String, String), rust_decimal::Decimal>,
     pub lines: u64,
+    /// The lines that move stock: gold's inventory movements (purchase orders move none).
+    pub movements: u64,
 }
 
 /// Runs `stocklake simulate ARGS --to file:…` and reads back what it wrote.
@@ -444,11 +448,12 @@ pub fn known_events(dir: &Path, args: &[&str]) -> KnownEvents {
         .arg(format!("file:{}", file.display()));
     ok(c);
     let events = read_records(&file);
-    let (stock, lines) = expected_stock(&events);
+    let (stock, lines, movements) = expected_stock(&events);
     KnownEvents {
         events,
         stock,
         lines,
+        movements,
     }
 }
 

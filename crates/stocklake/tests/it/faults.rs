@@ -245,7 +245,7 @@ async fn outage_loses_nothing(outage: Outage) {
         "--seed", "12", "--stores", "2", "--skus", "100", "--days", "2",
     ];
     let known = known_events(dir.path(), &sim);
-    let (events, want_lines) = (&known.events, known.lines);
+    let (events, want_lines) = (&known.events, known.movements);
 
     let mut c = stocklake(dir.path(), Some(&aws));
     c.args(["init", "--shards", "2"]).args(&settings);
@@ -468,7 +468,7 @@ async fn a_postgresql_restart_under_load_loses_nothing() {
         "2026-11-02",
     ];
     let known = known_events(dir.path(), &sim);
-    let (events, want_stock, want_lines) = (&known.events, &known.stock, known.lines);
+    let (events, want_stock, want_lines) = (&known.events, &known.stock, known.movements);
     assert!(events.len() > 1000 && want_stock.len() > 50);
 
     let (mut run, base) = start_run(dir.path(), None, &settings);
@@ -585,7 +585,7 @@ async fn kinesis_throttling_is_reported_retried_and_loses_nothing() {
         "--seed", "14", "--stores", "2", "--skus", "120", "--days", "2",
     ];
     let known = known_events(dir.path(), &sim);
-    let (events, want_stock, want_lines) = (&known.events, &known.stock, known.lines);
+    let (events, want_stock, want_lines) = (&known.events, &known.stock, known.movements);
 
     let mut c = stocklake(dir.path(), Some(&aws));
     c.args(["init", "--shards", "2"]).args(&settings);

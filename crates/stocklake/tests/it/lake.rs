@@ -210,13 +210,13 @@ async fn run_publishes_gold_to_a_delta_lake_through_a_kill() {
         let movements = pipeline["gold"]["counts"]["movements"]
             .as_u64()
             .unwrap_or(0);
-        if movements == known.lines {
+        if movements == known.movements {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "gold has {movements} of {} lines",
-            known.lines
+            known.movements
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
