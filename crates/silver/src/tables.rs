@@ -127,6 +127,7 @@ pub fn lines_writer_properties() -> deltalake::parquet::file::properties::Writer
         "refined_at",
         "payment_method",
         "client_type",
+        "order_id",
         "expected_at",
     ] {
         b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
