@@ -455,10 +455,8 @@ impl KeyState {
     }
 
     /// What is on its way by the store's purchase orders: every open line, at its promised
-    /// time (a late one any moment now); and the store's next order, as it orders: on the first
-    /// of its supplier's order days whose evening finds the stock position (on hand and on
-    /// order, less what sells until then) at the level the store orders at, of the size it
-    /// usually orders, arriving as an order placed that day arrives.
+    /// time (a late one any moment now); and after them, as the store goes on ordering, the
+    /// deliveries of its receipt rhythm — from the first an order not yet placed could bring.
     fn ordered(&mut self, look: &Look<'_>) -> Coming {
         let now = look.now;
         let rhythm = self.inferred(now, look.lead_time_days);
@@ -469,11 +467,18 @@ impl KeyState {
             .iter()
             .map(|(t, q)| ((*t).max(now), decimal_f64(*q)))
             .collect();
+        // the rhythm's next delivery after an open order is that order itself
+        let interval = self
+            .replenishment
+            .interval(self.demand.level)
+            .unwrap_or(1.0);
+        let half = Duration::minutes((interval * 720.0) as i64);
+        let earliest = stocklake_stock::proposal::earliest_new_delivery(look.supply, now, look.tz);
+        let from = open
+            .last()
+            .map_or(earliest, |(t, _)| (*t + half).max(earliest));
         let mut list = open.clone();
-        if let Some(next) = self.next_store_order(look) {
-            list.push(next);
-            list.sort_by_key(|(t, _)| *t);
-        }
+        list.extend(rhythm.for_policy.iter().filter(|(t, _)| *t >= from));
         let lead_sd_days = look.learnt_lead.map_or(0.0, |l| l.1);
         Coming {
             next: list.first().map(|(t, _)| *t),
@@ -488,44 +493,6 @@ impl KeyState {
             for_policy: list.clone(),
             for_alerts: list,
         }
-    }
-
-    /// The store's next order, when its ordering is known (the level it orders at and the size
-    /// of its deliveries, learnt from its receipts): (arrival, quantity).
-    fn next_store_order(&self, look: &Look<'_>) -> Option<(DateTime<Utc>, f64)> {
-        let r = &self.replenishment;
-        if r.order_level <= 0.0 || r.typical_qty <= 0.0 || self.demand.level <= 0.0 {
-            return None;
-        }
-        let position = decimal_f64(self.on_hand + self.on_order);
-        let today = look.now.with_timezone(&look.tz).date_naive();
-        (0..14).find_map(|i| {
-            let day = today + Duration::days(i);
-            if !look.supply.order_days.has(day) {
-                return None;
-            }
-            // the store reviews its stock in the evening
-            let evening = day
-                .and_hms_opt(20, 0, 0)
-                .and_then(|t| t.and_local_timezone(look.tz).earliest())?
-                .with_timezone(&Utc);
-            if evening < look.now {
-                return None;
-            }
-            let sold = stocklake_stock::expected_units(
-                &self.demand,
-                look.shape,
-                look.now,
-                evening,
-                look.tz,
-            );
-            (position - sold <= r.order_level).then(|| {
-                (
-                    stocklake_stock::proposal::arrival_of_order_on(look.supply, day, look.tz),
-                    r.typical_qty,
-                )
-            })
-        })
     }
 
     /// What is probably on its way, from the receipt rhythm (a store that sends no orders).

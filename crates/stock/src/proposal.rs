@@ -141,12 +141,6 @@ fn delivery_for(supply: &Supply<'_>, order_date: NaiveDate) -> NaiveDate {
         .on_or_after(order_date + Duration::days(lead))
 }
 
-/// When an order placed on store-local `day` arrives: the first delivery day a lead time later,
-/// in the morning.
-pub fn arrival_of_order_on(supply: &Supply<'_>, day: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    morning(delivery_for(supply, day), tz)
-}
-
 /// The start of the store-local day on which an order placed on the next order day arrives: no
 /// order not yet placed can come earlier.
 pub fn earliest_new_delivery(supply: &Supply<'_>, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
