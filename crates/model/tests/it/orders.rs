@@ -176,6 +176,18 @@ fn amounts(v: &[(&str, u32)]) -> BTreeMap<String, Decimal> {
         .collect()
 }
 
+/// The lines once every event of the scenario has arrived, in whatever order.
+fn settled() -> Lines {
+    want(&[
+        ("PO-A", "A", 8, 6, "short"),
+        ("PO-A", "B", 0, 0, "cancelled"),
+        ("PO-A", "C", 0, 0, "cancelled"),
+        ("PO-B", "A", 6, 6, "received"),
+        ("PO-C", "D", 12, 0, "open"),
+        ("PO-X", "D", 0, 2, "awaiting_order"),
+    ])
+}
+
 async fn in_order(url: &str) {
     let (placed, came) = scenario();
     let mut lake = Lake::new();
@@ -206,14 +218,7 @@ async fn in_order(url: &str) {
     lake.put(&came).await;
     lake.refine().await;
     model.drain().await.expect("model");
-    let done = want(&[
-        ("PO-A", "A", 8, 6, "short"),
-        ("PO-A", "B", 0, 0, "cancelled"),
-        ("PO-A", "C", 0, 0, "cancelled"),
-        ("PO-B", "A", 6, 6, "received"),
-        ("PO-C", "D", 12, 0, "open"),
-        ("PO-X", "D", 0, 2, "awaiting_order"),
-    ]);
+    let done = settled();
     assert_eq!(order_lines(url).await, done);
     let settled = amounts(&[("A", 0), ("B", 0), ("C", 0), ("D", 12)]);
     assert_eq!(on_order(model.gold()).await, settled);
@@ -256,18 +261,7 @@ async fn shuffled(url_of: impl Fn(&Lake, u64) -> String) {
             lake.refine().await;
             model.drain().await.expect("model");
         }
-        assert_eq!(
-            order_lines(&url).await,
-            want(&[
-                ("PO-A", "A", 8, 6, "short"),
-                ("PO-A", "B", 0, 0, "cancelled"),
-                ("PO-A", "C", 0, 0, "cancelled"),
-                ("PO-B", "A", 6, 6, "received"),
-                ("PO-C", "D", 12, 0, "open"),
-                ("PO-X", "D", 0, 2, "awaiting_order"),
-            ]),
-            "seed {seed}"
-        );
+        assert_eq!(order_lines(&url).await, settled(), "seed {seed}");
         assert_eq!(
             on_order(model.gold()).await,
             amounts(&[("A", 0), ("B", 0), ("C", 0), ("D", 12)]),
