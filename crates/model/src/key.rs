@@ -364,16 +364,30 @@ impl KeyState {
                 &[]
             }
         };
+        // while stocklake suspects the records show stock the shelf has not got, it orders as
+        // for an empty shelf: an order in vain costs a little stock, none costs the sales
+        let phantom = self
+            .alerts
+            .iter()
+            .any(|a| a.alert.alert_type == AlertType::SuspectedPhantomStock);
         let stock = Stock {
             now: look.now,
             tz: look.tz,
-            on_hand: self.on_hand,
+            on_hand: if phantom { Decimal::ZERO } else { self.on_hand },
             on_order,
             demand: &self.demand,
             shape: look.shape,
+            days: &[],
             unit: look.product.unit(),
         };
-        let p = propose(look.supply, &stock)?;
+        let mut p = propose(look.supply, &stock)?;
+        if phantom {
+            p.reason = format!(
+                "Suspected phantom stock: the records show {} but nothing has sold, so the shelf is taken as empty. {}",
+                self.on_hand.normalize(),
+                p.reason
+            );
+        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         std::hash::Hash::hash(
             &(p.order_date, p.expected_delivery, p.quantity, &p.reason),

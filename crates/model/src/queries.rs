@@ -384,11 +384,7 @@ pub async fn orders(gold: &Gold, f: &OrderFilter) -> Result<Vec<OrderView>, Mode
             sku: get(r, "sku").text().unwrap_or_default(),
             product_name: get(r, "product_name").text(),
             supplier_id: get(r, "supplier_id").text(),
-            order_date: get(r, "order_date")
-                .text()
-                .and_then(|t| t.get(..10).and_then(|d| d.parse().ok()))
-                .or_else(|| get(r, "order_date").time().map(|t| t.date_naive()))
-                .unwrap_or_default(),
+            order_date: date_of(r, "order_date").unwrap_or_default(),
             expected_delivery: get(r, "expected_delivery").time().unwrap_or_default(),
             quantity: get(r, "quantity").dec(3).unwrap_or_default(),
             cases: get(r, "cases").int().unwrap_or_default(),
@@ -396,6 +392,46 @@ pub async fn orders(gold: &Gold, f: &OrderFilter) -> Result<Vec<OrderView>, Mode
             on_hand: get(r, "on_hand").dec(3).unwrap_or_default(),
             on_order: get(r, "on_order").dec(3).unwrap_or_default(),
             reason: get(r, "reason").text().unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// A date column: text in SQLite, a date in PostgreSQL.
+fn date_of(r: &[(String, V)], col: &str) -> Option<chrono::NaiveDate> {
+    get(r, col)
+        .text()
+        .and_then(|t| t.get(..10).and_then(|d| d.parse().ok()))
+        .or_else(|| get(r, col).time().map(|t| t.date_naive()))
+}
+
+/// One order proposal as a store's ordering reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalLine {
+    pub store_id: String,
+    pub sku: String,
+    pub order_date: chrono::NaiveDate,
+    /// Zero: nothing to order.
+    pub quantity: Decimal,
+}
+
+/// Every store's order proposals, "nothing to order" ones included (`orders` lists only what is
+/// to be ordered, a page at a time).
+pub async fn proposal_lines(gold: &Gold) -> Result<Vec<ProposalLine>, ModelError> {
+    let sql = "SELECT s.store_id, p.sku, o.order_date, o.quantity
+         FROM order_proposal o
+         JOIN dim_store s ON s.store_key = o.store_key
+         JOIN dim_product p ON p.product_key = o.product_key";
+    let rows = query(gold, sql, Vec::new()).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let order_date = date_of(r, "order_date")?;
+            Some(ProposalLine {
+                store_id: get(r, "store_id").text()?,
+                sku: get(r, "sku").text()?,
+                order_date,
+                quantity: get(r, "quantity").dec(3).unwrap_or_default(),
+            })
         })
         .collect())
 }

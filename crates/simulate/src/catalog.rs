@@ -596,7 +596,7 @@ impl Catalog {
                 &p.unit_cost.to_string(),
                 &p.unit_price.to_string(),
                 &p.lead_time_days.to_string(),
-                &format!("{:.2}", p.service_level),
+                &format!("{:.4}", p.service_level),
                 &self.suppliers[p.supplier as usize].supplier_id,
                 &p.min_order_qty.map(|q| q.to_string()).unwrap_or_default(),
                 &p.shelf_life_days.map(|d| d.to_string()).unwrap_or_default(),

@@ -42,7 +42,7 @@ use rand_chacha::ChaCha8Rng;
 pub use catalog::{Catalog, Product, Store, StoreFormat, Supplier};
 pub use sink::{RunOptions, SimError, Target, run};
 pub use stats::Stats;
-pub use store::Promotion;
+pub use store::{Milli, Promotion, Shelf, UNIT};
 pub use truth::TruthRecord;
 pub use wire::{OutRecord, WireFormat};
 
@@ -68,6 +68,9 @@ pub struct SimConfig {
     /// Whether stores send their orders as `purchase_order` events and their receipts name the
     /// order they fulfil (the order feed); without it, receipts alone tell of deliveries.
     pub purchase_orders: bool,
+    /// Whether the caller places the stores' orders ([`Simulator::place_orders`] after each
+    /// day) instead of the stores' own rule.
+    pub external_orders: bool,
 }
 
 impl Default for SimConfig {
@@ -83,6 +86,7 @@ impl Default for SimConfig {
             shrink: 1.0,
             truth: true,
             purchase_orders: true,
+            external_orders: false,
         }
     }
 }
@@ -155,6 +159,14 @@ impl Simulator {
         &self.catalog
     }
 
+    /// Gives every product the service level `level` (what the closed loop's ordering aims
+    /// at); the shelves do not depend on it.
+    pub fn set_service_level(&mut self, level: f64) {
+        for p in &mut self.catalog.products {
+            p.service_level = level;
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -168,6 +180,102 @@ impl Simulator {
     /// The date of the last simulated day, if any.
     pub fn end_date(&self) -> NaiveDate {
         self.first_date + Duration::days(i64::from(self.cfg.days.max(1)) - 1)
+    }
+
+    /// The index of the day [`Simulator::next_day`] simulated last, and its date (the first
+    /// day before any).
+    pub fn last_day(&self) -> (u32, NaiveDate) {
+        let day = self.day.saturating_sub(1);
+        (day, self.first_date + Duration::days(i64::from(day)))
+    }
+
+    /// Store `store`'s products, as its records and as its shelves see them.
+    pub fn shelves(&self, store: usize) -> impl Iterator<Item = Shelf> + '_ {
+        self.stores.get(store).into_iter().flat_map(|s| s.shelves())
+    }
+
+    /// What store `store`'s own rule orders after the last day simulated: (product, quantity).
+    pub fn store_rule(&self, store: usize) -> Vec<(u32, Milli)> {
+        let (_, date) = self.last_day();
+        self.stores
+            .get(store)
+            .map(|s| s.store_rule(&self.catalog, date))
+            .unwrap_or_default()
+    }
+
+    /// The expected demand of a store's product (`shelf`, from [`Simulator::shelves`]) on
+    /// `date`, in thousandths: its mean, the weekday's traffic, and a promotion's lift when one
+    /// is known by then.
+    pub fn expected_demand(&self, shelf: &Shelf, date: NaiveDate) -> f64 {
+        let day = (date - self.first_date).num_days();
+        let weekday = date.weekday().num_days_from_monday() as usize;
+        let base = shelf.mean_demand * store::weekday_traffic(weekday);
+        let promo = u32::try_from(day).ok().and_then(|day| {
+            self.promotions
+                .iter()
+                .find(|p| p.product == shelf.product && p.first_day <= day && day <= p.last_day)
+        });
+        match promo {
+            Some(p) => {
+                base * p.lift
+                    * store::promotion_pick_factor(&self.catalog.products[shelf.product as usize])
+            }
+            None => base,
+        }
+    }
+
+    /// Places orders after closing on the last day simulated (with
+    /// [`SimConfig::external_orders`]): `orders[store]` lists that store's (product, quantity)
+    /// lines. Each store orders once per supplier; the lines its suppliers do not take that
+    /// weekday are refused (see [`Stats::order_lines_refused`]). Returns the `purchase_order`
+    /// records (with [`SimConfig::purchase_orders`]) and the orders' truth.
+    pub fn place_orders(
+        &mut self,
+        orders: &[Vec<(u32, Milli)>],
+    ) -> (Vec<OutRecord>, Vec<TruthRecord>) {
+        let (day, date) = self.last_day();
+        let mut runs = Vec::new();
+        let mut truth = Vec::new();
+        let lookup = |sku: &str| self.sku_index.get(sku).copied();
+        for (s, lines) in self.stores.iter_mut().zip(orders) {
+            let placed = s.place_orders(
+                &self.catalog,
+                self.cfg.seed,
+                day,
+                date,
+                lines,
+                self.cfg.purchase_orders,
+            );
+            self.stats.merge(&placed.stats);
+            truth.extend(
+                placed
+                    .orders
+                    .iter()
+                    .map(|o| TruthRecord::order(&self.catalog, o)),
+            );
+            let mut rng = store::store_rng(self.cfg.seed ^ 0x5EED ^ 0x0D, s.index, day);
+            let mut records = Vec::new();
+            for e in &placed.events {
+                *self
+                    .stats
+                    .events_by_type
+                    .entry(e.event_type.as_str())
+                    .or_default() += 1;
+                self.stats.lines += e.lines.len() as u64;
+                if !wire::encode(
+                    e,
+                    self.cfg.format,
+                    &self.catalog,
+                    &lookup,
+                    &mut rng,
+                    &mut records,
+                ) {
+                    self.stats.legacy_skipped += 1;
+                }
+            }
+            runs.push(records);
+        }
+        (merge_in_time_order(runs), truth)
     }
 
     /// Simulates the next day of every store; `None` after the last day.

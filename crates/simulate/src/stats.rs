@@ -34,6 +34,21 @@ pub struct Stats {
     pub orders: u64,
     /// `purchase_order` events sent (one per store, supplier and order day).
     pub purchase_orders: u64,
+    /// Orders placed (one per store, supplier and order day), sent or not.
+    pub orders_placed: u64,
+    /// Order lines left out: a product the store does not sell, a day its supplier takes no
+    /// orders, no quantity.
+    pub order_lines_refused: u64,
+    /// Deliveries received (one per store and order).
+    pub deliveries: u64,
+    /// Demand lost on a promotion's days.
+    pub units_lost_promotion: Milli,
+    /// Demand lost while the store's records showed stock (phantom stock).
+    pub units_lost_phantom: Milli,
+    /// What the demand lost to empty shelves would have paid.
+    pub lost_value: rust_decimal::Decimal,
+    /// What the wasted stock cost.
+    pub wasted_value: rust_decimal::Decimal,
     pub promotions: u64,
     pub bad_records: BTreeMap<&'static str, u64>,
     pub legacy_skipped: u64,
@@ -89,6 +104,13 @@ impl Stats {
         self.counted_lines += o.counted_lines;
         self.orders += o.orders;
         self.purchase_orders += o.purchase_orders;
+        self.orders_placed += o.orders_placed;
+        self.order_lines_refused += o.order_lines_refused;
+        self.deliveries += o.deliveries;
+        self.lost_value += o.lost_value;
+        self.units_lost_phantom += o.units_lost_phantom;
+        self.units_lost_promotion += o.units_lost_promotion;
+        self.wasted_value += o.wasted_value;
         self.promotions += o.promotions;
         self.legacy_skipped += o.legacy_skipped;
         self.records += o.records;

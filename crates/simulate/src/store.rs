@@ -51,6 +51,36 @@ pub struct StoreDay<'c> {
     pub stats: crate::stats::Stats,
 }
 
+impl<'c> StoreDay<'c> {
+    /// Adds what placing orders produced.
+    pub fn absorb(&mut self, mut o: StoreDay<'c>) {
+        self.events.append(&mut o.events);
+        self.orders.append(&mut o.orders);
+        self.stats.merge(&o.stats);
+    }
+}
+
+/// One product of a store as its records and as the shelf see it.
+#[derive(Debug, Clone)]
+pub struct Shelf {
+    pub product: u32,
+    /// What is really on the shelf (thousandths).
+    pub on_hand: Milli,
+    /// What the store's records say.
+    pub recorded: Milli,
+    /// Deliveries on their way: (the day index they arrive, quantity).
+    pub on_order: Vec<(u32, Milli)>,
+    /// The store's own estimate of daily sales.
+    pub estimate: f64,
+    /// The true mean demand of a nominal day at normal price (a weekday's is this times
+    /// [`weekday_traffic`]).
+    pub mean_demand: f64,
+    /// Sold on the last day simulated.
+    pub sold_today: Milli,
+    /// Demand lost to an empty shelf since the start.
+    pub lost: Milli,
+}
+
 #[derive(Debug, Clone)]
 struct KeyState {
     product: u32,
@@ -69,6 +99,8 @@ struct KeyState {
     sold_today: Milli,
     out_since: Option<DateTime<Utc>>,
     lost_in_episode: Milli,
+    /// Demand lost since the start.
+    lost: Milli,
     phantom_since: Option<DateTime<Utc>>,
     count_phase: u32,
 }
@@ -78,6 +110,8 @@ struct KeyState {
 pub struct StoreSim {
     pub index: usize,
     keys: Vec<KeyState>,
+    /// Key index of each product the store sells.
+    key_of: std::collections::HashMap<u32, usize>,
     seq: u64,
 }
 
@@ -98,6 +132,34 @@ pub fn store_rng(seed: u64, store: usize, day: u32) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(mix(seed
         ^ mix((store as u64).wrapping_add(1))
         ^ mix(u64::from(day) << 32)))
+}
+
+/// Salts of the streams and draws kept apart from the day's main one.
+const IDS: u64 = 0x1D5;
+const SHORT: u64 = 0x5407;
+const LATE: u64 = 0x1A7E;
+
+/// A draw in [0, 1) fixed by the seed, the store, the product (or supplier) and the day alone.
+fn fixed_draw(seed: u64, store: usize, item: u32, day: u32, salt: u64) -> f64 {
+    let x = mix(seed
+        ^ mix(salt)
+        ^ mix(((store as u64) << 32) | u64::from(item))
+        ^ mix(u64::from(day).wrapping_add(0x9E37)));
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The basket traffic of a weekday (0 = Monday) relative to a store's nominal day.
+pub fn weekday_traffic(weekday: usize) -> f64 {
+    WEEKDAY[weekday % 7]
+}
+
+/// How much more of a product a promotion's pick takes: now and then a unit more.
+pub fn promotion_pick_factor(p: &Product) -> f64 {
+    if p.weighed {
+        1.0
+    } else {
+        (mean_pick(p) + 0.3 * UNIT as f64) / mean_pick(p)
+    }
 }
 
 /// Mean items per basket pick, in thousandths.
@@ -137,7 +199,11 @@ struct Day<'c> {
     /// Nothing before this happened (the simulation starts then).
     not_before: DateTime<Utc>,
     clock: LocalClock,
+    /// Demand, theft, damage and the times of the day: drawn the same whatever was ordered.
     rng: ChaCha8Rng,
+    /// Event ids, whose number depends on what was ordered and sold.
+    ids: ChaCha8Rng,
+    seed: u64,
     out: StoreDay<'c>,
 }
 
@@ -155,7 +221,7 @@ impl StoreSim {
             * store.traffic
             * MEAN_BASKET
             * store.format.basket_scale();
-        let keys = store
+        let keys: Vec<KeyState> = store
             .assortment
             .iter()
             .map(|&pi| {
@@ -180,14 +246,21 @@ impl StoreSim {
                     sold_today: 0,
                     out_since: None,
                     lost_in_episode: 0,
+                    lost: 0,
                     phantom_since: None,
                     count_phase: rng.random_range(0..COUNT_CYCLE),
                 }
             })
             .collect();
+        let key_of = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.product, i))
+            .collect();
         StoreSim {
             index,
             keys,
+            key_of,
             seq: 0,
         }
     }
@@ -243,6 +316,8 @@ impl StoreSim {
                 tz: store.timezone,
             },
             rng: store_rng(seed, self.index, day),
+            ids: store_rng(seed ^ IDS, self.index, day),
+            seed,
             out: StoreDay::default(),
         };
         for k in &mut self.keys {
@@ -251,7 +326,12 @@ impl StoreSim {
         self.deliver(&mut d, cfg.purchase_orders);
         self.serve_customers(&mut d, promotions);
         self.close_day(&mut d, shrink);
-        self.review_orders(&mut d, cfg.purchase_orders);
+        self.learn_sales();
+        if !cfg.external_orders {
+            let lines = self.store_rule(catalog, date);
+            let placed = self.place_orders(catalog, seed, day, date, &lines, cfg.purchase_orders);
+            d.out.absorb(placed);
+        }
         // the truth at the end of the day
         for k in &self.keys {
             d.out.truth_stock.push(TruthStock {
@@ -299,9 +379,15 @@ impl StoreSim {
                 let p = &catalog.products[self.keys[ki].product as usize];
                 // now and then a delivery is short and nobody notices: records drift
                 // and now and then one is keyed in short while all of it reached the shelf
-                let roll: f64 = d.rng.random();
+                // drawn for this store, product and day alone: the same delivery is short alike
+                // whatever else was ordered
+                let product = self.keys[ki].product;
+                let roll = fixed_draw(d.seed, self.index, product, day, SHORT);
                 let (actual, recorded) = if roll < 0.01 {
-                    let short = UNIT * i64::from(d.rng.random_range(1..=p.case_pack.div_ceil(2)));
+                    let most = p.case_pack.div_ceil(2).max(1);
+                    let size = fixed_draw(d.seed, self.index, product, day, SHORT + 1);
+                    let short =
+                        UNIT * i64::from(((size * f64::from(most)) as u32).min(most - 1) + 1);
                     ((arrived - short).max(0), arrived)
                 } else if roll < 0.015 {
                     (
@@ -324,10 +410,11 @@ impl StoreSim {
             }
         }
         receipts.sort_by(|a, b| a.0.cmp(&b.0));
+        d.out.stats.deliveries += receipts.len() as u64;
         for (order, lines) in receipts {
             for chunk in lines.chunks(1000) {
                 let mut e = self.event(
-                    &mut d.rng,
+                    &mut d.ids,
                     catalog,
                     d.store,
                     EventType::Receipt,
@@ -412,7 +499,7 @@ impl StoreSim {
                 continue;
             }
             d.out.stats.record_basket(lines.len(), hour);
-            let mut e = self.event(&mut d.rng, catalog, store, EventType::Sale, t, None, &lines);
+            let mut e = self.event(&mut d.ids, catalog, store, EventType::Sale, t, None, &lines);
             e.register_id = Some(register);
             e.transaction_id = Some(Cow::Owned(txn));
             d.out.events.push(e);
@@ -485,7 +572,7 @@ impl StoreSim {
             Some((p.unit_price, Decimal::ZERO)),
         );
         let mut e = self.event(
-            &mut d.rng,
+            &mut d.ids,
             catalog,
             d.store,
             EventType::Return,
@@ -523,6 +610,16 @@ impl StoreSim {
             let lost = want - take;
             d.out.stats.units_lost += lost;
             self.keys[ki].lost_in_episode += lost;
+            self.keys[ki].lost += lost;
+            if promo.is_some() {
+                // a promotion nobody announced: the stores learn of it from their tills
+                d.out.stats.units_lost_promotion += lost;
+            }
+            if self.keys[ki].recorded > 0 {
+                // the records say there is stock: nobody orders for an empty shelf
+                d.out.stats.units_lost_phantom += lost;
+            }
+            d.out.stats.lost_value += Decimal::new(lost, 3) * p.unit_price;
         }
         if take <= 0 {
             return None;
@@ -562,7 +659,8 @@ impl StoreSim {
             self.steal(d, ki, shrink, waste_at);
             // someone notices an empty shelf that the system says is stocked
             let k = &self.keys[ki];
-            if k.true_qty <= 0 && k.recorded > 0 && d.rng.random_bool(0.06) {
+            let noticed = d.rng.random_bool(0.06);
+            if k.true_qty <= 0 && k.recorded > 0 && noticed {
                 let delta = k.true_qty.max(0) - k.recorded;
                 adjust_lines.push((k.product, delta, None));
                 self.keys[ki].recorded += delta;
@@ -583,7 +681,7 @@ impl StoreSim {
             (EventType::StockCount, count_at, count_lines),
         ] {
             for chunk in lines.chunks(1000) {
-                let e = self.event(&mut d.rng, d.catalog, d.store, t, at, None, chunk);
+                let e = self.event(&mut d.ids, d.catalog, d.store, t, at, None, chunk);
                 d.out.events.push(e);
             }
         }
@@ -602,8 +700,9 @@ impl StoreSim {
             self.keys[ki].lots.pop_front();
         }
         let mut damaged: Milli = 0;
-        if p.shelf_life_days.is_none() && self.keys[ki].true_qty >= UNIT && d.rng.random_bool(0.002)
-        {
+        // drawn whatever the shelf holds, so the draws after it do not depend on stock
+        let breaks = d.rng.random_bool(0.002);
+        if p.shelf_life_days.is_none() && self.keys[ki].true_qty >= UNIT && breaks {
             damaged = UNIT;
         }
         if expired > 0 {
@@ -618,6 +717,7 @@ impl StoreSim {
         }
         self.keys[ki].recorded -= wasted;
         d.out.stats.units_wasted += wasted;
+        d.out.stats.wasted_value += Decimal::new(wasted, 3) * p.unit_cost;
         Some(wasted)
     }
 
@@ -636,19 +736,23 @@ impl StoreSim {
         }
     }
 
-    /// The store reviews its stock and orders, from each supplier on that supplier's order
-    /// days, for delivery after the lead time: enough to last until the next order can come.
-    /// With the order feed on, each order goes out as a `purchase_order` event.
-    fn review_orders(&mut self, d: &mut Day<'_>, send: bool) {
-        use chrono::Datelike;
-        let weekday = d.date.weekday().num_days_from_monday();
-        // (supplier, [(key index, quantity)])
-        let mut orders: Vec<(u32, Vec<(usize, Milli)>)> = Vec::new();
-        for ki in 0..self.keys.len() {
-            let p = &d.catalog.products[self.keys[ki].product as usize];
-            let supplier = &d.catalog.suppliers[p.supplier as usize];
-            let k = &mut self.keys[ki];
+    /// The store's own estimate of daily sales, learnt at closing from what its tills sold.
+    fn learn_sales(&mut self) {
+        for k in &mut self.keys {
             k.estimate = 0.85 * k.estimate + 0.15 * k.sold_today as f64;
+        }
+    }
+
+    /// What the store's own rule orders on `date`, from each supplier on that supplier's order
+    /// days, for delivery after the lead time: enough to last until the next order can come.
+    /// (product, quantity) pairs.
+    pub fn store_rule(&self, catalog: &Catalog, date: NaiveDate) -> Vec<(u32, Milli)> {
+        use chrono::Datelike;
+        let weekday = date.weekday().num_days_from_monday();
+        let mut lines = Vec::new();
+        for k in &self.keys {
+            let p = &catalog.products[k.product as usize];
+            let supplier = &catalog.suppliers[p.supplier as usize];
             if !supplier.orders_on(weekday) {
                 continue;
             }
@@ -665,43 +769,99 @@ impl StoreSim {
                     .min_order_qty
                     .map_or(1, |m| m.div_ceil(p.case_pack.max(1)) as i64);
                 let cases = ((need / case as f64).ceil() as i64).max(least).max(1);
-                match orders.iter_mut().find(|(s, _)| *s == p.supplier) {
-                    Some((_, lines)) => lines.push((ki, cases * case)),
-                    None => orders.push((p.supplier, vec![(ki, cases * case)])),
-                }
-                d.out.stats.orders += 1;
+                lines.push((k.product, cases * case));
             }
         }
-        let store = d.store;
+        lines
+    }
+
+    /// What the store knows and what is true of each product it sells, now.
+    pub fn shelves(&self) -> impl Iterator<Item = Shelf> + '_ {
+        self.keys.iter().map(|k| Shelf {
+            product: k.product,
+            on_hand: k.true_qty,
+            recorded: k.recorded,
+            on_order: k.on_order.iter().map(|&(day, q, _)| (day, q)).collect(),
+            estimate: k.estimate,
+            mean_demand: k.mean_demand,
+            sold_today: k.sold_today,
+            lost: k.lost,
+        })
+    }
+
+    /// Places orders after closing on local day `day` (`date`): `lines` of (product, quantity),
+    /// one order per supplier, each for delivery a lead time later (one in sixteen a day late).
+    /// Lines of a product the store does not sell, of a supplier that takes no orders that
+    /// weekday, or of no quantity are left out and counted in `stats.order_lines_refused`. With
+    /// `send`, each order goes out as a `purchase_order` event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn place_orders<'c>(
+        &mut self,
+        catalog: &'c Catalog,
+        seed: u64,
+        day: u32,
+        date: NaiveDate,
+        lines: &[(u32, Milli)],
+        send: bool,
+    ) -> StoreDay<'c> {
+        use chrono::Datelike;
+        let store = &catalog.stores[self.index];
+        let weekday = date.weekday().num_days_from_monday();
+        let mut out = StoreDay::default();
+        // (supplier, [(key index, quantity)]), suppliers in the order first named
+        let mut orders: Vec<(u32, Vec<(usize, Milli)>)> = Vec::new();
+        for &(product, q) in lines {
+            let Some(&ki) = self.key_of.get(&product) else {
+                out.stats.order_lines_refused += 1;
+                continue;
+            };
+            let p = &catalog.products[product as usize];
+            if q <= 0 || !catalog.suppliers[p.supplier as usize].orders_on(weekday) {
+                out.stats.order_lines_refused += 1;
+                continue;
+            }
+            match orders.iter_mut().find(|(s, _)| *s == p.supplier) {
+                Some((_, l)) => l.push((ki, q)),
+                None => orders.push((p.supplier, vec![(ki, q)])),
+            }
+            out.stats.orders += 1;
+        }
+        let clock = LocalClock {
+            date,
+            tz: store.timezone,
+        };
         let (_, close) = store.format.hours();
-        let ordered_at = d.clock.at(close, 45, d.rng.random_range(0..60), 0);
+        let minute = (fixed_draw(seed, self.index, u32::MAX, day, LATE + 1) * 60.0) as u32;
+        let ordered_at = clock.at(close, 45, minute, 0);
+        let mut ids = store_rng(seed ^ IDS ^ LATE, self.index, day);
         for (si, lines) in orders {
-            let supplier = &d.catalog.suppliers[si as usize];
+            let supplier = &catalog.suppliers[si as usize];
             let lead = lines.first().map_or(1, |&(ki, _)| {
-                d.catalog.products[self.keys[ki].product as usize]
+                catalog.products[self.keys[ki].product as usize]
                     .lead_time_days
                     .max(1)
             });
             // one order in sixteen comes a day later than promised
-            let late = u32::from(d.rng.random_bool(1.0 / 16.0));
+            let late = u32::from(fixed_draw(seed, self.index, si, day, LATE) < 1.0 / 16.0);
             let order_id: std::sync::Arc<str> = format!(
                 "PO-{}-{}-{}",
                 store.store_id,
-                d.date.format("%Y%m%d"),
+                date.format("%Y%m%d"),
                 supplier.supplier_id
             )
             .into();
             for &(ki, q) in &lines {
                 self.keys[ki]
                     .on_order
-                    .push((d.day + lead + late, q, order_id.clone()));
+                    .push((day + lead + late, q, order_id.clone()));
             }
             let promised = LocalClock {
-                date: d.date + Duration::days(i64::from(lead)),
+                date: date + Duration::days(i64::from(lead)),
                 tz: store.timezone,
             }
             .at(6, 0, 0, 0);
-            d.out.orders.push(TruthOrder {
+            out.stats.orders_placed += 1;
+            out.orders.push(TruthOrder {
                 store: self.index as u32,
                 supplier: si,
                 order_id: order_id.to_string(),
@@ -713,30 +873,30 @@ impl StoreSim {
                     .map(|&(ki, q)| (self.keys[ki].product, q))
                     .collect(),
             });
+            if !send {
+                continue;
+            }
             let lines: Vec<(u32, Milli, Option<(Decimal, Decimal)>)> = lines
                 .iter()
                 .map(|&(ki, q)| (self.keys[ki].product, q, None))
                 .collect();
             for chunk in lines.chunks(1000) {
                 let mut e = self.event(
-                    &mut d.rng,
-                    d.catalog,
+                    &mut ids,
+                    catalog,
                     store,
                     EventType::PurchaseOrder,
                     ordered_at,
                     None,
                     chunk,
                 );
-                // made either way (the same draws, the same chain), sent with the feed
-                if !send {
-                    continue;
-                }
                 e.order_id = Some(Cow::Owned(order_id.to_string()));
                 e.expected_at = Some(promised);
-                d.out.events.push(e);
-                d.out.stats.purchase_orders += 1;
+                out.events.push(e);
+                out.stats.purchase_orders += 1;
             }
         }
+        out
     }
 
     /// Closes the episodes still open at the end of the simulation (their end stays open).

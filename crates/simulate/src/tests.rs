@@ -329,3 +329,103 @@ fn stores_send_their_orders_and_receipts_name_them_and_the_shelves_do_not_care()
     assert_eq!(truth_orders.len(), orders.len());
     assert!(truth_orders.iter().any(|(e, a)| e != a));
 }
+
+/// A chain whose stores' orders `order` places after each day: its records (the day's, then
+/// the orders'), its truth, and the units wanted up to each day.
+fn ordered_by(
+    cfg: SimConfig,
+    order: &dyn Fn(&Simulator, usize) -> Vec<(u32, Milli)>,
+) -> (Vec<OutRecord>, Vec<TruthRecord>, Vec<Milli>, Stats) {
+    let mut sim = Simulator::new(SimConfig {
+        external_orders: true,
+        ..cfg
+    });
+    let (mut records, mut truth, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(mut d) = sim.next_day() {
+        records.append(&mut d.records);
+        truth.append(&mut d.truth);
+        let orders: Vec<_> = (0..sim.catalog().stores.len())
+            .map(|s| order(&sim, s))
+            .collect();
+        let (mut r, mut t) = sim.place_orders(&orders);
+        records.append(&mut r);
+        truth.append(&mut t);
+        wanted.push(sim.stats().units_wanted);
+    }
+    let stats = sim.stats().clone();
+    (records, truth, wanted, stats)
+}
+
+#[test]
+fn orders_placed_by_the_caller_change_the_shelves_and_nothing_else() {
+    // the stores' own rule placed by the caller is the chain the stores make by themselves
+    let (own, own_truth, _) = all_records(small(4, 5));
+    let (placed, placed_truth, wanted, stats) =
+        ordered_by(small(4, 5), &|sim, s| sim.store_rule(s));
+    let bytes = |r: &[OutRecord]| {
+        let mut b: Vec<Vec<u8>> = r.iter().map(|x| x.bytes.clone()).collect();
+        b.sort();
+        b
+    };
+    assert_eq!(bytes(&own), bytes(&placed));
+    let sorted = |t: &[TruthRecord]| {
+        let mut v: Vec<String> = t.iter().map(TruthRecord::to_line).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&own_truth), sorted(&placed_truth));
+    assert!(stats.orders_placed > 0 && stats.deliveries > 0);
+    assert_eq!(stats.order_lines_refused, 0);
+
+    // ordering nothing, or twice as much: the same customers want the same, the shelves differ
+    let (_, _, wanted_none, none) = ordered_by(small(4, 5), &|_, _| Vec::new());
+    let (_, _, wanted_double, double) = ordered_by(small(4, 5), &|sim, s| {
+        sim.store_rule(s)
+            .into_iter()
+            .map(|(p, q)| (p, 2 * q))
+            .collect()
+    });
+    assert_eq!(wanted, wanted_none);
+    assert_eq!(wanted, wanted_double);
+    assert_eq!(none.deliveries, 0);
+    assert!(none.units_lost > stats.units_lost);
+    assert!(double.units_lost <= stats.units_lost);
+    assert!(none.lost_value > stats.lost_value);
+}
+
+#[test]
+fn orders_a_supplier_does_not_take_that_day_are_refused() {
+    let mut sim = Simulator::new(SimConfig {
+        external_orders: true,
+        ..small(2, 1)
+    });
+    sim.next_day();
+    let (_, date) = sim.last_day();
+    let weekday = chrono::Datelike::weekday(&date).num_days_from_monday();
+    let catalog = sim.catalog();
+    let sells: Vec<u32> = sim.shelves(0).map(|s| s.product).collect();
+    let closed = sells.iter().copied().find(|&p| {
+        !catalog.suppliers[catalog.products[p as usize].supplier as usize].orders_on(weekday)
+    });
+    let open = sells.iter().copied().find(|&p| {
+        catalog.suppliers[catalog.products[p as usize].supplier as usize].orders_on(weekday)
+    });
+    let unsold = (0..catalog.products.len() as u32).find(|p| !sells.contains(p));
+    let mut lines: Vec<(u32, Milli)> = Vec::new();
+    lines.extend(closed.map(|p| (p, UNIT)));
+    lines.extend(unsold.map(|p| (p, UNIT)));
+    lines.extend(open.map(|p| (p, 0)));
+    let refused = lines.len() as u64;
+    lines.extend(open.map(|p| (p, 3 * UNIT)));
+    let (records, truth) = sim.place_orders(&[lines]);
+    assert_eq!(sim.stats().order_lines_refused, refused);
+    assert_eq!(truth.len(), usize::from(open.is_some()));
+    assert_eq!(records.len(), usize::from(open.is_some()));
+    let on_order: Milli = sim
+        .shelves(0)
+        .filter(|s| Some(s.product) == open)
+        .flat_map(|s| s.on_order)
+        .map(|(_, q)| q)
+        .sum();
+    assert_eq!(on_order, if open.is_some() { 3 * UNIT } else { 0 });
+}

@@ -13,6 +13,7 @@
 
 pub mod alerts;
 pub mod demand;
+pub mod fill;
 pub mod policy;
 pub mod proposal;
 pub mod replenishment;

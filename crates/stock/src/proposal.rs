@@ -14,7 +14,8 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::demand::{Demand, Shape};
-use crate::policy::{estimate, inverse_normal};
+use crate::fill::{Exposure, late_chance, safety_for_fill};
+use crate::policy::estimate;
 
 /// Weekdays as bits, Monday lowest; every day is `0x7f`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +78,20 @@ pub struct Stock<'a> {
     pub on_order: &'a [(DateTime<Utc>, Decimal)],
     pub demand: &'a Demand,
     pub shape: &'a Shape,
+    /// Expected demand of particular store-local days, in place of the level and the weekday's
+    /// weight (a known promotion, a forecast); empty for none.
+    pub days: &'a [(NaiveDate, f64)],
     pub unit: &'a str,
+}
+
+impl Stock<'_> {
+    /// The expected demand of store-local day `d`.
+    fn demand_on(&self, d: NaiveDate) -> f64 {
+        match self.days.iter().find(|(x, _)| *x == d) {
+            Some((_, v)) => *v,
+            None => self.demand.level * self.shape.dow[d.weekday().num_days_from_monday() as usize],
+        }
+    }
 }
 
 /// What to order, and why.
@@ -99,11 +113,10 @@ fn demand_until(s: &Stock<'_>, until: NaiveDate) -> f64 {
     if until <= today {
         return 0.0;
     }
-    let dow = |d: NaiveDate| s.shape.dow[d.weekday().num_days_from_monday() as usize];
     let hour = f64::from(local.hour()) + f64::from(local.minute()) / 60.0;
-    let rest_of_today = s.demand.level * dow(today) * s.shape.share_between(hour, 24.0);
+    let rest_of_today = s.demand_on(today) * s.shape.share_between(hour, 24.0);
     let whole: f64 = (1..(until - today).num_days())
-        .map(|i| s.demand.level * dow(today + Duration::days(i)))
+        .map(|i| s.demand_on(today + Duration::days(i)))
         .sum();
     rest_of_today + whole
 }
@@ -111,10 +124,7 @@ fn demand_until(s: &Stock<'_>, until: NaiveDate) -> f64 {
 /// Expected demand on the `days` store-local days from `from`.
 fn demand_of_days(s: &Stock<'_>, from: NaiveDate, days: i64) -> f64 {
     (0..days)
-        .map(|i| {
-            let d = from + Duration::days(i);
-            s.demand.level * s.shape.dow[d.weekday().num_days_from_monday() as usize]
-        })
+        .map(|i| s.demand_on(from + Duration::days(i)))
         .sum()
 }
 
@@ -179,7 +189,9 @@ fn whole_cases(
         // what can sell between the delivery and the day the goods expire, less what is
         // still on the shelf then
         let sellable = demand_of_days(s, delivery, i64::from(life.max(1))) - at_delivery;
-        let cap = (estimate(sellable.max(0.0), 3) / case).floor();
+        // to the nearest case: up to half a case may be left to waste, rather than a shelf
+        // left empty for want of a case that mostly sells
+        let cap = (estimate(sellable.max(0.0), 3) / case + Decimal::new(5, 1)).floor();
         if cases > cap {
             cases = cap;
             notes.push(format!(
@@ -201,6 +213,35 @@ fn whole_cases(
     Ok((cases, notes))
 }
 
+/// Safety stock over the time until the next delivery for the service level read as a fill
+/// rate (see [`crate::fill`]): `until_next` is the demand expected until the next delivery,
+/// `cycle` that of the review period. A lead time that spreads is read as the chance of a
+/// delivery a day late, and any spread beyond what that explains adds its demand's deviation.
+fn safety_stock(
+    supply: &Supply<'_>,
+    s: &Stock<'_>,
+    today: NaiveDate,
+    delivery: NaiveDate,
+    next_delivery: NaiveDate,
+    until_next: f64,
+    cycle: f64,
+) -> f64 {
+    let exposure =
+        (delivery - today).num_days().max(0) as f64 + (next_delivery - delivery).num_days() as f64;
+    let (d, sd) = (s.demand.level, s.demand.sd());
+    let lead_sd = supply.lead_time_sd_days.max(0.0);
+    let late = late_chance(lead_sd);
+    let beyond = (lead_sd * lead_sd - late * (1.0 - late)).max(0.0) * d * d;
+    let e = Exposure {
+        mean: until_next,
+        sd: (exposure * sd * sd + beyond).sqrt(),
+        late,
+        late_mean: s.demand_on(next_delivery),
+        late_sd: ((exposure + 1.0) * sd * sd + beyond).sqrt(),
+    };
+    safety_for_fill(&e, cycle, supply.service_level)
+}
+
 /// The proposal for the next order day, or `None` when demand is unknown.
 pub fn propose(supply: &Supply<'_>, s: &Stock<'_>) -> Option<Proposal> {
     if s.demand.level <= 0.0 {
@@ -218,11 +259,15 @@ pub fn propose(supply: &Supply<'_>, s: &Stock<'_>) -> Option<Proposal> {
     let on_order: Decimal = s.on_order.iter().map(|(_, q)| *q).sum();
     let sells_before = demand_until(s, delivery);
     let sells_during = demand_of_days(s, delivery, review);
-    // safety stock over the time until the next delivery, with the lead time's own spread
-    let exposure = (delivery - today).num_days().max(0) as f64 + review as f64;
-    let z = inverse_normal(supply.service_level.clamp(0.5, 0.9999));
-    let (d, sd) = (s.demand.level, s.demand.sd());
-    let ss = (z * (exposure * sd * sd + d * d * supply.lead_time_sd_days.powi(2)).sqrt()).max(0.0);
+    let ss = safety_stock(
+        supply,
+        s,
+        today,
+        delivery,
+        next_delivery,
+        sells_before + sells_during,
+        sells_during,
+    );
     let position = s.on_hand.to_f64().unwrap_or(0.0) + on_order.to_f64().unwrap_or(0.0);
     // what the shelf still holds when the delivery comes (demand the shelf cannot serve
     // before then is lost, not owed)
@@ -352,6 +397,7 @@ mod tests {
             on_order,
             demand: &dm.0,
             shape: &dm.1,
+            days: &[],
             unit: "units",
         }
     }

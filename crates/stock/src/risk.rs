@@ -106,6 +106,11 @@ pub fn chance_demand_exceeds(
     (1.0 - below).clamp(0.0, 1.0)
 }
 
+/// The standard normal distribution function.
+pub fn normal_cdf(x: f64) -> f64 {
+    0.5 * erfc(-x / std::f64::consts::SQRT_2)
+}
+
 /// The complementary error function (Numerical Recipes' Chebyshev fit, |error| < 1.2e-7).
 fn erfc(x: f64) -> f64 {
     let z = x.abs();

@@ -264,6 +264,58 @@ pub struct EvaluateArgs {
     /// Keep the run's lake and gold database in this directory (default: a temporary one).
     #[arg(long)]
     pub workdir: Option<PathBuf>,
+    /// Closed loop: the stores order by this policy, day by day, and the shelves are measured
+    /// (availability, lost units, inventory, waste). Several may be given (`--policy
+    /// stocklake,store` or the option repeated); without it, alert quality is judged.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub policy: Vec<Policy>,
+    /// Print the closed loop's result as one JSON object.
+    #[arg(long, requires = "policy")]
+    pub json: bool,
+    /// Closed loop: the service level the stores that order by stocklake's proposals (and the
+    /// oracle) set for every product — the share of demand to serve from the shelf, 0.5 to
+    /// 0.9999 — in place of the catalog's; it trades stock for availability. The static rules
+    /// keep the catalog's.
+    #[arg(long, requires = "policy", value_parser = service_level)]
+    pub service_level: Option<f64>,
+}
+
+fn service_level(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("not a number: {s}"))?;
+    if (0.5..=0.9999).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0.5 and 0.9999"))
+    }
+}
+
+/// How the simulated stores order in a closed-loop evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Policy {
+    /// The order proposals stocklake's gold holds, as a store that follows them would.
+    Stocklake,
+    /// The stores' own reorder rule (what they do without stocklake).
+    Store,
+    /// Order up to a fixed level when the recorded stock position falls under the reorder
+    /// point of a static safety stock, both from the first week's sales.
+    StaticSs,
+    /// A min/max reordering rule, levels from the first week's sales.
+    MinMax,
+    /// stocklake's ordering arithmetic fed the truth: the real shelf stock and the expected
+    /// demand.
+    Oracle,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Stocklake => "stocklake",
+            Policy::Store => "store",
+            Policy::StaticSs => "static-ss",
+            Policy::MinMax => "min-max",
+            Policy::Oracle => "oracle",
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -120,7 +120,9 @@ impl SqliteGold {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+            // a page cache of 64 MiB (the default is 2): the writer walks the fact tables'
+            // indexes for every batch, and a gold database of a few GiB thrashes a small one
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;",
         )
         .map_err(err)?;
         let conn = Arc::new(Mutex::new(conn));

@@ -60,6 +60,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         // demo/truth.ndjson: what the shelves really held, to compare alerts with
         truth: true,
         purchase_orders: true,
+        external_orders: false,
     };
     let mut sim = Simulator::new(cfg);
     sim.catalog()

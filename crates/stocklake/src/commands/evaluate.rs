@@ -234,7 +234,17 @@ pub async fn run(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> 
         }
         None => temp.path().to_path_buf(),
     };
-    let report = evaluate(settings, &args, &dir).await?;
+    let report = if args.policy.is_empty() {
+        evaluate(settings, &args, &dir).await?
+    } else {
+        let outcomes = super::closed_loop::closed_loop(settings, &args, &dir).await?;
+        if args.json {
+            let json = super::closed_loop::to_json(&args, &outcomes);
+            format!("{}\n", serde_json::to_string_pretty(&json)?)
+        } else {
+            super::closed_loop::render(&args, &outcomes)
+        }
+    };
     // the truth, beside the lake, for anyone who wants to look closer
     if args.workdir.is_some() {
         tracing::info!(dir = %dir.display(), "the evaluation's lake, gold database and truth are kept");
@@ -553,16 +563,16 @@ fn write_episodes(
 }
 
 /// The pipeline the evaluation runs the simulated chain through, in `dir`.
-struct Chain {
+pub(super) struct Chain {
     writer: BronzeWriter,
     refiner: Refiner,
     model: Model,
-    gold: Gold,
+    pub(super) gold: Gold,
     seq: u64,
 }
 
 impl Chain {
-    async fn open(
+    pub(super) async fn open(
         settings: &Settings,
         dir: &std::path::Path,
         sim: &Simulator,
@@ -591,8 +601,35 @@ impl Chain {
         })
     }
 
+    /// Lands a day's `records` one bronze object per simulated hour, each refined and
+    /// modelled as it lands; `each` sees every record first.
+    pub(super) async fn land_by_hour(
+        &mut self,
+        records: &[stocklake_simulate::OutRecord],
+        mut each: impl FnMut(&stocklake_simulate::OutRecord),
+    ) -> anyhow::Result<()> {
+        let mut i = 0;
+        while i < records.len() {
+            let hour_end = records[i].time + Duration::hours(1);
+            let j = i + records[i..]
+                .iter()
+                .take_while(|r| r.time < hour_end)
+                .count();
+            records[i..j].iter().for_each(&mut each);
+            self.land(&records[i..j]).await?;
+            i = j;
+        }
+        Ok(())
+    }
+
     /// Lands `records` as one bronze object, and refines and models it.
-    async fn land(&mut self, records: &[stocklake_simulate::OutRecord]) -> anyhow::Result<()> {
+    pub(super) async fn land(
+        &mut self,
+        records: &[stocklake_simulate::OutRecord],
+    ) -> anyhow::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let pending: Vec<PendingRecord> = records
             .iter()
             .map(|r| {
@@ -657,24 +694,14 @@ pub async fn evaluate(
             let _ = writeln!(truth_file, "{}", t.to_line());
         }
         truth.extend(day.truth);
-        // one bronze object per simulated hour, refined and modelled as it lands
-        let records = day.records;
-        let mut i = 0;
-        while i < records.len() {
-            let hour_end = records[i].time + Duration::hours(1);
-            let j = i + records[i..]
-                .iter()
-                .take_while(|r| r.time < hour_end)
-                .count();
-            for r in &records[i..j] {
+        chain
+            .land_by_hour(&day.records, |r| {
                 if let Ok(e) = parse_event(&r.bytes) {
                     horizon_end = horizon_end.max(e.event_time);
                     rules.observe(&e);
                 }
-            }
-            chain.land(&records[i..j]).await?;
-            i = j;
-        }
+            })
+            .await?;
         bar.inc(1);
         bar.set_message(format!("{} events", sim.stats().events()));
     }

@@ -21,6 +21,7 @@ macro_rules! progress {
 }
 
 mod alerts;
+mod closed_loop;
 mod demo;
 mod evaluate;
 mod ingest;

@@ -54,6 +54,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
         shrink: args.shrink.max(0.0),
         truth: args.truth.is_some(),
         purchase_orders: !args.no_purchase_orders,
+        external_orders: false,
     };
     let mut sim = Simulator::new(cfg);
     if let Some(dir) = &args.catalog_out {
