@@ -383,9 +383,9 @@ impl KeyState {
         let mut p = propose(look.supply, &stock)?;
         if phantom {
             p.reason = format!(
-                "Suspected phantom stock: the records show {} but nothing has sold, so the shelf is taken as empty. {}",
-                self.on_hand.normalize(),
-                p.reason
+                "{} The shelf is taken as empty: the records show {} but nothing has sold (suspected phantom stock).",
+                p.reason,
+                self.on_hand.normalize()
             );
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -674,7 +674,7 @@ pub fn render(args: &EvaluateArgs, outcomes: &[(Policy, Outcome)]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nUnits lost by kind of product, and while the records showed stock (phantom):\n"
+        "\nUnits lost by kind of product; across those, while the records showed stock (phantom) and on the days of a promotion the stores had not been told of (promotion):\n"
     );
     for (p, o) in outcomes {
         let parts: Vec<String> = o
@@ -687,9 +687,13 @@ pub fn render(args: &EvaluateArgs, outcomes: &[(Policy, Outcome)]) -> String {
     if let Some(g) = goal(outcomes) {
         let _ = writeln!(
             out,
-            "\nstocklake against the best rule (`{}`): {:.1}% fewer units lost{}; stock {} and waste {} than it. Goal (≥ 50% fewer, or ≥ 70% of the gap to the oracle, at no more stock and waste): {}.",
+            "\nstocklake against the best rule (`{}`): {}{}; stock {} and waste {} than it. Goal (≥ 50% fewer, or ≥ 70% of the gap to the oracle, at no more stock and waste): {}.",
             g.best.as_str(),
-            g.reduction * 100.0,
+            if g.reduction >= 0.0 {
+                format!("{:.1}% fewer units lost", g.reduction * 100.0)
+            } else {
+                format!("{:.1}% more units lost", -g.reduction * 100.0)
+            },
             g.gap_closed
                 .map(|x| format!(", {:.1}% of the gap to the oracle closed", x * 100.0))
                 .unwrap_or_default(),

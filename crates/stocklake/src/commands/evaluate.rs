@@ -252,7 +252,8 @@ pub async fn run(settings: &Settings, args: EvaluateArgs) -> anyhow::Result<()> 
     crate::commands::write_stdout(format_args!("{report}"))?;
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
-        say!("\nwritten to {}", out.display());
+        // on stderr: stdout holds the report alone (one JSON object with --json)
+        tracing::info!(file = %out.display(), "the report is written");
     }
     Ok(())
 }
