@@ -178,7 +178,13 @@ impl KinesisSource {
                         .map(str::to_string)
                         .collect();
                 let this = self.clone();
-                let start_after = hwm.get(&id).cloned();
+                // where bronze ends for this shard now: a reader restarted after a failure
+                // resumes after its last durable object, not where the process started
+                let start_after = self
+                    .status()
+                    .get(&id)
+                    .and_then(|s| s.checkpoint.clone())
+                    .or_else(|| hwm.get(&id).cloned());
                 let closed = shard
                     .sequence_number_range()
                     .and_then(|r| r.ending_sequence_number())

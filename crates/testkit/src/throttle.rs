@@ -11,7 +11,9 @@
 //!
 //! Everything else (S3, other Kinesis calls) passes unchanged. Started with
 //! [`ThrottlingProxy::passthrough`] it throttles nothing; its upstream can be switched, which is
-//! how a test moves clients to a restarted emulator without telling them.
+//! how a test moves clients to a restarted emulator without telling them; and
+//! [`ThrottlingProxy::fail_reads`] answers every `GetRecords` with a server error (Kinesis'
+//! `InternalFailure`, HTTP 500) until it is turned off again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,10 @@ pub struct ThrottleCounts {
     pub put_records_throttled: AtomicU64,
     /// Records answered as failed inside partially failed `PutRecords` calls.
     pub records_failed: AtomicU64,
+    /// `GetShardIterator` calls: a reader that starts (or starts again) asks for one.
+    pub get_shard_iterator: AtomicU64,
+    /// `GetRecords` calls answered with a server error by [`ThrottlingProxy::fail_reads`].
+    pub get_records_failed: AtomicU64,
 }
 
 /// A running proxy; it stops with the test process.
@@ -50,6 +56,7 @@ impl std::fmt::Debug for ThrottlingProxy {
 struct Shared {
     started: std::time::Instant,
     throttle: bool,
+    failing_reads: std::sync::atomic::AtomicBool,
     upstream: std::sync::RwLock<String>,
     one_at_a_time: Option<tokio::sync::Mutex<()>>,
     client: reqwest::Client,
@@ -84,6 +91,12 @@ impl ThrottlingProxy {
         }
     }
 
+    /// While `on`, every `GetRecords` is answered with `InternalFailure` (HTTP 500), which the
+    /// SDK retries and then hands to the caller.
+    pub fn fail_reads(&self, on: bool) {
+        self.shared.failing_reads.store(on, Ordering::SeqCst);
+    }
+
     fn launch(upstream: &str, throttle: bool, serial: bool) -> Result<ThrottlingProxy, String> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -92,6 +105,7 @@ impl ThrottlingProxy {
         let shared = Arc::new(Shared {
             started: std::time::Instant::now(),
             throttle,
+            failing_reads: std::sync::atomic::AtomicBool::new(false),
             upstream: std::sync::RwLock::new(upstream.trim_end_matches('/').to_string()),
             one_at_a_time: serial.then(|| tokio::sync::Mutex::new(())),
             client: reqwest::Client::new(),
@@ -145,6 +159,22 @@ async fn proxy(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let c = &s.counts;
+    if target.ends_with(".GetShardIterator") {
+        c.get_shard_iterator.fetch_add(1, Ordering::SeqCst);
+    }
+    if target.ends_with(".GetRecords") && s.failing_reads.load(Ordering::SeqCst) {
+        c.get_records_failed.fetch_add(1, Ordering::SeqCst);
+        let body = serde_json::json!({
+            "__type": "InternalFailure",
+            "message": "GetRecords failed (failing proxy)",
+        });
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/x-amz-json-1.1")],
+            body.to_string(),
+        )
+            .into_response();
+    }
     if !s.throttle {
         return forward(&s, &parts, body.to_vec()).await;
     }

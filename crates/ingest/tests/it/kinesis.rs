@@ -1,10 +1,12 @@
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use stocklake_ingest::{BronzeWriter, KinesisConfig, KinesisSource, ensure_stream};
 use stocklake_storage::{AwsOptions, Location, aws};
+use stocklake_testkit::throttle::ThrottlingProxy;
 use stocklake_testkit::{moto_aws, unique};
 use tokio_util::sync::CancellationToken;
 
@@ -166,4 +168,71 @@ async fn cancellation_flushes_what_was_read() {
     assert_eq!(n, 300);
     let (contents, _) = bronze_contents(writer.store().as_ref()).await;
     assert_eq!(contents.len(), 300);
+}
+
+/// Polls `done` every 100 ms until it holds, for at most `limit`.
+async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_gives_up_starts_again_after_what_it_wrote() {
+    let Some(aws) = moto_aws() else { return };
+    let Some(emulator) = aws.endpoint_url.clone() else {
+        return;
+    };
+    // Kinesis through a proxy that can fail every GetRecords; bronze on the local disk
+    let proxy = ThrottlingProxy::passthrough(&emulator).expect("proxy");
+    let via = AwsOptions {
+        endpoint_url: Some(proxy.url.clone()),
+        ..aws.clone()
+    };
+    let (client, stream) = setup(&via, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loc = Location::parse(dir.path().to_str().expect("utf8")).expect("loc");
+    let writer = BronzeWriter::open(&loc, &AwsOptions::default()).expect("writer");
+    put(&client, &stream, &payloads(0, 500)).await;
+    let mut cfg = fast(&stream);
+    cfg.relist_interval = Duration::from_millis(500);
+    let source = KinesisSource::new(client.clone(), cfg, writer.clone());
+    let cancel = CancellationToken::new();
+    let task = {
+        let (source, cancel) = (source.clone(), cancel.clone());
+        tokio::spawn(async move { source.run(false, cancel).await })
+    };
+    let written = |s: &KinesisSource| s.status().values().map(|s| s.records).sum::<u64>();
+    wait_until(
+        Duration::from_secs(60),
+        "the first records in bronze",
+        || written(&source) >= 500,
+    )
+    .await;
+
+    // reads fail until the reader gives up and is started again (it asks for a new iterator)
+    let iterators = proxy.counts.get_shard_iterator.load(Ordering::SeqCst);
+    proxy.fail_reads(true);
+    put(&client, &stream, &payloads(500, 800)).await;
+    wait_until(
+        Duration::from_secs(240),
+        "the reader to start again",
+        || proxy.counts.get_shard_iterator.load(Ordering::SeqCst) > iterators,
+    )
+    .await;
+    assert!(proxy.counts.get_records_failed.load(Ordering::SeqCst) > 0);
+    proxy.fail_reads(false);
+    wait_until(Duration::from_secs(60), "the new records in bronze", || {
+        written(&source) >= 800
+    })
+    .await;
+    cancel.cancel();
+    task.await.expect("join").expect("run");
+
+    // it went on from its last bronze object: every record once, none read again
+    let (contents, _) = bronze_contents(writer.store().as_ref()).await;
+    assert_eq!(contents.len(), 800);
+    assert_eq!(written(&source), 800);
 }
