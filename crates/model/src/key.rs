@@ -4,7 +4,7 @@
 //! fetches what a rule needs from gold (what moved after a count that arrives late), calls
 //! these, and writes what they return.
 
-use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Timelike, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -297,7 +297,7 @@ impl KeyState {
             (row.out_of_stock_share + std::mem::take(&mut self.pending_out_share)).min(1.0);
         if let Some(since) = self.out_since {
             // still empty at closing: the rest of the day counts too
-            let end = day_end_utc(close.day, shelf.tz).unwrap_or(since);
+            let end = day_end_utc(close.day, shelf.tz);
             row.out_of_stock_share = (row.out_of_stock_share
                 + out_share(shelf.shape, shelf.tz, since, end, close.day))
             .min(1.0);
@@ -770,12 +770,8 @@ pub fn outbox_row(
 }
 
 /// The end of a local day, in UTC.
-pub fn day_end_utc(day: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
-    use chrono::TimeZone;
-    let next = (day + Duration::days(1)).and_hms_opt(0, 0, 0)?;
-    tz.from_local_datetime(&next)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
+pub fn day_end_utc(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    stocklake_stock::local_instant((day + Duration::days(1)).and_time(NaiveTime::MIN), tz)
 }
 
 /// The share of `day`'s usual sales that falls between `from` and `to` (clamped to the day).

@@ -19,6 +19,22 @@ pub mod proposal;
 pub mod replenishment;
 pub mod risk;
 
+/// The instant of a store-local wall-clock time: the earlier one when a clock change repeats
+/// it, the same wall time an hour later when a clock change skips it.
+pub fn local_instant(t: chrono::NaiveDateTime, tz: chrono_tz::Tz) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    match tz.from_local_datetime(&t).earliest() {
+        Some(x) => x.with_timezone(&chrono::Utc),
+        None => tz
+            .from_local_datetime(&(t + chrono::Duration::hours(1)))
+            .earliest()
+            .map_or_else(
+                || chrono::Utc.from_utc_datetime(&t),
+                |x| x.with_timezone(&chrono::Utc),
+            ),
+    }
+}
+
 /// A time from its RFC 3339 text, for the tests.
 #[cfg(test)]
 pub(crate) fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
@@ -38,3 +54,36 @@ pub use policy::{
 pub use proposal::{Days, Proposal, Stock, Supply, propose};
 pub use replenishment::Replenishment;
 pub use risk::{chance_demand_exceeds, expected_units, stockout_risk};
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::{local_instant, t};
+
+    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(h, min, 0))
+            .expect("a date")
+    }
+
+    #[test]
+    fn a_local_time_is_its_instant_across_clock_changes() {
+        let london = chrono_tz::Europe::London;
+        // an ordinary summer morning: UTC + 1
+        assert_eq!(
+            local_instant(local(2026, 6, 1, 6, 0), london),
+            t("2026-06-01T05:00:00Z")
+        );
+        // 01:30 is skipped on 29 March: the same wall time an hour later, 02:30 BST
+        assert_eq!(
+            local_instant(local(2026, 3, 29, 1, 30), london),
+            t("2026-03-29T01:30:00Z")
+        );
+        // 01:30 happens twice on 25 October: the first, still in summer time
+        assert_eq!(
+            local_instant(local(2026, 10, 25, 1, 30), london),
+            t("2026-10-25T00:30:00Z")
+        );
+    }
+}

@@ -10,7 +10,7 @@
 //!   shape;
 //! - suggested order = `S − (on hand + on order)`, rounded up to whole cases.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
@@ -224,11 +224,8 @@ pub fn projected_stockout(
             if use_now >= left && use_now > 0.0 {
                 let at =
                     begin + Duration::seconds((left / use_now * f64::from(minutes) * 60.0) as i64);
-                return tz
-                    .from_local_datetime(&at)
-                    .earliest()
-                    .map(|x| x.with_timezone(&Utc))
-                    .or(Some(now + (at - start)));
+                // never before now, also in the hour a clock change repeats
+                return Some(crate::local_instant(at, tz).max(now));
             }
             left -= use_now;
         }

@@ -8,7 +8,7 @@
 //! review period plus safety stock, less the stock position the delivery finds: on hand, plus
 //! what is on order, less what sells until it comes.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Timelike, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -129,10 +129,10 @@ fn demand_of_days(s: &Stock<'_>, from: NaiveDate, days: i64) -> f64 {
 }
 
 fn morning(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let t = d.and_time(NaiveTime::from_hms_opt(6, 0, 0).unwrap_or(NaiveTime::MIN));
-    tz.from_local_datetime(&t)
-        .earliest()
-        .map_or_else(|| Utc.from_utc_datetime(&t), |x| x.with_timezone(&Utc))
+    crate::local_instant(
+        d.and_time(NaiveTime::from_hms_opt(6, 0, 0).unwrap_or(NaiveTime::MIN)),
+        tz,
+    )
 }
 
 fn q(d: Decimal) -> String {
@@ -156,10 +156,7 @@ fn delivery_for(supply: &Supply<'_>, order_date: NaiveDate) -> NaiveDate {
 pub fn earliest_new_delivery(supply: &Supply<'_>, now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     let today = now.with_timezone(&tz).date_naive();
     let day = delivery_for(supply, supply.order_days.on_or_after(today));
-    let t = day.and_time(NaiveTime::MIN);
-    tz.from_local_datetime(&t)
-        .earliest()
-        .map_or_else(|| Utc.from_utc_datetime(&t), |x| x.with_timezone(&Utc))
+    crate::local_instant(day.and_time(NaiveTime::MIN), tz)
 }
 
 /// `need` in whole cases, raised to the minimum order and capped at what sells within the shelf

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
+use indicatif::ProgressBar;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
@@ -312,10 +312,7 @@ fn oracle(sim: &Simulator, store: usize) -> Vec<(u32, Milli)> {
     let st = &catalog.stores[store];
     let tz = st.timezone;
     let at = |d: NaiveDate, h: u32| {
-        let t = d.and_hms_opt(h, 0, 0).unwrap_or_default();
-        tz.from_local_datetime(&t)
-            .earliest()
-            .map_or_else(|| Utc.from_utc_datetime(&t), |x| x.with_timezone(&Utc))
+        stocklake_stock::local_instant(d.and_hms_opt(h, 0, 0).unwrap_or_default(), tz)
     };
     let now = at(date, 23);
     let weekdays: Vec<f64> = (0..7)
@@ -524,13 +521,10 @@ pub async fn closed_loop(
     let mut policies = args.policy.clone();
     policies.sort();
     policies.dedup();
-    let bar = ProgressBar::new(u64::from(args.days));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {prefix:>9} [{bar:30}] day {pos}/{len} {msg} ({elapsed})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = super::progress_bar(
+        u64::from(args.days),
+        "{prefix:>9}",
+        "day {pos}/{len} {msg} ({elapsed})",
     );
     let mut out = Vec::new();
     for policy in policies {

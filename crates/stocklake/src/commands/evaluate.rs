@@ -11,7 +11,6 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
 use rust_decimal::Decimal;
 use stocklake_event::{EventType, parse_event};
 use stocklake_ingest::{BronzeWriter, PendingRecord};
@@ -678,13 +677,10 @@ pub async fn evaluate(
         .map(|p| (p.sku.clone(), i64::from(p.lead_time_days)))
         .collect();
     let mut rules = StaticRules::new(&sim, lead.clone());
-    let bar = ProgressBar::new(u64::from(args.days));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} evaluating [{bar:30}] day {pos}/{len} {msg} ({elapsed})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = super::progress_bar(
+        u64::from(args.days),
+        "evaluating",
+        "day {pos}/{len} {msg} ({elapsed})",
     );
     let mut truth = Vec::new();
     let mut horizon_end = sim.config().start;

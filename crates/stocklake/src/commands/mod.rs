@@ -38,6 +38,21 @@ use std::io::Write;
 
 use tokio_util::sync::CancellationToken;
 
+/// A progress bar on stderr for long CLI work, every command's bar drawn alike: `what` is the
+/// text before the bar, `counted` what follows it (indicatif's template keys, such as
+/// `{pos}/{len} {msg}`).
+pub(crate) fn progress_bar(len: u64, what: &str, counted: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {counted}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 use crate::cli::{Cli, Command};
 use crate::config;
 

@@ -120,14 +120,7 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     let cancel = shutdown_token();
     if args.once {
         let pending = model.pending().await?;
-        let bar = indicatif::ProgressBar::new(pending);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} loading gold [{bar:30}] {pos}/{len} silver versions {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+        let bar = super::progress_bar(pending, "loading gold", "{pos}/{len} silver versions {msg}");
         let mut reports = Vec::new();
         while let Some(r) = model.run_batch().await? {
             bar.inc(r.to_version.saturating_sub(r.from_version) + u64::from(r.to_version > 0));

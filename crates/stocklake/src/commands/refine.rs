@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use stocklake_event::TimeWindow;
 use stocklake_refine::master::load_master_data;
 use stocklake_refine::{Counts, RefineConfig, Refiner};
@@ -147,13 +146,10 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     let cancel = shutdown_token();
     if args.once {
         let backlog = refiner.scan().await?;
-        let bar = ProgressBar::new(backlog as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} refining [{bar:30}] {pos}/{len} bronze objects {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        let bar = super::progress_bar(
+            backlog as u64,
+            "refining",
+            "{pos}/{len} bronze objects {msg}",
         );
         let mut total = Counts::default();
         while let Some(r) = refiner.run_batch().await? {

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, bail};
 use futures::TryStreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use object_store::ObjectStore;
 use stocklake_model::Model;
 use stocklake_refine::Refiner;
@@ -34,15 +34,7 @@ fn confirm(what: &str, yes: bool) -> anyhow::Result<()> {
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
-    let b = ProgressBar::new(len);
-    b.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{elapsed}})"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    b
+    super::progress_bar(len, what, "{pos}/{len} {msg} ({elapsed})")
 }
 
 /// Deletes a silver table entirely (its log and its files).

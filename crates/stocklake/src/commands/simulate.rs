@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use stocklake_simulate::{RunOptions, SimConfig, Simulator, Target, WireFormat};
 
 use crate::cli::SimulateArgs;
@@ -73,15 +73,11 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let bar = if matches!(target, Target::Stdout) {
         ProgressBar::hidden()
     } else {
-        let bar = ProgressBar::new(u64::from(args.days));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} simulating [{bar:30}] day {pos}/{len} {msg} ({elapsed})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
+        super::progress_bar(
+            u64::from(args.days),
+            "simulating",
+            "day {pos}/{len} {msg} ({elapsed})",
+        )
     };
     let started = std::time::Instant::now();
     let mut on_day = |s: &Simulator| {
