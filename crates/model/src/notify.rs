@@ -2,8 +2,13 @@
 //!
 //! Alert changes are written to `alert_outbox` in the same gold transaction as the alerts, so a
 //! change is never lost and never invented. This dispatcher delivers them to the log and, when
-//! configured, POSTs each as JSON to a webhook with an `Idempotency-Key` that stays the same
-//! across retries (retried with exponential backoff until the endpoint accepts it).
+//! configured, POSTs each to a webhook with an `Idempotency-Key` that stays the same across
+//! retries (retried with exponential backoff until the endpoint accepts it).
+//!
+//! Routing: a change goes to one webhook, the most specific that matches its store — a route
+//! naming the store, else a route naming the store's region, else the chain-wide webhook — as
+//! the change itself (JSON) or as a chat message in the form Slack, Microsoft Teams, Google
+//! Chat or Discord take from an incoming webhook.
 
 use std::time::Duration;
 
@@ -15,27 +20,185 @@ use crate::ModelError;
 use crate::db::Gold;
 use crate::queries::{mark_notification, pending_notifications};
 
+/// How a webhook's body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookFormat {
+    /// The alert change as JSON (`alert_id`, `change`, `store_id`, `sku`, …).
+    #[default]
+    Json,
+    /// `{"text": …}`: Slack's incoming webhooks (and Mattermost's, Rocket.Chat's).
+    Slack,
+    /// A MessageCard: Microsoft Teams' incoming webhooks.
+    Teams,
+    /// `{"text": …}` for a Google Chat space's webhook.
+    GoogleChat,
+    /// `{"content": …}`: Discord's webhooks.
+    Discord,
+}
+
+impl WebhookFormat {
+    pub const NAMES: &'static str = "json, slack, teams, google_chat or discord";
+
+    pub fn parse(s: &str) -> Option<WebhookFormat> {
+        Some(match s.trim() {
+            "" | "json" => WebhookFormat::Json,
+            "slack" => WebhookFormat::Slack,
+            "teams" => WebhookFormat::Teams,
+            "google_chat" => WebhookFormat::GoogleChat,
+            "discord" => WebhookFormat::Discord,
+            _ => return None,
+        })
+    }
+
+    /// The body of a change's `payload` (the outbox's JSON) in this format.
+    pub fn body(self, payload: &str) -> String {
+        if self == WebhookFormat::Json {
+            return payload.to_string();
+        }
+        let text = chat_text(payload);
+        match self {
+            WebhookFormat::Json => payload.to_string(),
+            WebhookFormat::Slack | WebhookFormat::GoogleChat => {
+                serde_json::json!({ "text": text }).to_string()
+            }
+            WebhookFormat::Discord => serde_json::json!({ "content": text }).to_string(),
+            WebhookFormat::Teams => serde_json::json!({
+                "@type": "MessageCard",
+                "@context": "https://schema.org/extensions",
+                "summary": text.lines().next().unwrap_or(""),
+                "text": text,
+            })
+            .to_string(),
+        }
+    }
+}
+
+/// An alert change as a person reads it in a chat: what, where, how bad, what to do.
+pub fn chat_text(payload: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let product = match v["product_name"].as_str() {
+        Some(name) if !name.is_empty() => format!("{name} ({})", s("sku")),
+        _ => s("sku"),
+    };
+    format!(
+        "[{}] {} {}: {} at {}\n{}",
+        s("severity").to_uppercase(),
+        s("alert_type").replace('_', " "),
+        s("change"),
+        product,
+        s("store_id"),
+        s("message"),
+    )
+}
+
+/// A webhook: where, with which bearer token, in which format.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    pub token: Option<String>,
+    pub format: WebhookFormat,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &webhook_display(&self.url))
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// The alert changes of one store, or of every store of one region, and where they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub store_id: Option<String>,
+    pub region: Option<String>,
+    pub webhook: Webhook,
+}
+
+/// The routes of a routes file: CSV with the header `store_id,region,format,url,token`, one
+/// route a row, naming a store or a region (not both); `format` empty is `json`, `token` empty
+/// is none. Why a row is refused, with its line.
+pub fn parse_routes(text: &str) -> Result<Vec<Route>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("the header: {e}"))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header != ["store_id", "region", "format", "url", "token"] {
+        return Err(format!(
+            "the header is {:?}, not store_id,region,format,url,token",
+            header.join(",")
+        ));
+    }
+    let mut routes = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| e.to_string())?;
+        let line = row.position().map_or(0, |p| p.line());
+        let at = |i: usize| row.get(i).unwrap_or("").to_string();
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        let (store_id, region) = (some(at(0)), some(at(1)));
+        if store_id.is_some() == region.is_some() {
+            return Err(format!(
+                "line {line}: name a store_id or a region, one of them"
+            ));
+        }
+        let format = WebhookFormat::parse(&at(2)).ok_or_else(|| {
+            format!(
+                "line {line}: format {:?} is not {}",
+                at(2),
+                WebhookFormat::NAMES
+            )
+        })?;
+        let url = at(3);
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(format!("line {line}: the url is not http(s)://…"));
+        }
+        routes.push(Route {
+            store_id,
+            region,
+            webhook: Webhook {
+                url,
+                token: some(at(4)),
+                format,
+            },
+        });
+    }
+    Ok(routes)
+}
+
 /// Where alert changes go.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct NotifyConfig {
-    pub webhook_url: Option<String>,
-    pub webhook_token: Option<String>,
+    /// The chain-wide webhook: changes no route takes.
+    pub webhook: Option<Webhook>,
+    pub routes: Vec<Route>,
     pub log: bool,
 }
 
-impl std::fmt::Debug for NotifyConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NotifyConfig")
-            .field(
-                "webhook_url",
-                &self.webhook_url.as_deref().map(webhook_display),
-            )
-            .field(
-                "webhook_token",
-                &self.webhook_token.as_ref().map(|_| "<set>"),
-            )
-            .field("log", &self.log)
-            .finish()
+impl NotifyConfig {
+    /// The webhook of a change of `store_id` (in `region`): the first route naming the store,
+    /// else the first naming its region, else the chain-wide one.
+    pub fn webhook_for(&self, store_id: &str, region: Option<&str>) -> Option<&Webhook> {
+        self.routes
+            .iter()
+            .find(|r| r.store_id.as_deref() == Some(store_id))
+            .or_else(|| {
+                region.and_then(|g| {
+                    self.routes
+                        .iter()
+                        .find(|r| r.store_id.is_none() && r.region.as_deref() == Some(g))
+                })
+            })
+            .map(|r| &r.webhook)
+            .or(self.webhook.as_ref())
     }
 }
 
@@ -93,10 +256,19 @@ impl Notifier {
     /// Delivers up to one page of what is pending; returns (delivered, failed).
     pub async fn deliver_pending(&self) -> Result<(usize, usize), ModelError> {
         let pending = pending_notifications(&self.gold, 200).await?;
+        let regions = if pending.is_empty() || !self.cfg.routes.iter().any(|r| r.region.is_some()) {
+            std::collections::HashMap::new()
+        } else {
+            store_regions(&self.gold).await?
+        };
         let (mut ok, mut failed) = (0, 0);
         for p in pending {
+            let v: serde_json::Value = serde_json::from_str(&p.payload).unwrap_or_default();
+            let store = v["store_id"].as_str().unwrap_or("");
+            let webhook = self
+                .cfg
+                .webhook_for(store, regions.get(store).map(String::as_str));
             if self.cfg.log {
-                let v: serde_json::Value = serde_json::from_str(&p.payload).unwrap_or_default();
                 tracing::info!(
                     alert_id = p.alert_id,
                     change = %p.change,
@@ -109,22 +281,23 @@ impl Notifier {
                     v["message"].as_str().unwrap_or("")
                 );
             }
-            let result = match &self.cfg.webhook_url {
+            let result = match webhook {
                 None => Ok(()),
-                Some(url) => self.post(url, p.id, &p.payload).await,
+                Some(w) => self.post(w, p.id, &p.payload).await,
             };
+            let channel = if webhook.is_some() { "webhook" } else { "log" };
             match result {
                 Ok(()) => {
                     mark_notification(&self.gold, p.id, None).await?;
                     stocklake_telemetry::ALERT_NOTIFICATIONS
-                        .with_label_values(&[self.channel(), "delivered"])
+                        .with_label_values(&[channel, "delivered"])
                         .inc();
                     ok += 1;
                 }
                 Err(e) => {
                     mark_notification(&self.gold, p.id, Some(&e)).await?;
                     stocklake_telemetry::ALERT_NOTIFICATIONS
-                        .with_label_values(&[self.channel(), "failed"])
+                        .with_label_values(&[channel, "failed"])
                         .inc();
                     tracing::warn!(outbox_id = p.id, attempts = p.attempts + 1, error = %e, "alert webhook failed; will retry");
                     failed += 1;
@@ -136,22 +309,15 @@ impl Notifier {
         Ok((ok, failed))
     }
 
-    fn channel(&self) -> &'static str {
-        if self.cfg.webhook_url.is_some() {
-            "webhook"
-        } else {
-            "log"
-        }
-    }
-
-    async fn post(&self, url: &str, id: i64, payload: &str) -> Result<(), String> {
+    async fn post(&self, w: &Webhook, id: i64, payload: &str) -> Result<(), String> {
+        let url = w.url.as_str();
         let mut req = self
             .client
             .post(url)
             .header("content-type", "application/json")
             .header("idempotency-key", idempotency_key(id))
-            .body(payload.to_string());
-        if let Some(t) = &self.cfg.webhook_token {
+            .body(w.format.body(payload));
+        if let Some(t) = &w.token {
             req = req.bearer_auth(t);
         }
         match req.send().await {
@@ -186,6 +352,150 @@ impl Notifier {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+}
+
+/// Each store's region, from `dim_store` (stores without one are left out).
+async fn store_regions(
+    gold: &Gold,
+) -> Result<std::collections::HashMap<String, String>, ModelError> {
+    use crate::db::table::{Cell, Col};
+    let rows = gold
+        .rows(
+            "SELECT store_id, region FROM dim_store WHERE region IS NOT NULL AND region <> ''",
+            Vec::new(),
+            &[("store_id", Col::Text), ("region", Col::Text)],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match (r.first(), r.get(1)) {
+            (Some(Cell::Text(s)), Some(Cell::Text(g))) => Some((s.to_string(), g.to_string())),
+            _ => None,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+
+    fn hook(url: &str) -> Webhook {
+        Webhook {
+            url: url.into(),
+            token: None,
+            format: WebhookFormat::Json,
+        }
+    }
+
+    #[test]
+    fn the_most_specific_route_takes_a_change() {
+        let cfg = NotifyConfig {
+            webhook: Some(hook("http://all")),
+            routes: vec![
+                Route {
+                    store_id: None,
+                    region: Some("North".into()),
+                    webhook: hook("http://north"),
+                },
+                Route {
+                    store_id: Some("ST-1".into()),
+                    region: None,
+                    webhook: hook("http://st-1"),
+                },
+            ],
+            log: false,
+        };
+        let to = |s, r| cfg.webhook_for(s, r).map(|w| w.url.as_str());
+        assert_eq!(to("ST-1", Some("North")), Some("http://st-1"));
+        assert_eq!(to("ST-2", Some("North")), Some("http://north"));
+        assert_eq!(to("ST-3", Some("South")), Some("http://all"));
+        assert_eq!(to("ST-3", None), Some("http://all"));
+        let no_default = NotifyConfig {
+            webhook: None,
+            ..cfg.clone()
+        };
+        assert_eq!(no_default.webhook_for("ST-3", None), None);
+    }
+
+    #[test]
+    fn chat_formats_carry_the_alert_in_words() {
+        let payload = serde_json::json!({
+            "alert_id": 7, "change": "opened", "store_id": "ST-1", "sku": "SKU-9",
+            "product_name": "Milk \"1l\"", "alert_type": "out_of_stock", "severity": "critical",
+            "message": "Out of stock since 10:02: order 24 now"
+        })
+        .to_string();
+        let text = chat_text(&payload);
+        assert_eq!(
+            text,
+            "[CRITICAL] out of stock opened: Milk \"1l\" (SKU-9) at ST-1\nOut of stock since 10:02: order 24 now"
+        );
+        let body = |f: WebhookFormat| -> serde_json::Value {
+            serde_json::from_str(&f.body(&payload)).expect("JSON")
+        };
+        assert_eq!(body(WebhookFormat::Json)["alert_id"], 7);
+        assert_eq!(body(WebhookFormat::Slack)["text"], text.as_str());
+        assert_eq!(body(WebhookFormat::GoogleChat)["text"], text.as_str());
+        assert_eq!(body(WebhookFormat::Discord)["content"], text.as_str());
+        let card = body(WebhookFormat::Teams);
+        assert_eq!(card["@type"], "MessageCard");
+        assert_eq!(card["text"], text.as_str());
+        for (name, f) in [
+            ("json", WebhookFormat::Json),
+            ("", WebhookFormat::Json),
+            ("slack", WebhookFormat::Slack),
+            ("teams", WebhookFormat::Teams),
+            ("google_chat", WebhookFormat::GoogleChat),
+            ("discord", WebhookFormat::Discord),
+        ] {
+            assert_eq!(WebhookFormat::parse(name), Some(f));
+        }
+        assert_eq!(WebhookFormat::parse("xml"), None);
+    }
+
+    #[test]
+    fn a_routes_file_is_read_or_refused_with_its_line() {
+        let routes = parse_routes(
+            "store_id,region,format,url,token\n# the flagship\nST-1,,slack,https://hooks.example.com/T/B/x,\n,North,teams,https://north.example.com/in,s3cr3t\n",
+        )
+        .expect("routes");
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].store_id.as_deref(), Some("ST-1"));
+        assert_eq!(routes[0].webhook.format, WebhookFormat::Slack);
+        assert_eq!(routes[0].webhook.token, None);
+        assert_eq!(routes[1].region.as_deref(), Some("North"));
+        assert_eq!(routes[1].webhook.token.as_deref(), Some("s3cr3t"));
+        assert!(
+            !format!("{routes:?}").contains("s3cr3t"),
+            "tokens never printed"
+        );
+        for (text, says) in [
+            ("store,url\n", "the header"),
+            (
+                "store_id,region,format,url,token\nST-1,North,json,https://x,\n",
+                "line 2: name a store_id or a region",
+            ),
+            (
+                "store_id,region,format,url,token\n,,json,https://x,\n",
+                "line 2",
+            ),
+            (
+                "store_id,region,format,url,token\nST-1,,xml,https://x,\n",
+                "format \"xml\"",
+            ),
+            (
+                "store_id,region,format,url,token\nST-1,,json,ftp://x,\n",
+                "not http(s)",
+            ),
+            (
+                "store_id,region,format,url,token\nST-1,,json\n",
+                "found record with 3 fields",
+            ),
+        ] {
+            let why = parse_routes(text).expect_err(text);
+            assert!(why.contains(says), "{text}: {why}");
         }
     }
 }

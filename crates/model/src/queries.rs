@@ -11,6 +11,9 @@ use crate::db::dialect::ts;
 use crate::rows::{AlertView, OrderView, StockView};
 use crate::schema::Dialect;
 
+mod actions;
+pub use actions::{ActionTarget, AlertAction, action_target, alert_actions, record_action};
+
 /// Filters of `GET /v1/stock`.
 #[derive(Debug, Clone, Default)]
 pub struct StockFilter {
@@ -39,6 +42,9 @@ pub struct OrderFilter {
 pub struct AlertFilter {
     /// Only open alerts.
     pub open: bool,
+    /// `Some(false)`: leave out alerts a person has snoozed or resolved while that holds (see
+    /// `alert_action`); `Some(true)`: only those; `None`: either.
+    pub quieted: Option<bool>,
     pub store_id: Option<String>,
     pub sku: Option<String>,
     pub alert_type: Option<String>,
@@ -443,7 +449,8 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
                 a.alert_type, a.severity, a.opened_at, a.resolved_at, a.on_hand, a.threshold,
                 a.suggested_order_qty, a.message",
     );
-    let mut params = alerts_where(f, &mut sql);
+    sql.push_str(actions::ACTION_COLUMNS);
+    let mut params = alerts_where(gold, f, &mut sql);
     sql.push_str(" ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, a.opened_at DESC, a.alert_id DESC LIMIT ? OFFSET ?");
     // the API pages by at most `Page::MAX_LIMIT`; the evaluation and the CLI read every alert
     params.push(P::Int(f.limit.clamp(1, i64::MAX as usize) as i64));
@@ -466,6 +473,10 @@ pub async fn alerts(gold: &Gold, f: &AlertFilter) -> Result<Vec<AlertView>, Mode
             threshold: get(r, "threshold").dec(3).unwrap_or_default(),
             suggested_order_qty: get(r, "suggested_order_qty").dec(3).unwrap_or_default(),
             message: get(r, "message").text().unwrap_or_default(),
+            assignee: get(r, "assignee").text(),
+            acknowledged_at: get(r, "acknowledged_at").time(),
+            snoozed_until: get(r, "snoozed_until").time(),
+            outcome: get(r, "outcome").text(),
         })
         .collect())
 }
@@ -488,7 +499,7 @@ pub async fn alerts_and_total(
 /// How many alerts `f` matches, whatever its limit.
 pub async fn alerts_total(gold: &Gold, f: &AlertFilter) -> Result<i64, ModelError> {
     let mut sql = String::from("SELECT COUNT(*) AS n");
-    let params = alerts_where(f, &mut sql);
+    let params = alerts_where(gold, f, &mut sql);
     let rows = query(gold, &sql, params).await?;
     Ok(rows
         .first()
@@ -497,7 +508,7 @@ pub async fn alerts_total(gold: &Gold, f: &AlertFilter) -> Result<i64, ModelErro
 }
 
 /// The FROM and WHERE of the alert queries for `f`, after `select`; the parameters in order.
-fn alerts_where(f: &AlertFilter, select: &mut String) -> Vec<P> {
+fn alerts_where(gold: &Gold, f: &AlertFilter, select: &mut String) -> Vec<P> {
     select.push_str(
         " FROM stock_alert a
          JOIN dim_store s ON s.store_key = a.store_key
@@ -507,6 +518,11 @@ fn alerts_where(f: &AlertFilter, select: &mut String) -> Vec<P> {
     let mut params = Vec::new();
     if f.open {
         select.push_str(" AND a.resolved_at IS NULL");
+    }
+    if let Some(quieted) = f.quieted {
+        let cond = actions::quieted(gold, Utc::now(), &mut params);
+        select.push_str(if quieted { " AND " } else { " AND NOT " });
+        select.push_str(&cond);
     }
     for (col, v) in [
         ("s.store_id", &f.store_id),

@@ -524,6 +524,12 @@ pub struct AlertView {
     pub threshold: Decimal,
     pub suggested_order_qty: Decimal,
     pub message: String,
+    /// Whom a person assigned the alert to (`POST /v1/alerts/{id}/actions`).
+    pub assignee: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub snoozed_until: Option<DateTime<Utc>>,
+    /// The outcome a person resolved the alert with, while the model still sees it open.
+    pub outcome: Option<String>,
 }
 
 /// An order proposal as the API, the CLI and the dashboard show it.

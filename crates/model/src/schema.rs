@@ -495,6 +495,27 @@ ALTER TABLE stock_level ADD COLUMN lead_time_sd_days NUMERIC(9,2);
 "#,
         postgres_only: "",
     },
+    Migration {
+        version: 9,
+        name: "what people did about alerts: acknowledged, snoozed, assigned, resolved with an outcome",
+        sql: r#"
+CREATE TABLE alert_action (
+    alert_id          {BIGINT} NOT NULL,
+    action            TEXT NOT NULL,
+    actor             TEXT NOT NULL,
+    at                {TS} NOT NULL,
+    until             {TS},
+    assignee          TEXT,
+    outcome           TEXT,
+    counted_quantity  NUMERIC(18,3),
+    note              TEXT,
+    severity          TEXT NOT NULL,
+    event_id          TEXT
+);
+CREATE INDEX alert_action_alert ON alert_action (alert_id, at);
+"#,
+        postgres_only: "",
+    },
 ];
 
 /// The analyst views (migration 5), documented with example queries in docs/analytics.md.
@@ -546,6 +567,7 @@ pub const TABLES: &[&str] = &[
     "gold_dead_letter",
     "gold_epoch",
     "alert_outbox",
+    "alert_action",
     "pipeline_run",
 ];
 

@@ -18,6 +18,10 @@
   const num = (v) => (v == null || v === "" ? null : Number(v));
   const fmt = (v, d) => { const n = num(v); return n == null ? "–" : n.toLocaleString(undefined, { maximumFractionDigits: d == null ? 1 : d }); };
   let store = params.get("store") || "";
+  // the alerts shown: "open" (to do) or "handled" (snoozed or resolved by someone), bookmarkable
+  let view = params.get("alerts") === "handled" ? "handled" : "open";
+  // the write token (serve.write_token) for acting on alerts, asked for when the server wants it
+  const WKEY = "stocklake-write-token";
 
   async function get(path, q) {
     const u = new URL(path, location.href);
@@ -107,20 +111,80 @@
     $("velocity").innerHTML = `<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="units sold per hour">${ticks}<path d="${area}" fill="#2f5bd322"/><path d="${line}" fill="none" stroke="#2f5bd3" stroke-width="2"/>${labels}</svg>`;
   }
 
+  // what a person did about an alert, in a few words
+  function handled(a) {
+    const bits = [];
+    if (a.outcome) bits.push(a.outcome.replace(/_/g, " "));
+    if (a.snoozed_until && Date.parse(a.snoozed_until) > Date.now()) bits.push("snoozed to " + new Date(a.snoozed_until).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" }));
+    if (a.assignee) bits.push("→ " + a.assignee);
+    if (a.acknowledged_at) bits.push("seen " + ago(a.acknowledged_at));
+    return bits.length ? `<br><small class="empty" data-testid="alert-state">${esc(bits.join(" · "))}</small>` : "";
+  }
+
+  const buttons = (a) => `<td class="acts">
+      <button type="button" data-act="acknowledge" data-id="${esc(a.alert_id)}" data-testid="act-acknowledge" title="seen: keep it in the list">seen</button>
+      <button type="button" data-act="snooze" data-id="${esc(a.alert_id)}" data-testid="act-snooze" title="out of the list for a day, unless it gets worse">snooze 1 day</button>
+      <button type="button" data-act="shelf_empty" data-id="${esc(a.alert_id)}" data-testid="act-empty" title="checked the shelf: empty (a count of 0)">shelf empty</button>
+      <button type="button" data-act="stock_found" data-id="${esc(a.alert_id)}" data-testid="act-found" title="checked the shelf: counted some (a stock count)">found…</button>
+      <button type="button" data-act="ordered" data-id="${esc(a.alert_id)}" data-testid="act-ordered" title="already ordered">ordered</button></td>`;
+
   async function alerts() {
-    const d = await get("v1/alerts", { status: "open", store_id: store, limit: 60 });
-    $("k-alerts").textContent = fmt(d.total ?? d.count, 0);
-    if (!d.alerts.length) { $("alerts").innerHTML = '<tr><td colspan="8" class="empty">no open alerts</td></tr>'; return; }
-    $("alerts").innerHTML = d.alerts.map((a) => `<tr data-testid="alert-row">
+    const d = await get("v1/alerts", { status: view, store_id: store, limit: 60 });
+    if (view === "open") $("k-alerts").textContent = fmt(d.total ?? d.count, 0);
+    if (!d.alerts.length) { $("alerts").innerHTML = `<tr><td colspan="9" class="empty">${view === "open" ? "nothing to do" : "nothing handled"}</td></tr>`; return; }
+    $("alerts").innerHTML = d.alerts.map((a) => `<tr data-testid="alert-row" data-alert="${esc(a.alert_id)}">
       <td><span class="sev ${esc(a.severity)}">${esc(a.severity)}</span></td>
       <td>${esc(a.store_id)}</td>
       <td>${esc(a.product_name || a.sku)}<br><small class="empty">${esc(a.sku)}</small></td>
       <td>${esc(a.alert_type.replace(/_/g, " "))}</td>
       <td class="n">${fmt(a.on_hand, 3)}</td>
       <td class="n"><b>${num(a.suggested_order_qty) ? fmt(a.suggested_order_qty, 3) : "–"}</b></td>
-      <td>${esc(a.message)}</td>
-      <td>${esc(ago(a.opened_at))}</td></tr>`).join("");
+      <td>${esc(a.message)}${handled(a)}</td>
+      <td>${esc(ago(a.opened_at))}</td>${buttons(a)}</tr>`).join("");
   }
+
+  // POST an action; the write token is asked for once when the server wants one
+  async function act(id, body) {
+    const send = () => {
+      const headers = { "content-type": "application/json", accept: "application/json" };
+      const w = sessionStorage.getItem(WKEY) || token;
+      if (w) headers.authorization = "Bearer " + w;
+      return fetch(new URL(`v1/alerts/${encodeURIComponent(id)}/actions`, location.href), { method: "POST", headers, body: JSON.stringify(body), credentials: "omit" });
+    };
+    let r = await send();
+    if (r.status === 401 || r.status === 403) {
+      const w = window.prompt("A write token (serve.write_token) is needed to act on alerts:");
+      if (!w) return;
+      sessionStorage.setItem(WKEY, w.trim());
+      r = await send();
+    }
+    const answer = await r.json().catch(() => ({}));
+    $("live").textContent = r.ok ? `alert ${id}: ${body.action}${body.outcome ? " · " + body.outcome.replace(/_/g, " ") : ""} kept` : `alert ${id}: ${answer.message || r.status}`;
+    refresh();
+  }
+
+  $("alerts").addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-act]");
+    if (!b) return;
+    const id = b.dataset.id, what = b.dataset.act;
+    if (what === "acknowledge") act(id, { action: "acknowledge" });
+    else if (what === "snooze") act(id, { action: "snooze", until: new Date(Date.now() + 86400000).toISOString() });
+    else if (what === "shelf_empty" || what === "ordered") act(id, { action: "resolve", outcome: what });
+    else if (what === "stock_found") {
+      const n = window.prompt("How many are on the shelf and in the back room?");
+      if (n == null || n.trim() === "") return;
+      act(id, { action: "resolve", outcome: "stock_found", counted_quantity: n.trim() });
+    }
+  });
+
+  $("alert-view").value = view;
+  $("alert-view").addEventListener("change", (e) => {
+    view = e.target.value;
+    const u = new URL(location.href);
+    if (view === "handled") u.searchParams.set("alerts", "handled"); else u.searchParams.delete("alerts");
+    history.replaceState(null, "", u);
+    refresh();
+  });
 
   async function orders() {
     const d = await get("v1/orders", { store_id: store, limit: 300 });

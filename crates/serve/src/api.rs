@@ -26,6 +26,12 @@ pub struct AppState {
     /// `Authorization: Bearer <token>` (the dashboard's page and assets, which hold no data,
     /// and the probes do not).
     pub read_tokens: TokenSet,
+    /// The tokens of the write scope (alert actions); when none is set, actions are open only
+    /// on an API whose reads are open too.
+    pub write_tokens: TokenSet,
+    /// Where a shelf check's count goes as a `stock_count` event (bronze through HTTP ingest);
+    /// `None` on a server that ingests nothing.
+    pub events: Option<stocklake_ingest::HttpIngest>,
     pub ready: Arc<AtomicBool>,
 }
 
@@ -37,7 +43,7 @@ impl std::fmt::Debug for AppState {
 
 pub use stocklake_http::json_error;
 
-fn db_error(e: stocklake_model::ModelError) -> Response {
+pub(crate) fn db_error(e: stocklake_model::ModelError) -> Response {
     tracing::warn!(error = %e, "gold query failed");
     let mut r = json_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -185,14 +191,16 @@ async fn alerts(
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let open = match q.status.as_deref() {
-        None | Some("all") => false,
-        Some("open") => true,
+    // open: what still needs someone; handled: open, but snoozed or resolved by a person
+    let (open, quieted) = match q.status.as_deref() {
+        None | Some("all") => (false, None),
+        Some("open") => (true, Some(false)),
+        Some("handled") => (true, Some(true)),
         Some(other) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
                 "bad_query",
-                format!("status {other:?} is not open or all"),
+                format!("status {other:?} is not open, handled or all"),
             );
         }
     };
@@ -211,6 +219,7 @@ async fn alerts(
     };
     let f = AlertFilter {
         open,
+        quieted,
         store_id: q.store_id,
         sku: q.sku,
         alert_type: q.alert_type,
@@ -545,6 +554,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/stock", get(stock))
         .route("/v1/stock/summary", get(summary))
         .route("/v1/alerts", get(alerts))
+        .route(
+            "/v1/alerts/{alert_id}/actions",
+            get(crate::actions::history),
+        )
         .route("/v1/orders", get(orders))
         .route("/v1/pipeline", get(pipeline))
         .route("/v1/dead-letters", get(dead_letters))
@@ -554,8 +567,14 @@ pub fn router(state: AppState) -> Router {
             state.read_tokens.clone(),
             stocklake_http::auth::require,
         ));
+    // writes check their own scope (crate::actions)
+    let writes = Router::new().route(
+        "/v1/alerts/{alert_id}/actions",
+        axum::routing::post(crate::actions::act),
+    );
     Router::new()
         .merge(protected)
+        .merge(writes)
         .route("/", get(dashboard))
         .route("/assets/app.js", get(asset_js))
         .route("/assets/app.css", get(asset_css))

@@ -5,6 +5,7 @@
 //! no CDN, works offline), health and readiness, Prometheus metrics and the OpenAPI document.
 //! HTTP ingest (`POST /v1/events`) comes from `stocklake-ingest` and is merged in by the binary.
 
+pub mod actions;
 pub mod api;
 pub mod pipeline;
 

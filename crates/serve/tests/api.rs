@@ -15,6 +15,14 @@ use tower::ServiceExt;
 const TOKEN: &str = "read-token-for-tests";
 
 async fn app(dir: &tempfile::TempDir, tokens: &[&str]) -> axum::Router {
+    app_with_writes(dir, tokens, &[]).await
+}
+
+async fn app_with_writes(
+    dir: &tempfile::TempDir,
+    tokens: &[&str],
+    write_tokens: &[&str],
+) -> axum::Router {
     let url = format!("sqlite://{}", dir.path().join("gold.db").display());
     let gold = Gold::connect(&url).await.expect("gold");
     gold.migrate().await.expect("migrate");
@@ -22,6 +30,8 @@ async fn app(dir: &tempfile::TempDir, tokens: &[&str]) -> axum::Router {
         gold,
         pipeline: Pipeline::new(&["ingest", "refine", "model"]),
         read_tokens: TokenSet::new(tokens),
+        write_tokens: TokenSet::new(write_tokens),
+        events: None,
         ready: Arc::new(AtomicBool::new(true)),
     };
     router(state).layer(axum::middleware::from_fn_with_state(
@@ -181,4 +191,89 @@ async fn every_answer_carries_the_security_headers() {
         csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
         "{csp}"
     );
+}
+
+/// POST a JSON body (raw text, as a client may send anything) with a content type and token.
+async fn post(
+    app: &axum::Router,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = Request::post(path).header(header::CONTENT_TYPE, content_type);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let r = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("answer");
+    let status = r.status();
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn acting_on_alerts_needs_the_write_token_and_a_well_formed_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app_with_writes(&dir, &["reader-1"], &["writer-2"]).await;
+    let ack = r#"{"action": "acknowledge"}"#;
+    let json = "application/json";
+    for token in [None, Some("reader-1"), Some("writer-")] {
+        let (s, v) = post(&app, "/v1/alerts/7/actions", json, ack, token).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{token:?}: {v}");
+    }
+    // past the token: an alert gold does not have
+    let w = Some("writer-2");
+    let (s, v) = post(&app, "/v1/alerts/7/actions", json, ack, w).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no alert 7"))
+    );
+    // what a client gets wrong is a 400 with a message, never a 500
+    for (path, ct, body) in [
+        ("/v1/alerts/7/actions", json, "{"),
+        ("/v1/alerts/7/actions", json, "[]"),
+        (
+            "/v1/alerts/7/actions",
+            json,
+            r#"{"action": "acknowledge", "extra": 1}"#,
+        ),
+        (
+            "/v1/alerts/7/actions",
+            json,
+            r#"{"action": "snooze", "until": "soon"}"#,
+        ),
+        ("/v1/alerts/7/actions", "text/plain", ack),
+        ("/v1/alerts/0/actions", json, ack),
+        ("/v1/alerts/-1/actions", json, ack),
+        ("/v1/alerts/99999999999999999999/actions", json, ack),
+        ("/v1/alerts/%00/actions", json, ack),
+    ] {
+        let (s, v) = post(&app, path, ct, body, w).await;
+        assert!(s.is_client_error(), "{path} {ct} {body}: {s} {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{path} {ct} {body}: {v}"
+        );
+    }
+    // the history is data: the read token
+    let (s, _, _) = get(&app, "/v1/alerts/7/actions", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, v, _) = get(&app, "/v1/alerts/7/actions", Some("reader-1")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // an open API (no tokens at all, on loopback) takes actions without one
+    let open_dir = tempfile::tempdir().expect("tempdir");
+    let open = app_with_writes(&open_dir, &[], &[]).await;
+    let (s, v) = post(&open, "/v1/alerts/7/actions", json, ack, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }

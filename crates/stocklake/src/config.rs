@@ -124,6 +124,8 @@ pub struct StockSection {
 pub struct AlertsSection {
     pub webhook_url: String,
     pub webhook_token: String,
+    pub webhook_format: String,
+    pub routes_file: String,
     pub log: bool,
 }
 
@@ -135,6 +137,8 @@ impl std::fmt::Debug for AlertsSection {
                 &stocklake_model::notify::webhook_display(&self.webhook_url),
             )
             .field("webhook_token", &redact(&self.webhook_token))
+            .field("webhook_format", &self.webhook_format)
+            .field("routes_file", &self.routes_file)
             .field("log", &self.log)
             .finish()
     }
@@ -144,6 +148,7 @@ impl std::fmt::Debug for AlertsSection {
 #[serde(deny_unknown_fields)]
 pub struct ServeSection {
     pub api_token: String,
+    pub write_token: String,
     pub allowed_hosts: Vec<String>,
     pub max_connections: u64,
     pub header_read_timeout_secs: u64,
@@ -153,6 +158,7 @@ impl std::fmt::Debug for ServeSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeSection")
             .field("api_token", &redact(&self.api_token))
+            .field("write_token", &redact(&self.write_token))
             .field("allowed_hosts", &self.allowed_hosts)
             .field("max_connections", &self.max_connections)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
@@ -182,6 +188,8 @@ pub struct Settings {
     pub aws: AwsOptions,
     /// Accepted ingest tokens (from the file, the list and `tokens_file`).
     pub ingest_tokens: Vec<String>,
+    /// Where alert changes go: the chain-wide webhook and the routes per store or region.
+    pub notify: stocklake_model::notify::NotifyConfig,
     /// Where the configuration file was read from, if any.
     pub file: Option<PathBuf>,
 }
@@ -508,6 +516,7 @@ fn settle(
     }
     let aws = aws_options(&config, get);
     let ingest_tokens = ingest_tokens(&config)?;
+    let notify = notify_config(&config.alerts)?;
     check_stock(&config.stock)?;
     check_limits(&config)?;
     for (key, token) in ingest_tokens
@@ -516,6 +525,10 @@ fn settle(
         .chain(
             (!config.serve.api_token.is_empty())
                 .then_some(("serve.api_token", config.serve.api_token.as_str())),
+        )
+        .chain(
+            (!config.serve.write_token.is_empty())
+                .then_some(("serve.write_token", config.serve.write_token.as_str())),
         )
     {
         if let Err(why) = check_token(token) {
@@ -533,8 +546,38 @@ fn settle(
         master_data,
         aws,
         ingest_tokens,
+        notify,
         file,
         config,
+    })
+}
+
+/// The `[alerts]` delivery settings: the chain-wide webhook, its format, and the routes file.
+fn notify_config(a: &AlertsSection) -> anyhow::Result<stocklake_model::notify::NotifyConfig> {
+    use stocklake_model::notify::{Webhook, WebhookFormat, parse_routes};
+    let Some(format) = WebhookFormat::parse(&a.webhook_format) else {
+        bail!(
+            "`alerts.webhook_format` = {:?}: use {}",
+            a.webhook_format,
+            WebhookFormat::NAMES
+        );
+    };
+    let routes = if a.routes_file.is_empty() {
+        Vec::new()
+    } else {
+        let text = std::fs::read_to_string(&a.routes_file)
+            .with_context(|| format!("`alerts.routes_file`: cannot read {}", a.routes_file))?;
+        parse_routes(&text)
+            .map_err(|why| anyhow::anyhow!("`alerts.routes_file` ({}): {why}", a.routes_file))?
+    };
+    Ok(stocklake_model::notify::NotifyConfig {
+        webhook: (!a.webhook_url.is_empty()).then(|| Webhook {
+            url: a.webhook_url.clone(),
+            token: (!a.webhook_token.is_empty()).then(|| a.webhook_token.clone()),
+            format,
+        }),
+        routes,
+        log: a.log,
     })
 }
 
@@ -836,6 +879,14 @@ mod tests {
                 "`stock.default_service_level`",
             ),
             ("this is not toml", "stocklake.toml"),
+            (
+                "[alerts]\nwebhook_format = \"xml\"\n",
+                "`alerts.webhook_format` = \"xml\": use json, slack",
+            ),
+            (
+                "[alerts]\nroutes_file = \"/nonexistent/routes.csv\"\n",
+                "`alerts.routes_file`: cannot read /nonexistent/routes.csv",
+            ),
         ] {
             std::fs::write(&path, text).expect("write");
             let err = resolve(&GlobalArgs::default(), &with_env(&[]), dir.path())
@@ -843,6 +894,35 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+        // a routes file with a wrong row: its line named
+        let routes = dir.path().join("routes.csv");
+        std::fs::write(
+            &routes,
+            "store_id,region,format,url,token\nST-1,,sms,https://x.example.com,\n",
+        )
+        .expect("write");
+        std::fs::write(
+            &path,
+            format!(
+                "[alerts]\nroutes_file = {:?}\n",
+                routes.display().to_string()
+            ),
+        )
+        .expect("write");
+        let err = resolve(&GlobalArgs::default(), &with_env(&[]), dir.path())
+            .expect_err("a wrong route")
+            .to_string();
+        assert!(
+            err.contains("`alerts.routes_file`") && err.contains("line 2: format \"sms\""),
+            "{err}"
+        );
+        std::fs::write(
+            &routes,
+            "store_id,region,format,url,token\nST-1,,slack,https://x.example.com,\n",
+        )
+        .expect("write");
+        let s = resolve(&GlobalArgs::default(), &with_env(&[]), dir.path()).expect("routes");
+        assert_eq!(s.notify.routes.len(), 1);
         std::fs::remove_file(&path).expect("rm");
         let err = resolve(
             &GlobalArgs::default(),
@@ -910,6 +990,7 @@ mod tests {
         let env = with_env(&[
             ("STOCKLAKE_INGEST_TOKENS", "tok-123"),
             ("STOCKLAKE_SERVE_API_TOKEN", "api-456"),
+            ("STOCKLAKE_SERVE_WRITE_TOKEN", "write-012"),
             ("STOCKLAKE_ALERTS_WEBHOOK_TOKEN", "hook-789"),
         ]);
         let s = resolve(&GlobalArgs::default(), &env, dir.path()).expect("resolve");
@@ -924,7 +1005,7 @@ mod tests {
         )
         .expect("resolve");
         assert!(!format!("{with_pw:?}").contains("hunter2"));
-        for secret in ["tok-123", "api-456", "hook-789"] {
+        for secret in ["tok-123", "api-456", "write-012", "hook-789"] {
             assert!(!text.contains(secret), "{secret} leaked");
         }
     }

@@ -8,11 +8,13 @@
 //!   `STOCKLAKE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! - [`PrivatePostgres`]: a PostgreSQL cluster of its own, for a test that restarts the server.
 //! - [`throttle::ThrottlingProxy`]: Kinesis throttling in front of the emulator.
+//! - [`receiver::Receiver`]: a webhook receiver that records what it is sent.
 //! - [`unique`]: names that do not collide between tests running in parallel.
 //!
 //! When a service is missing a test is skipped with a message — unless `CI` is set, where a
 //! missing service fails the test, so that CI can never pass without running them.
 
+pub mod receiver;
 pub mod throttle;
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};

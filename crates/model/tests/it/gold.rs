@@ -329,6 +329,11 @@ async fn postgres_gets_the_same_gold_as_sqlite() {
     views_agree(&lake, a.gold(), b.gold()).await;
     operations_agree(a.gold(), b.gold()).await;
     assert_eq!(
+        alert_actions_hold(a.gold()).await,
+        alert_actions_hold(b.gold()).await,
+        "the same actions read back on both databases"
+    );
+    assert_eq!(
         kept_counts_are_exact(a.gold()).await,
         kept_counts_are_exact(b.gold()).await
     );
@@ -601,4 +606,165 @@ async fn operations_agree(sqlite: &stocklake_model::Gold, postgres: &stocklake_m
             .collect()
     };
     assert_eq!(units(&velocity[0]), units(&velocity[1]), "sales by hour");
+}
+
+/// Alert actions kept and read back exactly, and what they do to the open list: a snooze or a
+/// resolution quiets an alert until the snooze ends or the alert grows more severe; an
+/// acknowledgement or an assignment quiets nothing. What was read back, for comparison.
+async fn alert_actions_hold(gold: &stocklake_model::Gold) -> Vec<String> {
+    use stocklake_model::queries::{
+        AlertAction, AlertFilter, action_target, alert_actions, alerts, record_action,
+    };
+    let open = |quieted| AlertFilter {
+        open: true,
+        quieted,
+        limit: 100_000,
+        ..AlertFilter::default()
+    };
+    let ids = |list: Vec<stocklake_model::rows::AlertView>| -> Vec<i64> {
+        list.iter().map(|a| a.alert_id).collect()
+    };
+    let all_open = ids(alerts(gold, &open(None)).await.expect("open"));
+    assert!(all_open.len() >= 2, "four days open alerts: {all_open:?}");
+    let (a, c) = (all_open[0], all_open[1]);
+    let target = action_target(gold, a)
+        .await
+        .expect("target")
+        .expect("alert a");
+    assert_eq!(target.alert_id, a);
+    assert!(target.resolved_at.is_none() && !target.sku.is_empty());
+    assert!(action_target(gold, -5).await.expect("none").is_none());
+    let now = chrono::DateTime::parse_from_rfc3339("2030-01-01T08:00:00.123456Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let at = |s: i64| now + chrono::Duration::seconds(s);
+    let action = |alert_id: i64, action: &str, severity: &str| AlertAction {
+        alert_id,
+        action: action.into(),
+        actor: "Ana".into(),
+        at: now,
+        until: None,
+        assignee: None,
+        outcome: None,
+        counted_quantity: None,
+        note: None,
+        severity: severity.into(),
+        event_id: None,
+    };
+    let severity_a = target.severity.clone();
+    let quiet = || async {
+        let mut q = ids(alerts(gold, &open(Some(true))).await.expect("quieted"));
+        q.sort_unstable();
+        q
+    };
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    // a: acknowledged and assigned: still to do
+    record_action(gold, &action(a, "acknowledge", &severity_a))
+        .await
+        .expect("ack");
+    record_action(
+        gold,
+        &AlertAction {
+            at: at(1),
+            assignee: Some("night shift".into()),
+            ..action(a, "assign", &severity_a)
+        },
+    )
+    .await
+    .expect("assign");
+    assert!(quiet().await.is_empty(), "nothing quiets an alert yet");
+    // snoozed until a time gone by: awake
+    record_action(
+        gold,
+        &AlertAction {
+            at: at(2),
+            until: Some(chrono::Utc::now() - chrono::Duration::minutes(1)),
+            ..action(a, "snooze", &severity_a)
+        },
+    )
+    .await
+    .expect("snooze that ended");
+    assert!(
+        quiet().await.is_empty(),
+        "a snooze that ended quiets nothing"
+    );
+    // snoozed when it was milder than it is now: it has grown worse since, and shows
+    if severity_a != "low" {
+        record_action(
+            gold,
+            &AlertAction {
+                at: at(3),
+                until: Some(later),
+                ..action(a, "snooze", "low")
+            },
+        )
+        .await
+        .expect("snooze when milder");
+        assert!(quiet().await.is_empty(), "an alert grown worse wakes");
+    }
+    // snoozed ahead at its severity: quiet
+    record_action(
+        gold,
+        &AlertAction {
+            at: at(4),
+            until: Some(later),
+            note: Some("delivery on Tuesday; caf\u{e9}".into()),
+            ..action(a, "snooze", &severity_a)
+        },
+    )
+    .await
+    .expect("snooze");
+    // c: resolved with a count, as a shelf check
+    let severity_c = action_target(gold, c)
+        .await
+        .expect("c")
+        .expect("c")
+        .severity;
+    record_action(
+        gold,
+        &AlertAction {
+            outcome: Some("stock_found".into()),
+            counted_quantity: Some(Decimal::new(12_345, 3)),
+            event_id: Some(format!("alert-{c}-count-1")),
+            ..action(c, "resolve", &severity_c)
+        },
+    )
+    .await
+    .expect("resolve c");
+    let mut want = vec![a, c];
+    want.sort_unstable();
+    assert_eq!(quiet().await, want, "a snoozed, c resolved by a person");
+    let still = ids(alerts(gold, &open(Some(false))).await.expect("open"));
+    assert_eq!(still.len(), all_open.len() - 2);
+    assert!(!still.contains(&a) && !still.contains(&c));
+    let shown = alerts(gold, &open(None)).await.expect("open");
+    let view = shown.iter().find(|v| v.alert_id == a).expect("a");
+    assert_eq!(view.assignee.as_deref(), Some("night shift"));
+    assert_eq!(view.acknowledged_at, Some(now));
+    assert!(view.snoozed_until.is_some() && view.outcome.is_none());
+    let view = shown.iter().find(|v| v.alert_id == c).expect("c");
+    assert_eq!(view.outcome.as_deref(), Some("stock_found"));
+
+    let history = alert_actions(gold, a).await.expect("history");
+    let kinds: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(&kinds[..3], ["acknowledge", "assign", "snooze"]);
+    assert!(kinds[3..].iter().all(|k| *k == "snooze") && kinds.len() >= 4);
+    assert_eq!(history[0].at, now, "microseconds kept");
+    assert_eq!(
+        history.last().expect("the last snooze").note.as_deref(),
+        Some("delivery on Tuesday; caf\u{e9}")
+    );
+    let counted = alert_actions(gold, c).await.expect("history c");
+    assert_eq!(counted[0].counted_quantity, Some(Decimal::new(12_345, 3)));
+    assert_eq!(counted[0].event_id, Some(format!("alert-{c}-count-1")));
+    history
+        .iter()
+        .chain(&counted)
+        .map(|h| {
+            format!(
+                "{} {} {} {:?} {:?} {:?}",
+                h.action, h.actor, h.at, h.assignee, h.outcome, h.counted_quantity
+            )
+        })
+        .collect()
 }

@@ -5,6 +5,7 @@ mod common;
 mod dims;
 mod gold;
 mod lake;
+mod notify;
 mod orders;
 mod poison;
 mod tables;

@@ -10,6 +10,8 @@ pub async fn run(settings: &Settings, args: AlertsArgs) -> anyhow::Result<()> {
     let gold = open_gold(settings).await?;
     let filter = AlertFilter {
         open: !args.all,
+        // as the API's open list: without what a person snoozed or resolved while that holds
+        quieted: (!args.all).then_some(false),
         store_id: args.store_id.clone(),
         limit: args.limit,
         ..AlertFilter::default()

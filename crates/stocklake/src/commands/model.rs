@@ -48,12 +48,7 @@ pub fn model_config(settings: &Settings) -> ModelConfig {
 }
 
 pub fn notify_config(settings: &Settings) -> NotifyConfig {
-    let a = &settings.config.alerts;
-    NotifyConfig {
-        webhook_url: (!a.webhook_url.is_empty()).then(|| a.webhook_url.clone()),
-        webhook_token: (!a.webhook_token.is_empty()).then(|| a.webhook_token.clone()),
-        log: a.log,
-    }
+    settings.notify.clone()
 }
 
 pub async fn open_gold(settings: &Settings) -> anyhow::Result<Gold> {

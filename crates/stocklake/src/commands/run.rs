@@ -202,6 +202,8 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         gold: reader,
         pipeline: pipeline.clone(),
         read_tokens: stocklake_http::TokenSet::new([&settings.config.serve.api_token]),
+        write_tokens: stocklake_http::TokenSet::new([&settings.config.serve.write_token]),
+        events: Some(ingest.clone()),
         ready: ready.clone(),
     };
     let app = stocklake_serve::router(state).merge(ingest.router());

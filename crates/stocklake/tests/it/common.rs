@@ -487,22 +487,186 @@ pub fn chromium() -> Option<String> {
         .map(String::from)
 }
 
+/// How every test runs chromium: headless, as root in a container, with a profile of its own.
+const HEADLESS: [&str; 5] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+];
+
 /// The dashboard's DOM after its scripts ran against the live API.
 #[allow(dead_code)]
 pub fn dump_dom(browser: &str, url: &str, profile: &Path) -> String {
     let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--virtual-time-budget=15000",
-        ])
+        .args(HEADLESS)
+        .arg("--virtual-time-budget=15000")
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(url)
         .output()
         .expect("run chromium");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A headless Chromium driven over its DevTools protocol: one page, scripts run in it (what a
+/// person's clicks do, `element.click()` on the real page with its real scripts).
+#[allow(dead_code)]
+pub struct Browser {
+    child: std::process::Child,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+    session: String,
+}
+
+#[allow(dead_code)]
+impl Browser {
+    /// Starts `browser` on `url`.
+    pub async fn open(browser: &str, profile: &Path, url: &str) -> Browser {
+        use std::io::BufRead;
+        let mut child = Command::new(browser)
+            .args(HEADLESS)
+            .arg("--remote-debugging-port=0")
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().expect("chromium's stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // the address is on stderr; the rest is read and dropped so that chromium never blocks
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(at) = line.find("ws://") {
+                    let _ = tx.send(line[at..].trim().to_string());
+                }
+            }
+        });
+        let ws_url = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("chromium's DevTools address");
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+            .await
+            .expect("connect to DevTools");
+        let mut b = Browser {
+            child,
+            ws,
+            next_id: 0,
+            session: String::new(),
+        };
+        let target = b
+            .call(None, "Target.createTarget", serde_json::json!({"url": url}))
+            .await;
+        let target = target["targetId"].as_str().expect("targetId").to_string();
+        let attached = b
+            .call(
+                None,
+                "Target.attachToTarget",
+                serde_json::json!({"targetId": target, "flatten": true}),
+            )
+            .await;
+        b.session = attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string();
+        b
+    }
+
+    async fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = serde_json::json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = serde_json::Value::from(s);
+        }
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .expect("send to DevTools");
+        loop {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(60), self.ws.next())
+                .await
+                .expect("DevTools answers")
+                .expect("DevTools open")
+                .expect("a DevTools message");
+            let Message::Text(text) = m else { continue };
+            let v: serde_json::Value = serde_json::from_str(&text).expect("DevTools JSON");
+            if v["id"].as_u64() == Some(id) {
+                assert!(v["error"].is_null(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Closes the browser and every process it started.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.call(None, "Browser.close", serde_json::json!({})),
+        )
+        .await;
+        for _ in 0..50 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of `js` (an expression; a promise is awaited) in the page.
+    pub async fn eval(&mut self, js: &str) -> serde_json::Value {
+        let session = self.session.clone();
+        let r = self
+            .call(
+                Some(&session),
+                "Runtime.evaluate",
+                serde_json::json!({"expression": js, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        assert!(r["exceptionDetails"].is_null(), "{js}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `js` gives a value other than false, null, 0 or ""; that value.
+    pub async fn until(&mut self, what: &str, js: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let v = self.eval(js).await;
+            let truthy = match &v {
+                serde_json::Value::Null | serde_json::Value::Bool(false) => false,
+                serde_json::Value::Number(n) => n.as_f64() != Some(0.0),
+                serde_json::Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page never showed {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

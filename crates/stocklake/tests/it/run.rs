@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Spawned, chromium, dump_dom, free_port, ok, sigterm, stocklake, wait_http};
+use crate::common::{
+    Browser, Spawned, chromium, dump_dom, free_port, ok, sigterm, stocklake, wait_http,
+};
 
 /// Waits for `check` to hold, polling; panics with `what` after a generous deadline (a test of
 /// liveness, not of speed).
@@ -289,6 +291,8 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
         .expect("stocklake orders --csv");
     assert!(String::from_utf8_lossy(&cli_csv.stdout).starts_with("store_id,sku,"));
 
+    alert_actions_round_trip(&base).await;
+
     // bad requests: 400 with a message, never a 500
     for bad in [
         "/v1/orders?format=xml",
@@ -369,6 +373,8 @@ async fn run_serves_stock_alerts_and_a_live_dashboard_and_stops_cleanly() {
                     && dom.contains("data-testid=\"order-row\""),
                 "no orders to place:\n{dom}"
             );
+            let profile = tempfile::tempdir().expect("profile");
+            dashboard_actions(&browser, profile.path(), &base).await;
         }
         None => stocklake_testkit::missing("chromium", "no chromium binary on PATH"),
     }
@@ -495,6 +501,25 @@ async fn tokens_guard_ingest_and_reads_and_never_reach_the_logs() {
         let got = r.send().await.expect("get").status().as_u16();
         assert_eq!(got, want, "GET {path} with token {token:?}");
     }
+    // acting on alerts is a write: with a read token set and no write token, refused for all
+    for token in [None, Some("dashboard+secret/A="), Some("till-token-one-1")] {
+        let mut r = http
+            .post(format!("{base}/v1/alerts/1/actions"))
+            .json(&serde_json::json!({"action": "acknowledge"}));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let got = r.send().await.expect("post").status().as_u16();
+        assert_eq!(got, 403, "POST an action with token {token:?}");
+    }
+    let got = http
+        .get(format!("{base}/v1/alerts/1/actions"))
+        .send()
+        .await
+        .expect("get")
+        .status()
+        .as_u16();
+    assert_eq!(got, 401, "an alert's actions are data: the read scope");
     // the dashboard with the token set: given once in the link's fragment, it shows data; without
     // it, it asks for the token
     match chromium() {
@@ -697,4 +722,280 @@ fn the_demo_runs_the_chain_through_gold_and_sums_it_up() {
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("alerts as JSON");
     let listed = listed.as_array().map(Vec::len);
     assert_eq!(listed, usize::try_from(total).ok());
+}
+
+/// The ids of the open alerts (what still needs someone).
+async fn open_ids(base: &str) -> Vec<i64> {
+    let (_, open) = get(&format!("{base}/v1/alerts?status=open&limit=10000")).await;
+    open["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["alert_id"].as_i64())
+        .collect()
+}
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A store acts on its alerts through the API: acknowledges, assigns and snoozes one (it leaves
+/// the open list for the handled one), resolves another with a shelf count, which reaches stock
+/// through bronze, silver and gold exactly.
+async fn alert_actions_round_trip(base: &str) {
+    let (_, open) = get(&format!("{base}/v1/alerts?status=open&limit=10000")).await;
+    let list = open["alerts"].as_array().expect("alerts").clone();
+    assert!(list.len() >= 2, "{open}");
+    let (a, b) = (&list[0], &list[1]);
+    let id = |v: &Value| v["alert_id"].as_i64().expect("alert_id");
+    let actions = |v: &Value| format!("{base}/v1/alerts/{}/actions", id(v));
+    let (s, v) = post(
+        &actions(a),
+        serde_json::json!({"action": "acknowledge", "actor": "Ana"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["action"]["action"], "acknowledge");
+    assert_eq!(v["action"]["actor"], "Ana");
+    let (s, v) = post(
+        &actions(a),
+        serde_json::json!({"action": "assign", "assignee": "night shift"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let until = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let (s, v) = post(
+        &actions(a),
+        serde_json::json!({"action": "snooze", "until": until, "note": "delivery tomorrow"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert!(
+        !open_ids(base).await.contains(&id(a)),
+        "a snoozed alert leaves the open list"
+    );
+    let (_, handled) = get(&format!("{base}/v1/alerts?status=handled")).await;
+    let shown = handled["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|x| id(x) == id(a))
+        .cloned()
+        .expect("the snoozed alert is among the handled ones");
+    assert_eq!(shown["assignee"], "night shift");
+    assert!(shown["acknowledged_at"].is_string() && shown["snoozed_until"].is_string());
+    let (s, history) = get(&actions(a)).await;
+    assert_eq!(s, 200);
+    let kinds: Vec<&str> = history["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|h| h["action"].as_str())
+        .collect();
+    assert_eq!(kinds, ["acknowledge", "assign", "snooze"], "{history}");
+
+    // a shelf check: 37 found where the records said otherwise
+    let (store, sku) = (
+        b["store_id"].as_str().expect("store"),
+        b["sku"].as_str().expect("sku"),
+    );
+    let (s, v) = post(
+        &actions(b),
+        serde_json::json!({"action": "resolve", "outcome": "stock_found", "counted_quantity": 37, "actor": "Ben"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let event = v["action"]["event_id"]
+        .as_str()
+        .expect("the count's event")
+        .to_string();
+    eventually("the shelf count in stock", || async {
+        let (_, one) = get(&format!("{base}/v1/stock?store_id={store}&sku={sku}")).await;
+        let on_hand = one["stock"][0]["on_hand"]
+            .as_str()
+            .and_then(|q| q.parse::<f64>().ok());
+        (on_hand == Some(37.0)).then_some(Value::Null)
+    })
+    .await;
+    assert!(
+        !open_ids(base).await.contains(&id(b)),
+        "a resolved alert leaves the open list"
+    );
+    let (_, history) = get(&actions(b)).await;
+    assert_eq!(
+        history["actions"][0]["event_id"],
+        event.as_str(),
+        "{history}"
+    );
+    assert_eq!(
+        history["actions"][0]["counted_quantity"]
+            .as_str()
+            .and_then(|q| q.parse::<f64>().ok()),
+        Some(37.0),
+        "{history}"
+    );
+
+    // what is refused, and why
+    for (path, body, status) in [
+        (actions(a), serde_json::json!({"action": "delete"}), 400),
+        (actions(a), serde_json::json!({"action": "snooze"}), 400),
+        (
+            actions(a),
+            serde_json::json!({"action": "acknowledge", "colour": "red"}),
+            400,
+        ),
+        (
+            actions(b),
+            serde_json::json!({"action": "resolve", "outcome": "stock_found", "counted_quantity": -3}),
+            400,
+        ),
+        (
+            format!("{base}/v1/alerts/abc/actions"),
+            serde_json::json!({"action": "acknowledge"}),
+            400,
+        ),
+        (
+            format!("{base}/v1/alerts/999999999/actions"),
+            serde_json::json!({"action": "acknowledge"}),
+            404,
+        ),
+    ] {
+        let (s, v) = post(&path, body.clone()).await;
+        assert_eq!(s, status, "{path} {body}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    }
+    let (_, all) = get(&format!("{base}/v1/alerts?status=all&limit=10000")).await;
+    if let Some(closed) = all["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|x| x["resolved_at"].is_string())
+    {
+        let (s, v) = post(
+            &actions(closed),
+            serde_json::json!({"action": "acknowledge"}),
+        )
+        .await;
+        assert_eq!(s, 409, "{v}");
+    }
+}
+
+/// A store manager on the dashboard, in a real browser: picks a store (the address keeps it),
+/// marks an alert seen, snoozes it (it leaves the to-do list for the handled one), and answers
+/// a shelf check with a count, which reaches stock.
+async fn dashboard_actions(browser: &str, profile: &std::path::Path, base: &str) {
+    let (_, open) = get(&format!("{base}/v1/alerts?status=open&limit=10000")).await;
+    let store = open["alerts"][0]["store_id"]
+        .as_str()
+        .expect("an open alert's store")
+        .to_string();
+    let mut page = Browser::open(browser, profile, &format!("{base}/?store={store}")).await;
+    let rows = "document.querySelectorAll('[data-testid=alert-row]')";
+    page.until("alert rows", &format!("{rows}.length")).await;
+    // the store from the address is the filter: every row is that store's
+    let stores = page
+        .eval(&format!(
+            "Array.from({rows}).map(r => r.children[1].textContent)"
+        ))
+        .await;
+    let stores = stores.as_array().expect("stores");
+    assert!(
+        stores.iter().all(|s| s == store.as_str()),
+        "{stores:?} for {store}"
+    );
+    let first = page
+        .eval(&format!("{rows}[0].dataset.alert"))
+        .await
+        .as_str()
+        .expect("the first row's alert")
+        .to_string();
+    let button = |id: &str, which: &str| {
+        format!("document.querySelector('[data-alert=\"{id}\"] [data-testid={which}]')")
+    };
+    page.eval(&format!(
+        "{}.click(), true",
+        button(&first, "act-acknowledge")
+    ))
+    .await;
+    page.until(
+        "the alert marked seen",
+        &format!(
+            "(document.querySelector('[data-alert=\"{first}\"] [data-testid=alert-state]') || {{}}).textContent || ''"
+        ),
+    )
+    .await;
+    page.eval(&format!("{}.click(), true", button(&first, "act-snooze")))
+        .await;
+    page.until(
+        "the snoozed alert gone from the to-do list",
+        &format!("!document.querySelector('[data-alert=\"{first}\"]')"),
+    )
+    .await;
+    let (_, history) = get(&format!("{base}/v1/alerts/{first}/actions")).await;
+    let kinds: Vec<&str> = history["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(kinds, ["acknowledge", "snooze"], "{history}");
+
+    // a shelf check: the count typed into the prompt
+    let second = page
+        .until(
+            "another alert",
+            &format!("{rows}.length && {rows}[0].dataset.alert"),
+        )
+        .await
+        .as_str()
+        .expect("an alert id")
+        .to_string();
+    page.eval(&format!(
+        "window.prompt = () => '4'; {}.click(), true",
+        button(&second, "act-found")
+    ))
+    .await;
+    page.until(
+        "the checked alert gone from the to-do list",
+        &format!("!document.querySelector('[data-alert=\"{second}\"]')"),
+    )
+    .await;
+    let (_, history) = get(&format!("{base}/v1/alerts/{second}/actions")).await;
+    let found = &history["actions"][0];
+    assert_eq!(found["outcome"], "stock_found", "{history}");
+    assert!(
+        found["event_id"].is_string() && found["counted_quantity"] == "4",
+        "the count became an event: {history}"
+    );
+
+    // the handled list shows the snoozed one (the counted one may be closed by then: the count
+    // answered it), and the address keeps the choice
+    page.eval(
+        "(s => (s.value = 'handled', s.dispatchEvent(new Event('change')), true))(document.getElementById('alert-view'))",
+    )
+    .await;
+    page.until(
+        "the handled alerts",
+        &format!("document.querySelector('[data-alert=\"{first}\"]')"),
+    )
+    .await;
+    let search = page.eval("location.search").await;
+    assert!(
+        search
+            .as_str()
+            .is_some_and(|s| s.contains("alerts=handled") && s.contains(&format!("store={store}"))),
+        "{search}"
+    );
+    page.close().await;
 }
