@@ -182,12 +182,20 @@ pub fn check(r: &ActionRequest, now: DateTime<Utc>) -> Result<Checked, String> {
     })
 }
 
-/// The `stock_count` event of a shelf check: counted after everything gold has seen from the
-/// store (a store's clock can run ahead of this machine's), as one line of the alert's SKU.
+/// How far a store's newest event may lag the wall clock for a count to be timed by the wall
+/// clock; a store further behind (history replayed, a simulated chain) is counted just after its
+/// newest event, so that what it sells next is subtracted from the count.
+pub const CLOCK_LAG: Duration = Duration::hours(1);
+
+/// The `stock_count` event of a shelf check, one line of the alert's SKU: counted now, never
+/// before the newest event gold has seen from the store (a store's clock can run ahead of this
+/// machine's), and just after that event when the store's feed is more than [`CLOCK_LAG`]
+/// behind.
 pub fn count_event(t: &ActionTarget, counted: Decimal, now: DateTime<Utc>) -> (String, String) {
     let at = match t.store_clock {
-        Some(clock) if clock >= now => clock + Duration::milliseconds(1),
-        _ => now,
+        Some(clock) if clock >= now - CLOCK_LAG => now.max(clock + Duration::milliseconds(1)),
+        Some(clock) => clock + Duration::milliseconds(1),
+        None => now,
     };
     let event_id = format!("alert-{}-count-{}", t.alert_id, at.timestamp_micros());
     let line = format!(
@@ -524,13 +532,21 @@ mod tests {
         assert_eq!(v["store_id"], "ST-\"1\"");
         assert_eq!(v["event_time"], "2026-12-07T10:00:00.000Z");
         assert!(line.contains(r#""quantity":1.25}"#), "{line}");
-        let ahead = ActionTarget {
-            store_clock: Some(now() + Duration::hours(3)),
-            ..target
+        let at = |clock: DateTime<Utc>| {
+            let t = ActionTarget {
+                store_clock: Some(clock),
+                ..target.clone()
+            };
+            let (_, line) = count_event(&t, Decimal::ZERO, now());
+            assert!(line.contains(r#""quantity":0}"#), "{line}");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+            v["event_time"].as_str().unwrap_or("").to_string()
         };
-        let (_, line) = count_event(&ahead, Decimal::ZERO, now());
-        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
-        assert_eq!(v["event_time"], "2026-12-07T13:00:00.001Z");
-        assert!(line.contains(r#""quantity":0}"#), "{line}");
+        // a store's clock ahead of this machine's: just after its newest event
+        assert_eq!(at(now() + Duration::hours(3)), "2026-12-07T13:00:00.001Z");
+        // a few minutes behind, as a live feed is: now
+        assert_eq!(at(now() - Duration::minutes(5)), "2026-12-07T10:00:00.000Z");
+        // days behind (history, a simulation): just after its newest event
+        assert_eq!(at(now() - Duration::days(9)), "2026-11-28T10:00:00.001Z");
     }
 }
