@@ -12,7 +12,9 @@ use crate::rows::{AlertView, OrderView, StockView};
 use crate::schema::Dialect;
 
 mod actions;
-pub use actions::{ActionTarget, AlertAction, action_target, alert_actions, record_action};
+pub use actions::{
+    ActionTarget, AlertAction, action_of_request, action_target, alert_actions, record_action,
+};
 
 /// Filters of `GET /v1/stock`.
 #[derive(Debug, Clone, Default)]

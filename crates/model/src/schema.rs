@@ -510,9 +510,11 @@ CREATE TABLE alert_action (
     counted_quantity  NUMERIC(18,3),
     note              TEXT,
     severity          TEXT NOT NULL,
-    event_id          TEXT
+    event_id          TEXT,
+    request_id        TEXT
 );
 CREATE INDEX alert_action_alert ON alert_action (alert_id, at);
+CREATE UNIQUE INDEX alert_action_request ON alert_action (alert_id, request_id) WHERE request_id IS NOT NULL;
 "#,
         postgres_only: "",
     },

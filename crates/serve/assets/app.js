@@ -143,10 +143,12 @@
       <td>${esc(ago(a.opened_at))}</td>${buttons(a)}</tr>`).join("");
   }
 
-  // POST an action; the write token is asked for once when the server wants one
+  // POST an action; the write token is asked for once when the server wants one. One
+  // idempotency key per click: a request sent again is the same action, never a second count.
   async function act(id, body) {
+    const key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
     const send = () => {
-      const headers = { "content-type": "application/json", accept: "application/json" };
+      const headers = { "content-type": "application/json", accept: "application/json", "idempotency-key": key };
       const w = sessionStorage.getItem(WKEY) || token;
       if (w) headers.authorization = "Bearer " + w;
       return fetch(new URL(`v1/alerts/${encodeURIComponent(id)}/actions`, location.href), { method: "POST", headers, body: JSON.stringify(body), credentials: "omit" });

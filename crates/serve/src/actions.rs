@@ -191,13 +191,22 @@ pub const CLOCK_LAG: Duration = Duration::hours(1);
 /// before the newest event gold has seen from the store (a store's clock can run ahead of this
 /// machine's), and just after that event when the store's feed is more than [`CLOCK_LAG`]
 /// behind.
-pub fn count_event(t: &ActionTarget, counted: Decimal, now: DateTime<Utc>) -> (String, String) {
+pub fn count_event(
+    t: &ActionTarget,
+    counted: Decimal,
+    now: DateTime<Utc>,
+    request: Option<&str>,
+) -> (String, String) {
     let at = match t.store_clock {
         Some(clock) if clock >= now - CLOCK_LAG => now.max(clock + Duration::milliseconds(1)),
         Some(clock) => clock + Duration::milliseconds(1),
         None => now,
     };
-    let event_id = format!("alert-{}-count-{}", t.alert_id, at.timestamp_micros());
+    // a request sent again with its idempotency key names the same event (silver keeps one)
+    let event_id = match request {
+        Some(key) => format!("alert-{}-count-{key}", t.alert_id),
+        None => format!("alert-{}-count-{}", t.alert_id, at.timestamp_micros()),
+    };
     let line = format!(
         r#"{{"schema_version":1,"event_id":{id},"event_type":"stock_count","event_time":{time},"store_id":{store},"lines":[{{"sku":{sku},"quantity":{qty}}}],"source":"alert_action","alert_id":{alert}}}"#,
         id = serde_json::Value::from(event_id.as_str()),
@@ -230,6 +239,37 @@ fn may_write(s: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
         "no_write_scope",
         "acting on alerts needs a write token: set serve.write_token (STOCKLAKE_SERVE_WRITE_TOKEN)",
     )))
+}
+
+/// The request's `Idempotency-Key`, if it has one: at most 100 characters of letters, digits,
+/// `-`, `_`, `.` and `:` (a UUID, say).
+fn request_key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v.to_str().unwrap_or("").trim();
+    let fine = !key.is_empty()
+        && key.len() <= 100
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if !fine {
+        return Err(Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_idempotency_key",
+            "Idempotency-Key must be 1 to 100 letters, digits, '-', '_', '.' or ':'",
+        )));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// The answer for an action a request with the same idempotency key already made.
+fn replayed(a: AlertAction) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"action": a, "replayed": true})),
+    )
+        .into_response()
 }
 
 fn alert_id(raw: &str) -> Result<i64, Box<Response>> {
@@ -279,6 +319,10 @@ pub async fn act(
         Ok(id) => id,
         Err(r) => return *r,
     };
+    let key = match request_key(&headers) {
+        Ok(k) => k,
+        Err(r) => return *r,
+    };
     let axum::Json(req) = match body {
         Ok(b) => b,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_body", e.body_text()),
@@ -292,6 +336,13 @@ pub async fn act(
         Ok(t) => t,
         Err(r) => return *r,
     };
+    if let Some(k) = &key {
+        match queries::action_of_request(&s.gold, id, k).await {
+            Ok(Some(done)) => return replayed(done),
+            Ok(None) => {}
+            Err(e) => return db_error(e),
+        }
+    }
     if let Some(closed) = target.resolved_at {
         return json_error(
             StatusCode::CONFLICT,
@@ -303,7 +354,7 @@ pub async fn act(
         );
     }
     let event_id = match checked.counted {
-        Some(counted) => match submit_count(&s, &target, counted, now).await {
+        Some(counted) => match submit_count(&s, &target, counted, now, key.as_deref()).await {
             Ok(e) => Some(e),
             Err(r) => return *r,
         },
@@ -321,8 +372,15 @@ pub async fn act(
         note: checked.note,
         severity: target.severity,
         event_id,
+        request_id: key.clone(),
     };
     if let Err(e) = queries::record_action(&s.gold, &action).await {
+        // the same request, sent twice at once: the other one kept it
+        if let Some(k) = &key
+            && let Ok(Some(done)) = queries::action_of_request(&s.gold, id, k).await
+        {
+            return replayed(done);
+        }
         return db_error(e);
     }
     tracing::info!(alert_id = id, action = %action.action, actor = %action.actor, "alert action");
@@ -339,6 +397,7 @@ async fn submit_count(
     target: &ActionTarget,
     counted: Decimal,
     now: DateTime<Utc>,
+    request: Option<&str>,
 ) -> Result<String, Box<Response>> {
     let Some(events) = &s.events else {
         return Err(Box::new(json_error(
@@ -347,7 +406,7 @@ async fn submit_count(
             "a shelf check's count becomes a stock_count event, and this server does not ingest events",
         )));
     };
-    let (event_id, line) = count_event(target, counted, now);
+    let (event_id, line) = count_event(target, counted, now, request);
     match events.submit(vec![bytes::Bytes::from(line)]).await {
         Ok(_) => Ok(event_id),
         Err(stocklake_ingest::SubmitError::Overloaded) => Err(Box::new(unavailable(
@@ -525,7 +584,7 @@ mod tests {
             resolved_at: None,
             store_clock: None,
         };
-        let (id, line) = count_event(&target, Decimal::new(1250, 3), now());
+        let (id, line) = count_event(&target, Decimal::new(1250, 3), now(), None);
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
         assert_eq!(v["event_id"], id.as_str());
         assert_eq!(v["event_type"], "stock_count");
@@ -537,7 +596,7 @@ mod tests {
                 store_clock: Some(clock),
                 ..target.clone()
             };
-            let (_, line) = count_event(&t, Decimal::ZERO, now());
+            let (_, line) = count_event(&t, Decimal::ZERO, now(), None);
             assert!(line.contains(r#""quantity":0}"#), "{line}");
             let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
             v["event_time"].as_str().unwrap_or("").to_string()
@@ -548,5 +607,17 @@ mod tests {
         assert_eq!(at(now() - Duration::minutes(5)), "2026-12-07T10:00:00.000Z");
         // days behind (history, a simulation): just after its newest event
         assert_eq!(at(now() - Duration::days(9)), "2026-11-28T10:00:00.001Z");
+        // a request's idempotency key names the event: sent again, the same event
+        let (a, _) = count_event(&target, Decimal::ONE, now(), Some("k-1"));
+        let (b, _) = count_event(
+            &target,
+            Decimal::ONE,
+            now() + Duration::seconds(5),
+            Some("k-1"),
+        );
+        assert_eq!(
+            (a.as_str(), b.as_str()),
+            ("alert-42-count-k-1", "alert-42-count-k-1")
+        );
     }
 }

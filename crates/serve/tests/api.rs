@@ -266,6 +266,20 @@ async fn acting_on_alerts_needs_the_write_token_and_a_well_formed_request() {
             "{path} {ct} {body}: {v}"
         );
     }
+    // an idempotency key that is not one
+    let r = app
+        .clone()
+        .oneshot(
+            Request::post("/v1/alerts/7/actions")
+                .header(header::CONTENT_TYPE, json)
+                .header(header::AUTHORIZATION, "Bearer writer-2")
+                .header("idempotency-key", "two words")
+                .body(Body::from(ack))
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // the history is data: the read token
     let (s, _, _) = get(&app, "/v1/alerts/7/actions", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);

@@ -31,6 +31,9 @@ pub struct AlertAction {
     pub severity: String,
     /// The `stock_count` event a shelf check became.
     pub event_id: Option<String>,
+    /// The client's `Idempotency-Key`: a request sent again with it is this action, not another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The alert an action is about, as far as the action needs it.
@@ -86,8 +89,8 @@ pub async fn record_action(gold: &Gold, a: &AlertAction) -> Result<(), ModelErro
     };
     let (counted, counted_ph) = decimal_param(gold, a.counted_quantity);
     let sql = format!(
-        "INSERT INTO alert_action (alert_id, action, actor, at, until, assignee, outcome, counted_quantity, note, severity, event_id)
-         VALUES (?, ?, ?, {at_ph}, {until_ph}, ?, ?, {counted_ph}, ?, ?, ?)"
+        "INSERT INTO alert_action (alert_id, action, actor, at, until, assignee, outcome, counted_quantity, note, severity, event_id, request_id)
+         VALUES (?, ?, ?, {at_ph}, {until_ph}, ?, ?, {counted_ph}, ?, ?, ?, ?)"
     );
     let params = vec![
         P::Int(a.alert_id),
@@ -101,6 +104,7 @@ pub async fn record_action(gold: &Gold, a: &AlertAction) -> Result<(), ModelErro
         text(&a.note),
         P::Text(a.severity.clone()),
         text(&a.event_id),
+        text(&a.request_id),
     ];
     query(gold, &sql, params).await?;
     Ok(())
@@ -108,9 +112,37 @@ pub async fn record_action(gold: &Gold, a: &AlertAction) -> Result<(), ModelErro
 
 /// Every action on an alert, oldest first.
 pub async fn alert_actions(gold: &Gold, alert_id: i64) -> Result<Vec<AlertAction>, ModelError> {
-    let sql = "SELECT alert_id, action, actor, at, until, assignee, outcome, counted_quantity, note, severity, event_id
-               FROM alert_action WHERE alert_id = ? ORDER BY at, action";
-    let rows = query(gold, sql, vec![P::Int(alert_id)]).await?;
+    actions_where(gold, alert_id, None).await
+}
+
+/// The action on an alert that a request with this idempotency key made, if any.
+pub async fn action_of_request(
+    gold: &Gold,
+    alert_id: i64,
+    request_id: &str,
+) -> Result<Option<AlertAction>, ModelError> {
+    Ok(actions_where(gold, alert_id, Some(request_id))
+        .await?
+        .into_iter()
+        .next())
+}
+
+async fn actions_where(
+    gold: &Gold,
+    alert_id: i64,
+    request_id: Option<&str>,
+) -> Result<Vec<AlertAction>, ModelError> {
+    let mut sql = String::from(
+        "SELECT alert_id, action, actor, at, until, assignee, outcome, counted_quantity, note, severity, event_id, request_id
+         FROM alert_action WHERE alert_id = ?",
+    );
+    let mut params = vec![P::Int(alert_id)];
+    if let Some(r) = request_id {
+        sql.push_str(" AND request_id = ?");
+        params.push(P::Text(r.to_string()));
+    }
+    sql.push_str(" ORDER BY at, action");
+    let rows = query(gold, &sql, params).await?;
     Ok(rows
         .iter()
         .map(|r| AlertAction {
@@ -125,6 +157,7 @@ pub async fn alert_actions(gold: &Gold, alert_id: i64) -> Result<Vec<AlertAction
             note: get(r, "note").text(),
             severity: get(r, "severity").text().unwrap_or_default(),
             event_id: get(r, "event_id").text(),
+            request_id: get(r, "request_id").text(),
         })
         .collect())
 }

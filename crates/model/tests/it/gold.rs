@@ -650,6 +650,7 @@ async fn alert_actions_hold(gold: &stocklake_model::Gold) -> Vec<String> {
         note: None,
         severity: severity.into(),
         event_id: None,
+        request_id: None,
     };
     let severity_a = target.severity.clone();
     let quiet = || async {

@@ -805,21 +805,34 @@ async fn alert_actions_round_trip(base: &str) {
         .collect();
     assert_eq!(kinds, ["acknowledge", "assign", "snooze"], "{history}");
 
-    // a shelf check: 37 found where the records said otherwise
+    // a shelf check: 37 found where the records said otherwise; the request is sent twice with
+    // its idempotency key (a client that timed out), and is one action and one count
     let (store, sku) = (
         b["store_id"].as_str().expect("store"),
         b["sku"].as_str().expect("sku"),
     );
-    let (s, v) = post(
-        &actions(b),
-        serde_json::json!({"action": "resolve", "outcome": "stock_found", "counted_quantity": 37, "actor": "Ben"}),
-    )
-    .await;
+    let check = serde_json::json!({"action": "resolve", "outcome": "stock_found", "counted_quantity": 37, "actor": "Ben"});
+    let send = || async {
+        let r = reqwest::Client::new()
+            .post(actions(b))
+            .header("idempotency-key", "shelf-check-0001")
+            .json(&check)
+            .send()
+            .await
+            .expect("POST");
+        (r.status().as_u16(), r.json::<Value>().await.expect("JSON"))
+    };
+    let (s, v) = send().await;
     assert_eq!(s, 201, "{v}");
     let event = v["action"]["event_id"]
         .as_str()
         .expect("the count's event")
         .to_string();
+    assert!(event.ends_with("-count-shelf-check-0001"), "{event}");
+    let (s, again) = send().await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(again["action"]["event_id"], event.as_str());
     eventually("the shelf count in stock", || async {
         let (_, one) = get(&format!("{base}/v1/stock?store_id={store}&sku={sku}")).await;
         let on_hand = one["stock"][0]["on_hand"]
@@ -833,6 +846,11 @@ async fn alert_actions_round_trip(base: &str) {
         "a resolved alert leaves the open list"
     );
     let (_, history) = get(&actions(b)).await;
+    assert_eq!(
+        history["actions"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
     assert_eq!(
         history["actions"][0]["event_id"],
         event.as_str(),
@@ -895,11 +913,19 @@ async fn alert_actions_round_trip(base: &str) {
 /// marks an alert seen, snoozes it (it leaves the to-do list for the handled one), and answers
 /// a shelf check with a count, which reaches stock.
 async fn dashboard_actions(browser: &str, profile: &std::path::Path, base: &str) {
+    // the store with the most to do: two of its alerts are acted on
     let (_, open) = get(&format!("{base}/v1/alerts?status=open&limit=10000")).await;
-    let store = open["alerts"][0]["store_id"]
-        .as_str()
-        .expect("an open alert's store")
-        .to_string();
+    let mut per_store = std::collections::BTreeMap::<String, usize>::new();
+    for a in open["alerts"].as_array().expect("alerts") {
+        *per_store
+            .entry(a["store_id"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    let (store, to_do) = per_store
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .expect("open alerts");
+    assert!(to_do >= 2, "{store} has {to_do} open alerts: {open}");
     let mut page = Browser::open(browser, profile, &format!("{base}/?store={store}")).await;
     let rows = "document.querySelectorAll('[data-testid=alert-row]')";
     page.until("alert rows", &format!("{rows}.length")).await;
