@@ -52,23 +52,24 @@ impl WebhookFormat {
 
     /// The body of a change's `payload` (the outbox's JSON) in this format.
     pub fn body(self, payload: &str) -> String {
-        if self == WebhookFormat::Json {
-            return payload.to_string();
-        }
-        let text = chat_text(payload);
         match self {
             WebhookFormat::Json => payload.to_string(),
             WebhookFormat::Slack | WebhookFormat::GoogleChat => {
-                serde_json::json!({ "text": text }).to_string()
+                serde_json::json!({ "text": chat_text(payload) }).to_string()
             }
-            WebhookFormat::Discord => serde_json::json!({ "content": text }).to_string(),
-            WebhookFormat::Teams => serde_json::json!({
+            WebhookFormat::Discord => {
+                serde_json::json!({ "content": chat_text(payload) }).to_string()
+            }
+            WebhookFormat::Teams => {
+                let text = chat_text(payload);
+                serde_json::json!({
                 "@type": "MessageCard",
                 "@context": "https://schema.org/extensions",
                 "summary": text.lines().next().unwrap_or(""),
                 "text": text,
-            })
-            .to_string(),
+                })
+                .to_string()
+            }
         }
     }
 }

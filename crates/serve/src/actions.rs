@@ -6,14 +6,14 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use stocklake_model::queries::{self, ActionTarget, AlertAction};
 
-use crate::api::{AppState, db_error, json_error};
+use crate::api::{AppState, db_error, json_error, unavailable};
 
 /// The longest snooze.
 pub const MAX_SNOOZE_DAYS: i64 = 90;
@@ -298,13 +298,6 @@ async fn target_of(s: &AppState, id: i64) -> Result<ActionTarget, Box<Response>>
     }
 }
 
-fn unavailable(code: &str, message: String) -> Response {
-    let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, code, message);
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-    r
-}
-
 /// `POST /v1/alerts/{alert_id}/actions`.
 pub async fn act(
     State(s): State<AppState>,
@@ -411,7 +404,7 @@ async fn submit_count(
         Ok(_) => Ok(event_id),
         Err(stocklake_ingest::SubmitError::Overloaded) => Err(Box::new(unavailable(
             "overloaded",
-            "ingest is busy; retry shortly".into(),
+            "ingest is busy; retry shortly",
         ))),
         Err(stocklake_ingest::SubmitError::Unavailable(why)) => Err(Box::new(unavailable(
             "bronze_unavailable",

@@ -43,16 +43,20 @@ impl std::fmt::Debug for AppState {
 
 pub use stocklake_http::json_error;
 
-pub(crate) fn db_error(e: stocklake_model::ModelError) -> Response {
-    tracing::warn!(error = %e, "gold query failed");
-    let mut r = json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "gold_unavailable",
-        "the gold database cannot answer right now; retry shortly",
-    );
+/// A 503 with `Retry-After: 2`: what is down now should answer again shortly.
+pub(crate) fn unavailable(code: &str, message: impl Into<String>) -> Response {
+    let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, code, message);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     r
+}
+
+pub(crate) fn db_error(e: stocklake_model::ModelError) -> Response {
+    tracing::warn!(error = %e, "gold query failed");
+    unavailable(
+        "gold_unavailable",
+        "the gold database cannot answer right now; retry shortly",
+    )
 }
 
 fn bad_query(e: QueryRejection) -> Response {

@@ -25,6 +25,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use stocklake_storage::AwsOptions;
 
+/// Serves `app` on a loopback port of its own, from a thread and runtime of its own (so that it
+/// keeps answering whatever the test's runtime does); its address, `http://127.0.0.1:PORT`.
+pub fn serve_in_background(app: axum::Router) -> Result<String, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    Ok(format!("http://{addr}"))
+}
+
 /// A name unique to this test run: lowercase letters, digits and '-', starting with `prefix`.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);

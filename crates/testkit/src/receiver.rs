@@ -43,33 +43,17 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts a receiver that answers 200, on a thread and runtime of its own.
+    /// Starts a receiver that answers 200.
     pub fn start() -> Result<Receiver, String> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
         });
-        let state = shared.clone();
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let app = axum::Router::new().fallback(record).with_state(state);
-                let _ = axum::serve(listener, app).await;
-            });
-        });
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(shared.clone());
         Ok(Receiver {
-            url: format!("http://{addr}"),
+            url: crate::serve_in_background(app)?,
             shared,
         })
     }

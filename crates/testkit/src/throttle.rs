@@ -98,9 +98,6 @@ impl ThrottlingProxy {
     }
 
     fn launch(upstream: &str, throttle: bool, serial: bool) -> Result<ThrottlingProxy, String> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let counts = Arc::new(ThrottleCounts::default());
         let shared = Arc::new(Shared {
             started: std::time::Instant::now(),
@@ -111,24 +108,11 @@ impl ThrottlingProxy {
             client: reqwest::Client::new(),
             counts: counts.clone(),
         });
-        let state = shared.clone();
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let app = axum::Router::new().fallback(proxy).with_state(state);
-                let _ = axum::serve(listener, app).await;
-            });
-        });
+        let app = axum::Router::new()
+            .fallback(proxy)
+            .with_state(shared.clone());
         Ok(ThrottlingProxy {
-            url: format!("http://{addr}"),
+            url: crate::serve_in_background(app)?,
             counts,
             shared,
         })

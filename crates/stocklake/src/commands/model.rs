@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use stocklake_model::lake::{GoldLake, Published};
-use stocklake_model::notify::{Notifier, NotifyConfig};
+use stocklake_model::notify::Notifier;
 use stocklake_model::{Gold, Model, ModelConfig, ModelReport};
 use stocklake_stock::RuleConfig;
 use tokio::sync::Notify;
@@ -45,10 +45,6 @@ pub fn model_config(settings: &Settings) -> ModelConfig {
         default_service_level: s.default_service_level,
         ..ModelConfig::new(settings.silver.clone(), settings.aws.clone())
     }
-}
-
-pub fn notify_config(settings: &Settings) -> NotifyConfig {
-    settings.notify.clone()
 }
 
 pub async fn open_gold(settings: &Settings) -> anyhow::Result<Gold> {
@@ -111,7 +107,7 @@ pub async fn run(settings: &Settings, args: StageArgs) -> anyhow::Result<()> {
     let mut model = Model::open(model_config(settings), gold.clone())
         .await
         .with_context(|| format!("opening silver at {}", settings.silver))?;
-    let notifier = Notifier::new(gold.clone(), notify_config(settings))?;
+    let notifier = Notifier::new(gold.clone(), settings.notify.clone())?;
     let cancel = shutdown_token();
     if args.once {
         let pending = model.pending().await?;

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
 use crate::commands::ingest::{http_config, kinesis_config, listen};
-use crate::commands::model::{model_config, notify_config, open_gold, open_lake};
+use crate::commands::model::{model_config, open_gold, open_lake};
 use crate::commands::refine::{CareSchedule, load_master, refine_config};
 use crate::commands::shutdown_token;
 use crate::config::Settings;
@@ -173,7 +173,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     tasks.push((
         "alerts",
         deliver_alerts(
-            Notifier::new(gold.clone(), notify_config(settings))?,
+            Notifier::new(gold.clone(), settings.notify.clone())?,
             alerts_wake,
             status("alerts"),
             !settings.config.alerts.webhook_url.is_empty(),
