@@ -805,6 +805,37 @@ async fn alert_actions_round_trip(base: &str) {
         .collect();
     assert_eq!(kinds, ["acknowledge", "assign", "snooze"], "{history}");
 
+    // a client that floods: the same request 40 times at once, with one idempotency key, is
+    // one action; every other answer gives that action back
+    let flood: Vec<_> = (0..40)
+        .map(|_| {
+            let url = actions(a);
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .header("idempotency-key", "ack-flood-1")
+                    .json(&serde_json::json!({"action": "acknowledge", "actor": "flood"}))
+                    .send()
+                    .await
+                    .expect("POST");
+                (r.status().as_u16(), r.json::<Value>().await.expect("JSON"))
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for f in flood {
+        let (s, v) = f.await.expect("join");
+        assert!(s == 201 || (s == 200 && v["replayed"] == true), "{s} {v}");
+        created += usize::from(s == 201);
+    }
+    assert_eq!(created, 1, "one action for one request sent 40 times");
+    let (_, history) = get(&actions(a)).await;
+    assert_eq!(
+        history["actions"].as_array().map(Vec::len),
+        Some(4),
+        "{history}"
+    );
+
     // a shelf check: 37 found where the records said otherwise; the request is sent twice with
     // its idempotency key (a client that timed out), and is one action and one count
     let (store, sku) = (
